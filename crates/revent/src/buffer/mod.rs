@@ -1,0 +1,1 @@
+//! `Evbuffer`: libevent's chained byte buffer.

@@ -1,0 +1,7 @@
+//! revent: libevent's event model in safe Rust.
+//!
+//! An [`EventBase`] waits on file descriptors, timers and signals through the best kernel mechanism
+//! (epoll, poll or select) and runs callbacks by priority.
+
+pub mod buffer;
+mod sys;
