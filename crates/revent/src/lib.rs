@@ -4,4 +4,9 @@
 //! (epoll, poll or select) and runs callbacks by priority.
 
 pub mod buffer;
+mod error;
+mod event;
 mod sys;
+
+pub use error::{Error, Result};
+pub use event::{EventId, Fired, What};
