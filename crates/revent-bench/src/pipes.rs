@@ -33,7 +33,7 @@ usage: revent-bench pipes [options]
   --budget 150            seconds a row may take; past it, fewer runs (at least 5; the table says)
   --contenders revent,libevent,raw
   --cpu 0                 CPU the contenders are pinned to (taskset), or `none`
-  --count-runs 5          extra runs D for the syscall count
+  --count-runs 5          extra runs D for the syscall count (fewer when a run takes > 0.4 s)
   --no-syscalls           skip the syscall count";
 
 const KINDS: [&str; 3] = ["revent", "libevent", "raw"];
@@ -237,6 +237,9 @@ fn measure_row(
     }
 
     if let Some(d) = extra_runs {
+        // The count is deterministic: fewer extra runs for rows whose runs take seconds (poll, N = 9000).
+        let slowest = row.us.iter().flatten().fold(0.0f64, |m, &x| m.max(x));
+        let d = d.min((2e6 / slowest.max(1.0)) as u64).max(1);
         for (i, spec) in specs {
             let (c1, kv1) = perf_count(spec, &["-k".to_string(), "1".to_string()])?;
             check(&kv1, &spec.name, 1, a, w)?;
