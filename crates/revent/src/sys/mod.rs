@@ -24,6 +24,7 @@ macro_rules! syscall {
         }
     }};
 }
+#[allow(unused_imports)] // used by io_ops
 pub(crate) use syscall;
 
 /// Closes `fd`, ignoring errors: by the time we close, there is nothing useful to do with one.
@@ -69,13 +70,6 @@ pub(crate) fn pipe() -> io::Result<(RawFd, RawFd)> {
 pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
     let n = syscall!(read(fd, buf.as_mut_ptr().cast(), buf.len()))?;
-    Ok(n as usize)
-}
-
-/// Writes `buf`; used for wake-up pipes.
-pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a live slice of `buf.len()` bytes.
-    let n = syscall!(write(fd, buf.as_ptr().cast(), buf.len()))?;
     Ok(n as usize)
 }
 
@@ -294,8 +288,8 @@ pub(crate) fn write_from_handler(fd: RawFd, byte: u8) {
     }
 }
 
-/// Sends `signo` to the calling process (used by tests and samples).
-pub fn raise(signo: i32) -> io::Result<()> {
+/// Sends `signo` to the calling thread.
+pub(crate) fn raise(signo: i32) -> io::Result<()> {
     // SAFETY: raise takes a plain integer.
     let r = unsafe { libc::raise(signo) };
     if r != 0 {

@@ -1,0 +1,122 @@
+//! Kernel readiness backends: epoll, poll and select, one file each behind one small interface.
+//!
+//! A backend is told the *kernel interest* of each fd (some of READ, WRITE, CLOSED, plus ET) whenever
+//! it changes, and reports ready fds after a wait. Everything above it (which events watch which fd,
+//! coalescing changes) lives in `io_map` and `base`. Dispatch is an enum match: no `dyn` on the hot path.
+
+mod epoll;
+mod poll;
+mod select;
+
+use crate::config::{Features, Method};
+use crate::error::{Error, Result};
+use crate::event::What;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// One ready fd after a wait.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ready {
+    pub fd: RawFd,
+    /// Some of READ, WRITE, CLOSED.
+    pub what: What,
+    /// The kernel says the fd is not open (poll's POLLNVAL, select's EBADF): the base stops watching
+    /// it so a closed-but-registered fd cannot make the loop spin.
+    pub invalid: bool,
+}
+
+pub(crate) enum Backend {
+    Epoll(epoll::Epoll),
+    Poll(poll::Poll),
+    // Boxed: two fd_sets are large, and the hot variants should stay small.
+    Select(Box<select::Select>),
+}
+
+impl Backend {
+    pub(crate) fn new(method: Method) -> io::Result<Backend> {
+        Ok(match method {
+            Method::Epoll => Backend::Epoll(epoll::Epoll::new()?),
+            Method::Poll => Backend::Poll(poll::Poll::new()),
+            Method::Select => Backend::Select(Box::new(select::Select::new())),
+        })
+    }
+
+    pub(crate) fn method(&self) -> Method {
+        match self {
+            Backend::Epoll(_) => Method::Epoll,
+            Backend::Poll(_) => Method::Poll,
+            Backend::Select(_) => Method::Select,
+        }
+    }
+
+    /// Refuses what this backend cannot watch, before anything is registered.
+    pub(crate) fn check(&self, fd: RawFd, what: What) -> Result<()> {
+        let features = self.method().features();
+        if what.contains(What::ET) && !features.contains(Features::ET) {
+            return Err(Error::Unsupported("edge-triggered events (ET)"));
+        }
+        if what.contains(What::CLOSED) && !features.contains(Features::EARLY_CLOSE) {
+            return Err(Error::Unsupported("early close detection (CLOSED)"));
+        }
+        if let Backend::Select(_) = self {
+            if fd as usize >= select::LIMIT {
+                return Err(Error::FdTooLarge {
+                    fd,
+                    limit: select::LIMIT,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the backend validates an fd itself when it is first registered (epoll_ctl does);
+    /// otherwise the base checks that it is open.
+    pub(crate) fn validates_fds(&self) -> bool {
+        matches!(self, Backend::Epoll(_))
+    }
+
+    /// Changes the kernel interest of `fd` from `old` to `new` (either may be empty).
+    #[inline]
+    pub(crate) fn update(&mut self, fd: RawFd, old: What, new: What) -> io::Result<()> {
+        match self {
+            Backend::Epoll(b) => b.update(fd, old, new),
+            Backend::Poll(b) => {
+                b.update(fd, new);
+                Ok(())
+            }
+            Backend::Select(b) => {
+                b.update(fd, new);
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits up to `timeout` (forever if `None`) and fills `ready`. An interrupted wait (EINTR) is
+    /// not an error: it returns with nothing ready.
+    #[inline]
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        ready.clear();
+        let r = match self {
+            Backend::Epoll(b) => b.wait(timeout, ready),
+            Backend::Poll(b) => b.wait(timeout, ready),
+            Backend::Select(b) => b.wait(timeout, ready),
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            r => r,
+        }
+    }
+
+    /// After fork: gives up kernel state shared with the parent. The base then re-registers every fd.
+    pub(crate) fn reinit(&mut self) -> io::Result<()> {
+        match self {
+            Backend::Epoll(b) => b.reinit(),
+            Backend::Poll(_) | Backend::Select(_) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,912 @@
+//! `EventBase`: the loop, the registry of events, active queues by priority, loop control.
+
+use crate::backend::{Backend, Ready};
+use crate::config::{Config, ConfigFlags, Features, LoopFlags, Method};
+use crate::error::{Error, Result};
+use crate::event::{EventId, Fired, What};
+use crate::io_map::{IoMap, IO_BITS};
+use crate::registry::{
+    Callback, Registry, ACTIVE, INSERTED, INTERNAL, NONE, NO_INTERVAL, ONCE, TIMEOUT,
+};
+use crate::signal::Signals;
+use crate::sys;
+use crate::time::{duration_ns, Clock};
+use crate::timer::Timers;
+use std::io::{self, Write};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How a loop run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopExit {
+    /// Stopped by `loopexit`, `loopbreak`, or because ONCE/NONBLOCK work was done.
+    Done,
+    /// No events were pending or active (libevent's return value 1).
+    NoEvents,
+}
+
+/// What [`EventBase::foreach_event`] and [`EventBase::event_info`] tell about an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventInfo {
+    /// The event.
+    pub id: EventId,
+    /// Its fd (or signal number, or -1).
+    pub fd: RawFd,
+    /// What it was created to wait for (including PERSIST and ET).
+    pub what: What,
+    /// Its priority.
+    pub priority: usize,
+    /// Which of READ/WRITE/CLOSED/SIGNAL/TIMEOUT it is pending on, plus what it is active with.
+    pub pending: What,
+}
+
+/// The event loop: waits for fds, timers and signals, and runs callbacks by priority.
+///
+/// ```
+/// use revent::{EventBase, LoopExit};
+/// use std::time::Duration;
+/// use std::rc::Rc;
+/// use std::cell::Cell;
+///
+/// let mut base = EventBase::new().unwrap();
+/// let fired = Rc::new(Cell::new(false));
+/// let f = fired.clone();
+/// let timer = base.new_timer(move |_, _| f.set(true));
+/// base.add(timer, Some(Duration::from_millis(5))).unwrap();
+/// assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
+/// assert!(fired.get());
+/// ```
+pub struct EventBase {
+    reg: Registry,
+    io: IoMap,
+    timers: Timers,
+    signals: Signals,
+    /// The internal event on the signal wake-up pipe.
+    signal_key: u32,
+    backend: Backend,
+    clock: Clock,
+    ready: Vec<Ready>,
+    changes: Vec<(RawFd, What, What)>,
+    arrivals: Vec<(i32, u32)>,
+    running: bool,
+    /// Between a wait and the end of that iteration's callbacks: removals are deferred (see
+    /// `io_remove`).
+    dispatching: bool,
+    got_exit: bool,
+    got_break: bool,
+    cont: bool,
+    use_changelist: bool,
+    max_interval: Option<u64>,
+    max_callbacks: usize,
+    limit_after_prio: usize,
+}
+
+impl EventBase {
+    /// A base with the best available backend (epoll, then poll, then select).
+    pub fn new() -> Result<EventBase> {
+        EventBase::with_config(&Config::new())
+    }
+
+    /// A base built as `cfg` says.
+    pub fn with_config(cfg: &Config) -> Result<EventBase> {
+        let mut backend = None;
+        for m in cfg.candidates() {
+            if let Ok(b) = Backend::new(m) {
+                backend = Some(b);
+                break;
+            }
+        }
+        let backend = backend.ok_or(Error::NoBackend)?;
+        if cfg.show_method() {
+            eprintln!("[msg] libevent using: {}", backend.method().name());
+        }
+        let flags = cfg.flags;
+        Ok(EventBase {
+            reg: Registry::new(),
+            io: IoMap::default(),
+            timers: Timers::new(),
+            signals: Signals::new(),
+            signal_key: NONE,
+            backend,
+            clock: Clock::new(
+                cfg.precise_timer(),
+                flags.contains(ConfigFlags::NO_CACHE_TIME),
+            ),
+            ready: Vec::new(),
+            changes: Vec::new(),
+            arrivals: Vec::new(),
+            running: false,
+            dispatching: false,
+            got_exit: false,
+            got_break: false,
+            cont: false,
+            use_changelist: flags.contains(ConfigFlags::EPOLL_USE_CHANGELIST),
+            max_interval: cfg.max_dispatch_interval.map(duration_ns),
+            max_callbacks: if cfg.max_callbacks == 0 {
+                usize::MAX
+            } else {
+                cfg.max_callbacks
+            },
+            limit_after_prio: if cfg.max_dispatch_interval.is_some() || cfg.max_callbacks > 0 {
+                cfg.min_priority
+            } else {
+                usize::MAX
+            },
+        })
+    }
+
+    /// The backend's name: "epoll", "poll" or "select".
+    pub fn method(&self) -> &'static str {
+        self.backend.method().name()
+    }
+
+    /// What the backend supports.
+    pub fn features(&self) -> Features {
+        self.backend.method().features()
+    }
+
+    // ---- creating events ----
+
+    /// Creates an event on `fd` (or a signal, with `What::SIGNAL`: `fd` is then the signal number; or
+    /// a pure timer, with `fd` -1 and no READ/WRITE/CLOSED). It is not pending until [`add`](Self::add).
+    pub fn new_event<F>(&mut self, fd: RawFd, what: What, cb: F) -> Result<EventId>
+    where
+        F: FnMut(&mut EventBase, Fired) + 'static,
+    {
+        self.check_new(fd, what)?;
+        let key = self.reg.alloc(fd, what, 0, Box::new(cb));
+        Ok(self.reg.id(key))
+    }
+
+    /// Creates a pure timer event.
+    pub fn new_timer<F>(&mut self, cb: F) -> EventId
+    where
+        F: FnMut(&mut EventBase, Fired) + 'static,
+    {
+        let key = self.reg.alloc(-1, What::NONE, 0, Box::new(cb));
+        self.reg.id(key)
+    }
+
+    /// Creates a persistent event for signal `signo`.
+    pub fn new_signal<F>(&mut self, signo: i32, cb: F) -> Result<EventId>
+    where
+        F: FnMut(&mut EventBase, Fired) + 'static,
+    {
+        self.new_event(signo, What::SIGNAL | What::PERSIST, cb)
+    }
+
+    fn check_new(&self, fd: RawFd, what: What) -> Result<()> {
+        let io = what.intersects(What::READ | What::WRITE | What::CLOSED);
+        if what.contains(What::SIGNAL) {
+            if io {
+                return Err(Error::InvalidArgument(
+                    "a signal event cannot also watch READ, WRITE or CLOSED",
+                ));
+            }
+            if !sys::signal_is_catchable(fd) {
+                return Err(Error::BadSignal(fd));
+            }
+        } else if io {
+            if fd < 0 {
+                return Err(Error::BadFd(fd, io::Error::from_raw_os_error(libc::EBADF)));
+            }
+            self.backend.check(fd, what)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `cb` once: when `fd` is ready for `what` (READ and/or WRITE), or when `timeout` passes, or
+    /// at the next iteration if there is neither. The event frees itself afterwards.
+    pub fn once<F>(&mut self, fd: RawFd, what: What, timeout: Option<Duration>, cb: F) -> Result<()>
+    where
+        F: FnOnce(&mut EventBase, Fired) + 'static,
+    {
+        if what.intersects(What::SIGNAL | What::PERSIST) {
+            return Err(Error::InvalidArgument(
+                "once() takes no SIGNAL or PERSIST events",
+            ));
+        }
+        let what = what & !What::TIMEOUT;
+        self.check_new(fd, what)?;
+        let mut cb = Some(cb);
+        let key = self.reg.alloc(
+            fd,
+            what,
+            ONCE,
+            Box::new(move |b: &mut EventBase, f: Fired| {
+                if let Some(cb) = cb.take() {
+                    cb(b, f)
+                }
+            }),
+        );
+        let immediate = !what.intersects(What::READ | What::WRITE | What::CLOSED)
+            && timeout.unwrap_or_default().is_zero();
+        if immediate {
+            self.reg.activate(key, What::TIMEOUT, 1);
+            return Ok(());
+        }
+        let deadline = timeout.map(|d| {
+            let ns = duration_ns(d);
+            (self.clock.now().saturating_add(ns), ns)
+        });
+        if let Err(e) = self.add_key(key, deadline, false) {
+            drop(self.reg.release(key));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    // ---- add, del, activate, free ----
+
+    /// Makes an event pending, with an optional timeout (the callback then sees `What::TIMEOUT`).
+    /// Adding a pending event again resets its timeout; adding it with `None` keeps a timeout it
+    /// already has. A persistent event with a timeout re-arms it every time it fires.
+    pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> Result<()> {
+        let key = self.reg.key(id)?;
+        let deadline = timeout.map(|d| {
+            let ns = duration_ns(d);
+            (self.clock.now().saturating_add(ns), ns)
+        });
+        self.add_key(key, deadline, true)
+    }
+
+    /// `deadline` is (absolute ns, the duration it came from). `set_interval`: a persistent event
+    /// remembers the duration (false when the loop re-arms it).
+    fn add_key(
+        &mut self,
+        key: u32,
+        deadline: Option<(u64, u64)>,
+        set_interval: bool,
+    ) -> Result<()> {
+        let ev = self.reg.ev(key);
+        let (fd, events, flags) = (ev.fd, ev.events, ev.flags);
+        if flags & INSERTED == 0 {
+            if events.contains(What::SIGNAL) {
+                self.signal_insert(key, fd)?;
+                self.reg.set_flag(key, INSERTED);
+            } else if events.intersects(What::READ | What::WRITE | What::CLOSED) {
+                self.io_insert(key, fd, events & IO_BITS)?;
+                self.reg.set_flag(key, INSERTED);
+            }
+        }
+        match deadline {
+            Some((at, dur)) => {
+                if flags & TIMEOUT != 0 {
+                    self.timers.remove(key);
+                    self.reg.clear_flag(key, TIMEOUT);
+                }
+                // A timeout that already fired and waits to run is replaced by the new one.
+                let ev = self.reg.ev(key);
+                if ev.flags & ACTIVE != 0 && ev.res.contains(What::TIMEOUT) {
+                    self.reg.deactivate(key);
+                }
+                let ev = self.reg.ev_mut(key);
+                ev.deadline = at;
+                if set_interval && events.contains(What::PERSIST) {
+                    ev.interval = dur;
+                }
+                let queue = self.timers.common_queue(dur);
+                self.timers.insert(key, at, queue);
+                self.reg.set_flag(key, TIMEOUT);
+            }
+            None => {
+                if flags & TIMEOUT == 0 && set_interval {
+                    self.reg.ev_mut(key).interval = NO_INTERVAL;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes an event non-pending: no fd, signal or timeout wakes it, and a callback it has waiting
+    /// in an active queue does not run. Deleting an event that is not pending is not an error.
+    pub fn del(&mut self, id: EventId) -> Result<()> {
+        let key = self.reg.key(id)?;
+        self.del_key(key);
+        Ok(())
+    }
+
+    fn del_key(&mut self, key: u32) {
+        let flags = self.reg.ev(key).flags;
+        if flags & TIMEOUT != 0 {
+            self.timers.remove(key);
+            self.reg.clear_flag(key, TIMEOUT);
+        }
+        if flags & ACTIVE != 0 {
+            self.reg.deactivate(key);
+        }
+        self.del_watch(key);
+    }
+
+    /// Stops watching the event's fd or signal.
+    fn del_watch(&mut self, key: u32) {
+        let ev = self.reg.ev(key);
+        if ev.flags & INSERTED == 0 {
+            return;
+        }
+        let (fd, events) = (ev.fd, ev.events);
+        if events.contains(What::SIGNAL) {
+            self.signals.unwatch(fd, key);
+        } else {
+            self.io_remove(key, fd, events & IO_BITS);
+        }
+        self.reg.clear_flag(key, INSERTED);
+    }
+
+    /// Frees an event: it is deleted, its callback dropped, and `id` becomes stale. An event may free
+    /// itself from its own callback.
+    pub fn free(&mut self, id: EventId) -> Result<()> {
+        let key = self.reg.key(id)?;
+        self.del_key(key);
+        drop(self.reg.release(key));
+        Ok(())
+    }
+
+    /// Runs the event's callback at the next chance, as if `what` had happened, without I/O.
+    /// Activating an event that is already active adds `what` to what it will see.
+    pub fn activate(&mut self, id: EventId, what: What, count: u32) -> Result<()> {
+        let key = self.reg.key(id)?;
+        self.reg.activate(key, what, count.max(1));
+        Ok(())
+    }
+
+    /// Which of `what` (READ, WRITE, CLOSED, SIGNAL, TIMEOUT) the event is pending or active on, and
+    /// its deadline if TIMEOUT is asked for and armed.
+    pub fn pending(&self, id: EventId, what: What) -> Result<(What, Option<Instant>)> {
+        let key = self.reg.key(id)?;
+        let ev = self.reg.ev(key);
+        let flags = Self::pending_flags(ev.flags, ev.events, ev.res);
+        let deadline = (ev.flags & TIMEOUT != 0 && what.contains(What::TIMEOUT))
+            .then(|| self.clock.instant(ev.deadline));
+        Ok((flags & what, deadline))
+    }
+
+    fn pending_flags(flags: u8, events: What, res: What) -> What {
+        let mut w = What::NONE;
+        if flags & INSERTED != 0 {
+            w |= events & (What::READ | What::WRITE | What::CLOSED | What::SIGNAL);
+        }
+        if flags & ACTIVE != 0 {
+            w |= res;
+        }
+        if flags & TIMEOUT != 0 {
+            w |= What::TIMEOUT;
+        }
+        w
+    }
+
+    /// The fd, flags, priority and pending state of an event.
+    pub fn event_info(&self, id: EventId) -> Result<EventInfo> {
+        let key = self.reg.key(id)?;
+        Ok(self.info(key))
+    }
+
+    fn info(&self, key: u32) -> EventInfo {
+        let ev = self.reg.ev(key);
+        EventInfo {
+            id: self.reg.id(key),
+            fd: ev.fd,
+            what: ev.events,
+            priority: ev.pri as usize,
+            pending: Self::pending_flags(ev.flags, ev.events, ev.res),
+        }
+    }
+
+    // ---- priorities ----
+
+    /// Sets the number of priority queues (1..=256; default 1). Events made afterwards get priority
+    /// `n / 2`. Fails while any event is active.
+    pub fn init_priorities(&mut self, n: usize) -> Result<()> {
+        if n == 0 || n > 256 {
+            return Err(Error::InvalidArgument("priorities must be 1..=256"));
+        }
+        if self.reg.n_active > 0 {
+            return Err(Error::InvalidArgument(
+                "cannot change priorities while events are active",
+            ));
+        }
+        self.reg.set_priorities(n);
+        Ok(())
+    }
+
+    /// The number of priority queues.
+    pub fn priorities(&self) -> usize {
+        self.reg.priorities()
+    }
+
+    /// Sets an event's priority (0 is the most urgent). Fails while the event is active.
+    pub fn set_priority(&mut self, id: EventId, pri: usize) -> Result<()> {
+        let key = self.reg.key(id)?;
+        if pri >= self.reg.priorities() {
+            return Err(Error::InvalidArgument("priority out of range"));
+        }
+        let ev = self.reg.ev_mut(key);
+        if ev.flags & ACTIVE != 0 {
+            return Err(Error::InvalidArgument(
+                "cannot change the priority of an active event",
+            ));
+        }
+        ev.pri = pri as u8;
+        Ok(())
+    }
+
+    // ---- time ----
+
+    /// The time the loop last read the clock (or now, outside the loop). Monotonic.
+    pub fn now_cached(&self) -> Instant {
+        self.clock.instant(self.clock.now())
+    }
+
+    /// Wall-clock time matching [`now_cached`](Self::now_cached) (libevent's `gettimeofday_cached`).
+    pub fn wall_cached(&self) -> SystemTime {
+        self.clock.wall()
+    }
+
+    /// Refreshes the cached time (useful in a long callback). No effect outside the loop.
+    pub fn update_cache_time(&mut self) {
+        if self.running {
+            self.clock.update();
+        }
+    }
+
+    /// Declares `d` a common timeout: afterwards every add with exactly this duration goes on a FIFO
+    /// queue and costs O(1) instead of a heap insertion. Returns the duration to pass to `add`.
+    pub fn init_common_timeout(&mut self, d: Duration) -> Result<Duration> {
+        self.timers
+            .add_common(duration_ns(d))
+            .map(|_| d)
+            .ok_or(Error::InvalidArgument("too many common timeouts (256)"))
+    }
+
+    // ---- the loop ----
+
+    /// Runs the loop until no events are pending, or `loopexit`/`loopbreak`.
+    pub fn dispatch(&mut self) -> Result<LoopExit> {
+        self.run(LoopFlags::NONE)
+    }
+
+    /// Runs the loop as `flags` say (libevent's `event_base_loop`).
+    pub fn run(&mut self, flags: LoopFlags) -> Result<LoopExit> {
+        if self.running {
+            return Err(Error::InvalidArgument(
+                "the loop is already running on this base",
+            ));
+        }
+        self.running = true;
+        self.got_exit = false;
+        self.got_break = false;
+        let r = self.run_loop(flags);
+        self.running = false;
+        self.dispatching = false;
+        self.flush_changes(false);
+        self.clock.clear();
+        r
+    }
+
+    fn run_loop(&mut self, flags: LoopFlags) -> Result<LoopExit> {
+        loop {
+            self.cont = false;
+            if self.got_exit || self.got_break {
+                return Ok(LoopExit::Done);
+            }
+            self.flush_changes(false);
+            if !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY) && self.reg.event_count == 0 {
+                return Ok(LoopExit::NoEvents);
+            }
+            self.clock.clear();
+            let wait = if self.reg.n_active > 0 || flags.contains(LoopFlags::NONBLOCK) {
+                Some(Duration::ZERO)
+            } else {
+                self.timers
+                    .next_deadline()
+                    .map(|at| Duration::from_nanos(at.saturating_sub(self.clock.now())))
+            };
+            self.backend.wait(wait, &mut self.ready)?;
+            let now = self.clock.update();
+            self.dispatching = true;
+            self.activate_ready();
+            self.activate_expired(now);
+            let mut done = false;
+            if self.reg.n_active > 0 {
+                let n = self.process_active();
+                if flags.contains(LoopFlags::ONCE) && self.reg.n_active == 0 && n > 0 {
+                    done = true;
+                }
+            } else if flags.contains(LoopFlags::NONBLOCK) {
+                done = true;
+            }
+            self.dispatching = false;
+            if done {
+                return Ok(LoopExit::Done);
+            }
+        }
+    }
+
+    fn activate_ready(&mut self) {
+        for i in 0..self.ready.len() {
+            let r = self.ready[i];
+            if let Some(entry) = self.io.get(r.fd) {
+                for &key in &entry.events {
+                    let ev = self.reg.ev(key);
+                    let what = r.what & ev.events & (What::READ | What::WRITE | What::CLOSED);
+                    if !what.is_empty() {
+                        self.reg.activate(key, what, 1);
+                    }
+                }
+            }
+            if r.invalid {
+                self.forget_fd(r.fd);
+            }
+        }
+    }
+
+    /// Stops watching an fd the kernel says is not open; its events stay inserted but are not polled
+    /// until the fd's interest is registered again.
+    fn forget_fd(&mut self, fd: RawFd) {
+        let kernel = self.io.kernel(fd);
+        let _ = self.backend.update(fd, kernel, What::NONE);
+        self.io.set_kernel(fd, What::NONE);
+    }
+
+    fn activate_expired(&mut self, now: u64) {
+        while let Some(key) = self.timers.pop_expired(now) {
+            self.reg.clear_flag(key, TIMEOUT);
+            // As libevent: a timed-out event is deleted; a persistent one is re-added before its
+            // callback runs (the changelist makes that free).
+            self.del_watch(key);
+            self.reg.activate(key, What::TIMEOUT, 1);
+        }
+    }
+
+    /// Runs the highest-priority non-empty queue; returns how many callbacks ran.
+    fn process_active(&mut self) -> usize {
+        let Some((pri, _)) = self.reg.first_active() else {
+            return 0;
+        };
+        let (max, end) = if pri < self.limit_after_prio {
+            (usize::MAX, None)
+        } else {
+            (
+                self.max_callbacks,
+                self.max_interval
+                    .map(|i| self.clock.now().saturating_add(i)),
+            )
+        };
+        let mut count = 0;
+        loop {
+            let key = self.reg.head(pri);
+            if key == NONE {
+                break;
+            }
+            self.run_one(key);
+            count += 1;
+            if self.got_break || count >= max {
+                break;
+            }
+            if let Some(end) = end {
+                if self.clock.update() >= end {
+                    break;
+                }
+            }
+            if self.cont {
+                break;
+            }
+        }
+        count
+    }
+
+    fn run_one(&mut self, key: u32) {
+        self.reg.deactivate(key);
+        let ev = self.reg.ev(key);
+        let (fd, res, ncalls, events, interval) =
+            (ev.fd, ev.res, ev.ncalls, ev.events, ev.interval);
+        if events.contains(What::PERSIST) {
+            if interval != NO_INTERVAL {
+                // Re-arm from the old deadline if the timeout fired (so a periodic timer does not
+                // drift), from now otherwise.
+                let now = self.clock.now();
+                let from = if res.contains(What::TIMEOUT) {
+                    self.reg.ev(key).deadline
+                } else {
+                    now
+                };
+                let mut at = from.saturating_add(interval);
+                if at < now {
+                    at = now.saturating_add(interval);
+                }
+                let _ = self.add_key(key, Some((at, interval)), false);
+            }
+        } else {
+            self.del_key(key);
+        }
+        let generation = self.reg.slots[key as usize].generation;
+        let fired = Fired {
+            id: EventId {
+                index: key,
+                generation,
+            },
+            fd,
+            what: res,
+            count: ncalls,
+        };
+        let Some(mut cb) = self.reg.ev_mut(key).cb.take() else {
+            return;
+        };
+        cb(self, fired);
+        // The callback may have freed its own event (and the slot may even hold a new one).
+        let slot = &mut self.reg.slots[key as usize];
+        match &mut slot.ev {
+            Some(ev) if slot.generation == generation && ev.cb.is_none() => {
+                ev.cb = Some(cb);
+                if ev.flags & ONCE != 0 {
+                    self.del_key(key);
+                    drop(self.reg.release(key));
+                }
+            }
+            _ => drop::<Box<Callback>>(cb),
+        }
+        if !self.use_changelist && self.io.has_changes() {
+            self.flush_changes(true);
+        }
+    }
+
+    /// Makes the running loop return after the current iteration's callbacks, or after `after`.
+    pub fn loopexit(&mut self, after: Option<Duration>) -> Result<()> {
+        self.once(-1, What::TIMEOUT, after, |b, _| b.got_exit = true)
+    }
+
+    /// Makes the running loop return right after the current callback.
+    pub fn loopbreak(&mut self) {
+        self.got_break = true;
+    }
+
+    /// Makes the running loop stop running callbacks and check for new events now.
+    pub fn loopcontinue(&mut self) {
+        self.cont = true;
+    }
+
+    /// Whether the last loop run ended because of `loopexit`.
+    pub fn got_exit(&self) -> bool {
+        self.got_exit
+    }
+
+    /// Whether the last loop run ended because of `loopbreak`.
+    pub fn got_break(&self) -> bool {
+        self.got_break
+    }
+
+    // ---- fds and the changelist ----
+
+    fn io_insert(&mut self, key: u32, fd: RawFd, what: What) -> Result<()> {
+        self.io.insert(fd, key, what)?;
+        let entry = self.io.get(fd).expect("just inserted");
+        let (kernel, desired) = (entry.kernel, entry.desired());
+        if kernel == desired {
+            return Ok(());
+        }
+        if !kernel.is_empty() {
+            self.io.queue(fd);
+            return Ok(());
+        }
+        // New to the kernel: register now, so that a bad fd is this caller's error.
+        let res = if self.backend.validates_fds() || sys::fd_is_open(fd) {
+            self.backend.update(fd, What::NONE, desired)
+        } else {
+            Err(io::Error::from_raw_os_error(libc::EBADF))
+        };
+        match res {
+            Ok(()) => {
+                self.io.set_kernel(fd, desired);
+                Ok(())
+            }
+            Err(e) => {
+                self.io.remove(fd, key, what);
+                Err(Error::BadFd(fd, e))
+            }
+        }
+    }
+
+    fn io_remove(&mut self, key: u32, fd: RawFd, what: What) {
+        self.io.remove(fd, key, what);
+        let entry = self.io.get(fd).expect("inserted before");
+        let (kernel, desired) = (entry.kernel, entry.desired());
+        if kernel == desired {
+            return;
+        }
+        if desired.is_empty() && !self.dispatching {
+            // Outside the loop, remove at once: the caller may close the fd and get its number back
+            // from the next socket, which must then be registered afresh.
+            let _ = self.backend.update(fd, kernel, What::NONE);
+            self.io.set_kernel(fd, What::NONE);
+        } else {
+            self.io.queue(fd);
+        }
+    }
+
+    /// Sends queued interest changes to the backend: all of them, or (after a callback) only those
+    /// that remove an fd entirely, since the callback may close it and reuse its number.
+    fn flush_changes(&mut self, only_removals: bool) {
+        if !self.io.has_changes() {
+            return;
+        }
+        let mut changes = std::mem::take(&mut self.changes);
+        self.io.take_changes(only_removals, &mut changes);
+        for &(fd, old, new) in &changes {
+            match self.backend.update(fd, old, new) {
+                Ok(()) => self.io.set_kernel(fd, new),
+                Err(_) => {
+                    // The fd was closed behind our back. Tell its events (they see READ|WRITE, and
+                    // their I/O will report the error), and stop polling it.
+                    self.io.set_kernel(fd, old);
+                    self.forget_fd(fd);
+                    if let Some(entry) = self.io.get(fd) {
+                        for &key in &entry.events {
+                            let w = self.reg.ev(key).events & (What::READ | What::WRITE);
+                            if !w.is_empty() {
+                                self.reg.activate(key, w, 1);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        changes.clear();
+        self.changes = changes;
+    }
+
+    // ---- signals ----
+
+    fn signal_insert(&mut self, key: u32, signo: i32) -> Result<()> {
+        let (rfd, created) = self.signals.wake_fd()?;
+        if created {
+            self.add_signal_waker(rfd)?;
+        }
+        self.signals.watch(signo, key).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                Error::BadSignal(signo)
+            } else {
+                Error::Io(e)
+            }
+        })
+    }
+
+    fn add_signal_waker(&mut self, rfd: RawFd) -> Result<()> {
+        let key = self.reg.alloc(
+            rfd,
+            What::READ | What::PERSIST,
+            INTERNAL,
+            Box::new(|b: &mut EventBase, _| b.deliver_signals()),
+        );
+        // The waker runs before user events so signal callbacks are queued in the same iteration.
+        self.reg.ev_mut(key).pri = 0;
+        self.signal_key = key;
+        self.add_key(key, None, false)
+    }
+
+    fn deliver_signals(&mut self) {
+        let mut arrivals = std::mem::take(&mut self.arrivals);
+        self.signals.take_arrivals(&mut arrivals);
+        for &(signo, n) in &arrivals {
+            for &key in &self.signals.events[signo as usize] {
+                self.reg.activate(key, What::SIGNAL, n);
+            }
+        }
+        arrivals.clear();
+        self.arrivals = arrivals;
+    }
+
+    // ---- fork ----
+
+    /// Re-creates kernel state after `fork()`; call it in the child before using the base there.
+    pub fn reinit(&mut self) -> Result<()> {
+        self.backend.reinit()?;
+        if matches!(self.backend, Backend::Epoll(_)) {
+            let registered: Vec<(RawFd, What)> = self.io.registered().collect();
+            for (fd, w) in registered {
+                if self.backend.update(fd, What::NONE, w).is_err() {
+                    self.io.set_kernel(fd, What::NONE);
+                }
+            }
+        }
+        if let Some((new_r, old_r)) = self.signals.reinit()? {
+            let old_key = self.signal_key;
+            self.del_key(old_key);
+            drop(self.reg.release(old_key));
+            sys::close(old_r);
+            self.add_signal_waker(new_r)?;
+        }
+        Ok(())
+    }
+
+    // ---- inspection ----
+
+    /// Writes a list of the inserted and the active events, as libevent's `event_base_dump_events`.
+    pub fn dump_events(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(w, "Inserted events:")?;
+        for (key, slot) in self.reg.slots.iter().enumerate() {
+            let Some(ev) = &slot.ev else { continue };
+            if ev.flags & (INSERTED | TIMEOUT) == 0 {
+                continue;
+            }
+            let id = self.reg.id(key as u32);
+            let kind = if ev.events.contains(What::SIGNAL) {
+                "sig"
+            } else {
+                "fd"
+            };
+            write!(w, "  {id:?} [{kind} {}]", ev.fd)?;
+            for (flag, name) in [
+                (What::READ, " Read"),
+                (What::WRITE, " Write"),
+                (What::CLOSED, " EOF"),
+                (What::ET, " ET"),
+                (What::PERSIST, " Persist"),
+            ] {
+                if ev.events.contains(flag) {
+                    write!(w, "{name}")?;
+                }
+            }
+            if ev.flags & INTERNAL != 0 {
+                write!(w, " Internal")?;
+            }
+            if ev.flags & TIMEOUT != 0 {
+                let left = ev.deadline.saturating_sub(self.clock.now());
+                write!(w, " Timeout=+{:.6}s", left as f64 / 1e9)?;
+            }
+            writeln!(w)?;
+        }
+        writeln!(w, "Active events:")?;
+        for key in self.reg.active_in_order() {
+            let ev = self.reg.ev(key);
+            write!(
+                w,
+                "  {:?} [fd {}, priority={}]",
+                self.reg.id(key),
+                ev.fd,
+                ev.pri
+            )?;
+            for (flag, name) in [
+                (What::READ, " Read"),
+                (What::WRITE, " Write"),
+                (What::CLOSED, " EOF"),
+                (What::SIGNAL, " Signal"),
+                (What::TIMEOUT, " Timeout"),
+            ] {
+                if ev.res.contains(flag) {
+                    write!(w, "{name}")?;
+                }
+            }
+            writeln!(w, " active")?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` for every pending or active event (not the base's internal ones) until it returns
+    /// false.
+    pub fn foreach_event(&self, mut f: impl FnMut(EventInfo) -> bool) {
+        for (key, slot) in self.reg.slots.iter().enumerate() {
+            let Some(ev) = &slot.ev else { continue };
+            if ev.flags & INTERNAL != 0 || ev.flags & (INSERTED | TIMEOUT | ACTIVE) == 0 {
+                continue;
+            }
+            if !f(self.info(key as u32)) {
+                return;
+            }
+        }
+    }
+
+    /// How many events are pending or active (not counting the base's internal ones).
+    pub fn num_events(&self) -> usize {
+        let mut n = 0;
+        self.foreach_event(|_| {
+            n += 1;
+            true
+        });
+        n
+    }
+
+    /// Whether a method is available with `cfg` (for tests and tools).
+    pub fn method_available(m: Method) -> bool {
+        Backend::new(m).is_ok()
+    }
+}

@@ -1,0 +1,201 @@
+//! Configuration of an [`EventBase`](crate::EventBase): which backend, which features, which flags.
+
+use std::ops::BitOr;
+use std::time::Duration;
+
+macro_rules! flag_set {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $flag:ident = $v:expr),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
+        pub struct $name(u32);
+        impl $name {
+            /// No flags.
+            pub const NONE: $name = $name(0);
+            $($(#[$fm])* pub const $flag: $name = $name($v);)*
+            /// The raw bits (libevent's values).
+            pub const fn bits(self) -> u32 { self.0 }
+            /// From raw bits; unknown bits are kept.
+            pub const fn from_bits(bits: u32) -> $name { $name(bits) }
+            /// Whether every flag of `other` is set.
+            pub const fn contains(self, other: $name) -> bool { self.0 & other.0 == other.0 }
+        }
+        impl BitOr for $name {
+            type Output = $name;
+            fn bitor(self, rhs: $name) -> $name { $name(self.0 | rhs.0) }
+        }
+    };
+}
+
+flag_set! {
+    /// What a backend can do (libevent's `EV_FEATURE_*`).
+    Features {
+        /// Edge-triggered events.
+        ET = 0x01,
+        /// O(1) work per ready fd, whatever the number watched.
+        O1 = 0x02,
+        /// Any kind of fd, not only sockets.
+        FDS = 0x04,
+        /// Detects a peer's close without reading (`What::CLOSED`).
+        EARLY_CLOSE = 0x08,
+    }
+}
+
+flag_set! {
+    /// Flags of a base (libevent's `EVENT_BASE_FLAG_*`).
+    ConfigFlags {
+        /// No locking (revent bases are single-threaded; accepted for compatibility).
+        NOLOCK = 0x01,
+        /// Ignore the `EVENT_*` environment variables.
+        IGNORE_ENV = 0x02,
+        /// Windows only; accepted and ignored.
+        STARTUP_IOCP = 0x04,
+        /// Read the clock on every request instead of once per iteration.
+        NO_CACHE_TIME = 0x08,
+        /// Defer every epoll change to just before the wait, even removals (see the crate docs:
+        /// unsafe if an fd is closed and its number reused within one callback).
+        EPOLL_USE_CHANGELIST = 0x10,
+        /// Use the full-resolution monotonic clock.
+        PRECISE_TIMER = 0x20,
+    }
+}
+
+flag_set! {
+    /// How [`EventBase::run`](crate::EventBase::run) loops (libevent's `EVLOOP_*`).
+    LoopFlags {
+        /// Wait for events to become active, run them, then return.
+        ONCE = 0x01,
+        /// Do not wait: run what is active now, then return.
+        NONBLOCK = 0x02,
+        /// Keep running even when no events are pending (until exit or break).
+        NO_EXIT_ON_EMPTY = 0x04,
+    }
+}
+
+/// A kernel mechanism for waiting on fds.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Method {
+    /// Linux epoll.
+    Epoll,
+    /// POSIX poll.
+    Poll,
+    /// POSIX select (fds below 1024 only).
+    Select,
+}
+
+impl Method {
+    /// In order of preference.
+    pub const ALL: [Method; 3] = [Method::Epoll, Method::Poll, Method::Select];
+
+    /// libevent's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Epoll => "epoll",
+            Method::Poll => "poll",
+            Method::Select => "select",
+        }
+    }
+
+    /// The method named `name` (as `event_config_avoid_method` takes it).
+    pub fn from_name(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// What this backend supports.
+    pub fn features(self) -> Features {
+        match self {
+            Method::Epoll => Features::ET | Features::O1 | Features::EARLY_CLOSE,
+            // POLLRDHUP gives poll early close detection on Linux.
+            Method::Poll => Features::FDS | Features::EARLY_CLOSE,
+            Method::Select => Features::FDS,
+        }
+    }
+
+    fn env_var(self) -> &'static str {
+        match self {
+            Method::Epoll => "EVENT_NOEPOLL",
+            Method::Poll => "EVENT_NOPOLL",
+            Method::Select => "EVENT_NOSELECT",
+        }
+    }
+}
+
+/// How to build an [`EventBase`](crate::EventBase) (libevent's `event_config`).
+///
+/// ```
+/// use revent::{Config, ConfigFlags, EventBase, Method};
+/// let mut cfg = Config::new();
+/// cfg.avoid_method(Method::Epoll).set_flag(ConfigFlags::IGNORE_ENV);
+/// let base = EventBase::with_config(&cfg).unwrap();
+/// assert_eq!(base.method(), "poll");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub(crate) avoid: Vec<Method>,
+    pub(crate) require: Features,
+    pub(crate) flags: ConfigFlags,
+    pub(crate) max_dispatch_interval: Option<Duration>,
+    pub(crate) max_callbacks: usize,
+    pub(crate) min_priority: usize,
+}
+
+impl Config {
+    /// The default: the best backend, no requirements, no flags.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Never use `m`.
+    pub fn avoid_method(&mut self, m: Method) -> &mut Config {
+        if !self.avoid.contains(&m) {
+            self.avoid.push(m);
+        }
+        self
+    }
+
+    /// Only use a backend with every feature of `f`.
+    pub fn require_features(&mut self, f: Features) -> &mut Config {
+        self.require = f;
+        self
+    }
+
+    /// Sets a flag.
+    pub fn set_flag(&mut self, f: ConfigFlags) -> &mut Config {
+        self.flags = self.flags | f;
+        self
+    }
+
+    /// Limits how long (and how many callbacks) the loop runs callbacks of priority `min_priority`
+    /// or lower before checking for new events again. `max_callbacks` 0 means no count limit.
+    pub fn max_dispatch_interval(
+        &mut self,
+        max_interval: Option<Duration>,
+        max_callbacks: usize,
+        min_priority: usize,
+    ) -> &mut Config {
+        self.max_dispatch_interval = max_interval;
+        self.max_callbacks = max_callbacks;
+        self.min_priority = min_priority;
+        self
+    }
+
+    fn env_set(&self, var: &str) -> bool {
+        !self.flags.contains(ConfigFlags::IGNORE_ENV) && std::env::var_os(var).is_some()
+    }
+
+    /// The backends this config allows, best first.
+    pub(crate) fn candidates(&self) -> impl Iterator<Item = Method> + '_ {
+        Method::ALL.into_iter().filter(move |m| {
+            !self.avoid.contains(m)
+                && m.features().contains(self.require)
+                && !self.env_set(m.env_var())
+        })
+    }
+
+    pub(crate) fn precise_timer(&self) -> bool {
+        self.flags.contains(ConfigFlags::PRECISE_TIMER) || self.env_set("EVENT_PRECISE_TIMER")
+    }
+
+    pub(crate) fn show_method(&self) -> bool {
+        self.env_set("EVENT_SHOW_METHOD")
+    }
+}

@@ -1,0 +1,147 @@
+//! Per-fd aggregation of interest, and the changelist.
+//!
+//! Several events may watch one fd; the kernel is told only the union of their interest. Changes made
+//! during an iteration are coalesced: the kernel sees at most one update per fd when the base flushes,
+//! so an event deleted and re-added in one callback costs no syscall at all.
+
+use crate::error::{Error, Result};
+use crate::event::What;
+use std::os::fd::RawFd;
+
+/// The interest bits a backend cares about.
+pub(crate) const IO_BITS: What = What::from_bits_truncate(0x02 | 0x04 | 0x80 | 0x20);
+
+#[derive(Default, Debug)]
+pub(crate) struct FdEntry {
+    /// Keys of the inserted events watching this fd, in insertion order.
+    pub(crate) events: Vec<u32>,
+    nread: u32,
+    nwrite: u32,
+    nclose: u32,
+    net: u32,
+    /// What the backend currently has registered.
+    pub(crate) kernel: What,
+    /// Whether the fd is on the changelist.
+    queued: bool,
+}
+
+impl FdEntry {
+    /// The union of the interest of the events on this fd.
+    pub(crate) fn desired(&self) -> What {
+        let mut w = What::NONE;
+        if self.nread > 0 {
+            w |= What::READ;
+        }
+        if self.nwrite > 0 {
+            w |= What::WRITE;
+        }
+        if self.nclose > 0 {
+            w |= What::CLOSED;
+        }
+        if self.net > 0 && !w.is_empty() {
+            w |= What::ET;
+        }
+        w
+    }
+}
+
+#[derive(Default, Debug)]
+pub(crate) struct IoMap {
+    fds: Vec<FdEntry>,
+    /// fds whose desired interest may differ from the kernel's.
+    changes: Vec<RawFd>,
+}
+
+impl IoMap {
+    pub(crate) fn get(&self, fd: RawFd) -> Option<&FdEntry> {
+        self.fds.get(fd as usize)
+    }
+
+    pub(crate) fn kernel(&self, fd: RawFd) -> What {
+        self.fds.get(fd as usize).map_or(What::NONE, |e| e.kernel)
+    }
+
+    /// Records that event `key` watches `fd` for `what`.
+    pub(crate) fn insert(&mut self, fd: RawFd, key: u32, what: What) -> Result<()> {
+        let f = fd as usize;
+        if f >= self.fds.len() {
+            self.fds.resize_with(f + 1, FdEntry::default);
+        }
+        let e = &mut self.fds[f];
+        let has_events = e.nread + e.nwrite + e.nclose > 0;
+        if has_events && (e.net > 0) != what.contains(What::ET) {
+            return Err(Error::InvalidArgument(
+                "edge-triggered and level-triggered events mixed on one fd",
+            ));
+        }
+        e.events.push(key);
+        e.nread += what.contains(What::READ) as u32;
+        e.nwrite += what.contains(What::WRITE) as u32;
+        e.nclose += what.contains(What::CLOSED) as u32;
+        e.net += what.contains(What::ET) as u32;
+        Ok(())
+    }
+
+    /// Forgets that event `key` watches `fd` for `what`.
+    pub(crate) fn remove(&mut self, fd: RawFd, key: u32, what: What) {
+        let Some(e) = self.fds.get_mut(fd as usize) else {
+            return;
+        };
+        if let Some(i) = e.events.iter().position(|&k| k == key) {
+            e.events.remove(i);
+            e.nread -= what.contains(What::READ) as u32;
+            e.nwrite -= what.contains(What::WRITE) as u32;
+            e.nclose -= what.contains(What::CLOSED) as u32;
+            e.net -= what.contains(What::ET) as u32;
+        }
+    }
+
+    /// Puts `fd` on the changelist (once).
+    pub(crate) fn queue(&mut self, fd: RawFd) {
+        let e = &mut self.fds[fd as usize];
+        if !e.queued {
+            e.queued = true;
+            self.changes.push(fd);
+        }
+    }
+
+    /// Records that the backend now has `what` for `fd`.
+    pub(crate) fn set_kernel(&mut self, fd: RawFd, what: What) {
+        self.fds[fd as usize].kernel = what;
+    }
+
+    /// Whether anything is waiting on the changelist.
+    #[inline]
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// Takes the changelist for flushing: `(fd, kernel, desired)` for each fd whose interest differs,
+    /// restricted to fds whose new interest is empty when `only_removals`. Entries not taken stay
+    /// queued.
+    pub(crate) fn take_changes(&mut self, only_removals: bool, out: &mut Vec<(RawFd, What, What)>) {
+        let fds = &mut self.fds;
+        self.changes.retain(|&fd| {
+            let e = &mut fds[fd as usize];
+            let desired = e.desired();
+            if only_removals && !desired.is_empty() {
+                return true;
+            }
+            e.queued = false;
+            if desired != e.kernel {
+                out.push((fd, e.kernel, desired));
+            }
+            false
+        });
+    }
+
+    /// Every fd the backend knows about, with its registered interest (for re-registration after
+    /// fork).
+    pub(crate) fn registered(&self) -> impl Iterator<Item = (RawFd, What)> + '_ {
+        self.fds
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.kernel.is_empty())
+            .map(|(fd, e)| (fd as RawFd, e.kernel))
+    }
+}
