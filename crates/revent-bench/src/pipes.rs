@@ -15,8 +15,15 @@
 //! re-add); the difference, less the A untimed initial sends per run, divided by D·(A+W), is what the
 //! timed loop costs per callback. Start-up and setup cancel out in the difference.
 
+use std::cell::Cell;
+use std::io::{BufRead, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Instant;
+
+use revent::{Config, EventBase, LoopFlags, Method, What};
 
 use crate::args::Args;
 use crate::child::{perf_available, perf_count, Kv, Proc, Res, Spec};
@@ -290,7 +297,164 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-/// The revent contender (`pipes-child`): not available until revent's event core is merged.
-pub fn child(_args: &[String]) -> Res<()> {
-    Err("the revent contender needs revent's event core (EventBase), not merged yet".into())
+/// The body of libevent's bench.c `read_cb`, over std's `UnixStream`s.
+struct Ring {
+    readers: Vec<UnixStream>,
+    writers: Vec<UnixStream>,
+    count: Cell<u64>,
+    writes: Cell<u64>,
+    fired: Cell<u64>,
+    failures: Cell<u64>,
+}
+
+impl Ring {
+    fn on_readable(&self, idx: usize) {
+        let mut ch = [0u8; 1];
+        match (&self.readers[idx]).read(&mut ch) {
+            Ok(n) => self.count.set(self.count.get() + n as u64),
+            Err(_) => self.failures.set(self.failures.get() + 1),
+        }
+        let writes = self.writes.get();
+        if writes > 0 {
+            let mut widx = idx + 1;
+            if widx >= self.writers.len() {
+                widx -= self.writers.len();
+            }
+            if !matches!((&self.writers[widx]).write(b"e"), Ok(1)) {
+                self.failures.set(self.failures.get() + 1);
+            }
+            self.writes.set(writes - 1);
+            self.fired.set(self.fired.get() + 1);
+        }
+    }
+
+    /// One byte to each of the A active pairs, spread evenly (untimed); resets the counters.
+    fn send_initial(&self, active: usize, budget: u64) {
+        let space = self.writers.len() / active;
+        self.fired.set(0);
+        for i in 0..active {
+            if !matches!((&self.writers[i * space]).write(b"e"), Ok(1)) {
+                self.failures.set(self.failures.get() + 1);
+            }
+            self.fired.set(self.fired.get() + 1);
+        }
+        self.count.set(0);
+        self.writes.set(budget);
+    }
+
+    fn done(&self) -> bool {
+        self.count.get() == self.fired.get()
+    }
+}
+
+/// The revent contender (`pipes-child`), speaking the protocol of `c/pipes_common.h`:
+/// `-m METHOD -n N -a A -w W [-k K]`.
+pub fn child(args: &[String]) -> Res<()> {
+    let opts = Args::parse(args, &["-m", "-n", "-a", "-w", "-k"], &[])?;
+    let method = opts.str("-m").unwrap_or("epoll");
+    let n: usize = opts.num("-n", 100)?;
+    let active: usize = opts.num("-a", 1)?;
+    let budget: u64 = opts.num("-w", n as u64)?;
+    let k: u64 = opts.num("-k", 0)?;
+    if n == 0 || active == 0 || active > n {
+        return Err("need 1 <= A <= N".into());
+    }
+    crate::sys::raise_nofile(2 * n as u64 + 64)?;
+
+    let mut readers = Vec::with_capacity(n);
+    let mut writers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (r, w) = UnixStream::pair()?;
+        readers.push(r);
+        writers.push(w);
+    }
+    let ring = Rc::new(Ring {
+        readers,
+        writers,
+        count: Cell::new(0),
+        writes: Cell::new(0),
+        fired: Cell::new(0),
+        failures: Cell::new(0),
+    });
+
+    let mut cfg = Config::new();
+    for (m, name) in [
+        (Method::Epoll, "epoll"),
+        (Method::Poll, "poll"),
+        (Method::Select, "select"),
+    ] {
+        if name != method {
+            cfg.avoid_method(m);
+        }
+    }
+    let mut base = EventBase::with_config(&cfg)?;
+    if base.method() != method {
+        return Err(format!("revent: asked for {method}, got {}", base.method()).into());
+    }
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = Rc::clone(&ring);
+        let fd = ring.readers[i].as_raw_fd();
+        ids.push(base.new_event(fd, What::READ | What::PERSIST, move |_, _| r.on_readable(i))?);
+    }
+    let once = LoopFlags::ONCE | LoopFlags::NONBLOCK;
+    let mut added = false;
+    let mut readd = |base: &mut EventBase| -> Res<()> {
+        for &id in &ids {
+            if added {
+                base.del(id)?;
+            }
+            base.add(id, None)?;
+        }
+        added = true;
+        base.run(once)?;
+        Ok(())
+    };
+
+    if k > 0 {
+        // Counting mode: the workload K times without the per-run re-add.
+        readd(&mut base)?;
+        let (mut total_fired, mut total_count) = (0, 0);
+        for _ in 0..k {
+            ring.send_initial(active, budget);
+            loop {
+                base.run(once)?;
+                if ring.done() {
+                    break;
+                }
+            }
+            total_fired += ring.fired.get();
+            total_count += ring.count.get();
+        }
+        println!(
+            "runs={k} fired={total_fired} count={total_count} failures={}",
+            ring.failures.get()
+        );
+        return Ok(());
+    }
+
+    println!("ready");
+    for line in std::io::stdin().lock().lines() {
+        if !line?.starts_with("run") {
+            break;
+        }
+        ring.failures.set(0);
+        readd(&mut base)?;
+        ring.send_initial(active, budget);
+        let t0 = Instant::now();
+        loop {
+            base.run(once)?;
+            if ring.done() {
+                break;
+            }
+        }
+        let us = t0.elapsed().as_secs_f64() * 1e6;
+        println!(
+            "us={us:.3} fired={} count={} failures={}",
+            ring.fired.get(),
+            ring.count.get(),
+            ring.failures.get()
+        );
+    }
+    Ok(())
 }

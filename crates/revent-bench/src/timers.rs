@@ -10,6 +10,13 @@
 //!
 //! all in ns per timer. Rounds alternate between the contenders; medians and ratios are reported.
 
+use std::cell::Cell;
+use std::io::BufRead;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use revent::{EventBase, EventId, LoopExit};
+
 use crate::args::Args;
 use crate::child::{Kv, Proc, Res, Spec};
 use crate::cref;
@@ -156,7 +163,71 @@ fn check(kv: &Kv, name: &str, nt: u64) -> Res<()> {
     Ok(())
 }
 
-/// The revent contender (`timers-child`): not available until revent's event core is merged.
-pub fn child(_args: &[String]) -> Res<()> {
-    Err("the revent contender needs revent's event core (EventBase), not merged yet".into())
+/// The revent contender (`timers-child -n NT`), speaking the protocol of `c/timers_libevent.c`.
+pub fn child(args: &[String]) -> Res<()> {
+    let opts = Args::parse(args, &["-n"], &[])?;
+    let nt: usize = opts.num("-n", 1_000_000)?;
+
+    let mut base = EventBase::new()?;
+    let mut rng = Rng::new();
+    let rand_d: Vec<Duration> = (0..nt)
+        .map(|_| Duration::from_micros(rng.next_u64() % 10_000_001))
+        .collect();
+    let fire_d: Vec<Duration> = (0..nt)
+        .map(|_| Duration::from_micros(rng.next_u64() % 20_001))
+        .collect();
+    let fired = Rc::new(Cell::new(0u64));
+    let ids: Vec<EventId> = (0..nt)
+        .map(|_| {
+            let f = Rc::clone(&fired);
+            base.new_timer(move |_, _| f.set(f.get() + 1))
+        })
+        .collect();
+    let common = base.init_common_timeout(Duration::from_secs(5))?;
+
+    println!("ready");
+    for line in std::io::stdin().lock().lines() {
+        if !line?.starts_with("run") {
+            break;
+        }
+        let mut failures = 0u64;
+
+        let t0 = Instant::now();
+        for (&id, &d) in ids.iter().zip(&rand_d) {
+            failures += u64::from(base.add(id, Some(d)).is_err());
+        }
+        for &id in &ids {
+            failures += u64::from(base.del(id).is_err());
+        }
+        let rand_ns = t0.elapsed().as_nanos() as f64 / nt as f64;
+
+        let t0 = Instant::now();
+        for &id in &ids {
+            failures += u64::from(base.add(id, Some(common)).is_err());
+        }
+        for &id in &ids {
+            failures += u64::from(base.del(id).is_err());
+        }
+        let common_ns = t0.elapsed().as_nanos() as f64 / nt as f64;
+
+        fired.set(0);
+        let t0 = Instant::now();
+        for (&id, &d) in ids.iter().zip(&fire_d) {
+            failures += u64::from(base.add(id, Some(d)).is_err());
+        }
+        let t1 = Instant::now();
+        if !matches!(base.dispatch()?, LoopExit::NoEvents) {
+            failures += 1;
+        }
+        let t2 = Instant::now();
+        let fireadd_ns = (t1 - t0).as_nanos() as f64 / nt as f64;
+        let fire_ns = (t2 - t1).as_nanos() as f64 / nt as f64;
+
+        println!(
+            "rand_ns={rand_ns:.2} common_ns={common_ns:.2} fireadd_ns={fireadd_ns:.2} fire_ns={fire_ns:.2} \
+             fired={} timers={nt} failures={failures}",
+            fired.get()
+        );
+    }
+    Ok(())
 }
