@@ -168,3 +168,40 @@ pub fn perf_count(spec: &Spec, extra: &[String]) -> Res<(u64, Kv)> {
     let last = stdout.lines().last().unwrap_or("");
     Ok((count, parse_kv(last)))
 }
+
+/// Whether valgrind's callgrind is installed.
+pub fn callgrind_available() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs the contender once to completion under `valgrind --tool=callgrind` (unpinned) with `extra`
+/// arguments; returns the user-space instructions executed and the contender's last stdout line.
+pub fn callgrind_count(spec: &Spec, extra: &[String]) -> Res<(u64, Kv)> {
+    let out = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(&spec.program)
+        .args(&spec.args)
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("{}: valgrind failed ({}): {stderr}", spec.name, out.status).into());
+    }
+    // "==PID== Collected : 12345"
+    let count = stderr
+        .lines()
+        .find_map(|l| {
+            l.split_once("Collected :")
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{}: no instruction count in {stderr:?}", spec.name))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok((count, parse_kv(stdout.lines().last().unwrap_or(""))))
+}

@@ -26,7 +26,9 @@ use std::time::Instant;
 use revent::{Config, EventBase, LoopFlags, Method, What};
 
 use crate::args::Args;
-use crate::child::{perf_available, perf_count, Kv, Proc, Res, Spec};
+use crate::child::{
+    callgrind_available, callgrind_count, perf_available, perf_count, Kv, Proc, Res, Spec,
+};
 use crate::cref;
 use crate::stats::{cell, median, min_max, ratio};
 
@@ -41,7 +43,9 @@ usage: revent-bench pipes [options]
   --contenders revent,libevent,raw
   --cpu 0                 CPU the contenders are pinned to (taskset), or `none`
   --count-runs 5          extra runs D for the syscall count (fewer when a run takes > 0.4 s)
-  --no-syscalls           skip the syscall count";
+  --no-syscalls           skip the syscall count
+  --instructions          also count user-space instructions per fired event with callgrind
+                          (deterministic CPU cost; slow: valgrind runs each contender twice a row)";
 
 const KINDS: [&str; 3] = ["revent", "libevent", "raw"];
 
@@ -54,7 +58,11 @@ struct Row {
     /// Median µs per contender kind (index into KINDS).
     us: [Option<f64>; 3],
     spread: [Option<(f64, f64)>; 3],
+    /// Median over rounds of revent's time divided by the other's time in the same round.
+    paired: [Option<f64>; 3],
     sys: [Option<f64>; 3],
+    /// User-space instructions per fired event (callgrind).
+    instr: [Option<f64>; 3],
 }
 
 pub fn run(args: &[String]) -> Res<()> {
@@ -75,7 +83,7 @@ pub fn run(args: &[String]) -> Res<()> {
             "--cpu",
             "--count-runs",
         ],
-        &["--no-syscalls"],
+        &["--no-syscalls", "--instructions"],
     )
     .map_err(|e| format!("{e}\n{USAGE}"))?;
     let backends = opts.words("--backends", &["epoll", "poll"]);
@@ -108,6 +116,13 @@ pub fn run(args: &[String]) -> Res<()> {
         );
         eprintln!("      (install it with: apt-get install linux-perf)");
     }
+
+    let instructions = opts.flag("--instructions");
+    if instructions && !callgrind_available() {
+        return Err("--instructions needs valgrind: apt-get install valgrind".into());
+    }
+    // Children inherit the limit (under valgrind too, which cannot raise it later).
+    crate::sys::raise_nofile(2 * ns.iter().max().copied().unwrap_or(0) + 64)?;
 
     // Compile what is needed up front, so a missing libevent-dev stops us before any run.
     let exe = std::env::current_exe()?;
@@ -162,13 +177,20 @@ pub fn run(args: &[String]) -> Res<()> {
                     budget,
                     &specs,
                     count.then_some(extra_runs),
+                    instructions,
                 )?;
                 rows.push(row);
             }
         }
     }
 
-    println!("\npipes: median µs per run, W = N unless given; {machine}");
+    println!(
+        "\npipes: median µs per run, W = {}; {machine}",
+        w_opt.map_or("N".to_string(), |w| w.to_string())
+    );
+    println!(
+        "ratios: revent's median over the other's (in parentheses: median of the per-round ratios)"
+    );
     println!(
         "syscalls per fired event: perf stat -e raw_syscalls:sys_enter, timed loop only (see `pipes --help`)\n"
     );
@@ -190,6 +212,27 @@ fn check(kv: &Kv, name: &str, runs: u64, a: u64, w: u64) -> Res<()> {
     Ok(())
 }
 
+/// Runs a contender to completion with extra arguments and counts something: `(count, last line)`.
+type Counter = fn(&Spec, &[String]) -> Res<(u64, Kv)>;
+
+/// What the timed loop costs per fired event, by `counter` (syscalls or instructions): the counter around
+/// a counting run of 1 + `d` repetitions minus the counter around one of 1, less `send_cost` for each
+/// of the A untimed initial sends per repetition, over d·(A+W) events. Start-up and setup cancel out in
+/// the difference.
+fn per_event(
+    spec: &Spec,
+    (a, w, d): (u64, u64, u64),
+    send_cost: f64,
+    counter: Counter,
+) -> Res<f64> {
+    let (c1, kv1) = counter(spec, &["-k".to_string(), "1".to_string()])?;
+    check(&kv1, &spec.name, 1, a, w)?;
+    let (c2, kv2) = counter(spec, &["-k".to_string(), (1 + d).to_string()])?;
+    check(&kv2, &spec.name, 1 + d, a, w)?;
+    let per_run = (c2 as f64 - c1 as f64) / d as f64 - send_cost * a as f64;
+    Ok(per_run / (a + w) as f64)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn measure_row(
     backend: &str,
@@ -200,6 +243,7 @@ fn measure_row(
     budget: f64,
     specs: &[(usize, Spec)],
     extra_runs: Option<u64>,
+    instructions: bool,
 ) -> Res<Row> {
     let mut row = Row {
         backend: backend.to_string(),
@@ -209,7 +253,9 @@ fn measure_row(
         runs,
         us: [None; 3],
         spread: [None; 3],
+        paired: [None; 3],
         sys: [None; 3],
+        instr: [None; 3],
     };
     let mut procs = Vec::new();
     for (_, spec) in specs {
@@ -242,18 +288,29 @@ fn measure_row(
         row.us[*i] = Some(median(t));
         row.spread[*i] = Some(min_max(t));
     }
+    if let Some(rv) = specs.iter().position(|(i, _)| *i == 0) {
+        for (j, (i, _)) in specs.iter().enumerate() {
+            let per_round: Vec<f64> = times[rv]
+                .iter()
+                .zip(&times[j])
+                .map(|(a, b)| a / b)
+                .collect();
+            row.paired[*i] = Some(median(&per_round));
+        }
+    }
 
+    // Counts are deterministic: fewer extra runs for rows whose runs take seconds (poll, N = 9000).
+    let slowest = row.us.iter().flatten().fold(0.0f64, |m, &x| m.max(x));
+    let few = |d: u64| d.min((2e6 / slowest.max(1.0)) as u64).max(1);
     if let Some(d) = extra_runs {
-        // The count is deterministic: fewer extra runs for rows whose runs take seconds (poll, N = 9000).
-        let slowest = row.us.iter().flatten().fold(0.0f64, |m, &x| m.max(x));
-        let d = d.min((2e6 / slowest.max(1.0)) as u64).max(1);
+        let d = few(d);
         for (i, spec) in specs {
-            let (c1, kv1) = perf_count(spec, &["-k".to_string(), "1".to_string()])?;
-            check(&kv1, &spec.name, 1, a, w)?;
-            let (c2, kv2) = perf_count(spec, &["-k".to_string(), (1 + d).to_string()])?;
-            check(&kv2, &spec.name, 1 + d, a, w)?;
-            let per_run = (c2 as f64 - c1 as f64) / d as f64 - a as f64;
-            row.sys[*i] = Some(per_run / (a + w) as f64);
+            row.sys[*i] = Some(per_event(spec, (a, w, d), 1.0, perf_count)?);
+        }
+    }
+    if instructions {
+        for (i, spec) in specs {
+            row.instr[*i] = Some(per_event(spec, (a, w, few(2)), 0.0, callgrind_count)?);
         }
     }
 
@@ -266,19 +323,36 @@ fn measure_row(
             cell(row.us[*i], 1),
             cell(row.sys[*i], 3)
         );
+        if let Some(x) = row.instr[*i] {
+            line += &format!(" {x:.0} instr/ev");
+        }
     }
     eprintln!("{line}");
     Ok(row)
 }
 
 fn print_table(rows: &[Row]) {
-    println!(
+    let instr = rows.iter().any(|r| r.instr.iter().any(Option::is_some));
+    print!(
         "| backend | N | A | W | runs | revent µs | libevent µs | raw µs | revent/libevent | revent/raw | \
          syscalls/event revent | libevent | raw |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    if instr {
+        print!(" instructions/event revent | libevent | raw |");
+    }
+    println!();
+    print!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    if instr {
+        print!("---|---|---|");
+    }
+    println!();
     for r in rows {
-        println!(
+        // "ratio of medians (median of per-round ratios)"
+        let both = |k: usize| match ratio(r.us[0], r.us[k]) {
+            Some(x) => format!("{x:.3} ({})", cell(r.paired[k], 3)),
+            None => "-".to_string(),
+        };
+        print!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.backend,
             r.n,
@@ -288,12 +362,21 @@ fn print_table(rows: &[Row]) {
             cell(r.us[0], 1),
             cell(r.us[1], 1),
             cell(r.us[2], 1),
-            cell(ratio(r.us[0], r.us[1]), 3),
-            cell(ratio(r.us[0], r.us[2]), 3),
+            both(1),
+            both(2),
             cell(r.sys[0], 3),
             cell(r.sys[1], 3),
             cell(r.sys[2], 3),
         );
+        if instr {
+            print!(
+                " {} | {} | {} |",
+                cell(r.instr[0], 0),
+                cell(r.instr[1], 0),
+                cell(r.instr[2], 0)
+            );
+        }
+        println!();
     }
 }
 
