@@ -5,8 +5,10 @@
  * xorshift64* sequence (the Rust contender draws the same ones): 0-10 s for add+delete, 0-20 ms for
  * firing, in microseconds; one common timeout of 5 s.
  * Each round (timed, ns per timer):
- *   rand_ns     add every timer with its random 0-10 s duration, then delete every timer;
- *   common_ns   the same with the common timeout (event_base_init_common_timeout);
+ *   rand_ns     add every timer with its random 0-10 s duration, then delete every timer
+ *               (rand_add_ns and rand_del_ns: the two halves);
+ *   common_ns   the same with the common timeout (event_base_init_common_timeout; common_add_ns,
+ *               common_del_ns);
  *   fireadd_ns  add every timer with its random 0-20 ms duration;
  *   fire_ns     event_base_dispatch until every timer has fired (it returns when none is pending).
  *
@@ -128,7 +130,7 @@ main(int argc, char **argv)
 	fflush(stdout);
 	while (fgets(line, sizeof line, stdin)) {
 		unsigned long long t0, t1, t2;
-		double rand_ns, common_ns, fireadd_ns, fire_ns;
+		double rand_ns, rand_add_ns, common_ns, common_add_ns, fireadd_ns, fire_ns;
 		long failures = 0;
 
 		if (strncmp(line, "run", 3) != 0)
@@ -136,15 +138,19 @@ main(int argc, char **argv)
 
 		t0 = now_ns();
 		failures += add_each(evs, nt, rand_tv, NULL);
-		failures += del_each(evs, nt);
 		t1 = now_ns();
-		rand_ns = (double)(t1 - t0) / nt;
+		failures += del_each(evs, nt);
+		t2 = now_ns();
+		rand_add_ns = (double)(t1 - t0) / nt;
+		rand_ns = (double)(t2 - t0) / nt;
 
 		t0 = now_ns();
 		failures += add_each(evs, nt, NULL, common);
-		failures += del_each(evs, nt);
 		t1 = now_ns();
-		common_ns = (double)(t1 - t0) / nt;
+		failures += del_each(evs, nt);
+		t2 = now_ns();
+		common_add_ns = (double)(t1 - t0) / nt;
+		common_ns = (double)(t2 - t0) / nt;
 
 		fired = 0;
 		t0 = now_ns();
@@ -155,8 +161,10 @@ main(int argc, char **argv)
 		fireadd_ns = (double)(t1 - t0) / nt;
 		fire_ns = (double)(t2 - t1) / nt;
 
-		printf("rand_ns=%.2f common_ns=%.2f fireadd_ns=%.2f fire_ns=%.2f fired=%ld timers=%ld failures=%ld\n",
-		    rand_ns, common_ns, fireadd_ns, fire_ns, fired, nt, failures);
+		printf("rand_ns=%.2f rand_add_ns=%.2f rand_del_ns=%.2f common_ns=%.2f common_add_ns=%.2f "
+		    "common_del_ns=%.2f fireadd_ns=%.2f fire_ns=%.2f fired=%ld timers=%ld failures=%ld\n",
+		    rand_ns, rand_add_ns, rand_ns - rand_add_ns, common_ns, common_add_ns, common_ns - common_add_ns,
+		    fireadd_ns, fire_ns, fired, nt, failures);
 		fflush(stdout);
 	}
 	return 0;

@@ -2,9 +2,10 @@
 //!
 //! Each contender is its own process: it creates NT timer events and draws NT random durations from the
 //! same xorshift64* sequence (untimed), then answers each `run` with one round of:
-//! - `rand_ns`: add every timer with a random 0-10 s duration, then delete every timer;
+//! - `rand_ns`: add every timer with a random 0-10 s duration, then delete every timer (`rand_add_ns`
+//!   and `rand_del_ns` are the two halves);
 //! - `common_ns`: the same with one common 5 s duration (`init_common_timeout` /
-//!   `event_base_init_common_timeout`);
+//!   `event_base_init_common_timeout`; `common_add_ns`, `common_del_ns`);
 //! - `fireadd_ns`: add every timer with a random 0-20 ms duration;
 //! - `fire_ns`: run the loop until every timer has fired;
 //!
@@ -32,9 +33,13 @@ usage: revent-bench timers [options]
 const KINDS: [&str; 2] = ["revent", "libevent"];
 
 /// (key in the result line, what the table calls it)
-const METRICS: [(&str, &str); 5] = [
+const METRICS: [(&str, &str); 9] = [
     ("rand_ns", "add + delete, random 0-10 s"),
+    ("rand_add_ns", "&nbsp;&nbsp;of which add"),
+    ("rand_del_ns", "&nbsp;&nbsp;of which delete"),
     ("common_ns", "add + delete, one common 5 s timeout"),
+    ("common_add_ns", "&nbsp;&nbsp;of which add"),
+    ("common_del_ns", "&nbsp;&nbsp;of which delete"),
     ("fireadd_ns", "add, random 0-20 ms"),
     ("fire_ns", "fire: loop until all fired"),
     ("total_fire_ns", "add + fire"),
@@ -156,7 +161,9 @@ pub fn run(args: &[String]) -> Res<()> {
 fn check(kv: &Kv, name: &str, nt: u64) -> Res<()> {
     let ok = kv.get("fired") == Some(&(nt as f64))
         && kv.get("failures") == Some(&0.0)
-        && METRICS[..4].iter().all(|(k, _)| kv.contains_key(*k));
+        && METRICS[..METRICS.len() - 1]
+            .iter()
+            .all(|(k, _)| kv.contains_key(*k));
     if !ok {
         return Err(format!("{name}: bad round: {kv:?} (expected fired={nt} failures=0)").into());
     }
@@ -196,13 +203,17 @@ pub fn child(args: &[String]) -> Res<()> {
 
         let t0 = Instant::now();
         failures += add_each(&mut base, &ids, |i| rand_d[i]);
+        let t1 = Instant::now();
         failures += del_each(&mut base, &ids);
-        let rand_ns = per(t0.elapsed());
+        let t2 = Instant::now();
+        let (rand_add_ns, rand_del_ns) = (per(t1 - t0), per(t2 - t1));
 
         let t0 = Instant::now();
         failures += add_each(&mut base, &ids, |_| common);
+        let t1 = Instant::now();
         failures += del_each(&mut base, &ids);
-        let common_ns = per(t0.elapsed());
+        let t2 = Instant::now();
+        let (common_add_ns, common_del_ns) = (per(t1 - t0), per(t2 - t1));
 
         fired.set(0);
         let t0 = Instant::now();
@@ -214,8 +225,11 @@ pub fn child(args: &[String]) -> Res<()> {
         let t2 = Instant::now();
 
         println!(
-            "rand_ns={rand_ns:.2} common_ns={common_ns:.2} fireadd_ns={:.2} fire_ns={:.2} \
-             fired={} timers={nt} failures={failures}",
+            "rand_ns={:.2} rand_add_ns={rand_add_ns:.2} rand_del_ns={rand_del_ns:.2} \
+             common_ns={:.2} common_add_ns={common_add_ns:.2} common_del_ns={common_del_ns:.2} \
+             fireadd_ns={:.2} fire_ns={:.2} fired={} timers={nt} failures={failures}",
+            rand_add_ns + rand_del_ns,
+            common_add_ns + common_del_ns,
             per(t1 - t0),
             per(t2 - t1),
             fired.get()
