@@ -4,13 +4,14 @@
  * Setup (untimed): NT timer events (event_assign, fd -1), and NT random durations from a fixed
  * xorshift64* sequence (the Rust contender draws the same ones): 0-10 s for add+delete, 0-20 ms for
  * firing, in microseconds; one common timeout of 5 s.
- * Each round (timed, ns per timer):
- *   rand_ns     add every timer with its random 0-10 s duration, then delete every timer
- *               (rand_add_ns and rand_del_ns: the two halves);
- *   common_ns   the same with the common timeout (event_base_init_common_timeout; common_add_ns,
- *               common_del_ns);
- *   fireadd_ns  add every timer with its random 0-20 ms duration;
- *   fire_ns     event_base_dispatch until every timer has fired (it returns when none is pending).
+ * Each round, timed phase by phase (wall clock as PHASE_ns and this thread's CPU time as
+ * PHASE_cpu_ns, in ns per timer):
+ *   rand_add    add every timer with its random 0-10 s duration;
+ *   rand_del    delete every timer;
+ *   common_add  add every timer with the common timeout (event_base_init_common_timeout);
+ *   common_del  delete every timer;
+ *   fire_add    add every timer with its random 0-20 ms duration;
+ *   fire        event_base_dispatch until every timer has fired (it returns when none is pending).
  *
  * Usage: timers_libevent [-n NT]; prints "ready", then one result line per "run" line on stdin.
  */
@@ -34,6 +35,28 @@ now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
 }
+
+/* This thread's CPU time (user + system): leaves out time preempted by other processes. */
+static unsigned long long
+cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+struct mark {
+	unsigned long long wall, cpu;
+};
+
+static void
+take(struct mark *m)
+{
+	m->wall = now_ns();
+	m->cpu = cpu_ns();
+}
+
+static const char *phases[6] = { "rand_add", "rand_del", "common_add", "common_del", "fire_add", "fire" };
 
 /* xorshift64*, seed and constants shared with the Rust contender. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -129,42 +152,31 @@ main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	while (fgets(line, sizeof line, stdin)) {
-		unsigned long long t0, t1, t2;
-		double rand_ns, rand_add_ns, common_ns, common_add_ns, fireadd_ns, fire_ns;
+		struct mark m[7];
 		long failures = 0;
 
 		if (strncmp(line, "run", 3) != 0)
 			break;
 
-		t0 = now_ns();
+		take(&m[0]);
 		failures += add_each(evs, nt, rand_tv, NULL);
-		t1 = now_ns();
+		take(&m[1]);
 		failures += del_each(evs, nt);
-		t2 = now_ns();
-		rand_add_ns = (double)(t1 - t0) / nt;
-		rand_ns = (double)(t2 - t0) / nt;
-
-		t0 = now_ns();
+		take(&m[2]);
 		failures += add_each(evs, nt, NULL, common);
-		t1 = now_ns();
+		take(&m[3]);
 		failures += del_each(evs, nt);
-		t2 = now_ns();
-		common_add_ns = (double)(t1 - t0) / nt;
-		common_ns = (double)(t2 - t0) / nt;
-
+		take(&m[4]);
 		fired = 0;
-		t0 = now_ns();
 		failures += add_each(evs, nt, fire_tv, NULL);
-		t1 = now_ns();
+		take(&m[5]);
 		failures += fire_all(base);
-		t2 = now_ns();
-		fireadd_ns = (double)(t1 - t0) / nt;
-		fire_ns = (double)(t2 - t1) / nt;
+		take(&m[6]);
 
-		printf("rand_ns=%.2f rand_add_ns=%.2f rand_del_ns=%.2f common_ns=%.2f common_add_ns=%.2f "
-		    "common_del_ns=%.2f fireadd_ns=%.2f fire_ns=%.2f fired=%ld timers=%ld failures=%ld\n",
-		    rand_ns, rand_add_ns, rand_ns - rand_add_ns, common_ns, common_add_ns, common_ns - common_add_ns,
-		    fireadd_ns, fire_ns, fired, nt, failures);
+		for (i = 0; i < 6; i++)
+			printf("%s_ns=%.2f %s_cpu_ns=%.2f ", phases[i], (double)(m[i + 1].wall - m[i].wall) / nt,
+			    phases[i], (double)(m[i + 1].cpu - m[i].cpu) / nt);
+		printf("fired=%ld timers=%ld failures=%ld\n", fired, nt, failures);
 		fflush(stdout);
 	}
 	return 0;

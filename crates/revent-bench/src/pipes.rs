@@ -55,14 +55,53 @@ struct Row {
     a: u64,
     w: u64,
     runs: usize,
-    /// Median µs per contender kind (index into KINDS).
-    us: [Option<f64>; 3],
-    spread: [Option<(f64, f64)>; 3],
-    /// Median over rounds of revent's time divided by the other's time in the same round.
-    paired: [Option<f64>; 3],
+    /// Wall-clock time of the timed loop.
+    wall: Timing,
+    /// The contender's CPU time (user + system) over the same loop.
+    cpu: Timing,
     sys: [Option<f64>; 3],
     /// User-space instructions per fired event (callgrind).
     instr: [Option<f64>; 3],
+}
+
+/// One kind of time of one row, per contender kind (index into KINDS).
+#[derive(Default)]
+struct Timing {
+    /// Median µs.
+    med: [Option<f64>; 3],
+    spread: [Option<(f64, f64)>; 3],
+    /// Median over rounds of revent's time divided by the other's time in the same round.
+    paired: [Option<f64>; 3],
+}
+
+impl Timing {
+    /// From one series of µs per contender (in `specs` order).
+    fn from(times: &[Vec<f64>], specs: &[(usize, Spec)]) -> Timing {
+        let mut t = Timing::default();
+        for (xs, (i, _)) in times.iter().zip(specs) {
+            t.med[*i] = Some(median(xs));
+            t.spread[*i] = Some(min_max(xs));
+        }
+        if let Some(rv) = specs.iter().position(|(i, _)| *i == 0) {
+            for (j, (i, _)) in specs.iter().enumerate() {
+                let per_round: Vec<f64> = times[rv]
+                    .iter()
+                    .zip(&times[j])
+                    .map(|(a, b)| a / b)
+                    .collect();
+                t.paired[*i] = Some(median(&per_round));
+            }
+        }
+        t
+    }
+
+    /// "ratio of medians (median of per-round ratios)" of revent over contender `k`.
+    fn ratio_cell(&self, k: usize) -> String {
+        match ratio(self.med[0], self.med[k]) {
+            Some(x) => format!("{x:.3} ({})", cell(self.paired[k], 3)),
+            None => "-".to_string(),
+        }
+    }
 }
 
 pub fn run(args: &[String]) -> Res<()> {
@@ -185,14 +224,8 @@ pub fn run(args: &[String]) -> Res<()> {
     }
 
     println!(
-        "\npipes: median µs per run, W = {}; {machine}",
+        "\npipes, W = {}; {machine}",
         w_opt.map_or("N".to_string(), |w| w.to_string())
-    );
-    println!(
-        "ratios: revent's median over the other's (in parentheses: median of the per-round ratios)"
-    );
-    println!(
-        "syscalls per fired event: perf stat -e raw_syscalls:sys_enter, timed loop only (see `pipes --help`)\n"
     );
     print_table(&rows);
     Ok(())
@@ -251,9 +284,8 @@ fn measure_row(
         a,
         w,
         runs,
-        us: [None; 3],
-        spread: [None; 3],
-        paired: [None; 3],
+        wall: Timing::default(),
+        cpu: Timing::default(),
         sys: [None; 3],
         instr: [None; 3],
     };
@@ -261,7 +293,8 @@ fn measure_row(
     for (_, spec) in specs {
         procs.push(Proc::start(spec)?);
     }
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); procs.len()];
+    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); procs.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); procs.len()];
     let started = Instant::now();
     let mut runs_left = runs;
     let mut r = 0;
@@ -270,7 +303,8 @@ fn measure_row(
             let i = (r + j) % procs.len();
             let kv = procs[i].run()?;
             check(&kv, &procs[i].name, 1, a, w)?;
-            times[i].push(kv.get("us").copied().unwrap_or(f64::NAN));
+            wall[i].push(kv.get("us").copied().unwrap_or(f64::NAN));
+            cpu[i].push(kv.get("cpu_us").copied().unwrap_or(f64::NAN));
         }
         r += 1;
         if r == 1 {
@@ -284,23 +318,11 @@ fn measure_row(
         }
     }
     drop(procs);
-    for (t, (i, _)) in times.iter().zip(specs) {
-        row.us[*i] = Some(median(t));
-        row.spread[*i] = Some(min_max(t));
-    }
-    if let Some(rv) = specs.iter().position(|(i, _)| *i == 0) {
-        for (j, (i, _)) in specs.iter().enumerate() {
-            let per_round: Vec<f64> = times[rv]
-                .iter()
-                .zip(&times[j])
-                .map(|(a, b)| a / b)
-                .collect();
-            row.paired[*i] = Some(median(&per_round));
-        }
-    }
+    row.wall = Timing::from(&wall, specs);
+    row.cpu = Timing::from(&cpu, specs);
 
     // Counts are deterministic: fewer extra runs for rows whose runs take seconds (poll, N = 9000).
-    let slowest = row.us.iter().flatten().fold(0.0f64, |m, &x| m.max(x));
+    let slowest = row.wall.med.iter().flatten().fold(0.0f64, |m, &x| m.max(x));
     let few = |d: u64| d.min((2e6 / slowest.max(1.0)) as u64).max(1);
     if let Some(d) = extra_runs {
         let d = few(d);
@@ -316,11 +338,13 @@ fn measure_row(
 
     let mut line = format!("{backend} N={n} A={a} W={w} runs={}:", row.runs);
     for (i, _) in specs {
-        let (lo, hi) = row.spread[*i].unwrap_or((f64::NAN, f64::NAN));
+        let (lo, hi) = row.wall.spread[*i].unwrap_or((f64::NAN, f64::NAN));
+        let (clo, chi) = row.cpu.spread[*i].unwrap_or((f64::NAN, f64::NAN));
         line += &format!(
-            "  {} {} µs [{lo:.0}-{hi:.0}] {} sys/ev",
+            "  {} {} µs [{lo:.0}-{hi:.0}] cpu {} µs [{clo:.0}-{chi:.0}] {} sys/ev",
             KINDS[*i],
-            cell(row.us[*i], 1),
+            cell(row.wall.med[*i], 1),
+            cell(row.cpu.med[*i], 1),
             cell(row.sys[*i], 3)
         );
         if let Some(x) = row.instr[*i] {
@@ -332,51 +356,63 @@ fn measure_row(
 }
 
 fn print_table(rows: &[Row]) {
-    let instr = rows.iter().any(|r| r.instr.iter().any(Option::is_some));
-    print!(
-        "| backend | N | A | W | runs | revent µs | libevent µs | raw µs | revent/libevent | revent/raw | \
-         syscalls/event revent | libevent | raw |"
+    println!(
+        "Times: median µs of the timed loop, wall clock and the contender's CPU time (user + system; \
+         leaves out time preempted by other processes). Ratios: revent's median over the other's \
+         (in parentheses: the median of the per-round ratios).\n"
     );
-    if instr {
-        print!(" instructions/event revent | libevent | raw |");
-    }
-    println!();
-    print!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    if instr {
-        print!("---|---|---|");
-    }
-    println!();
+    println!(
+        "| backend | N | A | W | runs | wall µs revent | libevent | raw | revent/libevent | revent/raw | \
+         CPU µs revent | libevent | raw | revent/libevent | revent/raw |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
-        // "ratio of medians (median of per-round ratios)"
-        let both = |k: usize| match ratio(r.us[0], r.us[k]) {
-            Some(x) => format!("{x:.3} ({})", cell(r.paired[k], 3)),
-            None => "-".to_string(),
-        };
-        print!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.backend,
             r.n,
             r.a,
             r.w,
             r.runs,
-            cell(r.us[0], 1),
-            cell(r.us[1], 1),
-            cell(r.us[2], 1),
-            both(1),
-            both(2),
+            cell(r.wall.med[0], 1),
+            cell(r.wall.med[1], 1),
+            cell(r.wall.med[2], 1),
+            r.wall.ratio_cell(1),
+            r.wall.ratio_cell(2),
+            cell(r.cpu.med[0], 1),
+            cell(r.cpu.med[1], 1),
+            cell(r.cpu.med[2], 1),
+            r.cpu.ratio_cell(1),
+            r.cpu.ratio_cell(2),
+        );
+    }
+
+    let instr = rows.iter().any(|r| r.instr.iter().any(Option::is_some));
+    let sys = rows.iter().any(|r| r.sys.iter().any(Option::is_some));
+    if !instr && !sys {
+        return;
+    }
+    println!(
+        "\nPer fired event (callback), timed loop only: syscalls (perf stat -e raw_syscalls:sys_enter) \
+         and user-space instructions (callgrind).\n"
+    );
+    println!(
+        "| backend | N | A | syscalls/event revent | libevent | raw | instructions/event revent | libevent | raw |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.backend,
+            r.n,
+            r.a,
             cell(r.sys[0], 3),
             cell(r.sys[1], 3),
             cell(r.sys[2], 3),
+            cell(r.instr[0], 0),
+            cell(r.instr[1], 0),
+            cell(r.instr[2], 0)
         );
-        if instr {
-            print!(
-                " {} | {} | {} |",
-                cell(r.instr[0], 0),
-                cell(r.instr[1], 0),
-                cell(r.instr[2], 0)
-            );
-        }
-        println!();
     }
 }
 
@@ -524,6 +560,7 @@ pub fn child(args: &[String]) -> Res<()> {
         ring.failures.set(0);
         readd(&mut base)?;
         ring.send_initial(active, budget);
+        let c0 = crate::sys::thread_cpu_ns();
         let t0 = Instant::now();
         loop {
             base.run(once)?;
@@ -532,8 +569,9 @@ pub fn child(args: &[String]) -> Res<()> {
             }
         }
         let us = t0.elapsed().as_secs_f64() * 1e6;
+        let cpu_us = (crate::sys::thread_cpu_ns() - c0) as f64 / 1e3;
         println!(
-            "us={us:.3} fired={} count={} failures={}",
+            "us={us:.3} cpu_us={cpu_us:.3} fired={} count={} failures={}",
             ring.fired.get(),
             ring.count.get(),
             ring.failures.get()

@@ -1,15 +1,15 @@
 //! `timers`: adding, deleting and firing 1,000,000 timers, revent against C libevent, side by side.
 //!
 //! Each contender is its own process: it creates NT timer events and draws NT random durations from the
-//! same xorshift64* sequence (untimed), then answers each `run` with one round of:
-//! - `rand_ns`: add every timer with a random 0-10 s duration, then delete every timer (`rand_add_ns`
-//!   and `rand_del_ns` are the two halves);
-//! - `common_ns`: the same with one common 5 s duration (`init_common_timeout` /
-//!   `event_base_init_common_timeout`; `common_add_ns`, `common_del_ns`);
-//! - `fireadd_ns`: add every timer with a random 0-20 ms duration;
-//! - `fire_ns`: run the loop until every timer has fired;
+//! same xorshift64* sequence (untimed), then answers each `run` with one round of these phases:
+//! - `rand_add`: add every timer with a random 0-10 s duration; `rand_del`: delete every timer;
+//! - `common_add`, `common_del`: the same with one common 5 s duration (`init_common_timeout` /
+//!   `event_base_init_common_timeout`);
+//! - `fire_add`: add every timer with a random 0-20 ms duration; `fire`: run the loop until every
+//!   timer has fired;
 //!
-//! all in ns per timer. Rounds alternate between the contenders; medians and ratios are reported.
+//! each as wall-clock (`PHASE_ns`) and thread CPU time (`PHASE_cpu_ns`) in ns per timer. Rounds
+//! alternate between the contenders; medians and ratios are reported.
 
 use std::cell::Cell;
 use std::io::BufRead;
@@ -32,17 +32,30 @@ usage: revent-bench timers [options]
 
 const KINDS: [&str; 2] = ["revent", "libevent"];
 
-/// (key in the result line, what the table calls it)
-const METRICS: [(&str, &str); 9] = [
-    ("rand_ns", "add + delete, random 0-10 s"),
-    ("rand_add_ns", "&nbsp;&nbsp;of which add"),
-    ("rand_del_ns", "&nbsp;&nbsp;of which delete"),
-    ("common_ns", "add + delete, one common 5 s timeout"),
-    ("common_add_ns", "&nbsp;&nbsp;of which add"),
-    ("common_del_ns", "&nbsp;&nbsp;of which delete"),
-    ("fireadd_ns", "add, random 0-20 ms"),
-    ("fire_ns", "fire: loop until all fired"),
-    ("total_fire_ns", "add + fire"),
+/// The phases each round times, in order, as the result line names them.
+const PHASES: [&str; 6] = [
+    "rand_add",
+    "rand_del",
+    "common_add",
+    "common_del",
+    "fire_add",
+    "fire",
+];
+
+/// Table rows: a label and the phases summed into it.
+const ROWS: [(&str, &[&str]); 9] = [
+    ("add + delete, random 0-10 s", &["rand_add", "rand_del"]),
+    ("&nbsp;&nbsp;of which add", &["rand_add"]),
+    ("&nbsp;&nbsp;of which delete", &["rand_del"]),
+    (
+        "add + delete, one common 5 s timeout",
+        &["common_add", "common_del"],
+    ),
+    ("&nbsp;&nbsp;of which add", &["common_add"]),
+    ("&nbsp;&nbsp;of which delete", &["common_del"]),
+    ("add, random 0-20 ms", &["fire_add"]),
+    ("fire: loop until all fired", &["fire"]),
+    ("add + fire", &["fire_add", "fire"]),
 ];
 
 /// The xorshift64* sequence both contenders draw their durations from.
@@ -113,46 +126,69 @@ pub fn run(args: &[String]) -> Res<()> {
     for (_, spec) in &specs {
         procs.push(Proc::start(spec)?);
     }
-    // results[contender][metric] = one value per round
-    let mut results: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); METRICS.len()]; procs.len()];
+    // results[contender][row] = (wall, cpu) per round
+    let mut wall: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); ROWS.len()]; procs.len()];
+    let mut cpu = wall.clone();
     for r in 0..rounds {
         for j in 0..procs.len() {
             let i = (r + j) % procs.len();
-            let mut kv = procs[i].run()?;
+            let kv = procs[i].run()?;
             check(&kv, &procs[i].name, nt)?;
-            let total = kv["fireadd_ns"] + kv["fire_ns"];
-            kv.insert("total_fire_ns".into(), total);
             let mut line = format!("round {} {}:", r + 1, procs[i].name);
-            for (m, (key, _)) in METRICS.iter().enumerate() {
-                results[i][m].push(kv[*key]);
-                line += &format!(" {key}={:.1}", kv[*key]);
+            for (k, (_, phases)) in ROWS.iter().enumerate() {
+                let sum = |suffix: &str| {
+                    phases
+                        .iter()
+                        .map(|p| kv[&format!("{p}{suffix}")])
+                        .sum::<f64>()
+                };
+                wall[i][k].push(sum("_ns"));
+                cpu[i][k].push(sum("_cpu_ns"));
+            }
+            for p in PHASES {
+                line += &format!(
+                    " {p}={:.1}/{:.1}",
+                    kv[&format!("{p}_ns")],
+                    kv[&format!("{p}_cpu_ns")]
+                );
             }
             eprintln!("{line}");
         }
     }
     drop(procs);
 
-    let mut med = [[None; METRICS.len()]; 2];
-    let mut spread = [[None; METRICS.len()]; 2];
-    for (res, (i, _)) in results.iter().zip(&specs) {
-        for m in 0..METRICS.len() {
-            med[*i][m] = Some(median(&res[m]));
-            spread[*i][m] = Some(min_max(&res[m]));
+    // med[kind][row] = (wall, cpu) medians; spread of the wall times
+    let mut med = [[(None, None); ROWS.len()]; 2];
+    let mut spread = [[None; ROWS.len()]; 2];
+    for (c, (i, _)) in specs.iter().enumerate() {
+        for k in 0..ROWS.len() {
+            med[*i][k] = (Some(median(&wall[c][k])), Some(median(&cpu[c][k])));
+            spread[*i][k] = Some(min_max(&wall[c][k]));
         }
     }
-    println!("\ntimers: {nt} timers, {rounds} interleaved rounds, median ns per timer [min-max]; {machine}\n");
-    println!("| measurement | revent ns/timer | libevent ns/timer | libevent/revent (speed-up) |");
-    println!("|---|---|---|---|");
-    for (m, (_, label)) in METRICS.iter().enumerate() {
-        let show = |i: usize| match (med[i][m], spread[i][m]) {
+    println!(
+        "\ntimers: {nt} timers, {rounds} interleaved rounds, median ns per timer: wall clock [min-max], \
+         and CPU time (user + system of the contender; leaves out time preempted by other processes); \
+         {machine}\n"
+    );
+    println!(
+        "| measurement | revent wall ns | libevent wall ns | speed-up (libevent/revent) | \
+         revent CPU ns | libevent CPU ns | speed-up |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (k, (label, _)) in ROWS.iter().enumerate() {
+        let show = |i: usize| match (med[i][k].0, spread[i][k]) {
             (Some(x), Some((lo, hi))) => format!("{x:.1} [{lo:.1}-{hi:.1}]"),
             _ => "-".to_string(),
         };
         println!(
-            "| {label} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {} | {} | {} |",
             show(0),
             show(1),
-            cell(ratio(med[1][m], med[0][m]), 2)
+            cell(ratio(med[1][k].0, med[0][k].0), 2),
+            cell(med[0][k].1, 1),
+            cell(med[1][k].1, 1),
+            cell(ratio(med[1][k].1, med[0][k].1), 2),
         );
     }
     Ok(())
@@ -161,9 +197,9 @@ pub fn run(args: &[String]) -> Res<()> {
 fn check(kv: &Kv, name: &str, nt: u64) -> Res<()> {
     let ok = kv.get("fired") == Some(&(nt as f64))
         && kv.get("failures") == Some(&0.0)
-        && METRICS[..METRICS.len() - 1]
-            .iter()
-            .all(|(k, _)| kv.contains_key(*k));
+        && PHASES.iter().all(|p| {
+            kv.contains_key(&format!("{p}_ns")) && kv.contains_key(&format!("{p}_cpu_ns"))
+        });
     if !ok {
         return Err(format!("{name}: bad round: {kv:?} (expected fired={nt} failures=0)").into());
     }
@@ -198,40 +234,37 @@ pub fn child(args: &[String]) -> Res<()> {
         if !line?.starts_with("run") {
             break;
         }
-        let per = |d: Duration| d.as_nanos() as f64 / nt as f64;
         let mut failures = 0u64;
+        let mut marks = [(Instant::now(), 0u64); 7];
+        let mut take = |k: usize| marks[k] = (Instant::now(), crate::sys::thread_cpu_ns());
 
-        let t0 = Instant::now();
+        take(0);
         failures += add_each(&mut base, &ids, |i| rand_d[i]);
-        let t1 = Instant::now();
+        take(1);
         failures += del_each(&mut base, &ids);
-        let t2 = Instant::now();
-        let (rand_add_ns, rand_del_ns) = (per(t1 - t0), per(t2 - t1));
-
-        let t0 = Instant::now();
+        take(2);
         failures += add_each(&mut base, &ids, |_| common);
-        let t1 = Instant::now();
+        take(3);
         failures += del_each(&mut base, &ids);
-        let t2 = Instant::now();
-        let (common_add_ns, common_del_ns) = (per(t1 - t0), per(t2 - t1));
-
+        take(4);
         fired.set(0);
-        let t0 = Instant::now();
         failures += add_each(&mut base, &ids, |i| fire_d[i]);
-        let t1 = Instant::now();
+        take(5);
         if !fire_all(&mut base)? {
             failures += 1;
         }
-        let t2 = Instant::now();
+        take(6);
 
+        let mut line = String::new();
+        for (k, phase) in PHASES.iter().enumerate() {
+            let (w0, c0) = marks[k];
+            let (w1, c1) = marks[k + 1];
+            let wall = (w1 - w0).as_nanos() as f64 / nt as f64;
+            let cpu = (c1 - c0) as f64 / nt as f64;
+            line += &format!("{phase}_ns={wall:.2} {phase}_cpu_ns={cpu:.2} ");
+        }
         println!(
-            "rand_ns={:.2} rand_add_ns={rand_add_ns:.2} rand_del_ns={rand_del_ns:.2} \
-             common_ns={:.2} common_add_ns={common_add_ns:.2} common_del_ns={common_del_ns:.2} \
-             fireadd_ns={:.2} fire_ns={:.2} fired={} timers={nt} failures={failures}",
-            rand_add_ns + rand_del_ns,
-            common_add_ns + common_del_ns,
-            per(t1 - t0),
-            per(t2 - t1),
+            "{line}fired={} timers={nt} failures={failures}",
             fired.get()
         );
     }
