@@ -8,5 +8,6 @@ mod error;
 mod event;
 mod sys;
 
+pub use buffer::{BufferEnd, EolStyle, Evbuffer, EvbufferPtr, PtrHow};
 pub use error::{Error, Result};
 pub use event::{EventId, Fired, What};
