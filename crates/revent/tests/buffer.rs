@@ -95,7 +95,8 @@ fn ref_search(data: &[u8], needle: &[u8], from: usize, to: usize) -> Option<usiz
     if needle.is_empty() {
         return Some(from);
     }
-    (from..=to.saturating_sub(needle.len())).find(|&i| i + needle.len() <= to && &data[i..i + needle.len()] == needle)
+    (from..=to.saturating_sub(needle.len()))
+        .find(|&i| i + needle.len() <= to && &data[i..i + needle.len()] == needle)
 }
 
 const STYLES: [EolStyle; 5] = [
@@ -333,23 +334,21 @@ fn run_ops(ops: &[Op]) {
                     assert_eq!(got, ref_search(&m.a, needle, *start, m.a.len()));
                 }
             },
-            Op::SearchRange(needle, start, end) => {
-                match (a.ptr_at(*start), a.ptr_at(*end)) {
-                    (Ok(s), Ok(e)) => {
-                        let got = a
-                            .search_range(needle, Some(&s), Some(&e))
-                            .unwrap()
-                            .map(|p| p.position());
-                        let want = if end < start {
-                            None
-                        } else {
-                            ref_search(&m.a, needle, *start, *end)
-                        };
-                        assert_eq!(got, want);
-                    }
-                    _ => assert!(*start > m.a.len() || *end > m.a.len()),
+            Op::SearchRange(needle, start, end) => match (a.ptr_at(*start), a.ptr_at(*end)) {
+                (Ok(s), Ok(e)) => {
+                    let got = a
+                        .search_range(needle, Some(&s), Some(&e))
+                        .unwrap()
+                        .map(|p| p.position());
+                    let want = if end < start {
+                        None
+                    } else {
+                        ref_search(&m.a, needle, *start, *end)
+                    };
+                    assert_eq!(got, want);
                 }
-            }
+                _ => assert!(*start > m.a.len() || *end > m.a.len()),
+            },
             Op::SearchEol(start, style) => match a.ptr_at(*start) {
                 Err(_) => assert!(*start > m.a.len()),
                 Ok(p) => {
@@ -556,14 +555,30 @@ fn exact_chunk_boundaries() {
     assert_eq!(b.chunk_count(), 3);
     assert_eq!(b.contiguous_space(), 4);
     // Needles that start at, end at and span boundaries.
-    for (needle, at) in [(&b"efgh"[..], 4), (b"defg", 3), (b"dEf", usize::MAX), (b"hij", 7), (b"cdefghij", 2), (b"l", 11)] {
+    for (needle, at) in [
+        (&b"efgh"[..], 4),
+        (b"defg", 3),
+        (b"dEf", usize::MAX),
+        (b"hij", 7),
+        (b"cdefghij", 2),
+        (b"l", 11),
+    ] {
         let got = b.search(needle, None).unwrap().map(|p| p.position());
-        assert_eq!(got, if at == usize::MAX { None } else { Some(at) }, "{needle:?}");
+        assert_eq!(
+            got,
+            if at == usize::MAX { None } else { Some(at) },
+            "{needle:?}"
+        );
     }
     // Range end exactly at a boundary: "efgh" ends at 8.
     let s = b.ptr_at(0).unwrap();
     let e = b.ptr_at(8).unwrap();
-    assert_eq!(b.search_range(b"efgh", Some(&s), Some(&e)).unwrap().map(|p| p.position()), Some(4));
+    assert_eq!(
+        b.search_range(b"efgh", Some(&s), Some(&e))
+            .unwrap()
+            .map(|p| p.position()),
+        Some(4)
+    );
     let e = b.ptr_at(7).unwrap();
     assert_eq!(b.search_range(b"efgh", Some(&s), Some(&e)).unwrap(), None);
     // A pointer walked across the boundaries one byte at a time.
@@ -594,7 +609,11 @@ fn owned_chunk_fills_exactly_then_grows() {
     b.add(&[1u8; 1]).unwrap();
     let cap = b.reserve_space(0).unwrap().len() + 1;
     b.add(&vec![2u8; cap - 1]).unwrap();
-    assert_eq!(b.chunk_count(), 1, "filling the chunk exactly needs no second one");
+    assert_eq!(
+        b.chunk_count(),
+        1,
+        "filling the chunk exactly needs no second one"
+    );
     b.add(&[3]).unwrap();
     assert_eq!(b.chunk_count(), 2);
     assert_eq!(b.len(), cap + 1);
@@ -604,8 +623,14 @@ fn owned_chunk_fills_exactly_then_grows() {
 #[test]
 fn lines_split_across_chunks() {
     let mut b = chained(&[b"hel", b"lo\r", b"\nwor", b"ld\n", b"tail"]);
-    assert_eq!(b.readln(EolStyle::Crlf).unwrap(), Some((b"hello".to_vec(), 7)));
-    assert_eq!(b.readln(EolStyle::Crlf).unwrap(), Some((b"world".to_vec(), 6)));
+    assert_eq!(
+        b.readln(EolStyle::Crlf).unwrap(),
+        Some((b"hello".to_vec(), 7))
+    );
+    assert_eq!(
+        b.readln(EolStyle::Crlf).unwrap(),
+        Some((b"world".to_vec(), 6))
+    );
     assert_eq!(b.readln(EolStyle::Crlf).unwrap(), None);
     assert_eq!(contents(&b), b"tail");
 }
@@ -619,12 +644,18 @@ fn crlf_split_across_chunks() {
     assert_eq!(b.readln(EolStyle::Crlf).unwrap(), None);
     assert_eq!(b.readln(EolStyle::Lf).unwrap(), None);
     b.add_reference(&b"\nxyz"[..], |_| {}).unwrap();
-    assert_eq!(b.readln(EolStyle::CrlfStrict).unwrap(), Some((b"abc".to_vec(), 5)));
+    assert_eq!(
+        b.readln(EolStyle::CrlfStrict).unwrap(),
+        Some((b"abc".to_vec(), 5))
+    );
     assert_eq!(contents(&b), b"xyz");
 
     // The same with a lone "\r" in the middle: CRLF keeps it in the line.
     let mut b = chained(&[b"a\rb\r", b"\n"]);
-    assert_eq!(b.readln(EolStyle::Crlf).unwrap(), Some((b"a\rb".to_vec(), 5)));
+    assert_eq!(
+        b.readln(EolStyle::Crlf).unwrap(),
+        Some((b"a\rb".to_vec(), 5))
+    );
 
     // ANY splits a CRLF that arrives in two reads into a line and an empty line (libevent does too).
     let mut b = Evbuffer::new();
@@ -676,7 +707,9 @@ fn references_are_freed_exactly_once() {
     let freed = Arc::new(Mutex::new(Vec::new()));
     let add = |b: &mut Evbuffer, tag: u8, len: usize| {
         let f = freed.clone();
-        b.add_reference(vec![tag; len], move |_v: Vec<u8>| f.lock().unwrap().push(tag))
+        b.add_reference(vec![tag; len], move |_v: Vec<u8>| {
+            f.lock().unwrap().push(tag)
+        })
     };
     let mut a = Evbuffer::new();
     add(&mut a, 1, 10).unwrap();
@@ -735,13 +768,20 @@ fn moved_chunks_keep_their_memory() {
     c.add(b"tail").unwrap();
     c.prepend_buffer(&mut b).unwrap();
     let moved: Vec<*const u8> = c.peek(usize::MAX).unwrap().map(|s| s.as_ptr()).collect();
-    assert_eq!(&moved[..ptrs.len()], &ptrs[..], "prepend_buffer moves chunks");
+    assert_eq!(
+        &moved[..ptrs.len()],
+        &ptrs[..],
+        "prepend_buffer moves chunks"
+    );
 
     // remove_buffer of exactly the first chunk moves it whole.
     let first = c.contiguous_space();
     let mut d = Evbuffer::new();
     assert_eq!(c.remove_buffer(&mut d, first).unwrap(), first);
-    assert_eq!(d.peek(usize::MAX).unwrap().next().unwrap().as_ptr(), ptrs[0]);
+    assert_eq!(
+        d.peek(usize::MAX).unwrap().next().unwrap().as_ptr(),
+        ptrs[0]
+    );
     // Partial move of a reference shares it (same memory) rather than copying.
     let mut e = Evbuffer::new();
     let r_ptr = c.peek(1).unwrap().next().unwrap().as_ptr();
@@ -842,7 +882,14 @@ fn reserve_commit_and_add_with() {
     space[..3].copy_from_slice(b"cde");
     b.commit_space(3).unwrap();
     assert_eq!(contents(&b), b"abcde");
-    assert_eq!(b.add_with(4, |s| { s[..2].copy_from_slice(b"fg"); 2 }).unwrap(), 2);
+    assert_eq!(
+        b.add_with(4, |s| {
+            s[..2].copy_from_slice(b"fg");
+            2
+        })
+        .unwrap(),
+        2
+    );
     assert_eq!(contents(&b), b"abcdefg");
     // A fill that claims more than it was given commits nothing.
     assert!(b.add_with(4, |s| s.len() + 1).is_err());
@@ -980,7 +1027,11 @@ fn pullup_uses_front_space_and_keeps_content() {
     let s = b.pullup(150).unwrap();
     assert_eq!(&s[..100], &[1u8; 100][..]);
     assert_eq!(&s[100..], &[2u8; 50][..]);
-    assert_eq!(s.as_ptr(), first, "the owned front chunk had room: no new chunk");
+    assert_eq!(
+        s.as_ptr(),
+        first,
+        "the owned front chunk had room: no new chunk"
+    );
     assert_eq!(b.len(), 160);
     // After draining some of the front, pullup slides the data back rather than allocating.
     b.drain(140).unwrap();

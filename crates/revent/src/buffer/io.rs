@@ -35,7 +35,9 @@ impl Evbuffer {
         let free = self.chunks.back().map_or(0, Chunk::space);
         let first_len = free.min(want);
         let mut second = if free < want && free < self.read_hint {
-            Some(Chunk::mem(self.take_mem((want - free).min(self.read_hint))?))
+            Some(Chunk::mem(
+                self.take_mem((want - free).min(self.read_hint))?,
+            ))
         } else {
             None
         };
@@ -156,17 +158,20 @@ impl Evbuffer {
         let size = meta.len();
         let len = match len {
             Some(l) => l,
-            None => size
-                .checked_sub(offset)
-                .ok_or(Error::InvalidArgument("file offset past the end of the file"))?,
+            None => size.checked_sub(offset).ok_or(Error::InvalidArgument(
+                "file offset past the end of the file",
+            ))?,
         };
         let end = offset
             .checked_add(len)
             .ok_or(Error::InvalidArgument("file segment size overflows"))?;
         if end > size {
-            return Err(Error::InvalidArgument("file segment past the end of the file"));
+            return Err(Error::InvalidArgument(
+                "file segment past the end of the file",
+            ));
         }
-        let n = usize::try_from(len).map_err(|_| Error::InvalidArgument("file segment too large"))?;
+        let n =
+            usize::try_from(len).map_err(|_| Error::InvalidArgument("file segment too large"))?;
         let new_len = self.grow_len(n)?;
         if n == 0 {
             return Ok(());

@@ -435,7 +435,9 @@ impl Evbuffer {
         }
         match (res, err) {
             (_, Some(e)) => Err(e),
-            (Err(_), None) => Err(Error::InvalidArgument("a formatting trait returned an error")),
+            (Err(_), None) => Err(Error::InvalidArgument(
+                "a formatting trait returned an error",
+            )),
             (Ok(()), None) => Ok(added),
         }
     }
@@ -803,7 +805,9 @@ impl Evbuffer {
         }
         let space = self.chunks.back().map_or(0, Chunk::space);
         if n > space {
-            return Err(Error::InvalidArgument("commit_space beyond the reserved space"));
+            return Err(Error::InvalidArgument(
+                "commit_space beyond the reserved space",
+            ));
         }
         let new_len = self.grow_len(n)?;
         let orig = self.len;

@@ -103,7 +103,9 @@ impl Evbuffer {
     /// Checks a position against this buffer and finds its chunk.
     pub(super) fn resolve(&self, p: &EvbufferPtr) -> Result<(usize, usize)> {
         if p.pos > self.len {
-            return Err(Error::InvalidArgument("position past the end of the buffer"));
+            return Err(Error::InvalidArgument(
+                "position past the end of the buffer",
+            ));
         }
         if p.buf == self.id && p.gen == self.gen {
             return Ok((p.chunk, p.off));
@@ -124,7 +126,9 @@ impl Evbuffer {
     /// A position `pos` bytes from the start; `pos == len()` (the end) is allowed, beyond is an error.
     pub fn ptr_at(&self, pos: usize) -> Result<EvbufferPtr> {
         if pos > self.len {
-            return Err(Error::InvalidArgument("position past the end of the buffer"));
+            return Err(Error::InvalidArgument(
+                "position past the end of the buffer",
+            ));
         }
         Ok(self.make_ptr(pos, self.locate(pos)))
     }
@@ -137,11 +141,9 @@ impl Evbuffer {
                 *ptr = self.ptr_at(n)?;
             }
             PtrHow::Add => {
-                let target = ptr
-                    .pos
-                    .checked_add(n)
-                    .filter(|&t| t <= self.len)
-                    .ok_or(Error::InvalidArgument("position past the end of the buffer"))?;
+                let target = ptr.pos.checked_add(n).filter(|&t| t <= self.len).ok_or(
+                    Error::InvalidArgument("position past the end of the buffer"),
+                )?;
                 let (mut i, off) = self.resolve(ptr)?;
                 // Walk forward from the cached chunk rather than from the start.
                 let mut o = off + n;
@@ -191,7 +193,11 @@ impl Evbuffer {
 
     /// The first occurrence of `needle` at or after `start` (the beginning if `None`) (libevent's
     /// `evbuffer_search`). An empty needle matches at `start`.
-    pub fn search(&self, needle: &[u8], start: Option<&EvbufferPtr>) -> Result<Option<EvbufferPtr>> {
+    pub fn search(
+        &self,
+        needle: &[u8],
+        start: Option<&EvbufferPtr>,
+    ) -> Result<Option<EvbufferPtr>> {
         self.search_range(needle, start, None)
     }
 

@@ -32,7 +32,12 @@ pub(crate) fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
 
 /// `sendfile(out_fd, in_fd, &offset, count)`: copies `count` bytes of `in_fd` from `offset` to
 /// `out_fd` inside the kernel; returns how many.
-pub(crate) fn sendfile(out_fd: RawFd, in_fd: RawFd, offset: u64, count: usize) -> io::Result<usize> {
+pub(crate) fn sendfile(
+    out_fd: RawFd,
+    in_fd: RawFd,
+    offset: u64,
+    count: usize,
+) -> io::Result<usize> {
     let mut off = libc::off_t::try_from(offset)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset too large"))?;
     // SAFETY: `off` is a live local off_t; the fds are plain integers (a bad one is EBADF).
