@@ -37,6 +37,7 @@ mod timer;
 pub mod util;
 
 pub use base::{EventBase, EventInfo, LoopExit};
+pub use buffer::{BufferEnd, EolStyle, Evbuffer, EvbufferPtr, PtrHow};
 pub use config::{Config, ConfigFlags, Features, LoopFlags, Method};
 pub use error::{Error, Result};
 pub use event::{EventId, Fired, What};
