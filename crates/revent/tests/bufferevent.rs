@@ -695,3 +695,37 @@ fn callback_may_free_its_bufferevent() {
         assert_eq!(peer.read(&mut b).unwrap(), 0);
     }
 }
+
+#[test]
+fn no_socket_callback_runs_inside_enable_disable_or_flush() {
+    // libevent's socket bufferevents run callbacks only from the loop: enable, disable and flush
+    // just arm events.
+    for m in backends() {
+        let mut base = base(m);
+        let (fd, mut peer) = socketpair();
+        let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+        let in_api = Rc::new(Cell::new(false));
+        let calls = counter();
+        let (ia, c) = (in_api.clone(), calls.clone());
+        bev.set_write_cb(&mut base, move |_, _| {
+            assert!(!ia.get(), "write cb inside an API call");
+            c.set(c.get() + 1);
+        });
+        in_api.set(true);
+        bev.write(&mut base, b"1").unwrap();
+        bev.enable(&mut base, What::READ | What::WRITE).unwrap();
+        bev.write(&mut base, b"2").unwrap();
+        bev.disable(&mut base, What::READ).unwrap();
+        bev.write(&mut base, b"3").unwrap();
+        bev.flush(&mut base, What::WRITE, FlushMode::Normal)
+            .unwrap();
+        in_api.set(false);
+        run_until(&mut base, LIMIT, |b| {
+            output_len(b, bev) == 0 && calls.get() > 0
+        });
+        let mut got = [0u8; 3];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"123");
+        bev.free(&mut base).unwrap();
+    }
+}
