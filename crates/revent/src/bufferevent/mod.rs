@@ -534,14 +534,15 @@ pub(crate) fn after_read(base: &mut EventBase, h: BufferEvent, n: usize) {
 }
 
 /// After writing from the output: run the write callback once it drained to the low watermark.
-pub(crate) fn after_write(base: &mut EventBase, h: BufferEvent, n: usize) {
+/// `defer` queues the callback for the loop (writes done inside an API call such as `flush`).
+pub(crate) fn after_write(base: &mut EventBase, h: BufferEvent, n: usize, defer: bool) {
     let Ok(b) = base.bevs.get_mut(h) else { return };
     if b.rate.is_some() {
         ratelimit::consumed(base, h, n, false);
     }
     let Ok(b) = base.bevs.get(h) else { return };
     if b.output.len() <= b.write_low {
-        run_cb(base, h, Cb::Write, false);
+        run_cb(base, h, Cb::Write, defer);
     }
 }
 
@@ -672,19 +673,23 @@ impl BufferEvent {
         }
     }
 
-    /// Starts reading and/or writing.
+    /// Starts reading and/or writing (from the loop, before it next waits: as in libevent, no
+    /// callback runs inside this call).
     pub fn enable(self, base: &mut EventBase, what: What) -> Result<()> {
         let b = base.bevs.get_mut(self)?;
         b.enabled |= what & (What::READ | What::WRITE);
-        sync(base, self);
+        base.bevs.mark_dirty(self);
         Ok(())
     }
 
-    /// Stops reading and/or writing.
+    /// Stops reading and/or writing, at once.
     pub fn disable(self, base: &mut EventBase, what: What) -> Result<()> {
         let b = base.bevs.get_mut(self)?;
         b.enabled &= !(what & (What::READ | What::WRITE));
-        sync(base, self);
+        if let Kind::Socket(_) = b.kind {
+            socket::disarm(base, self);
+        }
+        base.bevs.mark_dirty(self);
         Ok(())
     }
 

@@ -68,7 +68,7 @@ fn transfer(base: &mut EventBase, src: BufferEvent, dst: BufferEvent, ignore_wm:
     let moved = s.output.remove_buffer(&mut d.input, n).unwrap_or(0);
     if moved > 0 {
         after_read(base, dst, moved);
-        after_write(base, src, moved);
+        after_write(base, src, moved, false);
     }
     moved
 }

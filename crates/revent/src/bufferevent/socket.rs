@@ -159,7 +159,7 @@ pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
     }
     let want_write = enabled.contains(What::WRITE) && has_output && write_suspended == 0;
     if want_write && !s.write_armed {
-        write_now(base, h, write_ev, timeout_write);
+        write_now(base, h, write_ev, timeout_write, false);
     } else if !want_write && s.write_armed {
         s.write_armed = false;
         let _ = base.del(write_ev);
@@ -167,12 +167,33 @@ pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
     finish_shutdown(base, h);
 }
 
+/// Stops watching what is no longer enabled (no I/O, no callbacks: `disable` calls this).
+pub(crate) fn disarm(base: &mut EventBase, h: BufferEvent) {
+    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let enabled = b.enabled;
+    let Kind::Socket(s) = &mut b.kind else { return };
+    let mut off = [None, None];
+    if !enabled.contains(What::READ) && s.read_armed {
+        s.read_armed = false;
+        off[0] = s.read_ev;
+    }
+    if !enabled.contains(What::WRITE) && s.write_armed && !s.connecting {
+        s.write_armed = false;
+        off[1] = s.write_ev;
+    }
+    for ev in off.into_iter().flatten() {
+        let _ = base.del(ev);
+    }
+}
+
 /// The eager write: as much as the kernel takes now; arm the write event only for what is left.
+/// `defer`: called from an API call (`flush`), so the write callback waits for the loop.
 fn write_now(
     base: &mut EventBase,
     h: BufferEvent,
     write_ev: EventId,
     timeout: Option<std::time::Duration>,
+    defer: bool,
 ) {
     let Ok(b) = base.bevs.get_mut(h) else { return };
     let budget = b.write_budget();
@@ -191,7 +212,7 @@ fn write_now(
             if left {
                 arm_write(base, h, write_ev, timeout);
             }
-            after_write(base, h, n);
+            after_write(base, h, n, defer);
         }
         Err(Error::Io(e)) if is_transient(&e) => arm_write(base, h, write_ev, timeout),
         Err(e) => report(base, h, BevFlags::ERROR | BevFlags::WRITING, errno_of(&e)),
@@ -313,7 +334,7 @@ fn on_writable(base: &mut EventBase, h: BufferEvent, what: What) {
     match output.write_atmost(fd.as_fd(), budget) {
         Ok(n) => {
             super::sync(base, h);
-            after_write(base, h, n);
+            after_write(base, h, n, false);
         }
         Err(Error::Io(e)) if is_transient(&e) => {}
         Err(e) => report(base, h, BevFlags::ERROR | BevFlags::WRITING, errno_of(&e)),
@@ -390,10 +411,10 @@ pub(crate) fn flush(
         }
     }
     if let Some(s) = sock(base, h) {
-        if !s.write_armed && !s.connecting {
+        if !s.write_armed && !s.connecting && before > 0 {
             if let Some(ev) = s.write_ev {
                 let t = base.bevs.get(h)?.timeout_write;
-                write_now(base, h, ev, t);
+                write_now(base, h, ev, t, true);
             }
         }
     }
