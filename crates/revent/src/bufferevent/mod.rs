@@ -897,7 +897,7 @@ impl BufferEvent {
         let kind = std::mem::replace(&mut b.kind, Kind::Pair(pair::Pair::default()));
         match kind {
             Kind::Socket(s) => s.close(base, &mut b),
-            Kind::Pair(p) => pair::unlink(base, p),
+            Kind::Pair(p) => pair::unlink(base, p, &mut b.output),
             Kind::Filter(f) => f.close(base, b.options),
         }
         // Callbacks and buffers drop here, outside any borrow of the base.

@@ -3,6 +3,7 @@
 
 use super::{after_read, after_write, run_cb, BevFlags, BufferEvent, Cb, FlushMode, Kind};
 use crate::base::EventBase;
+use crate::buffer::Evbuffer;
 use crate::error::Result;
 use crate::event::What;
 
@@ -28,15 +29,25 @@ pub(crate) fn link(base: &mut EventBase, a: BufferEvent, b: BufferEvent) {
     }
 }
 
-/// One side was freed: the other sees end of file, as a socket's peer would.
-pub(crate) fn unlink(base: &mut EventBase, p: Pair) {
+/// One side was freed: what it had written still reaches the other side (as far as that side
+/// reads), then the other side sees end of file, as a socket's peer would.
+pub(crate) fn unlink(base: &mut EventBase, p: Pair, output: &mut Evbuffer) {
     let Some(partner) = p.partner else { return };
-    if let Ok(bev) = base.bevs.get_mut(partner) {
-        if let Kind::Pair(pp) = &mut bev.kind {
-            pp.partner = None;
-        }
-        super::report(base, partner, BevFlags::EOF | BevFlags::READING, None);
+    let Ok(bev) = base.bevs.get_mut(partner) else {
+        return;
+    };
+    if let Kind::Pair(pp) = &mut bev.kind {
+        pp.partner = None;
     }
+    let mut moved = 0;
+    if bev.enabled.contains(What::READ) && bev.read_suspended == 0 {
+        let n = output.len().min(bev.read_budget());
+        moved = output.remove_buffer(&mut bev.input, n).unwrap_or(0);
+    }
+    if moved > 0 {
+        after_read(base, partner, moved);
+    }
+    super::report(base, partner, BevFlags::EOF | BevFlags::READING, None);
 }
 
 /// Moves data both ways as far as enable flags and watermarks allow.
