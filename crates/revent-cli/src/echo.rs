@@ -9,6 +9,7 @@ use revent::{BevFlags, BevOptions, BufferEvent, EventBase, Listener, ListenerOpt
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,22 +25,28 @@ struct Stats {
 
 pub fn run(args: &Args) -> Result<(), String> {
     let stats = Arc::new(Stats::default());
-    // Each worker thread gets a pipe on which the main thread tells it to stop.
-    let mut workers = Vec::new();
-    let mut stoppers = Vec::new();
     let reuse_port = args.threads > 1;
-    for i in 1..args.threads {
-        let (rx, tx) = revent::util::socketpair().map_err(|e| e.to_string())?;
-        stoppers.push(tx);
-        let (args, stats) = (args.clone(), stats.clone());
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("echo-{i}"))
-                .spawn(move || serve(&args, &stats, reuse_port, Some(rx), Vec::new()))
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    let mut result = serve(args, &stats, reuse_port, None, stoppers);
+    // The workers start once the main thread has bound, and listen on the port it got (which
+    // matters with --port 0). Each gets a socket on which the main thread tells it to stop.
+    let mut workers = Vec::new();
+    let mut spawn_workers = |addr: SocketAddr| -> Result<Vec<OwnedFd>, String> {
+        let mut stoppers = Vec::new();
+        for i in 1..args.threads {
+            let (rx, tx) = revent::util::socketpair().map_err(|e| e.to_string())?;
+            stoppers.push(tx);
+            let mut args = args.clone();
+            args.addr = addr;
+            let stats = stats.clone();
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("echo-{i}"))
+                    .spawn(move || serve(&args, &stats, reuse_port, Some(rx), &mut no_workers))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        Ok(stoppers)
+    };
+    let mut result = serve(args, &stats, reuse_port, None, &mut spawn_workers);
     for w in workers {
         let r = w
             .join()
@@ -58,15 +65,20 @@ pub fn run(args: &Args) -> Result<(), String> {
 }
 
 type Conns = Rc<RefCell<HashSet<BufferEvent>>>;
+type SpawnWorkers<'a> = dyn FnMut(SocketAddr) -> Result<Vec<OwnedFd>, String> + 'a;
 
-/// Runs one event base until stopped. The main thread (`stop_rx` = None) handles the signals and
-/// tells the workers through `stoppers`.
+fn no_workers(_: SocketAddr) -> Result<Vec<OwnedFd>, String> {
+    Ok(Vec::new())
+}
+
+/// Runs one event base until stopped. The main thread (`stop_rx` = None) starts the workers once
+/// it listens, handles the signals and tells the workers through the sockets `spawn_workers` gave.
 fn serve(
     args: &Args,
     stats: &Arc<Stats>,
     reuse_port: bool,
     stop_rx: Option<OwnedFd>,
-    stoppers: Vec<OwnedFd>,
+    spawn_workers: &mut SpawnWorkers<'_>,
 ) -> Result<(), String> {
     let mut base = EventBase::new().map_err(|e| e.to_string())?;
     let conns: Conns = Rc::default();
@@ -82,15 +94,12 @@ fn serve(
         .map_err(|e| format!("listen on {}: {e}", args.addr))?
     };
     listener.set_error_cb(|_, e| eprintln!("revent echo: accept: {e}"));
-    if stop_rx.is_none() {
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
-        println!(
-            "revent echo: listening on {local} ({} thread(s), {})",
-            args.threads,
-            base.method()
-        );
-        let _ = std::io::stdout().flush();
-    }
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let stoppers = if stop_rx.is_none() {
+        spawn_workers(local)?
+    } else {
+        Vec::new()
+    };
 
     let shutdown = {
         let (listener, conns) = (listener.clone(), conns.clone());
@@ -132,6 +141,15 @@ fn serve(
     }
     for ev in &stop_events {
         base.add(*ev, None).map_err(|e| e.to_string())?;
+    }
+    if stop_rx.is_none() {
+        // Only now: a SIGTERM sent as soon as this line is read finds the handler installed.
+        println!(
+            "revent echo: listening on {local} ({} thread(s), {})",
+            args.threads,
+            base.method()
+        );
+        let _ = std::io::stdout().flush();
     }
     // The signal events keep the loop alive; once shutdown has run, loopexit ends it.
     base.dispatch().map_err(|e| e.to_string())?;
