@@ -103,7 +103,7 @@ pub fn fd_is_open(fd: i32) -> bool {
 }
 
 /// Raises the soft RLIMIT_NOFILE to at least `n` (up to the hard limit).
-pub fn raise_nofile(n: u64) -> u64 {
+pub fn raise_nofile(n: libc::rlim_t) -> libc::rlim_t {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -111,10 +111,10 @@ pub fn raise_nofile(n: u64) -> u64 {
     // SAFETY: getrlimit/setrlimit read and write one struct we own.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
-        if rl.rlim_cur < n as libc::rlim_t {
-            rl.rlim_cur = (n as libc::rlim_t).min(rl.rlim_max);
+        if rl.rlim_cur < n {
+            rl.rlim_cur = n.min(rl.rlim_max);
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rl), 0);
         }
     }
-    rl.rlim_cur as u64
+    rl.rlim_cur
 }
