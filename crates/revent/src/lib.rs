@@ -28,6 +28,7 @@ mod config;
 mod error;
 mod event;
 mod io_map;
+mod listener;
 mod registry;
 mod signal;
 mod sys;
@@ -36,6 +37,8 @@ mod timer;
 pub mod util;
 
 pub use base::{EventBase, EventInfo, LoopExit};
+pub use buffer::{BufferEnd, EolStyle, Evbuffer, EvbufferPtr, PtrHow};
 pub use config::{Config, ConfigFlags, Features, LoopFlags, Method};
 pub use error::{Error, Result};
 pub use event::{EventId, Fired, What};
+pub use listener::{Listener, ListenerOptions};

@@ -297,3 +297,45 @@ pub(crate) fn raise(signo: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+// ---- sockets ----
+
+/// `accept4` with non-blocking and close-on-exec as asked; returns the new fd and the peer address.
+pub(crate) fn accept(
+    fd: RawFd,
+    nonblocking: bool,
+    cloexec: bool,
+) -> io::Result<(std::os::fd::OwnedFd, socket2::SockAddr)> {
+    use std::os::fd::FromRawFd;
+    let mut flags = 0;
+    if nonblocking {
+        flags |= libc::SOCK_NONBLOCK;
+    }
+    if cloexec {
+        flags |= libc::SOCK_CLOEXEC;
+    }
+    let mut newfd = -1;
+    // SAFETY: `try_init` hands us storage of the right size for any socket address and its length;
+    // accept4 writes at most that much.
+    let ((), addr) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            newfd = syscall!(accept4(fd, storage.cast(), len, flags))?;
+            Ok(())
+        })
+    }?;
+    // SAFETY: accept4 succeeded, so `newfd` is a fresh descriptor that nothing else owns.
+    Ok((unsafe { std::os::fd::OwnedFd::from_raw_fd(newfd) }, addr))
+}
+
+/// The address a socket is bound to (`getsockname`).
+pub(crate) fn local_addr(fd: RawFd) -> io::Result<socket2::SockAddr> {
+    // SAFETY: `try_init` hands us storage of the right size and its length; getsockname writes at
+    // most that much.
+    let ((), addr) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            syscall!(getsockname(fd, storage.cast(), len))?;
+            Ok(())
+        })
+    }?;
+    Ok(addr)
+}
