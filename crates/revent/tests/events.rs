@@ -889,6 +889,64 @@ fn drop_base_drops_callbacks(m: Method) {
     assert_eq!(std::rc::Rc::strong_count(&token), 1);
 }
 
+/// A callback frees its own event and creates another, which may take the same slot: the new event
+/// keeps its own callback (the old one is dropped, not put back into the slot).
+fn free_self_and_reuse_slot_in_callback(m: Method) {
+    let mut base = base(m);
+    let log = Log::new();
+    let l = log.clone();
+    let a = base.new_timer(move |base, f| {
+        l.push("a");
+        base.free(f.id).unwrap();
+        let l2 = l.clone();
+        let b = base.new_timer(move |_, _| l2.push("b"));
+        assert_ne!(b, f.id);
+        base.activate(b, What::TIMEOUT, 1).unwrap();
+        assert_stale(base.pending(f.id, What::TIMEOUT), "own id after free");
+    });
+    base.activate(a, What::TIMEOUT, 1).unwrap();
+    assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
+    assert_eq!(log.get(), vec!["a", "b"]);
+}
+
+/// With EPOLL_USE_CHANGELIST (ignored by poll and select), churn in callbacks still works: del and
+/// re-add in one callback, a second event on the fd added and deleted.
+fn changelist_flag_churn(m: Method) {
+    let mut cfg = config(m);
+    cfg.set_flag(revent::ConfigFlags::EPOLL_USE_CHANGELIST);
+    let mut base = base_with(m, &cfg);
+    let (a, b) = socketpair();
+    let fd = a.as_raw_fd();
+    let b = std::rc::Rc::new(std::cell::RefCell::new(b));
+    let log = Log::new();
+    let (l, b2) = (log.clone(), b.clone());
+    let id = register(&mut base, fd, What::READ | What::PERSIST, move |base, f| {
+        l.push(read_fd(f.fd));
+        base.del(f.id).unwrap();
+        base.add(f.id, None).unwrap();
+        let w = register(base, f.fd, What::WRITE, |_, _| {}).unwrap();
+        base.free(w).unwrap();
+        if l.len() < 3 {
+            send(&mut b2.borrow_mut(), b"more");
+        } else {
+            base.del(f.id).unwrap();
+        }
+    })
+    .unwrap();
+    send(&mut b.borrow_mut(), b"first");
+    let (g, guard_fired) = guard(&mut base, Duration::from_secs(10));
+    while log.len() < 3 && !guard_fired.get() {
+        base.run(LoopFlags::ONCE).unwrap();
+    }
+    assert!(!guard_fired.get());
+    base.free(g).unwrap();
+    assert_eq!(
+        log.get(),
+        vec![b"first".to_vec(), b"more".to_vec(), b"more".to_vec()]
+    );
+    assert_eq!(base.pending(id, ALL_WHAT).unwrap().0, What::NONE);
+}
+
 per_backend!(
     backend_features,
     read_nonpersistent_fires_once,
@@ -926,4 +984,6 @@ per_backend!(
     stale_id_after_slot_reuse_in_callback,
     free_pending_event,
     drop_base_drops_callbacks,
+    free_self_and_reuse_slot_in_callback,
+    changelist_flag_churn,
 );

@@ -6,6 +6,7 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -390,6 +391,108 @@ fn pending_deadline_bounds(m: Method) {
     assert!(log.get()[0].1 >= deadline);
 }
 
+/// Re-adding a timer whose timeout already expired in this iteration (it is active, its callback not
+/// yet run) reschedules it: the pending callback is dropped (libevent's event_add removes an event
+/// active by timeout from the active queue).
+fn readd_expired_active_timer_reschedules(m: Method) {
+    let mut base = base(m);
+    let log = Log::new();
+    let b = logged_timer(&mut base, &log, "b");
+    let l = log.clone();
+    let a = base.new_timer(move |base, _| {
+        l.push(("a", Instant::now()));
+        assert_eq!(
+            base.pending(b, What::TIMEOUT).unwrap().0,
+            What::TIMEOUT,
+            "b is active"
+        );
+        base.add(b, Some(20 * MS)).unwrap();
+    });
+    base.once(-1, What::TIMEOUT, None, move |base, _| {
+        base.add(a, Some(MS)).unwrap();
+        base.add(b, Some(2 * MS)).unwrap();
+        // Both expire before the loop collects timers again: a runs first and re-adds b.
+        std::thread::sleep(10 * MS);
+    })
+    .unwrap();
+    let start = Instant::now();
+    assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
+    assert_eq!(
+        tags(&log),
+        vec!["a", "b"],
+        "b ran once, after its new timeout"
+    );
+    let got = log.get();
+    assert_at_least(got[0].1, got[1].1, 20 * MS, "b re-added for 20 ms");
+    assert!(got[1].1 - start >= 20 * MS);
+}
+
+/// Re-adding a persistent timer with another timeout from its callback changes its period.
+fn persistent_readd_changes_period(m: Method) {
+    let mut base = base(m);
+    let log = Log::new();
+    let l = log.clone();
+    let t = base
+        .new_event(-1, What::PERSIST, move |base, f| {
+            l.push(Instant::now());
+            match l.len() {
+                1 => base.add(f.id, Some(40 * MS)).unwrap(),
+                3 => base.del(f.id).unwrap(),
+                _ => {}
+            }
+        })
+        .unwrap();
+    base.add(t, Some(5 * MS)).unwrap();
+    assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
+    let got = log.get();
+    assert_eq!(got.len(), 3);
+    assert_at_least(got[0], got[1], 40 * MS, "second run");
+    assert_at_least(got[1], got[2], 40 * MS, "third run: the new period stays");
+}
+
+/// An fd event whose data arrives and whose timeout expires in the same iteration: libevent's
+/// timeout processing deletes the event (which also takes it off the active queue) and activates it
+/// with TIMEOUT, so the callback runs once and sees exactly TIMEOUT.
+fn read_and_timeout_in_same_iteration(m: Method) {
+    let mut base = base(m);
+    let (a, b) = socketpair();
+    let log = Log::new();
+    let l = log.clone();
+    let ev = base
+        .new_event(a.as_raw_fd(), What::READ, move |_, f| l.push(f.what))
+        .unwrap();
+    let bfd = b.as_raw_fd();
+    base.once(-1, What::TIMEOUT, None, move |base, _| {
+        base.add(ev, Some(MS)).unwrap();
+        write_fd(bfd, b"x");
+        std::thread::sleep(10 * MS);
+    })
+    .unwrap();
+    assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
+    assert_eq!(log.get(), vec![What::TIMEOUT]);
+}
+
+/// wall_cached() follows the wall clock.
+fn wall_cached_follows_wall_clock(m: Method) {
+    let mut base = base(m);
+    let ok = Rc::new(std::cell::Cell::new(false));
+    let o = ok.clone();
+    let before = std::time::SystemTime::now();
+    base.once(-1, What::TIMEOUT, Some(5 * MS), move |base, _| {
+        let w = base.wall_cached();
+        let now = std::time::SystemTime::now();
+        assert!(
+            w + tol() >= before + 5 * MS,
+            "wall_cached {w:?} before {before:?} + 5 ms"
+        );
+        assert!(w <= now + tol(), "wall_cached {w:?} after now {now:?}");
+        o.set(true);
+    })
+    .unwrap();
+    assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
+    assert!(ok.get());
+}
+
 // ---------------------------------------------------------------------------------------------------
 // proptest: random add / del / re-add / run sequences.
 
@@ -599,5 +702,9 @@ per_backend!(
     cached_time,
     pending_deadline_bounds,
     now_cached_agrees_with_instant,
+    readd_expired_active_timer_reschedules,
+    persistent_readd_changes_period,
+    read_and_timeout_in_same_iteration,
+    wall_cached_follows_wall_clock,
     timers_proptest,
 );
