@@ -427,18 +427,24 @@ fn readd_expired_active_timer_reschedules(m: Method) {
     assert!(got[1].1 - start >= 20 * MS);
 }
 
-/// Re-adding a persistent timer with another timeout from its callback changes its period.
+/// Re-adding a persistent timer with another timeout from its callback changes its period: the next
+/// deadline is 40 ms from then, and the one after 40 ms from that deadline (no drift).
 fn persistent_readd_changes_period(m: Method) {
     let mut base = base(m);
-    let log = Log::new();
+    // (when the callback ran, the cached time then, the deadline pending() reports after it)
+    let log: Log<(Instant, Instant, Instant)> = Log::new();
     let l = log.clone();
     let t = base
         .new_event(-1, What::PERSIST, move |base, f| {
-            l.push(Instant::now());
-            match l.len() {
-                1 => base.add(f.id, Some(40 * MS)).unwrap(),
-                3 => base.del(f.id).unwrap(),
-                _ => {}
+            let ran = Instant::now();
+            let cached = base.now_cached();
+            if l.len() == 0 {
+                base.add(f.id, Some(40 * MS)).unwrap();
+            }
+            let next = base.pending(f.id, What::TIMEOUT).unwrap().1.unwrap();
+            l.push((ran, cached, next));
+            if l.len() == 3 {
+                base.del(f.id).unwrap();
             }
         })
         .unwrap();
@@ -446,8 +452,20 @@ fn persistent_readd_changes_period(m: Method) {
     assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
     let got = log.get();
     assert_eq!(got.len(), 3);
-    assert_at_least(got[0], got[1], 40 * MS, "second run");
-    assert_at_least(got[1], got[2], 40 * MS, "third run: the new period stays");
+    assert_eq!(
+        got[0].2 - got[0].1,
+        40 * MS,
+        "re-added for 40 ms from the cached time"
+    );
+    assert_eq!(
+        got[1].2 - got[0].2,
+        40 * MS,
+        "re-armed 40 ms after the previous deadline"
+    );
+    for (i, (ran, _, _)) in got.iter().enumerate().skip(1) {
+        let deadline = got[i - 1].2;
+        assert!(*ran + tol() >= deadline, "run #{i} before its deadline");
+    }
 }
 
 /// An fd event whose data arrives and whose timeout expires in the same iteration: libevent's
