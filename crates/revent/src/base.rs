@@ -568,7 +568,7 @@ impl EventBase {
             self.reg.clear_flag(key, TIMEOUT);
             // As libevent: a timed-out event is deleted; a persistent one is re-added before its
             // callback runs (the changelist makes that free).
-            self.del_watch(key);
+            self.del_key(key);
             self.reg.activate(key, What::TIMEOUT, 1);
         }
     }
