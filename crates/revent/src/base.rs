@@ -1,6 +1,7 @@
 //! `EventBase`: the loop, the registry of events, active queues by priority, loop control.
 
 use crate::backend::{Backend, Ready};
+use crate::bufferevent;
 use crate::config::{Config, ConfigFlags, Features, LoopFlags, Method};
 use crate::error::{Error, Result};
 use crate::event::{EventId, Fired, What};
@@ -57,6 +58,8 @@ pub struct EventInfo {
 /// assert!(fired.get());
 /// ```
 pub struct EventBase {
+    /// Bufferevents; declared first so they drop (closing their sockets) before the events.
+    pub(crate) bevs: bufferevent::Store,
     reg: Registry,
     io: IoMap,
     timers: Timers,
@@ -102,6 +105,7 @@ impl EventBase {
         }
         let flags = cfg.flags;
         Ok(EventBase {
+            bevs: bufferevent::Store::default(),
             reg: Registry::new(),
             io: IoMap::default(),
             timers: Timers::new(),
@@ -489,12 +493,23 @@ impl EventBase {
             if self.got_exit || self.got_break {
                 return Ok(LoopExit::Done);
             }
+            // Work callbacks queued on bufferevents (output to write, input drained below the high
+            // watermark) is done now, before sleeping.
+            if self.bevs.has_dirty() {
+                bufferevent::flush_dirty(self);
+            }
             self.flush_changes(false);
-            if !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY) && self.reg.event_count == 0 {
+            if !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY)
+                && self.reg.event_count == 0
+                && !self.bevs.has_dirty()
+            {
                 return Ok(LoopExit::NoEvents);
             }
             self.clock.clear();
-            let wait = if self.reg.n_active > 0 || flags.contains(LoopFlags::NONBLOCK) {
+            let wait = if self.reg.n_active > 0
+                || self.bevs.has_dirty()
+                || flags.contains(LoopFlags::NONBLOCK)
+            {
                 Some(Duration::ZERO)
             } else {
                 self.timers

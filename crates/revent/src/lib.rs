@@ -24,6 +24,7 @@
 mod backend;
 mod base;
 pub mod buffer;
+mod bufferevent;
 mod config;
 mod error;
 mod event;
@@ -38,6 +39,10 @@ pub mod util;
 
 pub use base::{EventBase, EventInfo, LoopExit};
 pub use buffer::{BufferEnd, EolStyle, Evbuffer, EvbufferPtr, PtrHow};
+pub use bufferevent::{
+    BevFlags, BevOptions, BufferEvent, DataCb, EventCb, FilterFn, FilterResult, FlushMode,
+    RateLimit, RateLimitGroup,
+};
 pub use config::{Config, ConfigFlags, Features, LoopFlags, Method};
 pub use error::{Error, Result};
 pub use event::{EventId, Fired, What};
