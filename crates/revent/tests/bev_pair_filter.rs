@@ -1,9 +1,9 @@
 //! Bufferevent pairs (same rules as sockets, in memory) and filters (a line-uppercasing filter and a
 //! deflate/inflate pair of filters over a pair and over a socketpair).
 
-mod common;
+mod bev_common;
 
-use common::*;
+use bev_common::*;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use revent::{
     BevFlags, BevOptions, BufferEvent, Evbuffer, EventBase, FilterFn, FilterResult, FlushMode, What,

@@ -1,9 +1,9 @@
 //! Socket bufferevents: watermarks, timeouts, EOF and errors, connect, the eager write path, free,
 //! set_fd, flush, deferred callbacks and priorities. Run on every backend where it is cheap.
 
-mod common;
+mod bev_common;
 
-use common::*;
+use bev_common::*;
 use revent::{
     BevFlags, BevOptions, BufferEvent, Error, EventBase, FlushMode, LoopFlags, Method, What,
 };

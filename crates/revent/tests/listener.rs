@@ -1,9 +1,9 @@
 //! Listener: batches of accepts, enable/disable, options, EMFILE pause (in a child process with a
 //! low RLIMIT_NOFILE), and 1000 concurrent connections through an echo server on bufferevents.
 
-mod common;
+mod bev_common;
 
-use common::*;
+use bev_common::*;
 use revent::{
     BevFlags, BevOptions, BufferEvent, EventBase, Listener, ListenerOptions, LoopFlags, Method,
     What,

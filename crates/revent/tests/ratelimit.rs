@@ -1,9 +1,9 @@
 //! Rate limits: a bufferevent's read and write rates, and a group sharing one budget. Rates are
 //! measured over 2 s and must be within ±10% of the configured rate (the initial burst aside).
 
-mod common;
+mod bev_common;
 
-use common::*;
+use bev_common::*;
 use revent::{BevOptions, BufferEvent, EventBase, RateLimit, RateLimitGroup, What};
 use std::cell::Cell;
 use std::io::{Read, Write};
