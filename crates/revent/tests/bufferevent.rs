@@ -364,11 +364,14 @@ fn connect_refused_reports_error_with_econnrefused() {
         let bev = BufferEvent::socket(&mut base, None, BevOptions::CLOSE_ON_FREE).unwrap();
         let events = record_events(&mut base, bev);
         bev.enable(&mut base, What::READ | What::WRITE).unwrap();
+        // Output queued before the connect must not produce a second error once it is refused.
+        bev.write(&mut base, b"queued").unwrap();
         bev.connect(&mut base, addr).unwrap();
         assert!(events.borrow().is_empty(), "callback inside connect()");
         run_until(&mut base, LIMIT, |_| !events.borrow().is_empty());
         run_for(&mut base, Duration::from_millis(30));
         let evs = events.borrow().clone();
+        assert_eq!(evs.len(), 1, "one ERROR, nothing after it: {evs:?}");
         assert!(evs[0].contains(BevFlags::ERROR), "{evs:?}");
         assert!(!evs[0].contains(BevFlags::CONNECTED), "{evs:?}");
         assert_eq!(

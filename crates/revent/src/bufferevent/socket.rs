@@ -313,6 +313,10 @@ fn on_writable(base: &mut EventBase, h: BufferEvent, what: What) {
                 run_cb(base, h, Cb::Event(BevFlags::CONNECTED), false);
             }
             Ok(Some(e)) | Err(e) => {
+                // As for a refusal in `connect`: the socket is useless, stop both directions.
+                if let Ok(b) = base.bevs.get_mut(h) {
+                    b.enabled = What::NONE;
+                }
                 super::sync(base, h);
                 report(base, h, BevFlags::ERROR, e.raw_os_error());
             }
@@ -387,6 +391,9 @@ pub(crate) fn connect(base: &mut EventBase, h: BufferEvent, addr: SocketAddr) ->
         Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
             if let Ok(b) = base.bevs.get_mut(h) {
                 b.errno = e.raw_os_error();
+                // Nothing can be read or written on a socket that failed to connect; without this
+                // the queued output would be tried and fail again, a second ERROR.
+                b.enabled = What::NONE;
             }
             run_cb(base, h, Cb::Event(BevFlags::ERROR), true);
             Ok(())
