@@ -24,10 +24,12 @@
 mod backend;
 mod base;
 pub mod buffer;
+mod bufferevent;
 mod config;
 mod error;
 mod event;
 mod io_map;
+mod listener;
 mod registry;
 mod signal;
 mod sys;
@@ -36,6 +38,12 @@ mod timer;
 pub mod util;
 
 pub use base::{EventBase, EventInfo, LoopExit};
+pub use buffer::{BufferEnd, EolStyle, Evbuffer, EvbufferPtr, PtrHow};
+pub use bufferevent::{
+    BevFlags, BevOptions, BufferEvent, DataCb, EventCb, FilterFn, FilterResult, FlushMode,
+    RateLimit, RateLimitGroup,
+};
 pub use config::{Config, ConfigFlags, Features, LoopFlags, Method};
 pub use error::{Error, Result};
 pub use event::{EventId, Fired, What};
+pub use listener::{Listener, ListenerOptions};

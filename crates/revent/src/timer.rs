@@ -437,14 +437,14 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig {
-            cases: if cfg!(miri) { 8 } else { 256 },
+            cases: if cfg!(miri) { 3 } else { 256 },
             ..ProptestConfig::default()
         })]
 
         /// Every armed timer fires exactly once, in (deadline, insertion) order, none lost; removed
         /// timers never fire. The model is a map ordered by (deadline, insertion sequence).
         #[test]
-        fn timers_match_model(ops in prop::collection::vec(op(), 1..200)) {
+        fn timers_match_model(ops in prop::collection::vec(op(), 1..if cfg!(miri) { 60 } else { 200 })) {
             let durations = [7u64, 20, 45];
             let mut t = Timers::new();
             let queues: Vec<usize> = durations.iter().map(|d| t.add_common(*d).unwrap()).collect();

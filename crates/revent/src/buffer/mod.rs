@@ -1,1 +1,932 @@
 //! `Evbuffer`: libevent's chained byte buffer.
+//!
+//! An [`Evbuffer`] is a queue of bytes stored as a chain of chunks. Bytes are added at the end and
+//! taken from the front. Moving data between buffers ([`Evbuffer::add_buffer`],
+//! [`Evbuffer::remove_buffer`], [`Evbuffer::prepend_buffer`]) moves whole chunks without copying their
+//! bytes; reads from a file descriptor go straight into free space at the tail ([`Evbuffer::read`]);
+//! writes gather the leading chunks into one `writev` ([`Evbuffer::write`]).
+//!
+//! ```
+//! use revent::buffer::{Evbuffer, EolStyle};
+//!
+//! let mut buf = Evbuffer::new();
+//! buf.add(b"GET / HTTP/1.1\r\nHost: example\r\n").unwrap();
+//! let (line, consumed) = buf.readln(EolStyle::CrlfStrict).unwrap().unwrap();
+//! assert_eq!(line, b"GET / HTTP/1.1");
+//! assert_eq!(consumed, 16);
+//! assert_eq!(buf.len(), 15);
+//! ```
+//!
+//! Differences from libevent worth knowing:
+//! - change callbacks ([`Evbuffer::add_cb`]) are told what changed but cannot touch the buffer;
+//! - deferred callbacks queue until [`Evbuffer::run_deferred_callbacks`] (the event loop will call it);
+//! - positions ([`EvbufferPtr`]) are checked: one that no longer fits the buffer is an error.
+
+mod callbacks;
+mod chunk;
+mod io;
+mod search;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use callbacks::Callbacks;
+use chunk::{alloc_zeroed, Chunk, RefHolder, Store, MAX_CHUNK, MIN_CHUNK};
+
+pub use callbacks::{CallbackId, CallbackInfo};
+pub use search::{EolStyle, EvbufferPtr, Peek, PtrHow};
+
+/// Which end of a buffer [`Evbuffer::freeze`] acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferEnd {
+    /// The front: draining, removing, reading lines, writing to an fd, prepending.
+    Start,
+    /// The back: adding, reading from an fd, reserving and committing space.
+    End,
+}
+
+const OVERFLOW: Error = Error::InvalidArgument("buffer size would overflow");
+
+/// Gives each buffer an id so that a position from one buffer is never taken for another's.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A chained byte buffer (libevent's `struct evbuffer`).
+///
+/// Every operation that can fail returns [`Error`]: sizes that would overflow, positions past the end,
+/// an operation on a frozen end, or an I/O error. None of them panics on bad input.
+pub struct Evbuffer {
+    /// Invariant: every chunk except the last holds at least one byte. The last may be an empty chunk of
+    /// owned memory, kept for its free space.
+    chunks: VecDeque<Chunk>,
+    len: usize,
+    /// One drained chunk kept for reuse, so steady add/drain traffic does not allocate.
+    spare: Option<Box<[u8]>>,
+    /// Size of the next chunk to allocate; doubles with each allocation up to `MAX_CHUNK`.
+    next_size: usize,
+    /// How much a `read` offers the kernel when the tail is short; doubles each time a read fills it.
+    read_hint: usize,
+    frozen_start: bool,
+    frozen_end: bool,
+    id: u64,
+    /// Bumped by every change, so cached chunk positions in an `EvbufferPtr` are trusted only while
+    /// nothing has changed.
+    gen: u64,
+    /// Set by `reserve_space`, cleared by any other change: `commit_space` needs an unbroken reservation.
+    reserved: bool,
+    /// `readln` resumes scanning here: no end of line of style `.0` starts before `.1`.
+    eol_hint: (EolStyle, usize),
+    /// Number of file-segment chunks, so the common case skips looking for them.
+    file_chunks: usize,
+    cbs: Callbacks,
+}
+
+impl Default for Evbuffer {
+    fn default() -> Self {
+        Evbuffer::new()
+    }
+}
+
+impl fmt::Debug for Evbuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Evbuffer")
+            .field("len", &self.len)
+            .field("chunks", &self.chunks.len())
+            .field("frozen_start", &self.frozen_start)
+            .field("frozen_end", &self.frozen_end)
+            .finish()
+    }
+}
+
+impl Evbuffer {
+    /// An empty buffer. Allocates nothing until bytes arrive.
+    pub fn new() -> Evbuffer {
+        Evbuffer {
+            chunks: VecDeque::new(),
+            len: 0,
+            spare: None,
+            next_size: MIN_CHUNK,
+            read_hint: 4096,
+            frozen_start: false,
+            frozen_end: false,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            gen: 0,
+            reserved: false,
+            eol_hint: (EolStyle::Lf, 0),
+            file_chunks: 0,
+            cbs: Callbacks::default(),
+        }
+    }
+
+    /// Number of bytes stored.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer holds no bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of bytes stored contiguously in the first chunk (libevent's
+    /// `evbuffer_get_contiguous_space`): what [`pullup`](Self::pullup) can return without copying.
+    pub fn contiguous_space(&self) -> usize {
+        self.chunks.front().map_or(0, Chunk::len)
+    }
+
+    /// Number of chunks in the chain (for tests and diagnostics).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.iter().filter(|c| c.len() > 0).count()
+    }
+
+    // ---- freezing ----
+
+    /// Freezes one end: operations that would change it fail with [`Error::InvalidArgument`] until
+    /// [`unfreeze`](Self::unfreeze). A bufferevent freezes its input's end and its output's start while
+    /// it owns them.
+    pub fn freeze(&mut self, end: BufferEnd) {
+        match end {
+            BufferEnd::Start => self.frozen_start = true,
+            BufferEnd::End => self.frozen_end = true,
+        }
+    }
+
+    /// Undoes [`freeze`](Self::freeze).
+    pub fn unfreeze(&mut self, end: BufferEnd) {
+        match end {
+            BufferEnd::Start => self.frozen_start = false,
+            BufferEnd::End => self.frozen_end = false,
+        }
+    }
+
+    /// Whether `end` is frozen.
+    pub fn is_frozen(&self, end: BufferEnd) -> bool {
+        match end {
+            BufferEnd::Start => self.frozen_start,
+            BufferEnd::End => self.frozen_end,
+        }
+    }
+
+    #[inline]
+    fn check_start(&self) -> Result<()> {
+        if self.frozen_start {
+            return Err(Error::InvalidArgument("the buffer's start is frozen"));
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn check_end(&self) -> Result<()> {
+        if self.frozen_end {
+            return Err(Error::InvalidArgument("the buffer's end is frozen"));
+        }
+        Ok(())
+    }
+
+    /// Records that the buffer changed: cached positions and reservations become invalid.
+    #[inline]
+    fn touched(&mut self) {
+        self.gen = self.gen.wrapping_add(1);
+        self.reserved = false;
+    }
+
+    #[inline]
+    fn grow_len(&self, n: usize) -> Result<usize> {
+        self.len.checked_add(n).ok_or(OVERFLOW)
+    }
+
+    // ---- chunk memory ----
+
+    /// Owned memory of at least `min` bytes: the spare chunk if it is big enough, else a new allocation
+    /// sized by the growth policy.
+    fn take_mem(&mut self, min: usize) -> Result<Box<[u8]>> {
+        if let Some(s) = self.spare.take() {
+            if s.len() >= min {
+                return Ok(s);
+            }
+            self.spare = Some(s);
+        }
+        let b = alloc_zeroed(min.max(self.next_size))?;
+        self.next_size = (self.next_size * 2).min(MAX_CHUNK);
+        Ok(b)
+    }
+
+    /// Keeps a drained chunk's memory as the spare if it is the most useful one seen.
+    fn recycle(&mut self, c: Chunk) {
+        match c.store {
+            Store::Mem(b) => {
+                if b.len() <= MAX_CHUNK && self.spare.as_ref().map_or(true, |s| s.len() < b.len()) {
+                    self.spare = Some(b);
+                }
+            }
+            Store::File(_) => self.file_chunks -= 1,
+            // Dropping the last share of a reference runs its cleanup.
+            Store::Ref(_) => {}
+        }
+    }
+
+    /// Appends a chunk, first dropping an empty tail chunk (the invariant allows empties only last).
+    fn push_chunk(&mut self, c: Chunk) {
+        if self.chunks.back().is_some_and(|l| l.len() == 0) {
+            if let Some(empty) = self.chunks.pop_back() {
+                self.recycle(empty);
+            }
+        }
+        if matches!(c.store, Store::File(_)) {
+            self.file_chunks += 1;
+        }
+        self.chunks.push_back(c);
+    }
+
+    /// Ensures the tail chunk is owned memory with at least `n` bytes of contiguous free space.
+    fn ensure_tail_space(&mut self, n: usize) -> Result<()> {
+        if let Some(last) = self.chunks.back_mut() {
+            if last.space() >= n {
+                return Ok(());
+            }
+            if last.len() == 0 && last.is_mem() && last.start > 0 && last.capacity() >= n {
+                last.start = 0;
+                last.end = 0;
+                return Ok(());
+            }
+        }
+        let mem = self.take_mem(n)?;
+        self.push_chunk(Chunk::mem(mem));
+        Ok(())
+    }
+
+    // ---- adding ----
+
+    /// Copies `data` to the end of the buffer.
+    ///
+    /// Small appends fill the tail chunk's free space; a new chunk is allocated only when it is full, and
+    /// chunk sizes grow with use (1 KiB doubling to 256 KiB), so a stream of small adds does not allocate
+    /// per call.
+    pub fn add(&mut self, data: &[u8]) -> Result<()> {
+        self.check_end()?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let orig = self.len;
+        self.append_raw(data)?;
+        self.touched();
+        self.cbs.notify(orig, data.len(), 0);
+        Ok(())
+    }
+
+    /// Appends without checks or notification; fails without change if memory cannot be had.
+    fn append_raw(&mut self, data: &[u8]) -> Result<()> {
+        let new_len = self.grow_len(data.len())?;
+        let space = self.chunks.back().map_or(0, Chunk::space);
+        if space >= data.len() {
+            if let Some(last) = self.chunks.back_mut() {
+                last.append_from(data);
+            }
+        } else {
+            // Allocate before copying anything so that a failure leaves the buffer unchanged.
+            let mut c = Chunk::mem(self.take_mem(data.len() - space)?);
+            let mut rest = data;
+            if let Some(last) = self.chunks.back_mut() {
+                let n = last.append_from(rest);
+                rest = &rest[n..];
+            }
+            c.append_from(rest);
+            self.push_chunk(c);
+        }
+        self.len = new_len;
+        Ok(())
+    }
+
+    /// Appends external memory without copying it (libevent's `evbuffer_add_reference`).
+    ///
+    /// The buffer keeps `data` until its last byte has been drained, written or the buffer is dropped,
+    /// then calls `cleanup(data)` exactly once. If a move to another buffer splits the bytes, both
+    /// buffers share `data` and the cleanup runs when the second lets go.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use revent::buffer::Evbuffer;
+    ///
+    /// let freed = Arc::new(AtomicUsize::new(0));
+    /// let f = freed.clone();
+    /// let mut buf = Evbuffer::new();
+    /// buf.add_reference(vec![1u8, 2, 3], move |_v| { f.fetch_add(1, Ordering::SeqCst); }).unwrap();
+    /// buf.drain(2).unwrap();
+    /// assert_eq!(freed.load(Ordering::SeqCst), 0);
+    /// buf.drain(1).unwrap();
+    /// assert_eq!(freed.load(Ordering::SeqCst), 1);
+    /// ```
+    pub fn add_reference<T, F>(&mut self, data: T, cleanup: F) -> Result<()>
+    where
+        T: AsRef<[u8]> + Send + Sync + 'static,
+        F: FnOnce(T) + Send + 'static,
+    {
+        let holder = RefHolder {
+            data: Some(data),
+            cleanup: Mutex::new(Some(cleanup)),
+        };
+        // On any error below `holder` drops here and the cleanup runs: the caller's memory is released
+        // either way, exactly once.
+        self.check_end()?;
+        let n = holder.bytes_len();
+        let orig = self.len;
+        let new_len = self.grow_len(n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.push_chunk(Chunk {
+            store: Store::Ref(Arc::new(holder)),
+            start: 0,
+            end: n,
+        });
+        self.len = new_len;
+        self.touched();
+        self.cbs.notify(orig, n, 0);
+        Ok(())
+    }
+
+    /// Copies `data` to the front of the buffer.
+    pub fn prepend(&mut self, data: &[u8]) -> Result<()> {
+        self.check_start()?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let new_len = self.grow_len(data.len())?;
+        let orig = self.len;
+        let k = data.len();
+        let fits_front = self
+            .chunks
+            .front()
+            .is_some_and(|f| f.is_mem() && f.start >= k);
+        if fits_front {
+            if let Some(Chunk {
+                store: Store::Mem(b),
+                start,
+                ..
+            }) = self.chunks.front_mut()
+            {
+                b[*start - k..*start].copy_from_slice(data);
+                *start -= k;
+            }
+        } else if self.len == 0 {
+            // Empty buffer: prepending is appending.
+            self.append_raw(data)?;
+        } else {
+            // New chunk with the data at its end, leaving room for further prepends.
+            let mem = self.take_mem(k)?;
+            let cap = mem.len();
+            let mut c = Chunk::mem(mem);
+            if let Store::Mem(b) = &mut c.store {
+                b[cap - k..].copy_from_slice(data);
+            }
+            c.start = cap - k;
+            c.end = cap;
+            self.chunks.push_front(c);
+        }
+        self.len = new_len;
+        self.eol_hint.1 = 0;
+        self.touched();
+        self.cbs.notify(orig, k, 0);
+        Ok(())
+    }
+
+    /// Appends formatted text (libevent's `evbuffer_add_printf`) and returns how many bytes it added.
+    ///
+    /// ```
+    /// use revent::buffer::Evbuffer;
+    /// let mut buf = Evbuffer::new();
+    /// let n = buf.add_fmt(format_args!("{}-{:04}", "id", 7)).unwrap();
+    /// assert_eq!(n, 7);
+    /// assert_eq!(buf.pullup_all().unwrap(), b"id-0007");
+    /// ```
+    ///
+    /// `Evbuffer` also implements [`std::fmt::Write`], so `write!(buf, ...)` works; that form reports a
+    /// frozen end only as [`std::fmt::Error`].
+    pub fn add_fmt(&mut self, args: fmt::Arguments<'_>) -> Result<usize> {
+        self.check_end()?;
+        struct Sink<'a> {
+            buf: &'a mut Evbuffer,
+            err: Option<Error>,
+        }
+        impl fmt::Write for Sink<'_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.buf.append_raw(s.as_bytes()).map_err(|e| {
+                    self.err = Some(e);
+                    fmt::Error
+                })
+            }
+        }
+        let orig = self.len;
+        let mut sink = Sink {
+            buf: self,
+            err: None,
+        };
+        let res = fmt::write(&mut sink, args);
+        let err = sink.err.take();
+        let added = self.len - orig;
+        if added > 0 {
+            self.touched();
+            self.cbs.notify(orig, added, 0);
+        }
+        match (res, err) {
+            (_, Some(e)) => Err(e),
+            (Err(_), None) => Err(Error::InvalidArgument(
+                "a formatting trait returned an error",
+            )),
+            (Ok(()), None) => Ok(added),
+        }
+    }
+
+    // ---- moving chunks between buffers ----
+
+    /// Moves all of `src`'s bytes to the end of `self` (libevent's `evbuffer_add_buffer`). Whole chunks
+    /// change hands; no byte is copied.
+    pub fn add_buffer(&mut self, src: &mut Evbuffer) -> Result<()> {
+        self.check_end()?;
+        src.check_start()?;
+        let n = src.len;
+        if n == 0 {
+            return Ok(());
+        }
+        let new_len = self.grow_len(n)?;
+        let orig = self.len;
+        let src_orig = src.len;
+        while let Some(c) = src.chunks.pop_front() {
+            if c.len() == 0 {
+                src.recycle(c);
+                continue;
+            }
+            if matches!(c.store, Store::File(_)) {
+                src.file_chunks -= 1;
+            }
+            self.push_chunk(c);
+        }
+        src.len = 0;
+        src.eol_hint.1 = 0;
+        src.touched();
+        src.cbs.notify(src_orig, 0, n);
+        self.len = new_len;
+        self.touched();
+        self.cbs.notify(orig, n, 0);
+        Ok(())
+    }
+
+    /// Moves all of `src`'s bytes to the front of `self` (libevent's `evbuffer_prepend_buffer`), moving
+    /// whole chunks.
+    pub fn prepend_buffer(&mut self, src: &mut Evbuffer) -> Result<()> {
+        self.check_start()?;
+        src.check_start()?;
+        let n = src.len;
+        if n == 0 {
+            return Ok(());
+        }
+        let new_len = self.grow_len(n)?;
+        let orig = self.len;
+        let src_orig = src.len;
+        if self.len == 0 {
+            // Only an empty tail chunk can be here: let it go so the moved chunks keep the invariant.
+            while let Some(c) = self.chunks.pop_back() {
+                self.recycle(c);
+            }
+        }
+        while let Some(c) = src.chunks.pop_back() {
+            if c.len() == 0 {
+                src.recycle(c);
+                continue;
+            }
+            if matches!(c.store, Store::File(_)) {
+                src.file_chunks -= 1;
+                self.file_chunks += 1;
+            }
+            self.chunks.push_front(c);
+        }
+        src.len = 0;
+        src.eol_hint.1 = 0;
+        src.touched();
+        src.cbs.notify(src_orig, 0, n);
+        self.len = new_len;
+        self.eol_hint.1 = 0;
+        self.touched();
+        self.cbs.notify(orig, n, 0);
+        Ok(())
+    }
+
+    /// Moves up to `n` bytes from the front of `self` to the end of `dst` (libevent's
+    /// `evbuffer_remove_buffer`) and returns how many moved. Whole chunks move without copying; of a
+    /// chunk that is split, owned bytes are copied and references and file segments are shared.
+    pub fn remove_buffer(&mut self, dst: &mut Evbuffer, n: usize) -> Result<usize> {
+        self.check_start()?;
+        dst.check_end()?;
+        let n = n.min(self.len);
+        if n == 0 {
+            return Ok(0);
+        }
+        let dst_len = dst.grow_len(n)?;
+        let orig = self.len;
+        let dst_orig = dst.len;
+        let mut left = n;
+        while left > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            let clen = front.len();
+            if clen <= left {
+                if let Some(c) = self.chunks.pop_front() {
+                    left -= clen;
+                    if clen == 0 {
+                        self.recycle(c);
+                    } else {
+                        if matches!(c.store, Store::File(_)) {
+                            self.file_chunks -= 1;
+                        }
+                        dst.push_chunk(c);
+                    }
+                }
+            } else if let Some(part) = front.split_front_shared(left) {
+                dst.push_chunk(part);
+                left = 0;
+            } else {
+                // Owned memory: copy the part. Allocation failure here leaves both buffers consistent
+                // (what moved so far is accounted below).
+                let bytes = &front.data()[..left];
+                let copied = dst_copy(dst, bytes);
+                match copied {
+                    Ok(()) => {
+                        if let Some(front) = self.chunks.front_mut() {
+                            front.start += left;
+                        }
+                        left = 0;
+                    }
+                    Err(e) => {
+                        let moved = n - left;
+                        self.finish_remove(orig, moved);
+                        dst.len = dst_orig + moved;
+                        dst.touched();
+                        dst.cbs.notify(dst_orig, moved, 0);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        // `dst_copy` grew dst.len for the copied part; set it for the whole move in one place.
+        dst.len = dst_len;
+        dst.touched();
+        dst.cbs.notify(dst_orig, n, 0);
+        self.finish_remove(orig, n);
+        Ok(n)
+    }
+
+    /// Bookkeeping after `n` bytes left the front.
+    fn finish_remove(&mut self, orig: usize, n: usize) {
+        self.len -= n;
+        self.normalize_front();
+        self.eol_hint.1 = self.eol_hint.1.saturating_sub(n);
+        self.touched();
+        self.cbs.notify(orig, 0, n);
+    }
+
+    /// If the buffer became empty, keeps one owned chunk reset to its start for reuse and drops the rest.
+    fn normalize_front(&mut self) {
+        if self.len == 0 {
+            while self.chunks.len() > 1 {
+                if let Some(c) = self.chunks.pop_front() {
+                    self.recycle(c);
+                }
+            }
+            match self.chunks.back_mut() {
+                Some(c) if c.is_mem() => {
+                    c.start = 0;
+                    c.end = 0;
+                }
+                Some(_) => {
+                    if let Some(c) = self.chunks.pop_back() {
+                        self.recycle(c);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    // ---- taking bytes out ----
+
+    /// Discards up to `n` bytes from the front and returns how many went (libevent drains everything
+    /// when asked for more than there is; so does this).
+    pub fn drain(&mut self, n: usize) -> Result<usize> {
+        self.check_start()?;
+        let n = n.min(self.len);
+        if n == 0 {
+            return Ok(0);
+        }
+        let orig = self.len;
+        self.drain_raw(n);
+        self.finish_remove(orig, n);
+        Ok(n)
+    }
+
+    /// Drops `n <= len` bytes from the front, recycling emptied chunks; `len` is left to the caller.
+    fn drain_raw(&mut self, n: usize) {
+        let mut left = n;
+        while left > 0 {
+            let last = self.chunks.len() == 1;
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            let clen = front.len();
+            if left < clen {
+                front.start += left;
+                break;
+            }
+            left -= clen;
+            if last && front.is_mem() {
+                front.start = 0;
+                front.end = 0;
+            } else if let Some(c) = self.chunks.pop_front() {
+                self.recycle(c);
+            }
+        }
+    }
+
+    /// Copies up to `out.len()` bytes from the front into `out` and drains them; returns the count.
+    pub fn remove(&mut self, out: &mut [u8]) -> Result<usize> {
+        self.check_start()?;
+        let n = self.copy_at(0, out)?;
+        if n > 0 {
+            let orig = self.len;
+            self.drain_raw(n);
+            self.finish_remove(orig, n);
+        }
+        Ok(n)
+    }
+
+    /// Copies up to `out.len()` bytes from the front into `out` without draining; returns the count.
+    pub fn copyout(&self, out: &mut [u8]) -> Result<usize> {
+        self.copy_at(0, out)
+    }
+
+    /// Copies up to `out.len()` bytes starting at `pos` (libevent's `evbuffer_copyout_from`). A position
+    /// at the end copies nothing; past the end is an error.
+    pub fn copyout_from(&self, pos: &EvbufferPtr, out: &mut [u8]) -> Result<usize> {
+        let (idx, off) = self.resolve(pos)?;
+        let n = out.len().min(self.len - pos.position());
+        self.load_range(pos.position(), n)?;
+        let mut done = 0;
+        for s in self.segments(idx, off, n) {
+            out[done..done + s.len()].copy_from_slice(s);
+            done += s.len();
+        }
+        Ok(done)
+    }
+
+    fn copy_at(&self, pos: usize, out: &mut [u8]) -> Result<usize> {
+        let p = self.ptr_at(pos)?;
+        self.copyout_from(&p, out)
+    }
+
+    /// Makes the first `n` bytes contiguous and returns them (libevent's `evbuffer_pullup`). Asking for
+    /// more than the buffer holds is an error; [`pullup_all`](Self::pullup_all) is libevent's `-1`.
+    ///
+    /// Costs nothing when the first chunk already holds `n` bytes; otherwise copies the `n` bytes once,
+    /// into the first chunk's free space if it has room, else into a new chunk.
+    pub fn pullup(&mut self, n: usize) -> Result<&[u8]> {
+        if n > self.len {
+            return Err(Error::InvalidArgument("pullup past the end of the buffer"));
+        }
+        if n == 0 {
+            return Ok(&[]);
+        }
+        self.load_range(0, n)?;
+        let first_len = self.chunks.front().map_or(0, Chunk::len);
+        if first_len < n {
+            self.gather_front(n)?;
+        }
+        match self.chunks.front() {
+            Some(c) => Ok(&c.data()[..n]),
+            None => Ok(&[]),
+        }
+    }
+
+    /// Makes the whole buffer contiguous and returns it.
+    pub fn pullup_all(&mut self) -> Result<&[u8]> {
+        self.pullup(self.len)
+    }
+
+    /// Rearranges chunks so that the first holds at least `n` bytes (`first chunk len < n <= len`).
+    fn gather_front(&mut self, n: usize) -> Result<()> {
+        let reuse_front = self
+            .chunks
+            .front()
+            .is_some_and(|c| c.is_mem() && c.capacity() - c.start >= n);
+        let mut head = if reuse_front {
+            match self.chunks.pop_front() {
+                Some(c) => c,
+                None => return Ok(()),
+            }
+        } else {
+            Chunk::mem(self.take_mem(n)?)
+        };
+        let mut need = n - head.len();
+        if head.space() < need {
+            // Room exists only before the data: slide it to the start.
+            if let Store::Mem(b) = &mut head.store {
+                b.copy_within(head.start..head.end, 0);
+            }
+            head.end -= head.start;
+            head.start = 0;
+        }
+        while need > 0 {
+            let Some(c) = self.chunks.front_mut() else {
+                break;
+            };
+            let k = c.len().min(need);
+            head.append_from(&c.data()[..k]);
+            c.start += k;
+            need -= k;
+            if c.len() == 0 {
+                if let Some(c) = self.chunks.pop_front() {
+                    self.recycle(c);
+                }
+            }
+        }
+        self.chunks.push_front(head);
+        self.touched();
+        Ok(())
+    }
+
+    // ---- writing into the tail ----
+
+    /// Makes room for at least `n` contiguous bytes at the tail without further allocation
+    /// (libevent's `evbuffer_expand`).
+    pub fn expand(&mut self, n: usize) -> Result<()> {
+        self.grow_len(n)?;
+        self.ensure_tail_space(n)?;
+        self.touched();
+        Ok(())
+    }
+
+    /// Returns writable free space at the tail, at least `n` bytes long, for
+    /// [`commit_space`](Self::commit_space) to add (libevent's `evbuffer_reserve_space`).
+    ///
+    /// The slice is initialized memory with unspecified contents (zeros or old bytes): write into it,
+    /// then commit how much you wrote. Any other change to the buffer cancels the reservation.
+    ///
+    /// ```
+    /// use revent::buffer::Evbuffer;
+    /// let mut buf = Evbuffer::new();
+    /// let space = buf.reserve_space(5).unwrap();
+    /// space[..5].copy_from_slice(b"hello");
+    /// buf.commit_space(5).unwrap();
+    /// assert_eq!(buf.pullup_all().unwrap(), b"hello");
+    /// ```
+    pub fn reserve_space(&mut self, n: usize) -> Result<&mut [u8]> {
+        self.check_end()?;
+        self.grow_len(n)?;
+        self.ensure_tail_space(n.max(1))?;
+        self.touched();
+        self.reserved = true;
+        match self.chunks.back_mut() {
+            Some(last) => Ok(last.space_mut()),
+            None => Ok(&mut []),
+        }
+    }
+
+    /// Adds the first `n` bytes of the space returned by the last [`reserve_space`](Self::reserve_space).
+    /// Fails if there was no reservation, something else changed the buffer since, or `n` is more than
+    /// was reserved.
+    pub fn commit_space(&mut self, n: usize) -> Result<()> {
+        self.check_end()?;
+        if !self.reserved {
+            return Err(Error::InvalidArgument("commit_space without a reservation"));
+        }
+        let space = self.chunks.back().map_or(0, Chunk::space);
+        if n > space {
+            return Err(Error::InvalidArgument(
+                "commit_space beyond the reserved space",
+            ));
+        }
+        let new_len = self.grow_len(n)?;
+        let orig = self.len;
+        if let Some(last) = self.chunks.back_mut() {
+            last.end += n;
+        }
+        self.len = new_len;
+        self.touched();
+        self.cbs.notify(orig, n, 0);
+        Ok(())
+    }
+
+    /// Reserves at least `n` bytes, lets `fill` write into them and commits the count it returns: the
+    /// safe one-call form of reserve + commit.
+    ///
+    /// ```
+    /// use revent::buffer::Evbuffer;
+    /// let mut buf = Evbuffer::new();
+    /// buf.add_with(3, |space| { space[..3].copy_from_slice(b"abc"); 3 }).unwrap();
+    /// assert_eq!(buf.len(), 3);
+    /// ```
+    pub fn add_with(&mut self, n: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<usize> {
+        let space = self.reserve_space(n)?;
+        let written = fill(space);
+        self.commit_space(written)?;
+        Ok(written)
+    }
+
+    // ---- callbacks ----
+
+    /// Registers a callback told about every change in size (libevent's `evbuffer_add_cb`). It runs
+    /// after each operation that added or removed bytes, or, in deferred mode, from
+    /// [`run_deferred_callbacks`](Self::run_deferred_callbacks).
+    pub fn add_cb(&mut self, cb: impl FnMut(&CallbackInfo) + Send + 'static) -> CallbackId {
+        self.cbs.add(Box::new(cb))
+    }
+
+    /// Unregisters a callback. An id that is not registered is an error.
+    pub fn remove_cb(&mut self, id: CallbackId) -> Result<()> {
+        self.cbs.remove(id)
+    }
+
+    /// Enables or disables a callback without removing it.
+    pub fn set_cb_enabled(&mut self, id: CallbackId, enabled: bool) -> Result<()> {
+        self.cbs.set_enabled(id, enabled)
+    }
+
+    /// Defers callbacks (libevent's `evbuffer_defer_callbacks`): changes are summed and reported in one
+    /// call per callback when [`run_deferred_callbacks`](Self::run_deferred_callbacks) runs. The event
+    /// loop integration will call that once per loop iteration; until then the owner calls it.
+    pub fn set_deferred_callbacks(&mut self, deferred: bool) {
+        self.cbs.set_deferred(deferred);
+    }
+
+    /// Delivers the changes queued in deferred mode. Does nothing if none are queued.
+    pub fn run_deferred_callbacks(&mut self) {
+        self.cbs.run_deferred();
+    }
+
+    // ---- file segments ----
+
+    /// Reads any file segments in `[pos, pos + n)` into memory (a no-op for buffers without them).
+    fn load_range(&self, pos: usize, n: usize) -> Result<()> {
+        if self.file_chunks == 0 || n == 0 {
+            return Ok(());
+        }
+        let end = pos.saturating_add(n);
+        let mut at = 0usize;
+        for c in &self.chunks {
+            let next = at + c.len();
+            if next > pos && at < end {
+                c.load()?;
+            }
+            if next >= end {
+                break;
+            }
+            at = next;
+        }
+        Ok(())
+    }
+}
+
+impl<T, F> RefHolder<T, F>
+where
+    T: AsRef<[u8]> + Send + Sync,
+    F: FnOnce(T) + Send,
+{
+    fn bytes_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.as_ref().len())
+    }
+}
+
+/// Copies `bytes` onto `dst`'s end for `remove_buffer`; the caller accounts `len` and notifications.
+fn dst_copy(dst: &mut Evbuffer, bytes: &[u8]) -> Result<()> {
+    let len = dst.len;
+    dst.append_raw(bytes)?;
+    dst.len = len;
+    Ok(())
+}
+
+impl fmt::Write for Evbuffer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.add(s.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
+impl std::io::Write for Evbuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.add(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Read for Evbuffer {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        Ok(self.remove(buf)?)
+    }
+}

@@ -1,1 +1,46 @@
-//! Byte I/O syscalls for buffers (readv, writev, sendfile, pread). Filled in by the Evbuffer work.
+//! Byte I/O syscalls for buffers: readv, writev, sendfile.
+//!
+//! `pread` needs no wrapper: file segments own their fd as a `std::fs::File`, whose `read_exact_at`
+//! is safe.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::RawFd;
+
+use super::syscall;
+
+/// Most iovecs passed to one call. Linux's IOV_MAX is 1024; a few dozen chunks already make a write far
+/// larger than a socket buffer.
+pub(crate) const MAX_IOV: usize = 64;
+
+/// `readv(fd, bufs)`.
+pub(crate) fn readv(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+    let cnt = bufs.len().min(MAX_IOV) as libc::c_int;
+    // SAFETY: IoSliceMut is guaranteed ABI-compatible with `struct iovec` on Unix; `bufs` is a live
+    // slice of at least `cnt` of them, each describing a live, writable byte slice.
+    let n = syscall!(readv(fd, bufs.as_mut_ptr().cast::<libc::iovec>(), cnt))?;
+    Ok(n as usize)
+}
+
+/// `writev(fd, bufs)`.
+pub(crate) fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let cnt = bufs.len().min(MAX_IOV) as libc::c_int;
+    // SAFETY: IoSlice is guaranteed ABI-compatible with `struct iovec` on Unix; `bufs` is a live slice
+    // of at least `cnt` of them, each describing a live byte slice the kernel only reads.
+    let n = syscall!(writev(fd, bufs.as_ptr().cast::<libc::iovec>(), cnt))?;
+    Ok(n as usize)
+}
+
+/// `sendfile(out_fd, in_fd, &offset, count)`: copies `count` bytes of `in_fd` from `offset` to
+/// `out_fd` inside the kernel; returns how many.
+pub(crate) fn sendfile(
+    out_fd: RawFd,
+    in_fd: RawFd,
+    offset: u64,
+    count: usize,
+) -> io::Result<usize> {
+    let mut off = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset too large"))?;
+    // SAFETY: `off` is a live local off_t; the fds are plain integers (a bad one is EBADF).
+    let n = syscall!(sendfile(out_fd, in_fd, &mut off, count))?;
+    Ok(n as usize)
+}

@@ -73,14 +73,10 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Nanoseconds on a monotonic clock. `coarse` selects `CLOCK_MONOTONIC_COARSE` (one tick is a few
-/// milliseconds, but reading it is cheaper), as libevent does unless a precise timer is asked for.
-pub(crate) fn monotonic_ns(coarse: bool) -> u64 {
-    let clock = if coarse {
-        libc::CLOCK_MONOTONIC_COARSE
-    } else {
-        libc::CLOCK_MONOTONIC
-    };
+/// Nanoseconds on `CLOCK_MONOTONIC_COARSE` (one tick is a few milliseconds, but reading it is
+/// cheaper), which libevent uses unless a precise timer is asked for.
+pub(crate) fn monotonic_coarse_ns() -> u64 {
+    let clock = libc::CLOCK_MONOTONIC_COARSE;
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -296,4 +292,46 @@ pub(crate) fn raise(signo: i32) -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     Ok(())
+}
+
+// ---- sockets ----
+
+/// `accept4` with non-blocking and close-on-exec as asked; returns the new fd and the peer address.
+pub(crate) fn accept(
+    fd: RawFd,
+    nonblocking: bool,
+    cloexec: bool,
+) -> io::Result<(std::os::fd::OwnedFd, socket2::SockAddr)> {
+    use std::os::fd::FromRawFd;
+    let mut flags = 0;
+    if nonblocking {
+        flags |= libc::SOCK_NONBLOCK;
+    }
+    if cloexec {
+        flags |= libc::SOCK_CLOEXEC;
+    }
+    let mut newfd = -1;
+    // SAFETY: `try_init` hands us storage of the right size for any socket address and its length;
+    // accept4 writes at most that much.
+    let ((), addr) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            newfd = syscall!(accept4(fd, storage.cast(), len, flags))?;
+            Ok(())
+        })
+    }?;
+    // SAFETY: accept4 succeeded, so `newfd` is a fresh descriptor that nothing else owns.
+    Ok((unsafe { std::os::fd::OwnedFd::from_raw_fd(newfd) }, addr))
+}
+
+/// The address a socket is bound to (`getsockname`).
+pub(crate) fn local_addr(fd: RawFd) -> io::Result<socket2::SockAddr> {
+    // SAFETY: `try_init` hands us storage of the right size and its length; getsockname writes at
+    // most that much.
+    let ((), addr) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            syscall!(getsockname(fd, storage.cast(), len))?;
+            Ok(())
+        })
+    }?;
+    Ok(addr)
 }

@@ -1,0 +1,218 @@
+//! The seed's echo service on bufferevents: every byte a client sends comes back.
+//!
+//! One event base per thread; with `--threads N` each thread listens on the same port with
+//! SO_REUSEPORT and the kernel spreads connections (the memcached model). SIGINT and SIGTERM stop
+//! every thread: listeners close, pending output gets a last write, and one summary line is printed.
+
+use crate::args::Args;
+use revent::{BevFlags, BevOptions, BufferEvent, EventBase, Listener, ListenerOptions, What};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[derive(Default)]
+struct Stats {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    bytes: AtomicU64,
+    open: AtomicUsize,
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let stats = Arc::new(Stats::default());
+    let reuse_port = args.threads > 1;
+    // The workers start once the main thread has bound, and listen on the port it got (which
+    // matters with --port 0). Each gets a socket on which the main thread tells it to stop.
+    let mut workers = Vec::new();
+    let mut spawn_workers = |addr: SocketAddr| -> Result<Vec<OwnedFd>, String> {
+        let mut stoppers = Vec::new();
+        for i in 1..args.threads {
+            let (rx, tx) = revent::util::socketpair().map_err(|e| e.to_string())?;
+            stoppers.push(tx);
+            let mut args = args.clone();
+            args.addr = addr;
+            let stats = stats.clone();
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("echo-{i}"))
+                    .spawn(move || serve(&args, &stats, reuse_port, Some(rx), &mut no_workers))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        Ok(stoppers)
+    };
+    let mut result = serve(args, &stats, reuse_port, None, &mut spawn_workers);
+    for w in workers {
+        let r = w
+            .join()
+            .unwrap_or_else(|_| Err("worker thread panicked".into()));
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    println!(
+        "revent echo: {} connections, {} refused, {} bytes echoed",
+        stats.accepted.load(Ordering::Relaxed),
+        stats.refused.load(Ordering::Relaxed),
+        stats.bytes.load(Ordering::Relaxed)
+    );
+    result
+}
+
+type Conns = Rc<RefCell<HashSet<BufferEvent>>>;
+type SpawnWorkers<'a> = dyn FnMut(SocketAddr) -> Result<Vec<OwnedFd>, String> + 'a;
+
+fn no_workers(_: SocketAddr) -> Result<Vec<OwnedFd>, String> {
+    Ok(Vec::new())
+}
+
+/// Runs one event base until stopped. The main thread (`stop_rx` = None) starts the workers once
+/// it listens, handles the signals and tells the workers through the sockets `spawn_workers` gave.
+fn serve(
+    args: &Args,
+    stats: &Arc<Stats>,
+    reuse_port: bool,
+    stop_rx: Option<OwnedFd>,
+    spawn_workers: &mut SpawnWorkers<'_>,
+) -> Result<(), String> {
+    let mut base = EventBase::new().map_err(|e| e.to_string())?;
+    let conns: Conns = Rc::default();
+    let mut opts = ListenerOptions::REUSEABLE | ListenerOptions::CLOSE_ON_EXEC;
+    if reuse_port {
+        opts = opts | ListenerOptions::REUSEABLE_PORT;
+    }
+    let listener = {
+        let (a, stats, conns) = (args.clone(), stats.clone(), conns.clone());
+        Listener::bind(&mut base, args.addr, opts, 1024, move |base, fd, peer| {
+            accept(base, &a, &stats, &conns, fd, peer)
+        })
+        .map_err(|e| format!("listen on {}: {e}", args.addr))?
+    };
+    listener.set_error_cb(|_, e| eprintln!("revent echo: accept: {e}"));
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let stoppers = if stop_rx.is_none() {
+        spawn_workers(local)?
+    } else {
+        Vec::new()
+    };
+
+    let shutdown = {
+        let (listener, conns) = (listener.clone(), conns.clone());
+        Rc::new(move |base: &mut EventBase| {
+            let _ = listener.clone().free(base);
+            let open: Vec<BufferEvent> = conns.borrow_mut().drain().collect();
+            for bev in open {
+                let _ = bev.free(base);
+            }
+            let _ = base.loopexit(None);
+        })
+    };
+    let mut stop_events = Vec::new();
+    match &stop_rx {
+        Some(rx) => {
+            let shutdown = shutdown.clone();
+            stop_events.push(
+                base.new_event(rx.as_raw_fd(), What::READ, move |base, _| shutdown(base))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        None => {
+            let stoppers = Rc::new(stoppers);
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                let (shutdown, stoppers) = (shutdown.clone(), stoppers.clone());
+                let ev = base
+                    .new_signal(sig, move |base, _| {
+                        for tx in stoppers.iter() {
+                            if let Ok(tx) = tx.try_clone() {
+                                let _ = std::os::unix::net::UnixStream::from(tx).write_all(b"x");
+                            }
+                        }
+                        shutdown(base);
+                    })
+                    .map_err(|e| e.to_string())?;
+                stop_events.push(ev);
+            }
+        }
+    }
+    for ev in &stop_events {
+        base.add(*ev, None).map_err(|e| e.to_string())?;
+    }
+    if stop_rx.is_none() {
+        // Only now: a SIGTERM sent as soon as this line is read finds the handler installed.
+        println!(
+            "revent echo: listening on {local} ({} thread(s), {})",
+            args.threads,
+            base.method()
+        );
+        let _ = std::io::stdout().flush();
+    }
+    // The signal events keep the loop alive; once shutdown has run, loopexit ends it.
+    base.dispatch().map_err(|e| e.to_string())?;
+    for ev in stop_events {
+        let _ = base.free(ev);
+    }
+    Ok(())
+}
+
+fn accept(
+    base: &mut EventBase,
+    args: &Args,
+    stats: &Arc<Stats>,
+    conns: &Conns,
+    fd: OwnedFd,
+    peer: std::net::SocketAddr,
+) {
+    if stats.open.load(Ordering::Relaxed) >= args.max_conns {
+        stats.refused.fetch_add(1, Ordering::Relaxed);
+        if args.verbose {
+            eprintln!("refused {peer}: {} connections open", args.max_conns);
+        }
+        return;
+    }
+    let bev = match BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("revent echo: {peer}: {e}");
+            return;
+        }
+    };
+    stats.accepted.fetch_add(1, Ordering::Relaxed);
+    stats.open.fetch_add(1, Ordering::Relaxed);
+    conns.borrow_mut().insert(bev);
+    if args.verbose {
+        eprintln!("open {peer}");
+    }
+    let _ = bev.set_watermark(base, What::READ, 0, args.read_high);
+    let _ = bev.set_timeouts(base, args.idle_timeout, args.idle_timeout);
+    let st = stats.clone();
+    bev.set_read_cb(base, move |base, bev| {
+        if let Ok((input, output)) = bev.buffers(base) {
+            st.bytes.fetch_add(input.len() as u64, Ordering::Relaxed);
+            let _ = output.add_buffer(input);
+        }
+    });
+    let (st, conns, verbose) = (stats.clone(), conns.clone(), args.verbose);
+    bev.set_event_cb(base, move |base, bev, what| {
+        if what.contains(BevFlags::EOF)
+            || what.contains(BevFlags::ERROR)
+            || what.contains(BevFlags::TIMEOUT)
+        {
+            if verbose {
+                let why = bev
+                    .error(base)
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                eprintln!("close {peer} ({what:?}{why})");
+            }
+            conns.borrow_mut().remove(&bev);
+            st.open.fetch_sub(1, Ordering::Relaxed);
+            let _ = bev.free(base);
+        }
+    });
+    let _ = bev.enable(base, What::READ | What::WRITE);
+}

@@ -1,0 +1,220 @@
+//! Reading from and writing to file descriptors, and file segments.
+
+use std::cell::OnceCell;
+use std::fs::File;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use super::chunk::{Chunk, FileSeg, Store, MAX_CHUNK};
+use super::Evbuffer;
+use crate::error::{Error, Result};
+use crate::sys::io_ops;
+
+/// Largest single `read` the buffer offers the kernel when the caller sets no smaller limit.
+const MAX_READ: usize = 2 * MAX_CHUNK;
+/// Bytes read per step when a file segment cannot be sent with `sendfile`.
+const FILE_COPY_STEP: usize = 64 * 1024;
+
+impl Evbuffer {
+    /// Reads up to `max` bytes from `fd` straight into the buffer's tail (libevent's `evbuffer_read`)
+    /// and returns how many; 0 means end of file (or `max == 0`).
+    ///
+    /// One `readv` over the tail chunk's free space and, if that is short, a second chunk; there is no
+    /// extra syscall to ask how much is readable. Pass `usize::MAX` to let the buffer choose: it offers
+    /// more each time a read fills what it offered (up to 512 KiB), so a bulk transfer needs few calls.
+    /// A non-blocking fd with nothing to read gives [`Error::Io`] of kind `WouldBlock`.
+    pub fn read(&mut self, fd: impl AsFd, max: usize) -> Result<usize> {
+        self.check_end()?;
+        let want = max.min(MAX_READ);
+        if want == 0 {
+            return Ok(0);
+        }
+        self.grow_len(want)?;
+        let free = self.chunks.back().map_or(0, Chunk::space);
+        let first_len = free.min(want);
+        let mut second = if free < want && free < self.read_hint {
+            Some(Chunk::mem(
+                self.take_mem((want - free).min(self.read_hint))?,
+            ))
+        } else {
+            None
+        };
+        let second_len = second
+            .as_ref()
+            .map_or(0, |c| c.capacity().min(want - first_len));
+        let res = {
+            let mut empty: [u8; 0] = [];
+            let tail: &mut [u8] = match self.chunks.back_mut() {
+                Some(last) => &mut last.space_mut()[..first_len],
+                None => &mut empty,
+            };
+            let mut empty2: [u8; 0] = [];
+            let next: &mut [u8] = match second.as_mut() {
+                Some(c) => &mut c.space_mut()[..second_len],
+                None => &mut empty2,
+            };
+            let mut iov = [IoSliceMut::new(tail), IoSliceMut::new(next)];
+            let cnt = if second_len > 0 { 2 } else { 1 };
+            io_ops::readv(fd.as_fd().as_raw_fd(), &mut iov[..cnt])
+        };
+        let n = match res {
+            Ok(n) => n,
+            Err(e) => {
+                if let Some(c) = second {
+                    self.recycle(c);
+                }
+                return Err(e.into());
+            }
+        };
+        let into_tail = n.min(first_len);
+        if let Some(last) = self.chunks.back_mut() {
+            last.end += into_tail;
+        }
+        if let Some(mut c) = second {
+            if n > into_tail {
+                c.end = n - into_tail;
+                self.push_chunk(c);
+            } else {
+                self.recycle(c);
+            }
+        }
+        if n == first_len + second_len {
+            self.read_hint = (self.read_hint * 2).min(MAX_CHUNK);
+        }
+        if n > 0 {
+            let orig = self.len;
+            self.len += n;
+            self.touched();
+            self.cbs.notify(orig, n, 0);
+        }
+        Ok(n)
+    }
+
+    /// Writes as much of the buffer as `fd` takes and drains it (libevent's `evbuffer_write`).
+    pub fn write(&mut self, fd: impl AsFd) -> Result<usize> {
+        self.write_atmost(fd, usize::MAX)
+    }
+
+    /// Writes up to `n` bytes from the front to `fd` and drains what was written (libevent's
+    /// `evbuffer_write_atmost`). Returns the count; a full non-blocking fd gives [`Error::Io`] of kind
+    /// `WouldBlock`.
+    ///
+    /// In-memory chunks go out in one `writev`. A file segment at the front goes with `sendfile`; if the
+    /// destination does not support that, it is read and copied in steps of 64 KiB.
+    pub fn write_atmost(&mut self, fd: impl AsFd, n: usize) -> Result<usize> {
+        self.check_start()?;
+        let n = n.min(self.len);
+        if n == 0 {
+            return Ok(0);
+        }
+        let out = fd.as_fd().as_raw_fd();
+        let written = match self.chunks.front() {
+            Some(c) if !c.in_memory() => send_file_chunk(out, c, n)?,
+            _ => {
+                let mut iov: [IoSlice<'_>; io_ops::MAX_IOV] = [IoSlice::new(&[]); io_ops::MAX_IOV];
+                let mut cnt = 0;
+                let mut total = 0;
+                for c in &self.chunks {
+                    if cnt == io_ops::MAX_IOV || total == n || !c.in_memory() {
+                        break;
+                    }
+                    let d = c.data();
+                    if d.is_empty() {
+                        continue;
+                    }
+                    let k = d.len().min(n - total);
+                    iov[cnt] = IoSlice::new(&d[..k]);
+                    cnt += 1;
+                    total += k;
+                }
+                io_ops::writev(out, &iov[..cnt])?
+            }
+        };
+        if written > 0 {
+            let orig = self.len;
+            self.drain_raw(written);
+            self.finish_remove(orig, written);
+        }
+        Ok(written)
+    }
+
+    /// Appends `len` bytes of the file `fd` starting at `offset` (libevent's `evbuffer_add_file`); `None`
+    /// means to the end of the file. The buffer takes ownership of `fd` and closes it when the segment
+    /// is gone.
+    ///
+    /// The bytes are not read now: [`write`](Self::write) sends them with `sendfile` (to sockets and any
+    /// other fd Linux's `sendfile` accepts; otherwise it reads and copies). An operation that looks at
+    /// the contents (peek, search, copy, readln, pullup) reads the segment into memory first, with
+    /// `pread`; an I/O error there is returned by that operation.
+    pub fn add_file(&mut self, fd: OwnedFd, offset: u64, len: Option<u64>) -> Result<()> {
+        self.check_end()?;
+        let file = File::from(fd);
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(Error::InvalidArgument("add_file needs a regular file"));
+        }
+        let size = meta.len();
+        let len = match len {
+            Some(l) => l,
+            None => size.checked_sub(offset).ok_or(Error::InvalidArgument(
+                "file offset past the end of the file",
+            ))?,
+        };
+        let end = offset
+            .checked_add(len)
+            .ok_or(Error::InvalidArgument("file segment size overflows"))?;
+        if end > size {
+            return Err(Error::InvalidArgument(
+                "file segment past the end of the file",
+            ));
+        }
+        let n =
+            usize::try_from(len).map_err(|_| Error::InvalidArgument("file segment too large"))?;
+        let new_len = self.grow_len(n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let orig = self.len;
+        self.push_chunk(Chunk {
+            store: Store::File(FileSeg {
+                file: Arc::new(file),
+                offset,
+                loaded: OnceCell::new(),
+            }),
+            start: 0,
+            end: n,
+        });
+        self.len = new_len;
+        self.touched();
+        self.cbs.notify(orig, n, 0);
+        Ok(())
+    }
+}
+
+/// Sends up to `n` bytes of the file segment `c` to `out`.
+fn send_file_chunk(out: i32, c: &Chunk, n: usize) -> Result<usize> {
+    let Store::File(f) = &c.store else {
+        return Ok(0);
+    };
+    let count = c.len().min(n);
+    let off = f
+        .offset
+        .checked_add(c.start as u64)
+        .ok_or(Error::InvalidArgument("file offset overflows"))?;
+    match io_ops::sendfile(out, f.file.as_raw_fd(), off, count) {
+        Ok(0) => Err(Error::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file segment shorter than when it was added",
+        ))),
+        Ok(k) => Ok(k),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            // The destination does not take sendfile: read a step and write it.
+            let mut tmp = vec![0u8; count.min(FILE_COPY_STEP)];
+            f.file.read_exact_at(&mut tmp, off)?;
+            Ok(io_ops::writev(out, &[IoSlice::new(&tmp)])?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

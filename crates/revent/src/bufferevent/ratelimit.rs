@@ -1,0 +1,393 @@
+//! Rate limiting: token buckets per bufferevent and per group (libevent's `ev_token_bucket_cfg` and
+//! `bufferevent_rate_limit_group`).
+//!
+//! A bucket holds up to `burst` bytes of tokens and gains `rate` tokens every `tick`. Reading and
+//! writing spend tokens; at zero the direction is suspended and a timer wakes it at the next tick. A
+//! group's bucket is shared: each member may use its share of what the group has left (at least the
+//! group's minimum share), as well as its own bucket.
+
+use super::{BufferEvent, SUSPEND_RATE};
+use crate::base::EventBase;
+use crate::error::{Error, Result};
+use crate::event::EventId;
+use std::time::{Duration, Instant};
+
+/// Token-bucket settings: bytes per tick and the most that can be saved up, for each direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Bytes that may be read per tick.
+    pub read_rate: usize,
+    /// The most bytes that may be read at once.
+    pub read_burst: usize,
+    /// Bytes that may be written per tick.
+    pub write_rate: usize,
+    /// The most bytes that may be written at once.
+    pub write_burst: usize,
+    /// The refill period (libevent's default: one second).
+    pub tick: Duration,
+}
+
+impl RateLimit {
+    fn check(&self) -> Result<()> {
+        if self.tick.is_zero() || self.read_rate == 0 || self.write_rate == 0 {
+            return Err(Error::InvalidArgument(
+                "rate limit needs a tick and non-zero rates",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// libevent's default minimum share of a group's budget for each member.
+const DEFAULT_MIN_SHARE: usize = 64;
+
+#[derive(Debug)]
+struct Bucket {
+    cfg: RateLimit,
+    read: i64,
+    write: i64,
+    epoch: Instant,
+    tick: u64,
+}
+
+impl Bucket {
+    fn new(cfg: RateLimit, now: Instant) -> Bucket {
+        Bucket {
+            cfg,
+            read: cfg.read_burst as i64,
+            write: cfg.write_burst as i64,
+            epoch: now,
+            tick: 0,
+        }
+    }
+
+    fn tick_of(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.epoch).as_nanos() / self.cfg.tick.as_nanos().max(1))
+            as u64
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let t = self.tick_of(now);
+        if t > self.tick {
+            let n = (t - self.tick).min(1 << 20) as i64;
+            self.read = (self.read + n * self.cfg.read_rate as i64).min(self.cfg.read_burst as i64);
+            self.write =
+                (self.write + n * self.cfg.write_rate as i64).min(self.cfg.write_burst as i64);
+            self.tick = t;
+        }
+    }
+
+    fn next_tick_in(&self, now: Instant) -> Duration {
+        let next = self.epoch + self.cfg.tick * (self.tick_of(now) as u32 + 1);
+        next.saturating_duration_since(now)
+            .max(Duration::from_millis(1))
+    }
+}
+
+pub(crate) struct Limiter {
+    own: Option<Bucket>,
+    group: Option<RateLimitGroup>,
+    /// The group's share for this member, as of the last refresh.
+    group_read: usize,
+    group_write: usize,
+    timer: EventId,
+}
+
+impl Limiter {
+    pub(crate) fn read_allowance(&self) -> usize {
+        let own = self
+            .own
+            .as_ref()
+            .map_or(usize::MAX, |b| b.read.max(0) as usize);
+        own.min(self.group_read)
+    }
+
+    pub(crate) fn write_allowance(&self) -> usize {
+        let own = self
+            .own
+            .as_ref()
+            .map_or(usize::MAX, |b| b.write.max(0) as usize);
+        own.min(self.group_write)
+    }
+
+    pub(crate) fn free(self, base: &mut EventBase) {
+        let _ = base.free(self.timer);
+    }
+}
+
+struct Group {
+    bucket: Bucket,
+    members: Vec<BufferEvent>,
+    min_share: usize,
+}
+
+/// All rate-limit groups of a base.
+#[derive(Default)]
+pub(crate) struct Groups {
+    slots: Vec<(u32, Option<Group>)>,
+}
+
+/// A handle to a group of bufferevents sharing one rate limit.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RateLimitGroup {
+    index: u32,
+    generation: u32,
+}
+
+impl Groups {
+    fn get_mut(&mut self, g: RateLimitGroup) -> Result<&mut Group> {
+        match self.slots.get_mut(g.index as usize) {
+            Some((gen, Some(group))) if *gen == g.generation => Ok(group),
+            _ => Err(Error::StaleEvent),
+        }
+    }
+}
+
+/// Makes sure `h` has a limiter (with its wake-up timer).
+fn limiter(base: &mut EventBase, h: BufferEvent) -> Result<&mut Limiter> {
+    if base.bevs.get(h)?.rate.is_none() {
+        let timer = base.new_timer(move |base, _| wake(base, h));
+        base.bevs.get_mut(h)?.rate = Some(Limiter {
+            own: None,
+            group: None,
+            group_read: usize::MAX,
+            group_write: usize::MAX,
+            timer,
+        });
+    }
+    Ok(base.bevs.get_mut(h)?.rate.as_mut().expect("just made"))
+}
+
+/// Drops the limiter when neither an own limit nor a group is left.
+fn tidy(base: &mut EventBase, h: BufferEvent) {
+    let Ok(b) = base.bevs.get_mut(h) else { return };
+    if matches!(&b.rate, Some(r) if r.own.is_none() && r.group.is_none()) {
+        if let Some(r) = b.rate.take() {
+            b.read_suspended &= !SUSPEND_RATE;
+            b.write_suspended &= !SUSPEND_RATE;
+            r.free(base);
+            base.bevs.mark_dirty(h);
+        }
+    }
+}
+
+/// Sets (or with `None` removes) a bufferevent's own rate limit.
+pub(crate) fn set(base: &mut EventBase, h: BufferEvent, cfg: Option<RateLimit>) -> Result<()> {
+    if let Some(c) = &cfg {
+        c.check()?;
+    }
+    let now = base.now_cached();
+    limiter(base, h)?.own = cfg.map(|c| Bucket::new(c, now));
+    tidy(base, h);
+    refresh(base, h);
+    base.bevs.mark_dirty(h);
+    Ok(())
+}
+
+/// Refills the buckets of `h` (and its group) up to now and recomputes its group share.
+pub(crate) fn refresh(base: &mut EventBase, h: BufferEvent) {
+    let now = base.now_cached();
+    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let Some(r) = &mut b.rate else { return };
+    if let Some(own) = &mut r.own {
+        own.refill(now);
+    }
+    let Some(g) = r.group else { return };
+    let (read, write) = match base.bevs.groups.get_mut(g) {
+        Ok(group) => {
+            group.bucket.refill(now);
+            let n = group.members.len().max(1) as i64;
+            let share = |tokens: i64| -> usize {
+                if tokens <= 0 {
+                    0
+                } else {
+                    ((tokens / n) as usize)
+                        .max(group.min_share)
+                        .min(tokens as usize)
+                }
+            };
+            (share(group.bucket.read), share(group.bucket.write))
+        }
+        Err(_) => (usize::MAX, usize::MAX),
+    };
+    if let Ok(b) = base.bevs.get_mut(h) {
+        if let Some(r) = &mut b.rate {
+            r.group_read = read;
+            r.group_write = write;
+        }
+    }
+}
+
+/// Spends tokens for `n` bytes read (`read`) or written.
+pub(crate) fn consumed(base: &mut EventBase, h: BufferEvent, n: usize, read: bool) {
+    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let Some(r) = &mut b.rate else { return };
+    if let Some(own) = &mut r.own {
+        if read {
+            own.read -= n as i64;
+        } else {
+            own.write -= n as i64;
+        }
+    }
+    if let Some(g) = r.group {
+        if let Ok(group) = base.bevs.groups.get_mut(g) {
+            if read {
+                group.bucket.read -= n as i64;
+            } else {
+                group.bucket.write -= n as i64;
+            }
+        }
+    }
+    refresh(base, h);
+    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let Some(r) = &b.rate else { return };
+    let (ra, wa, timer) = (r.read_allowance(), r.write_allowance(), r.timer);
+    if ra == 0 || wa == 0 {
+        if ra == 0 {
+            b.read_suspended |= SUSPEND_RATE;
+        }
+        if wa == 0 {
+            b.write_suspended |= SUSPEND_RATE;
+        }
+        arm(base, h, timer);
+    }
+}
+
+/// Called when a direction ran out: sleep until the next tick.
+pub(crate) fn suspended(base: &mut EventBase, h: BufferEvent) {
+    if let Some(timer) = base
+        .bevs
+        .get(h)
+        .ok()
+        .and_then(|b| b.rate.as_ref())
+        .map(|r| r.timer)
+    {
+        arm(base, h, timer);
+    }
+}
+
+fn arm(base: &mut EventBase, h: BufferEvent, timer: EventId) {
+    let now = base.now_cached();
+    let wait = {
+        let Ok(b) = base.bevs.get(h) else { return };
+        let Some(r) = &b.rate else { return };
+        let own = r.own.as_ref().map(|b| b.next_tick_in(now));
+        let group = r
+            .group
+            .and_then(|g| base.bevs.groups.slots.get(g.index as usize))
+            .and_then(|(_, g)| g.as_ref())
+            .map(|g| g.bucket.next_tick_in(now));
+        match (own, group) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(Duration::from_millis(1)),
+        }
+    };
+    if !base
+        .pending(timer, crate::What::TIMEOUT)
+        .map(|p| !p.0.is_empty())
+        .unwrap_or(true)
+    {
+        let _ = base.add(timer, Some(wait));
+    }
+}
+
+/// The timer: refill, and resume whatever has tokens again.
+fn wake(base: &mut EventBase, h: BufferEvent) {
+    refresh(base, h);
+    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let Some(r) = &b.rate else { return };
+    let (ra, wa, timer) = (r.read_allowance(), r.write_allowance(), r.timer);
+    if ra > 0 {
+        b.read_suspended &= !SUSPEND_RATE;
+    }
+    if wa > 0 {
+        b.write_suspended &= !SUSPEND_RATE;
+    }
+    if ra == 0 || wa == 0 {
+        arm(base, h, timer);
+    }
+    base.bevs.mark_dirty(h);
+}
+
+impl RateLimitGroup {
+    /// A new group whose members share `cfg`'s budget.
+    pub fn new(base: &mut EventBase, cfg: RateLimit) -> Result<RateLimitGroup> {
+        cfg.check()?;
+        let group = Group {
+            bucket: Bucket::new(cfg, base.now_cached()),
+            members: Vec::new(),
+            min_share: DEFAULT_MIN_SHARE,
+        };
+        let slots = &mut base.bevs.groups.slots;
+        if let Some(i) = slots.iter().position(|(_, g)| g.is_none()) {
+            slots[i].1 = Some(group);
+            return Ok(RateLimitGroup {
+                index: i as u32,
+                generation: slots[i].0,
+            });
+        }
+        slots.push((0, Some(group)));
+        Ok(RateLimitGroup {
+            index: (slots.len() - 1) as u32,
+            generation: 0,
+        })
+    }
+
+    /// Adds `bev` to the group (leaving any group it was in).
+    pub fn add(self, base: &mut EventBase, bev: BufferEvent) -> Result<()> {
+        base.bevs.groups.get_mut(self)?;
+        leave_group(base, bev);
+        limiter(base, bev)?.group = Some(self);
+        base.bevs.groups.get_mut(self)?.members.push(bev);
+        refresh(base, bev);
+        Ok(())
+    }
+
+    /// Takes `bev` out of the group.
+    pub fn remove(self, base: &mut EventBase, bev: BufferEvent) -> Result<()> {
+        base.bevs.groups.get_mut(self)?;
+        leave_group(base, bev);
+        Ok(())
+    }
+
+    /// The least each member may use of the group's budget even when many share it.
+    pub fn set_min_share(self, base: &mut EventBase, bytes: usize) -> Result<()> {
+        base.bevs.groups.get_mut(self)?.min_share = bytes;
+        Ok(())
+    }
+
+    /// Frees the group; its members go on without it.
+    pub fn free(self, base: &mut EventBase) -> Result<()> {
+        let members = std::mem::take(&mut base.bevs.groups.get_mut(self)?.members);
+        for m in members {
+            leave_group(base, m);
+        }
+        let slot = &mut base.bevs.groups.slots[self.index as usize];
+        slot.1 = None;
+        slot.0 = slot.0.wrapping_add(1);
+        Ok(())
+    }
+}
+
+/// Takes `h` out of its group, if any.
+pub(crate) fn leave_group(base: &mut EventBase, h: BufferEvent) {
+    let Some(g) = base
+        .bevs
+        .get_mut(h)
+        .ok()
+        .and_then(|b| b.rate.as_mut())
+        .and_then(|r| r.group.take())
+    else {
+        return;
+    };
+    if let Ok(group) = base.bevs.groups.get_mut(g) {
+        group.members.retain(|&m| m != h);
+    }
+    if let Ok(b) = base.bevs.get_mut(h) {
+        if let Some(r) = &mut b.rate {
+            r.group_read = usize::MAX;
+            r.group_write = usize::MAX;
+        }
+    }
+    tidy(base, h);
+}

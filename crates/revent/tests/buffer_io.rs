@@ -1,0 +1,275 @@
+//! Evbuffer fd I/O: readv into the tail, writev from the front, file segments with sendfile.
+//! Not for Miri (real syscalls); see `buffer.rs` for the rest.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+
+use revent::buffer::{BufferEnd, EolStyle, Evbuffer};
+use revent::Error;
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+fn contents(buf: &Evbuffer) -> Vec<u8> {
+    buf.peek(usize::MAX).unwrap().flatten().copied().collect()
+}
+
+fn would_block(e: &Error) -> bool {
+    matches!(e, Error::Io(io) if io.kind() == ErrorKind::WouldBlock)
+}
+
+fn temp_file(data: &[u8]) -> File {
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!(
+        "revent-buffer-io-{}-{}",
+        std::process::id(),
+        data.len()
+    ));
+    let mut f = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    f.write_all(data).unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f
+}
+
+#[test]
+fn read_from_socket_grows_reads_and_keeps_bytes() {
+    let (mut tx, rx) = UnixStream::pair().unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let data = pattern(3 << 20);
+    let sender = {
+        let data = data.clone();
+        std::thread::spawn(move || tx.write_all(&data).unwrap())
+    };
+    let mut buf = Evbuffer::new();
+    let mut calls = 0;
+    loop {
+        match buf.read(&rx, usize::MAX) {
+            Ok(0) => break,
+            Ok(_) => calls += 1,
+            Err(e) if would_block(&e) => std::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    sender.join().unwrap();
+    assert_eq!(buf.len(), data.len());
+    assert_eq!(contents(&buf), data);
+    // Reads grow to hundreds of KiB: far fewer calls than libevent's 4096-byte reads would need.
+    assert!(calls < data.len() / 4096 / 4, "{calls} reads");
+}
+
+#[test]
+fn read_respects_max_and_reports_eof_and_would_block() {
+    let (mut tx, rx) = UnixStream::pair().unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let mut buf = Evbuffer::new();
+    assert!(would_block(&buf.read(&rx, 100).unwrap_err()));
+    tx.write_all(b"hello world\n").unwrap();
+    assert_eq!(buf.read(&rx, 5).unwrap(), 5);
+    assert_eq!(buf.read(&rx, 0).unwrap(), 0);
+    assert_eq!(buf.read(&rx, 100).unwrap(), 7);
+    assert_eq!(
+        buf.readln(EolStyle::Lf).unwrap(),
+        Some((b"hello world".to_vec(), 12))
+    );
+    drop(tx);
+    assert_eq!(buf.read(&rx, 100).unwrap(), 0);
+    buf.freeze(BufferEnd::End);
+    assert!(buf.read(&rx, 100).is_err());
+}
+
+#[test]
+fn read_into_a_partly_full_tail_uses_two_chunks() {
+    let (mut tx, rx) = UnixStream::pair().unwrap();
+    let mut buf = Evbuffer::new();
+    buf.add(&[b'x'; 1000]).unwrap();
+    let data = pattern(8000);
+    tx.write_all(&data).unwrap();
+    // One read fills the old tail chunk's free space and carries on into a second chunk.
+    let n = buf.read(&rx, 8000).unwrap();
+    assert!(n > 1024, "read only {n}");
+    assert_eq!(buf.chunk_count(), 2);
+    let mut total = n;
+    while total < 8000 {
+        total += buf.read(&rx, 8000 - total).unwrap();
+    }
+    let mut expect = vec![b'x'; 1000];
+    expect.extend_from_slice(&data);
+    assert_eq!(contents(&buf), expect);
+}
+
+#[test]
+fn write_gathers_chunks_and_drains() {
+    let (tx, mut rx) = UnixStream::pair().unwrap();
+    let mut buf = Evbuffer::new();
+    let mut expect = Vec::new();
+    for i in 0..20u8 {
+        let piece = vec![i; 100 + i as usize];
+        buf.add_reference(piece.clone(), |_| {}).unwrap();
+        expect.extend_from_slice(&piece);
+    }
+    buf.add(b"end").unwrap();
+    expect.extend_from_slice(b"end");
+    assert_eq!(buf.write_atmost(&tx, 150).unwrap(), 150);
+    assert_eq!(buf.len(), expect.len() - 150);
+    let rest = buf.len();
+    assert_eq!(
+        buf.write(&tx).unwrap(),
+        rest,
+        "one writev takes all leading chunks"
+    );
+    assert!(buf.is_empty());
+    assert_eq!(buf.write(&tx).unwrap(), 0);
+    let mut got = vec![0u8; expect.len()];
+    rx.read_exact(&mut got).unwrap();
+    assert_eq!(got, expect);
+    buf.add(b"x").unwrap();
+    buf.freeze(BufferEnd::Start);
+    assert!(buf.write(&tx).is_err());
+}
+
+#[test]
+fn write_to_a_full_socket_would_block() {
+    let (tx, _rx) = UnixStream::pair().unwrap();
+    tx.set_nonblocking(true).unwrap();
+    let mut buf = Evbuffer::new();
+    buf.add(&pattern(1 << 20)).unwrap();
+    let mut sent = 0;
+    let err = loop {
+        match buf.write(&tx) {
+            Ok(n) => sent += n,
+            Err(e) => break e,
+        }
+    };
+    assert!(would_block(&err));
+    assert_eq!(buf.len(), (1 << 20) - sent);
+}
+
+#[test]
+fn bulk_transfer_through_a_buffer() {
+    // socketpair -> Evbuffer -> socketpair, 8 MiB, verifying every byte.
+    let (mut src_tx, src_rx) = UnixStream::pair().unwrap();
+    let (dst_tx, mut dst_rx) = UnixStream::pair().unwrap();
+    let data = pattern(8 << 20);
+    let sender = {
+        let data = data.clone();
+        std::thread::spawn(move || src_tx.write_all(&data).unwrap())
+    };
+    let receiver = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        dst_rx.read_to_end(&mut got).unwrap();
+        got
+    });
+    let mut buf = Evbuffer::new();
+    loop {
+        let n = buf.read(&src_rx, usize::MAX).unwrap();
+        while !buf.is_empty() {
+            buf.write(&dst_tx).unwrap();
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    drop(dst_tx);
+    sender.join().unwrap();
+    assert_eq!(receiver.join().unwrap(), data);
+}
+
+#[test]
+fn add_file_sends_with_sendfile() {
+    let data = pattern(300_000);
+    let (tx, mut rx) = UnixStream::pair().unwrap();
+    let mut buf = Evbuffer::new();
+    buf.add(b"head:").unwrap();
+    buf.add_file(OwnedFd::from(temp_file(&data)), 1000, Some(200_000))
+        .unwrap();
+    buf.add_file(OwnedFd::from(temp_file(&data)), 299_990, None)
+        .unwrap();
+    buf.add(b":tail").unwrap();
+    assert_eq!(buf.len(), 5 + 200_000 + 10 + 5);
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        rx.read_to_end(&mut got).unwrap();
+        got
+    });
+    while !buf.is_empty() {
+        buf.write(&tx).unwrap();
+    }
+    drop(tx);
+    let got = reader.join().unwrap();
+    let mut expect = b"head:".to_vec();
+    expect.extend_from_slice(&data[1000..201_000]);
+    expect.extend_from_slice(&data[299_990..]);
+    expect.extend_from_slice(b":tail");
+    assert_eq!(got.len(), expect.len());
+    assert!(got == expect);
+}
+
+#[test]
+fn add_file_to_a_regular_file_and_split_between_buffers() {
+    let data = pattern(50_000);
+    let mut a = Evbuffer::new();
+    a.add_file(OwnedFd::from(temp_file(&data)), 0, None)
+        .unwrap();
+    // Split the segment: both halves refer to the same file, nothing is read yet.
+    let mut b = Evbuffer::new();
+    assert_eq!(a.remove_buffer(&mut b, 20_000).unwrap(), 20_000);
+    let out = temp_file(b"");
+    while !b.is_empty() {
+        b.write(&out).unwrap();
+    }
+    while !a.is_empty() {
+        a.write(&out).unwrap();
+    }
+    let mut got = Vec::new();
+    (&out).seek(SeekFrom::Start(0)).unwrap();
+    (&out).read_to_end(&mut got).unwrap();
+    assert!(got == data);
+}
+
+#[test]
+fn file_segments_are_read_when_looked_at() {
+    let text = b"first line\nsecond line\r\nthird";
+    let mut buf = Evbuffer::new();
+    buf.add(b">").unwrap();
+    buf.add_file(OwnedFd::from(temp_file(text)), 0, None)
+        .unwrap();
+    let found = buf.search(b"second", None).unwrap().unwrap();
+    assert_eq!(found.position(), 12);
+    assert_eq!(
+        buf.readln(EolStyle::Lf).unwrap(),
+        Some((b">first line".to_vec(), 12))
+    );
+    assert_eq!(
+        buf.readln(EolStyle::CrlfStrict).unwrap(),
+        Some((b"second line".to_vec(), 13))
+    );
+    assert_eq!(buf.pullup_all().unwrap(), b"third");
+}
+
+#[test]
+fn add_file_rejects_bad_segments() {
+    let data = pattern(100);
+    let mut buf = Evbuffer::new();
+    let f = || OwnedFd::from(temp_file(&data));
+    assert!(buf.add_file(f(), 101, None).is_err());
+    assert!(buf.add_file(f(), 50, Some(51)).is_err());
+    assert!(buf.add_file(f(), u64::MAX, Some(2)).is_err());
+    assert!(buf.add_file(f(), 0, Some(u64::MAX)).is_err());
+    let (sock, _other) = UnixStream::pair().unwrap();
+    assert!(buf.add_file(OwnedFd::from(sock), 0, Some(1)).is_err());
+    buf.add_file(f(), 100, None).unwrap();
+    assert!(buf.is_empty());
+    buf.freeze(BufferEnd::End);
+    assert!(buf.add_file(f(), 0, None).is_err());
+    assert!(buf.is_empty());
+}

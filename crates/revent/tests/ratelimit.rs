@@ -1,0 +1,255 @@
+//! Rate limits: a bufferevent's read and write rates, and a group sharing one budget. Rates are
+//! measured over 2 s and must be within ±10% of the configured rate (the initial burst aside).
+
+mod bev_common;
+
+use bev_common::*;
+use revent::{BevOptions, BufferEvent, EventBase, RateLimit, RateLimitGroup, What};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const RATE: usize = 20_000; // bytes per tick
+const TICK: Duration = Duration::from_millis(100); // so 200 KB/s
+const SPAN: Duration = Duration::from_secs(2);
+
+fn cfg() -> RateLimit {
+    RateLimit {
+        read_rate: RATE,
+        read_burst: RATE,
+        write_rate: RATE,
+        write_burst: RATE,
+        tick: TICK,
+    }
+}
+
+/// A peer that writes as fast as it can until told to stop.
+fn flood(mut peer: UnixStream, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let chunk = vec![1u8; 16384];
+        while !stop.load(Ordering::Relaxed) {
+            if peer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// A peer that reads everything until EOF.
+fn sink(mut peer: UnixStream) -> JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let mut n = 0u64;
+        loop {
+            match peer.read(&mut buf) {
+                Ok(0) | Err(_) => return n,
+                Ok(k) => n += k as u64,
+            }
+        }
+    })
+}
+
+fn per_second(bytes: usize, elapsed: Duration) -> f64 {
+    bytes as f64 / elapsed.as_secs_f64()
+}
+
+/// Bytes per second moved between half a tick after the start and 2 s later: a window holding
+/// exactly 20 refills, so the initial burst and the tick phase do not skew the figure.
+fn measure(base: &mut EventBase, mut moved: impl FnMut(&mut EventBase) -> usize) -> f64 {
+    let start = Instant::now();
+    run_until(base, SPAN * 10, |_| start.elapsed() >= TICK / 2);
+    let (t0, n0) = (Instant::now(), moved(base));
+    run_until(base, SPAN * 10, |_| t0.elapsed() >= SPAN);
+    let (elapsed, n1) = (t0.elapsed(), moved(base));
+    per_second(n1 - n0, elapsed)
+}
+
+fn assert_near(measured: f64, want: f64, what: &str) {
+    let ratio = measured / want;
+    eprintln!("{what}: {measured:.0} B/s for {want:.0} B/s (ratio {ratio:.3})");
+    assert!(
+        (0.9..=1.1).contains(&ratio),
+        "{what}: {measured:.0} B/s, configured {want:.0} B/s (ratio {ratio:.3})"
+    );
+}
+
+/// Counts bytes read by `bev` (draining its input).
+fn count_reads(base: &mut EventBase, bev: BufferEvent) -> Rc<Cell<usize>> {
+    let n = Rc::new(Cell::new(0));
+    let c = n.clone();
+    bev.set_read_cb(base, move |base, bev| {
+        let input = bev.input(base).unwrap();
+        c.set(c.get() + input.len());
+        let len = input.len();
+        input.drain(len).unwrap();
+    });
+    n
+}
+
+#[test]
+fn read_rate_of_one_bufferevent() {
+    let mut base = EventBase::new().unwrap();
+    let (fd, peer) = socketpair();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = flood(peer, stop.clone());
+    let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+    let n = count_reads(&mut base, bev);
+    bev.set_rate_limit(&mut base, Some(cfg())).unwrap();
+    bev.enable(&mut base, What::READ).unwrap();
+    let rate = measure(&mut base, |_| n.get());
+    stop.store(true, Ordering::Relaxed);
+    bev.free(&mut base).unwrap();
+    writer.join().unwrap();
+    assert_near(rate, RATE as f64 / TICK.as_secs_f64(), "read");
+}
+
+#[test]
+fn write_rate_of_one_bufferevent() {
+    let mut base = EventBase::new().unwrap();
+    let (fd, peer) = socketpair();
+    let reader = sink(peer);
+    let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+    let queued = Rc::new(Cell::new(0usize));
+    // Keep plenty of output queued.
+    let q = queued.clone();
+    bev.set_write_cb(&mut base, move |base, bev| {
+        bev.write(base, &[2u8; 65536]).unwrap();
+        q.set(q.get() + 65536);
+    });
+    bev.set_watermark(&mut base, What::WRITE, 65536, 0).unwrap();
+    bev.set_rate_limit(&mut base, Some(cfg())).unwrap();
+    bev.write(&mut base, &vec![2u8; 1 << 20]).unwrap();
+    queued.set(1 << 20);
+    let start = Instant::now();
+    run_until(&mut base, SPAN * 10, |_| start.elapsed() >= SPAN);
+    let elapsed = start.elapsed();
+    let written = queued.get() - bev.output(&mut base).unwrap().len();
+    bev.free(&mut base).unwrap();
+    reader.join().unwrap();
+    let want = RATE as f64 / TICK.as_secs_f64();
+    assert_near(
+        per_second(written.saturating_sub(RATE), elapsed),
+        want,
+        "write",
+    );
+}
+
+#[test]
+fn removing_the_limit_lets_data_flow_freely() {
+    let mut base = EventBase::new().unwrap();
+    let (fd, peer) = socketpair();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = flood(peer, stop.clone());
+    let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+    let n = count_reads(&mut base, bev);
+    let tiny = RateLimit {
+        read_rate: 1000,
+        read_burst: 1000,
+        write_rate: 1000,
+        write_burst: 1000,
+        tick: Duration::from_secs(1),
+    };
+    bev.set_rate_limit(&mut base, Some(tiny)).unwrap();
+    bev.enable(&mut base, What::READ).unwrap();
+    run_for(&mut base, Duration::from_millis(300));
+    assert!(n.get() <= 1000, "read {} with a 1000-byte budget", n.get());
+    bev.set_rate_limit(&mut base, None).unwrap();
+    // No rate claim: just that far more than the old budget arrives.
+    run_until(&mut base, Duration::from_secs(20), |_| n.get() > 1 << 20);
+    stop.store(true, Ordering::Relaxed);
+    bev.free(&mut base).unwrap();
+    writer.join().unwrap();
+    assert!(RateLimit {
+        tick: Duration::ZERO,
+        ..tiny
+    }
+    .tick
+    .is_zero());
+    let (fd, _p) = socketpair();
+    let b2 = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+    assert!(b2
+        .set_rate_limit(
+            &mut base,
+            Some(RateLimit {
+                tick: Duration::ZERO,
+                ..tiny
+            })
+        )
+        .is_err());
+    b2.free(&mut base).unwrap();
+}
+
+#[test]
+fn group_shares_one_read_budget() {
+    let mut base = EventBase::new().unwrap();
+    let group = RateLimitGroup::new(&mut base, cfg()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    let mut members = Vec::new();
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let (fd, peer) = socketpair();
+        writers.push(flood(peer, stop.clone()));
+        let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+        counts.push(count_reads(&mut base, bev));
+        group.add(&mut base, bev).unwrap();
+        bev.enable(&mut base, What::READ).unwrap();
+        members.push(bev);
+    }
+    let rate = measure(&mut base, |_| counts.iter().map(|c| c.get()).sum());
+    let per: Vec<usize> = counts.iter().map(|c| c.get()).collect();
+    let total: usize = per.iter().sum();
+    stop.store(true, Ordering::Relaxed);
+    for b in &members {
+        b.free(&mut base).unwrap();
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    group.free(&mut base).unwrap();
+    assert_near(rate, RATE as f64 / TICK.as_secs_f64(), "group read");
+    for (i, &n) in per.iter().enumerate() {
+        assert!(n >= total / 10, "member {i} starved: {per:?}");
+    }
+}
+
+#[test]
+fn group_shares_one_write_budget() {
+    let mut base = EventBase::new().unwrap();
+    let group = RateLimitGroup::new(&mut base, cfg()).unwrap();
+    let mut readers = Vec::new();
+    let mut members = Vec::new();
+    let queued = Rc::new(Cell::new(0usize));
+    for _ in 0..3 {
+        let (fd, peer) = socketpair();
+        readers.push(sink(peer));
+        let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+        let q = queued.clone();
+        bev.set_write_cb(&mut base, move |base, bev| {
+            bev.write(base, &[3u8; 65536]).unwrap();
+            q.set(q.get() + 65536);
+        });
+        bev.set_watermark(&mut base, What::WRITE, 65536, 0).unwrap();
+        group.add(&mut base, bev).unwrap();
+        bev.write(&mut base, &vec![3u8; 1 << 20]).unwrap();
+        queued.set(queued.get() + (1 << 20));
+        members.push(bev);
+    }
+    let rate = measure(&mut base, |b| {
+        let left: usize = members.iter().map(|m| m.output(b).unwrap().len()).sum();
+        queued.get() - left
+    });
+    for b in &members {
+        b.free(&mut base).unwrap();
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+    group.free(&mut base).unwrap();
+    assert_near(rate, RATE as f64 / TICK.as_secs_f64(), "group write");
+}
