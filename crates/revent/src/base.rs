@@ -111,10 +111,7 @@ impl EventBase {
             signals: Signals::new(),
             signal_key: NONE,
             backend,
-            clock: Clock::new(
-                cfg.precise_timer(),
-                flags.contains(ConfigFlags::NO_CACHE_TIME),
-            ),
+            clock: Clock::new(flags.contains(ConfigFlags::NO_CACHE_TIME)),
             ready: Vec::new(),
             changes: Vec::new(),
             arrivals: Vec::new(),
@@ -230,7 +227,7 @@ impl EventBase {
         }
         let deadline = timeout.map(|d| {
             let ns = duration_ns(d);
-            (self.clock.now().saturating_add(ns), ns)
+            (self.clock.deadline(ns), ns)
         });
         if let Err(e) = self.add_key(key, deadline, false) {
             drop(self.reg.release(key));
@@ -248,7 +245,7 @@ impl EventBase {
         let key = self.reg.key(id)?;
         let deadline = timeout.map(|d| {
             let ns = duration_ns(d);
-            (self.clock.now().saturating_add(ns), ns)
+            (self.clock.deadline(ns), ns)
         });
         self.add_key(key, deadline, true)
     }
@@ -437,7 +434,7 @@ impl EventBase {
 
     /// The time the loop last read the clock (or now, outside the loop). Monotonic.
     pub fn now_cached(&self) -> Instant {
-        self.clock.instant(self.clock.now())
+        self.clock.now_instant()
     }
 
     /// Wall-clock time matching [`now_cached`](Self::now_cached) (libevent's `gettimeofday_cached`).
@@ -618,14 +615,13 @@ impl EventBase {
                 // Re-arm from the old deadline if the timeout fired (so a periodic timer does not
                 // drift), from now otherwise.
                 let now = self.clock.now();
-                let from = if res.contains(What::TIMEOUT) {
-                    self.reg.ev(key).deadline
+                let mut at = if res.contains(What::TIMEOUT) {
+                    self.reg.ev(key).deadline.saturating_add(interval)
                 } else {
-                    now
+                    self.clock.deadline_from(now, interval)
                 };
-                let mut at = from.saturating_add(interval);
                 if at < now {
-                    at = now.saturating_add(interval);
+                    at = self.clock.deadline_from(now, interval);
                 }
                 let _ = self.add_key(key, Some((at, interval)), false);
             }

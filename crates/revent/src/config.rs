@@ -56,7 +56,8 @@ flag_set! {
         /// use it if an fd may be closed and its number reused (or dup'ed) between a delete and an
         /// add within one callback.
         EPOLL_USE_CHANGELIST = 0x10,
-        /// Use the full-resolution monotonic clock.
+        /// Use the full-resolution monotonic clock: revent always does (see the `time` module), so
+        /// this flag and `EVENT_PRECISE_TIMER` are accepted and change nothing.
         PRECISE_TIMER = 0x20,
     }
 }
@@ -191,10 +192,6 @@ impl Config {
                 && m.features().contains(self.require)
                 && !self.env_set(m.env_var())
         })
-    }
-
-    pub(crate) fn precise_timer(&self) -> bool {
-        self.flags.contains(ConfigFlags::PRECISE_TIMER) || self.env_set("EVENT_PRECISE_TIMER")
     }
 
     pub(crate) fn show_method(&self) -> bool {

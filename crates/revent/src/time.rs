@@ -1,4 +1,10 @@
 //! The base's clock: monotonic nanoseconds for deadlines, read once per loop iteration and cached.
+//!
+//! revent always reads `CLOCK_MONOTONIC` (through the vDSO, about 25 ns here), so `PRECISE_TIMER` is
+//! what every base already has. libevent 2.1 reads `CLOCK_MONOTONIC_COARSE` by default: cheaper (about
+//! 5 ns), but it lags the real time by up to a tick and more (5.7 ms measured on a 4 ms-tick VM), so
+//! deadlines computed from it fire timers early. Inside the loop the time is cached per iteration, so
+//! timers added by callbacks cost no clock read either way.
 
 use crate::sys;
 use std::time::{Duration, Instant, SystemTime};
@@ -8,49 +14,37 @@ const WALL_SYNC_NS: u64 = 5_000_000_000;
 
 #[derive(Debug)]
 pub(crate) struct Clock {
-    coarse: bool,
     no_cache: bool,
-    /// The cached time; 0 when the cache is clear.
+    /// The cached time (ns on the monotonic clock); 0 when the cache is clear.
     cached: u64,
-    /// Times are nanoseconds since `origin`, plus one (so that 0 can mean "no cached time").
+    /// An `Instant` and the monotonic ns read just before it: both clocks are CLOCK_MONOTONIC, so
+    /// `origin + (t - origin_ns)` is `t` as an `Instant` (late by at most the gap between the reads,
+    /// never early).
     origin: Instant,
-    /// The coarse clock's reading at `origin`.
-    origin_coarse: u64,
+    origin_ns: u64,
     /// Wall-clock time at `wall_at`.
     wall: SystemTime,
     wall_at: u64,
 }
 
 impl Clock {
-    /// `precise` asks for the full-resolution clock; otherwise the coarse clock is used when its
-    /// resolution is 1 ms or better (as libevent does). `no_cache` reads the clock on every call.
-    pub(crate) fn new(precise: bool, no_cache: bool) -> Clock {
-        let coarse = !precise && sys::coarse_resolution_ns() <= 1_000_000;
-        let origin_coarse = if coarse {
-            sys::monotonic_coarse_ns()
-        } else {
-            0
-        };
+    /// `no_cache` reads the clock on every call.
+    pub(crate) fn new(no_cache: bool) -> Clock {
+        let origin_ns = sys::monotonic_ns();
+        let origin = Instant::now();
         Clock {
-            coarse,
             no_cache,
             cached: 0,
-            origin: Instant::now(),
-            origin_coarse,
+            origin,
+            origin_ns,
             wall: SystemTime::now(),
-            wall_at: 1,
+            wall_at: origin_ns,
         }
     }
 
-    /// Reads the clock. The precise clock is `Instant` itself (CLOCK_MONOTONIC), so converting back
-    /// with `instant()` is exact.
     #[inline]
     fn read(&self) -> u64 {
-        if self.coarse {
-            sys::monotonic_coarse_ns().saturating_sub(self.origin_coarse) + 1
-        } else {
-            self.origin.elapsed().as_nanos() as u64 + 1
-        }
+        sys::monotonic_ns()
     }
 
     /// The current time in ns: the cached value if there is one.
@@ -61,6 +55,18 @@ impl Clock {
         } else {
             self.read()
         }
+    }
+
+    /// The deadline for a timeout of `d` ns starting at `from`.
+    #[inline]
+    pub(crate) fn deadline_from(&self, from: u64, d: u64) -> u64 {
+        from.saturating_add(d)
+    }
+
+    /// The deadline for a timeout of `d` ns from now.
+    #[inline]
+    pub(crate) fn deadline(&self, d: u64) -> u64 {
+        self.deadline_from(self.now(), d)
     }
 
     /// Drops the cached time, so reads go to the clock (done before the loop sleeps).
@@ -85,7 +91,22 @@ impl Clock {
 
     /// Converts a time of this clock to an `Instant`.
     pub(crate) fn instant(&self, ns: u64) -> Instant {
-        self.origin + Duration::from_nanos(ns.saturating_sub(1))
+        if ns >= self.origin_ns {
+            self.origin + Duration::from_nanos(ns - self.origin_ns)
+        } else {
+            self.origin
+                .checked_sub(Duration::from_nanos(self.origin_ns - ns))
+                .unwrap_or(self.origin)
+        }
+    }
+
+    /// The current time as an `Instant`: the cached time in the loop, the exact time outside it.
+    pub(crate) fn now_instant(&self) -> Instant {
+        if self.cached != 0 {
+            self.instant(self.cached)
+        } else {
+            Instant::now()
+        }
     }
 
     /// Wall-clock time matching the current (cached) monotonic time.

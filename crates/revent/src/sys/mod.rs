@@ -73,10 +73,14 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Nanoseconds on `CLOCK_MONOTONIC_COARSE` (one tick is a few milliseconds, but reading it is
-/// cheaper), which libevent uses unless a precise timer is asked for.
-pub(crate) fn monotonic_coarse_ns() -> u64 {
-    let clock = libc::CLOCK_MONOTONIC_COARSE;
+/// Nanoseconds on `CLOCK_MONOTONIC` (the clock `Instant` reads).
+#[inline]
+pub(crate) fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+#[inline]
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -86,28 +90,18 @@ pub(crate) fn monotonic_coarse_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Resolution of the coarse monotonic clock in nanoseconds.
-pub(crate) fn coarse_resolution_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live timespec.
-    let r = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    if r != 0 {
-        return u64::MAX;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// Converts an optional wait into epoll/poll's millisecond timeout, rounding up so that a timer is
 /// never woken early (which would cost an extra empty iteration).
 pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
     match timeout {
         None => -1,
+        Some(d) if d.is_zero() => 0,
         Some(d) => {
-            let ms = d.as_nanos().div_ceil(1_000_000);
-            ms.min(i32::MAX as u128) as libc::c_int
+            let ms = d
+                .as_secs()
+                .saturating_mul(1000)
+                .saturating_add(d.subsec_nanos().div_ceil(1_000_000) as u64);
+            ms.min(i32::MAX as u64) as libc::c_int
         }
     }
 }

@@ -65,21 +65,11 @@ pub fn watchdog(test: &'static str) -> Watchdog {
     Watchdog(tx)
 }
 
-/// How early, measured with `Instant`, a timer may legitimately fire: like libevent, a base reads
-/// `CLOCK_MONOTONIC_COARSE` unless PRECISE_TIMER is set, when that clock ticks at least every
-/// millisecond; deadlines are then up to one tick behind `Instant::now()`. Zero otherwise.
+/// How early, measured with `Instant`, a timer may legitimately fire: never. revent always reads
+/// `CLOCK_MONOTONIC`, the clock `Instant` reads (libevent's default coarse clock would need a tick of
+/// slack here).
 pub fn slack() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live timespec.
-    let r = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    if r == 0 && ts.tv_sec == 0 && ts.tv_nsec <= 1_000_000 {
-        Duration::from_nanos(ts.tv_nsec as u64)
-    } else {
-        Duration::ZERO
-    }
+    Duration::ZERO
 }
 
 /// Tolerance for comparing an `Instant` that the base reports (`now_cached`, `pending` deadlines) with
