@@ -7,11 +7,14 @@
 //!   `event_base_init_common_timeout`);
 //! - `fire_add`: add every timer with a random 0-20 ms duration; `fire`: run the loop until every
 //!   timer has fired;
+//! - `cb_rand_add`, `cb_rand_del`, `cb_common_add`, `cb_common_del`: the add+delete phases again, but
+//!   from inside a callback, where both libraries use the loop's cached time instead of reading the
+//!   clock (libevent reads its coarse clock per add outside the loop, revent the precise one);
 //!
 //! each as wall-clock (`PHASE_ns`) and thread CPU time (`PHASE_cpu_ns`) in ns per timer. Rounds
 //! alternate between the contenders; medians and ratios are reported.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::BufRead;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -33,17 +36,21 @@ usage: revent-bench timers [options]
 const KINDS: [&str; 2] = ["revent", "libevent"];
 
 /// The phases each round times, in order, as the result line names them.
-const PHASES: [&str; 6] = [
+const PHASES: [&str; 10] = [
     "rand_add",
     "rand_del",
     "common_add",
     "common_del",
     "fire_add",
     "fire",
+    "cb_rand_add",
+    "cb_rand_del",
+    "cb_common_add",
+    "cb_common_del",
 ];
 
 /// Table rows: a label and the phases summed into it.
-const ROWS: [(&str, &[&str]); 9] = [
+const ROWS: [(&str, &[&str]); 13] = [
     ("add + delete, random 0-10 s", &["rand_add", "rand_del"]),
     ("&nbsp;&nbsp;of which add", &["rand_add"]),
     ("&nbsp;&nbsp;of which delete", &["rand_del"]),
@@ -56,6 +63,16 @@ const ROWS: [(&str, &[&str]); 9] = [
     ("add, random 0-20 ms", &["fire_add"]),
     ("fire: loop until all fired", &["fire"]),
     ("add + fire", &["fire_add", "fire"]),
+    (
+        "in a callback: add + delete, random 0-10 s",
+        &["cb_rand_add", "cb_rand_del"],
+    ),
+    ("&nbsp;&nbsp;of which add", &["cb_rand_add"]),
+    (
+        "in a callback: add + delete, one common 5 s timeout",
+        &["cb_common_add", "cb_common_del"],
+    ),
+    ("&nbsp;&nbsp;of which add", &["cb_common_add"]),
 ];
 
 /// The xorshift64* sequence both contenders draw their durations from.
@@ -214,19 +231,23 @@ pub fn child(args: &[String]) -> Res<()> {
 
     let mut base = EventBase::new()?;
     let mut rng = Rng::new();
-    let rand_d: Vec<Duration> = (0..nt)
-        .map(|_| Duration::from_micros(rng.next_u64() % 10_000_001))
-        .collect();
+    let rand_d: Rc<Vec<Duration>> = Rc::new(
+        (0..nt)
+            .map(|_| Duration::from_micros(rng.next_u64() % 10_000_001))
+            .collect(),
+    );
     let fire_d: Vec<Duration> = (0..nt)
         .map(|_| Duration::from_micros(rng.next_u64() % 20_001))
         .collect();
     let fired = Rc::new(Cell::new(0u64));
-    let ids: Vec<EventId> = (0..nt)
-        .map(|_| {
-            let f = Rc::clone(&fired);
-            base.new_timer(move |_, _| f.set(f.get() + 1))
-        })
-        .collect();
+    let ids: Rc<Vec<EventId>> = Rc::new(
+        (0..nt)
+            .map(|_| {
+                let f = Rc::clone(&fired);
+                base.new_timer(move |_, _| f.set(f.get() + 1))
+            })
+            .collect(),
+    );
     let common = base.init_common_timeout(Duration::from_secs(5))?;
 
     println!("ready");
@@ -235,8 +256,8 @@ pub fn child(args: &[String]) -> Res<()> {
             break;
         }
         let mut failures = 0u64;
-        let mut marks = [(Instant::now(), 0u64); 7];
-        let mut take = |k: usize| marks[k] = (Instant::now(), crate::sys::thread_cpu_ns());
+        let marks = Rc::new(RefCell::new([(Instant::now(), 0u64); 11]));
+        let take = |k: usize| marks.borrow_mut()[k] = (Instant::now(), crate::sys::thread_cpu_ns());
 
         take(0);
         failures += add_each(&mut base, &ids, |i| rand_d[i]);
@@ -254,6 +275,36 @@ pub fn child(args: &[String]) -> Res<()> {
             failures += 1;
         }
         take(6);
+        let in_cb_failures = Rc::new(Cell::new(0u64));
+        {
+            let (ids, rand_d, marks, fails) = (
+                Rc::clone(&ids),
+                Rc::clone(&rand_d),
+                Rc::clone(&marks),
+                Rc::clone(&in_cb_failures),
+            );
+            base.once(-1, revent::What::TIMEOUT, None, move |base, _| {
+                let take = |k: usize| {
+                    marks.borrow_mut()[k] = (Instant::now(), crate::sys::thread_cpu_ns())
+                };
+                let mut f = 0;
+                take(6);
+                f += add_each(base, &ids, |i| rand_d[i]);
+                take(7);
+                f += del_each(base, &ids);
+                take(8);
+                f += add_each(base, &ids, |_| common);
+                take(9);
+                f += del_each(base, &ids);
+                take(10);
+                fails.set(f);
+            })?;
+        }
+        if !fire_all(&mut base)? {
+            failures += 1;
+        }
+        failures += in_cb_failures.get();
+        let marks = *marks.borrow();
 
         let mut line = String::new();
         for (k, phase) in PHASES.iter().enumerate() {

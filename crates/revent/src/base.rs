@@ -738,10 +738,14 @@ impl EventBase {
 
     /// Sends queued interest changes to the backend: all of them, or (after a callback) only those
     /// that remove an fd entirely, since the callback may close it and reuse its number.
+    #[inline]
     fn flush_changes(&mut self, only_removals: bool) {
-        if !self.io.has_changes() {
-            return;
+        if self.io.has_changes() {
+            self.flush_changes_now(only_removals);
         }
+    }
+
+    fn flush_changes_now(&mut self, only_removals: bool) {
         let mut changes = std::mem::take(&mut self.changes);
         self.io.take_changes(only_removals, &mut changes);
         for &(fd, old, new) in &changes {

@@ -8,6 +8,11 @@
 //!
 //! Ties between equal deadlines break by insertion order (a sequence number), so timers added in one
 //! iteration with one duration fire in the order they were added.
+//!
+//! A queue's heap entry is refreshed lazily: removing the queue's head (the common case: an idle
+//! timeout reset by activity) only unlinks it, leaving the entry at the old, earlier key. Such an
+//! entry is never later than the true head, so it cannot delay a timer; when it reaches the top of
+//! the heap it is corrected (or dropped, for an empty queue) before anything fires.
 
 const NONE: u32 = u32::MAX;
 /// Heap tags with this bit set name a common-timeout queue rather than a single timer.
@@ -182,19 +187,31 @@ impl Timers {
 
     /// The earliest deadline, if any timer is armed.
     #[inline]
-    pub(crate) fn next_deadline(&self) -> Option<u64> {
+    pub(crate) fn next_deadline(&mut self) -> Option<u64> {
+        self.settle_top();
         self.heap.first().map(|e| e.deadline)
+    }
+
+    /// Brings a stale queue entry at the top of the heap up to date, until the top is exact.
+    #[inline]
+    fn settle_top(&mut self) {
+        while let Some(top) = self.heap.first() {
+            if top.tag & QUEUE_BIT == 0 || !self.refresh_top_queue((top.tag & !QUEUE_BIT) as usize)
+            {
+                return;
+            }
+        }
     }
 
     /// Disarms and returns the earliest timer whose deadline is at or before `now`.
     pub(crate) fn pop_expired(&mut self, now: u64) -> Option<u32> {
+        self.settle_top();
         let top = *self.heap.first()?;
         if top.deadline > now {
             return None;
         }
         let key = if top.tag & QUEUE_BIT != 0 {
-            let q = (top.tag & !QUEUE_BIT) as usize;
-            self.queues[q].head
+            self.queues[(top.tag & !QUEUE_BIT) as usize].head
         } else {
             top.tag
         };
@@ -239,6 +256,7 @@ impl Timers {
         }
     }
 
+    /// Unlinks `key` from queue `q`. The queue's heap entry is left as it is (see the module docs).
     fn queue_unlink(&mut self, q: usize, key: u32) {
         let Node { prev, next, .. } = self.nodes[key as usize];
         if prev == NONE {
@@ -251,49 +269,47 @@ impl Timers {
         } else {
             self.nodes[next as usize].prev = prev;
         }
-        if prev == NONE {
-            self.queue_head_changed(q);
-        }
     }
 
-    /// Keeps the queue's single heap entry in step with its head.
+    /// A new head was linked into queue `q`: make sure the queue's heap entry is no later than it.
     fn queue_head_changed(&mut self, q: usize) {
-        let head = self.queues[q].head;
-        let pos = self.queues[q].pos;
-        if head == NONE {
-            if pos != NONE {
-                self.heap_remove(pos as usize);
-            }
-            return;
-        }
-        let h = self.nodes[head as usize];
+        let h = self.nodes[self.queues[q].head as usize];
         let entry = Entry {
             deadline: h.deadline,
             seq: h.seq,
             tag: QUEUE_BIT | q as u32,
         };
+        let pos = self.queues[q].pos;
         if pos == NONE {
             let p = self.heap.len();
             self.heap.push(entry);
             self.sift_up(p);
-        } else {
+        } else if entry.before(&self.heap[pos as usize]) {
             self.heap[pos as usize] = entry;
             self.sift_up(pos as usize);
-            let p = self.position_of(entry.tag);
-            self.sift_down(p);
         }
+    }
+
+    /// Corrects the queue entry at the top of the heap to the queue's true head (or drops it for an
+    /// empty queue). Returns false if nothing needed correcting.
+    fn refresh_top_queue(&mut self, q: usize) -> bool {
+        let head = self.queues[q].head;
+        if head == NONE {
+            self.heap_remove(0);
+            return true;
+        }
+        let h = self.nodes[head as usize];
+        let top = &mut self.heap[0];
+        if top.deadline == h.deadline && top.seq == h.seq {
+            return false;
+        }
+        top.deadline = h.deadline;
+        top.seq = h.seq;
+        self.sift_down(0);
+        true
     }
 
     // ---- heap ----
-
-    #[inline]
-    fn position_of(&self, tag: u32) -> usize {
-        if tag & QUEUE_BIT != 0 {
-            self.queues[(tag & !QUEUE_BIT) as usize].pos as usize
-        } else {
-            self.nodes[tag as usize].pos as usize
-        }
-    }
 
     #[inline]
     fn set_pos(&mut self, tag: u32, pos: usize) {
