@@ -266,7 +266,34 @@ impl Evbuffer {
     /// Small appends fill the tail chunk's free space; a new chunk is allocated only when it is full, and
     /// chunk sizes grow with use (1 KiB doubling to 256 KiB), so a stream of small adds does not allocate
     /// per call.
+    #[inline]
     pub fn add(&mut self, data: &[u8]) -> Result<()> {
+        // Fast path: the bytes fit in the tail chunk's free space.
+        if !self.frozen_end {
+            if let Some(new_len) = self.len.checked_add(data.len()) {
+                if let Some(Chunk {
+                    store: Store::Mem(b),
+                    end,
+                    ..
+                }) = self.chunks.back_mut()
+                {
+                    if let Some(dst) = b.get_mut(*end..).and_then(|t| t.get_mut(..data.len())) {
+                        dst.copy_from_slice(data);
+                        *end += data.len();
+                        let orig = self.len;
+                        self.len = new_len;
+                        self.touched();
+                        self.cbs.notify(orig, data.len(), 0);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.add_slow(data)
+    }
+
+    #[inline(never)]
+    fn add_slow(&mut self, data: &[u8]) -> Result<()> {
         self.check_end()?;
         if data.is_empty() {
             return Ok(());
@@ -582,15 +609,19 @@ impl Evbuffer {
     }
 
     /// Bookkeeping after `n` bytes left the front.
+    #[inline]
     fn finish_remove(&mut self, orig: usize, n: usize) {
         self.len -= n;
-        self.normalize_front();
+        if self.len == 0 {
+            self.normalize_front();
+        }
         self.eol_hint.1 = self.eol_hint.1.saturating_sub(n);
         self.touched();
         self.cbs.notify(orig, 0, n);
     }
 
     /// If the buffer became empty, keeps one owned chunk reset to its start for reuse and drops the rest.
+    #[cold]
     fn normalize_front(&mut self) {
         if self.len == 0 {
             while self.chunks.len() > 1 {
@@ -617,6 +648,7 @@ impl Evbuffer {
 
     /// Discards up to `n` bytes from the front and returns how many went (libevent drains everything
     /// when asked for more than there is; so does this).
+    #[inline]
     pub fn drain(&mut self, n: usize) -> Result<usize> {
         self.check_start()?;
         let n = n.min(self.len);
@@ -630,7 +662,20 @@ impl Evbuffer {
     }
 
     /// Drops `n <= len` bytes from the front, recycling emptied chunks; `len` is left to the caller.
+    #[inline]
     fn drain_raw(&mut self, n: usize) {
+        // Fast path: the front chunk keeps some bytes.
+        if let Some(front) = self.chunks.front_mut() {
+            if n < front.len() {
+                front.start += n;
+                return;
+            }
+        }
+        self.drain_chunks(n);
+    }
+
+    #[inline(never)]
+    fn drain_chunks(&mut self, n: usize) {
         let mut left = n;
         while left > 0 {
             let last = self.chunks.len() == 1;
