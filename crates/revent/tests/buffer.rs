@@ -1037,3 +1037,19 @@ fn pullup_uses_front_space_and_keeps_content() {
     b.drain(140).unwrap();
     assert_eq!(b.pullup(20).unwrap(), [[2u8; 10], [3u8; 10]].concat());
 }
+
+#[test]
+fn buffers_can_move_between_threads() {
+    fn assert_send<T: Send>(_: &T) {}
+    let mut b = Evbuffer::new();
+    b.add_reference(vec![1u8, 2], |_| {}).unwrap();
+    b.add_cb(|_| {});
+    assert_send(&b);
+    let b = std::thread::spawn(move || {
+        b.drain(1).unwrap();
+        b
+    })
+    .join()
+    .unwrap();
+    assert_eq!(contents(&b), [2]);
+}
