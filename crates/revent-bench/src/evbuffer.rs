@@ -6,7 +6,9 @@
 //! must agree, or the run fails.
 //!
 //! Options: `--rounds N` (default 3), `--scale F` (multiplies every workload size, default 1.0),
-//! `--only NAME` (one workload: adddrain, readln, readln_into, search, socketpair).
+//! `--only NAME` (one workload: adddrain, readln, readln_into, search, socketpair), `--rust-only`
+//! (run only revent's side once and print its time and check value: for instruction counts under
+//! `valgrind --tool=callgrind`, where the C side is measured by running `evbuffer_bench` itself).
 
 use std::io::Read as _;
 use std::os::unix::net::UnixStream;
@@ -70,9 +72,11 @@ pub fn run(args: &[String]) {
     let mut rounds = 3usize;
     let mut scale = 1.0f64;
     let mut only: Option<String> = None;
+    let mut rust_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--rust-only" => rust_only = true,
             "--rounds" => rounds = it.next().and_then(|v| v.parse().ok()).unwrap_or(3).max(1),
             "--scale" => scale = it.next().and_then(|v| v.parse().ok()).unwrap_or(1.0),
             "--only" => only = it.next().cloned(),
@@ -81,6 +85,17 @@ pub fn run(args: &[String]) {
                 std::process::exit(2);
             }
         }
+    }
+    if rust_only {
+        for w in WORKLOADS
+            .iter()
+            .filter(|w| only.as_deref().map_or(true, |o| o == w.name))
+        {
+            let size = ((w.size as f64 * scale) as usize).max(1024);
+            let (ns, check) = (w.rust)(size);
+            println!("{} size={size} ns={ns} check={check}", w.name);
+        }
+        return;
     }
     let exe = match compile_c() {
         Ok(p) => p,
@@ -222,23 +237,37 @@ fn gen_lines(total: usize) -> Vec<u8> {
     p
 }
 
+// The timed parts are separate functions, as on the C side, so that callgrind can count just them
+// (`--toggle-collect='*timed_*'`).
+
 fn add_drain(n: usize) -> (u64, u64) {
     let mut buf = Evbuffer::new();
     let piece = [b'p'; 64];
     buf.add(&[b'b'; 4000]).unwrap();
     let t = Instant::now();
+    timed_adddrain(&mut buf, &piece, n);
+    (t.elapsed().as_nanos() as u64, buf.len() as u64)
+}
+
+#[inline(never)]
+fn timed_adddrain(buf: &mut Evbuffer, piece: &[u8], n: usize) {
     for _ in 0..n {
-        buf.add(&piece).unwrap();
+        buf.add(piece).unwrap();
         buf.drain(64).unwrap();
     }
-    (t.elapsed().as_nanos() as u64, buf.len() as u64)
 }
 
 fn readln(size: usize) -> (u64, u64) {
     let text = gen_lines(size);
+    let t = Instant::now();
+    let check = timed_readln(&text);
+    (t.elapsed().as_nanos() as u64, check)
+}
+
+#[inline(never)]
+fn timed_readln(text: &[u8]) -> u64 {
     let mut buf = Evbuffer::new();
     let (mut lines, mut bytes) = (0u64, 0u64);
-    let t = Instant::now();
     for piece in text.chunks(16384) {
         buf.add(piece).unwrap();
         while let Some((line, _consumed)) = buf.readln(EolStyle::Crlf).unwrap() {
@@ -246,15 +275,21 @@ fn readln(size: usize) -> (u64, u64) {
             bytes += line.len() as u64;
         }
     }
-    (t.elapsed().as_nanos() as u64, lines * 1000003 + bytes)
+    lines * 1000003 + bytes
 }
 
 fn readln_into(size: usize) -> (u64, u64) {
     let text = gen_lines(size);
+    let t = Instant::now();
+    let check = timed_readln_into(&text);
+    (t.elapsed().as_nanos() as u64, check)
+}
+
+#[inline(never)]
+fn timed_readln_into(text: &[u8]) -> u64 {
     let mut buf = Evbuffer::new();
     let mut line = Vec::new();
     let (mut lines, mut bytes) = (0u64, 0u64);
-    let t = Instant::now();
     for piece in text.chunks(16384) {
         buf.add(piece).unwrap();
         while buf
@@ -266,7 +301,7 @@ fn readln_into(size: usize) -> (u64, u64) {
             bytes += line.len() as u64;
         }
     }
-    (t.elapsed().as_nanos() as u64, lines * 1000003 + bytes)
+    lines * 1000003 + bytes
 }
 
 fn search(size: usize) -> (u64, u64) {
@@ -277,13 +312,19 @@ fn search(size: usize) -> (u64, u64) {
     for piece in text.chunks(65536) {
         buf.add(piece).unwrap();
     }
-    let mut check = 0u64;
     let t = Instant::now();
+    let check = timed_search(&buf, needle);
+    (t.elapsed().as_nanos() as u64, check)
+}
+
+#[inline(never)]
+fn timed_search(buf: &Evbuffer, needle: &[u8]) -> u64 {
+    let mut check = 0u64;
     for _ in 0..5 {
         let p = buf.search(needle, None).unwrap();
         check += p.map_or(u64::MAX, |p| p.position() as u64);
     }
-    (t.elapsed().as_nanos() as u64, check)
+    check
 }
 
 fn socketpair(size: usize) -> (u64, u64) {

@@ -915,10 +915,16 @@ impl Evbuffer {
     // ---- file segments ----
 
     /// Reads any file segments in `[pos, pos + n)` into memory (a no-op for buffers without them).
+    #[inline]
     fn load_range(&self, pos: usize, n: usize) -> Result<()> {
         if self.file_chunks == 0 || n == 0 {
             return Ok(());
         }
+        self.load_range_slow(pos, n)
+    }
+
+    #[inline(never)]
+    fn load_range_slow(&self, pos: usize, n: usize) -> Result<()> {
         let end = pos.saturating_add(n);
         let mut at = 0usize;
         for c in &self.chunks {
