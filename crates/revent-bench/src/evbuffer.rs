@@ -89,7 +89,7 @@ pub fn run(args: &[String]) {
     if rust_only {
         for w in WORKLOADS
             .iter()
-            .filter(|w| only.as_deref().map_or(true, |o| o == w.name))
+            .filter(|w| only.is_none() || only.as_deref() == Some(w.name))
         {
             let size = ((w.size as f64 * scale) as usize).max(1024);
             let (ns, check) = (w.rust)(size);
@@ -106,7 +106,7 @@ pub fn run(args: &[String]) {
     };
     let selected: Vec<&Workload> = WORKLOADS
         .iter()
-        .filter(|w| only.as_deref().map_or(true, |o| o == w.name))
+        .filter(|w| only.is_none() || only.as_deref() == Some(w.name))
         .collect();
     let mut c_times: Vec<Vec<u64>> = vec![Vec::new(); selected.len()];
     let mut r_times: Vec<Vec<u64>> = vec![Vec::new(); selected.len()];
