@@ -273,3 +273,34 @@ fn add_file_rejects_bad_segments() {
     assert!(buf.add_file(f(), 0, None).is_err());
     assert!(buf.is_empty());
 }
+
+#[test]
+fn add_file_falls_back_to_read_and_copy() {
+    // sendfile refuses an O_APPEND destination (EINVAL): the segment is read and written instead.
+    let data = pattern(150_000);
+    let mut buf = Evbuffer::new();
+    buf.add_file(OwnedFd::from(temp_file(&data)), 7, None)
+        .unwrap();
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!("revent-buffer-io-append-{}", std::process::id()));
+    let out = File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    drop(out);
+    let out = File::options().append(true).read(true).open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let mut writes = 0;
+    while !buf.is_empty() {
+        buf.write(&out).unwrap();
+        writes += 1;
+    }
+    assert!(writes >= 2, "copied in bounded steps");
+    let mut got = Vec::new();
+    (&out).seek(SeekFrom::Start(0)).unwrap();
+    (&out).read_to_end(&mut got).unwrap();
+    assert!(got == data[7..]);
+}
