@@ -1066,3 +1066,35 @@ fn resumed_scan_pairs_a_cr_before_the_resume_point() {
         assert_eq!(b.readln(style).unwrap(), Some((Vec::new(), 2)));
     }
 }
+
+#[test]
+fn a_shape_shifting_reference_cannot_cause_a_panic() {
+    // An AsRef that breaks its contract: full bytes on the first call, nothing afterwards.
+    struct Shifty(AtomicUsize, [u8; 10]);
+    impl AsRef<[u8]> for Shifty {
+        fn as_ref(&self) -> &[u8] {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                &self.1
+            } else {
+                &[]
+            }
+        }
+    }
+    let mut b = Evbuffer::new();
+    b.add(b"ab").unwrap();
+    b.add_reference(Shifty(AtomicUsize::new(0), *b"cd\nfghijkl"), |_| {})
+        .unwrap();
+    b.add(b"\nxyz").unwrap();
+    assert_eq!(b.len(), 16);
+    // Whatever comes back, nothing panics and the length bookkeeping stays consistent.
+    let _ = b.search(b"xyz", None);
+    let _ = b.search_eol(None, EolStyle::Any);
+    let _ = b.peek(usize::MAX).map(|p| p.count());
+    let _ = b.copyout(&mut [0u8; 16]);
+    let _ = b.readln(EolStyle::Lf);
+    let _ = b.pullup(b.len());
+    let mut o = Evbuffer::new();
+    let _ = b.remove_buffer(&mut o, 3);
+    let _ = b.drain(usize::MAX);
+    assert!(b.is_empty());
+}

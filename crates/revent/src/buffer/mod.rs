@@ -334,6 +334,10 @@ impl Evbuffer {
     /// then calls `cleanup(data)` exactly once. If a move to another buffer splits the bytes, both
     /// buffers share `data` and the cleanup runs when the second lets go.
     ///
+    /// `data.as_ref()` must return the same bytes every time it is called (true of `Vec`, `Box<[u8]>`,
+    /// `&'static [u8]`, `Arc<[u8]>`, `String`...). An implementation that breaks this gets
+    /// unspecified bytes or an error from later calls, never a panic or undefined behaviour.
+    ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
@@ -580,6 +584,7 @@ impl Evbuffer {
             } else {
                 // Owned memory: copy the part. Allocation failure here leaves both buffers consistent
                 // (what moved so far is accounted below).
+                // Only owned memory gets here, and its data() is always exactly len() bytes.
                 let bytes = &front.data()[..left];
                 let copied = dst_copy(dst, bytes);
                 match copied {
@@ -691,6 +696,7 @@ impl Evbuffer {
             if last && front.is_mem() {
                 front.start = 0;
                 front.end = 0;
+                break;
             } else if let Some(c) = self.chunks.pop_front() {
                 self.recycle(c);
             }
@@ -750,10 +756,10 @@ impl Evbuffer {
         if first_len < n {
             self.gather_front(n)?;
         }
-        match self.chunks.front() {
-            Some(c) => Ok(&c.data()[..n]),
-            None => Ok(&[]),
-        }
+        self.chunks
+            .front()
+            .and_then(|c| c.data().get(..n))
+            .ok_or(Error::InvalidArgument("referenced data changed length"))
     }
 
     /// Makes the whole buffer contiguous and returns it.
@@ -763,6 +769,18 @@ impl Evbuffer {
 
     /// Rearranges chunks so that the first holds at least `n` bytes (`first chunk len < n <= len`).
     fn gather_front(&mut self, n: usize) -> Result<()> {
+        // A reference whose AsRef broke its contract may hold fewer bytes than its length says; refuse
+        // before changing anything rather than lose bytes the length still counts.
+        let mut covered = 0;
+        for c in &self.chunks {
+            if covered >= n {
+                break;
+            }
+            if c.data().len() != c.len() {
+                return Err(Error::InvalidArgument("referenced data changed length"));
+            }
+            covered += c.len();
+        }
         let reuse_front = self
             .chunks
             .front()
@@ -789,7 +807,7 @@ impl Evbuffer {
                 break;
             };
             let k = c.len().min(need);
-            head.append_from(&c.data()[..k]);
+            head.append_from(c.data().get(..k).unwrap_or(&[]));
             c.start += k;
             need -= k;
             if c.len() == 0 {

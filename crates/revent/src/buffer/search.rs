@@ -445,7 +445,7 @@ impl Evbuffer {
     fn take_line(&mut self, p: usize, eol: usize, out: &mut Vec<u8>) {
         match self.chunks.front() {
             // Common case: the line lies in the first chunk.
-            Some(c) if c.len() >= p => out.extend_from_slice(&c.data()[..p]),
+            Some(c) if c.len() >= p => out.extend_from_slice(c.data().get(..p).unwrap_or(&[])),
             _ => {
                 out.reserve(p);
                 for s in self.segments(0, 0, p) {
