@@ -1,51 +1,12 @@
 //! Evbuffer without file descriptors: model-based property tests and edge cases. Runs under Miri
 //! (`cargo +nightly miri test -p revent --test buffer`); fd I/O lives in `buffer_io.rs`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use revent::buffer::{BufferEnd, CallbackInfo, EolStyle, Evbuffer, PtrHow};
-
-// ---- allocation counting (per thread, so parallel tests do not disturb each other) ----
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: as above; `ptr` came from this allocator, which is System underneath.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> usize {
-    ALLOCS.with(|c| c.get())
-}
 
 // ---- helpers ----
 
@@ -897,9 +858,8 @@ fn reserve_commit_and_add_with() {
     // expand then add needs no new chunk.
     b.expand(5000).unwrap();
     let data = vec![0u8; 5000];
-    let before = allocs();
-    b.add(&data).unwrap();
-    assert_eq!(allocs(), before, "expand made the room in advance");
+    let info = allocation_counter::measure(|| b.add(&data).unwrap());
+    assert_eq!(info.count_total, 0, "expand made the room in advance");
     assert_eq!(b.len(), 5007);
 }
 
@@ -986,12 +946,13 @@ fn small_add_drain_does_not_allocate_once_warm() {
         b.add(&piece).unwrap();
         b.drain(64).unwrap();
     }
-    let before = allocs();
-    for _ in 0..rounds {
-        b.add(&piece).unwrap();
-        b.drain(64).unwrap();
-    }
-    assert_eq!(allocs() - before, 0, "steady add/drain allocated");
+    let info = allocation_counter::measure(|| {
+        for _ in 0..rounds {
+            b.add(&piece).unwrap();
+            b.drain(64).unwrap();
+        }
+    });
+    assert_eq!(info.count_total, 0, "steady add/drain allocated");
     // readln_into with a reused Vec does not allocate either.
     let mut line = Vec::with_capacity(128);
     b.drain(usize::MAX).unwrap();
@@ -999,12 +960,13 @@ fn small_add_drain_does_not_allocate_once_warm() {
         b.add(b"some text\r\n").unwrap();
         b.readln_into(EolStyle::Crlf, &mut line).unwrap();
     }
-    let before = allocs();
-    for _ in 0..rounds / 10 {
-        b.add(b"some text\r\n").unwrap();
-        assert_eq!(b.readln_into(EolStyle::Crlf, &mut line).unwrap(), Some(11));
-    }
-    assert_eq!(allocs() - before, 0, "steady readln allocated");
+    let info = allocation_counter::measure(|| {
+        for _ in 0..rounds / 10 {
+            b.add(b"some text\r\n").unwrap();
+            assert_eq!(b.readln_into(EolStyle::Crlf, &mut line).unwrap(), Some(11));
+        }
+    });
+    assert_eq!(info.count_total, 0, "steady readln allocated");
 }
 
 #[test]
