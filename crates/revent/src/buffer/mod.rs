@@ -266,7 +266,34 @@ impl Evbuffer {
     /// Small appends fill the tail chunk's free space; a new chunk is allocated only when it is full, and
     /// chunk sizes grow with use (1 KiB doubling to 256 KiB), so a stream of small adds does not allocate
     /// per call.
+    #[inline]
     pub fn add(&mut self, data: &[u8]) -> Result<()> {
+        // Fast path: the bytes fit in the tail chunk's free space.
+        if !self.frozen_end {
+            if let Some(new_len) = self.len.checked_add(data.len()) {
+                if let Some(Chunk {
+                    store: Store::Mem(b),
+                    end,
+                    ..
+                }) = self.chunks.back_mut()
+                {
+                    if let Some(dst) = b.get_mut(*end..).and_then(|t| t.get_mut(..data.len())) {
+                        dst.copy_from_slice(data);
+                        *end += data.len();
+                        let orig = self.len;
+                        self.len = new_len;
+                        self.touched();
+                        self.cbs.notify(orig, data.len(), 0);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.add_slow(data)
+    }
+
+    #[inline(never)]
+    fn add_slow(&mut self, data: &[u8]) -> Result<()> {
         self.check_end()?;
         if data.is_empty() {
             return Ok(());
@@ -306,6 +333,10 @@ impl Evbuffer {
     /// The buffer keeps `data` until its last byte has been drained, written or the buffer is dropped,
     /// then calls `cleanup(data)` exactly once. If a move to another buffer splits the bytes, both
     /// buffers share `data` and the cleanup runs when the second lets go.
+    ///
+    /// `data.as_ref()` must return the same bytes every time it is called (true of `Vec`, `Box<[u8]>`,
+    /// `&'static [u8]`, `Arc<[u8]>`, `String`...). An implementation that breaks this gets
+    /// unspecified bytes or an error from later calls, never a panic or undefined behaviour.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -553,6 +584,7 @@ impl Evbuffer {
             } else {
                 // Owned memory: copy the part. Allocation failure here leaves both buffers consistent
                 // (what moved so far is accounted below).
+                // Only owned memory gets here, and its data() is always exactly len() bytes.
                 let bytes = &front.data()[..left];
                 let copied = dst_copy(dst, bytes);
                 match copied {
@@ -582,15 +614,19 @@ impl Evbuffer {
     }
 
     /// Bookkeeping after `n` bytes left the front.
+    #[inline]
     fn finish_remove(&mut self, orig: usize, n: usize) {
         self.len -= n;
-        self.normalize_front();
+        if self.len == 0 {
+            self.normalize_front();
+        }
         self.eol_hint.1 = self.eol_hint.1.saturating_sub(n);
         self.touched();
         self.cbs.notify(orig, 0, n);
     }
 
     /// If the buffer became empty, keeps one owned chunk reset to its start for reuse and drops the rest.
+    #[cold]
     fn normalize_front(&mut self) {
         if self.len == 0 {
             while self.chunks.len() > 1 {
@@ -617,6 +653,7 @@ impl Evbuffer {
 
     /// Discards up to `n` bytes from the front and returns how many went (libevent drains everything
     /// when asked for more than there is; so does this).
+    #[inline]
     pub fn drain(&mut self, n: usize) -> Result<usize> {
         self.check_start()?;
         let n = n.min(self.len);
@@ -630,7 +667,20 @@ impl Evbuffer {
     }
 
     /// Drops `n <= len` bytes from the front, recycling emptied chunks; `len` is left to the caller.
+    #[inline]
     fn drain_raw(&mut self, n: usize) {
+        // Fast path: the front chunk keeps some bytes.
+        if let Some(front) = self.chunks.front_mut() {
+            if n < front.len() {
+                front.start += n;
+                return;
+            }
+        }
+        self.drain_chunks(n);
+    }
+
+    #[inline(never)]
+    fn drain_chunks(&mut self, n: usize) {
         let mut left = n;
         while left > 0 {
             let last = self.chunks.len() == 1;
@@ -646,6 +696,7 @@ impl Evbuffer {
             if last && front.is_mem() {
                 front.start = 0;
                 front.end = 0;
+                break;
             } else if let Some(c) = self.chunks.pop_front() {
                 self.recycle(c);
             }
@@ -705,10 +756,10 @@ impl Evbuffer {
         if first_len < n {
             self.gather_front(n)?;
         }
-        match self.chunks.front() {
-            Some(c) => Ok(&c.data()[..n]),
-            None => Ok(&[]),
-        }
+        self.chunks
+            .front()
+            .and_then(|c| c.data().get(..n))
+            .ok_or(Error::InvalidArgument("referenced data changed length"))
     }
 
     /// Makes the whole buffer contiguous and returns it.
@@ -718,6 +769,18 @@ impl Evbuffer {
 
     /// Rearranges chunks so that the first holds at least `n` bytes (`first chunk len < n <= len`).
     fn gather_front(&mut self, n: usize) -> Result<()> {
+        // A reference whose AsRef broke its contract may hold fewer bytes than its length says; refuse
+        // before changing anything rather than lose bytes the length still counts.
+        let mut covered = 0;
+        for c in &self.chunks {
+            if covered >= n {
+                break;
+            }
+            if c.data().len() != c.len() {
+                return Err(Error::InvalidArgument("referenced data changed length"));
+            }
+            covered += c.len();
+        }
         let reuse_front = self
             .chunks
             .front()
@@ -744,7 +807,7 @@ impl Evbuffer {
                 break;
             };
             let k = c.len().min(need);
-            head.append_from(&c.data()[..k]);
+            head.append_from(c.data().get(..k).unwrap_or(&[]));
             c.start += k;
             need -= k;
             if c.len() == 0 {
@@ -870,10 +933,16 @@ impl Evbuffer {
     // ---- file segments ----
 
     /// Reads any file segments in `[pos, pos + n)` into memory (a no-op for buffers without them).
+    #[inline]
     fn load_range(&self, pos: usize, n: usize) -> Result<()> {
         if self.file_chunks == 0 || n == 0 {
             return Ok(());
         }
+        self.load_range_slow(pos, n)
+    }
+
+    #[inline(never)]
+    fn load_range_slow(&self, pos: usize, n: usize) -> Result<()> {
         let end = pos.saturating_add(n);
         let mut at = 0usize;
         for c in &self.chunks {

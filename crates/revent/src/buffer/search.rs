@@ -304,6 +304,44 @@ impl Evbuffer {
     /// back to `floor`. Returns `(position, length of the end-of-line marker)`.
     fn find_eol(&self, from: usize, floor: usize, style: EolStyle) -> Option<(usize, usize)> {
         let (idx, off) = self.locate(from);
+        // Fast path: the end of line lies wholly inside the chunk where the scan starts. Anything that
+        // may cross a chunk boundary goes to the general loop below.
+        if let Some(c) = self.chunks.get(idx) {
+            let s = c.data().get(off..).unwrap_or(&[]);
+            let only_chunk = idx + 1 == self.chunks.len();
+            let hit = match style {
+                EolStyle::Lf => memchr(b'\n', s).map(|p| (p, 1)),
+                EolStyle::Nul => memchr(0, s).map(|p| (p, 1)),
+                EolStyle::Crlf => match memchr(b'\n', s) {
+                    Some(p) if p > 0 => Some(if s[p - 1] == b'\r' {
+                        (p - 1, 2)
+                    } else {
+                        (p, 1)
+                    }),
+                    _ => None,
+                },
+                // Not a plain two-byte search: a "\r" just before `from` may pair with a "\n" here.
+                EolStyle::CrlfStrict => match memchr(b'\n', s) {
+                    Some(p) if p > 0 && s[p - 1] == b'\r' => Some((p - 1, 2)),
+                    _ => None,
+                },
+                EolStyle::Any => memchr2(b'\r', b'\n', s).and_then(|p| {
+                    let run = s[p..]
+                        .iter()
+                        .take_while(|&&b| b == b'\r' || b == b'\n')
+                        .count();
+                    (p + run < s.len() || only_chunk).then_some((p, run))
+                }),
+            };
+            if let Some((p, n)) = hit {
+                return Some((from + p, n));
+            }
+            // Nothing in the last chunk means nothing at all (a CRLF lookback needs p == 0, which
+            // memchr would have found).
+            if only_chunk && memchr(b'\n', s).is_none() && style != EolStyle::Nul {
+                return None;
+            }
+        }
         let mut base = from;
         for s in self.segments(idx, off, self.len - from) {
             match style {
@@ -369,13 +407,28 @@ impl Evbuffer {
     /// line, and how many bytes were consumed (line plus marker). `None` if no complete line is
     /// buffered; the bytes already scanned are then not scanned again by the next call.
     pub fn readln(&mut self, style: EolStyle) -> Result<Option<(Vec<u8>, usize)>> {
-        let mut line = Vec::new();
-        Ok(self.readln_into(style, &mut line)?.map(|n| (line, n)))
+        let Some((p, eol)) = self.next_line(style)? else {
+            return Ok(None);
+        };
+        let mut line = Vec::with_capacity(p);
+        self.take_line(p, eol, &mut line);
+        Ok(Some((line, p + eol)))
     }
 
     /// Like [`readln`](Self::readln), but copies the line into `out` (cleared first) so a caller that
     /// reuses `out` does not allocate per line. Returns the number of bytes consumed.
     pub fn readln_into(&mut self, style: EolStyle, out: &mut Vec<u8>) -> Result<Option<usize>> {
+        let Some((p, eol)) = self.next_line(style)? else {
+            return Ok(None);
+        };
+        out.clear();
+        self.take_line(p, eol, out);
+        Ok(Some(p + eol))
+    }
+
+    /// Finds the first complete line: `(line length, marker length)`. Remembers how far it scanned
+    /// when there is none.
+    fn next_line(&mut self, style: EolStyle) -> Result<Option<(usize, usize)>> {
         self.check_start()?;
         self.load_range(0, self.len)?;
         let from = if self.eol_hint.0 == style {
@@ -383,23 +436,26 @@ impl Evbuffer {
         } else {
             0
         };
-        match self.find_eol(from, 0, style) {
-            None => {
-                self.eol_hint = (style, self.len);
-                Ok(None)
-            }
-            Some((p, eol)) => {
-                out.clear();
+        let found = self.find_eol(from, 0, style);
+        self.eol_hint = (style, if found.is_some() { 0 } else { self.len });
+        Ok(found)
+    }
+
+    /// Appends the first `p` bytes to `out` and drains them with the `eol` marker after them.
+    fn take_line(&mut self, p: usize, eol: usize, out: &mut Vec<u8>) {
+        match self.chunks.front() {
+            // Common case: the line lies in the first chunk.
+            Some(c) if c.len() >= p => out.extend_from_slice(c.data().get(..p).unwrap_or(&[])),
+            _ => {
                 out.reserve(p);
                 for s in self.segments(0, 0, p) {
                     out.extend_from_slice(s);
                 }
-                let orig = self.len;
-                self.drain_raw(p + eol);
-                self.finish_remove(orig, p + eol);
-                self.eol_hint = (style, 0);
-                Ok(Some(p + eol))
             }
         }
+        let orig = self.len;
+        self.drain_raw(p + eol);
+        self.finish_remove(orig, p + eol);
+        self.eol_hint.1 = 0;
     }
 }
