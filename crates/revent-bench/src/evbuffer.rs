@@ -18,8 +18,6 @@ use std::time::Instant;
 
 use revent::buffer::{EolStyle, Evbuffer};
 
-const C_SOURCE: &str = include_str!("../c/evbuffer_bench.c");
-
 struct Workload {
     name: &'static str,
     /// The C program's workload name (readln_into is compared with C's readln).
@@ -153,31 +151,9 @@ fn median(v: &mut [u64]) -> u64 {
     v[v.len() / 2]
 }
 
-/// Compiles the C side into a temporary directory.
+/// Compiles the C side (once, cached under target/cref/) with the crate's shared helper.
 fn compile_c() -> Result<PathBuf, String> {
-    if !std::path::Path::new("/usr/include/event2/buffer.h").exists() {
-        return Err("install libevent-dev (apt-get install libevent-dev)".into());
-    }
-    let dir = std::env::temp_dir().join(format!("revent-evbuffer-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let src = dir.join("evbuffer_bench.c");
-    let exe = dir.join("evbuffer_bench");
-    std::fs::write(&src, C_SOURCE).map_err(|e| format!("{}: {e}", src.display()))?;
-    let out = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .arg("-levent_core")
-        .output()
-        .map_err(|e| format!("cannot run cc: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("event2/") {
-            return Err("install libevent-dev (apt-get install libevent-dev)".into());
-        }
-        return Err(format!("cc failed:\n{err}"));
-    }
-    Ok(exe)
+    crate::cref::try_build("evbuffer_bench", &["-levent_core"])
 }
 
 fn run_c(exe: &PathBuf, workload: &str, size: usize) -> (u64, u64) {

@@ -6,18 +6,19 @@
 mod args;
 mod child;
 mod cref;
+mod evbuffer;
 mod machine;
 mod pipes;
 mod stats;
 mod sys;
 mod timers;
-// The evbuffer benchmark (src/evbuffer.rs, `pub fn run(args: &[String])`) is written on another branch;
-// once it is merged: `mod evbuffer;` here and an `"evbuffer"` arm in `main` below.
 
 const USAGE: &str = "\
 usage: revent-bench <subcommand> [options]
   pipes     libevent's classic bench: revent vs C libevent vs raw epoll/poll (pipes --help)
   timers    add/delete/fire 1,000,000 timers: revent vs C libevent (timers --help)
+  evbuffer  Evbuffer vs libevent's evbuffer: add/drain, readln, search, socketpair transfer
+            (evbuffer [--rounds N] [--only NAME] [--scale F] [--rust-only])
   cref NAME [LINK...]   compile the C reference program c/NAME.c and print its path
 internal (spawned by the above): pipes-child, timers-child";
 
@@ -27,6 +28,10 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("pipes") => pipes::run(rest),
         Some("timers") => timers::run(rest),
+        Some("evbuffer") => {
+            evbuffer::run(rest);
+            Ok(())
+        }
         Some("pipes-child") => pipes::child(rest),
         Some("timers-child") => timers::child(rest),
         Some("cref") if !rest.is_empty() => {
