@@ -25,6 +25,7 @@
 mod callbacks;
 mod chunk;
 mod io;
+mod pool;
 mod search;
 
 use std::collections::VecDeque;
@@ -81,6 +82,20 @@ pub struct Evbuffer {
     /// Number of file-segment chunks, so the common case skips looking for them.
     file_chunks: usize,
     cbs: Callbacks,
+}
+
+impl Drop for Evbuffer {
+    fn drop(&mut self) {
+        // A closing connection's memory serves the next one.
+        if let Some(s) = self.spare.take() {
+            pool::give(s);
+        }
+        for c in self.chunks.drain(..) {
+            if let Store::Mem(b) = c.store {
+                pool::give(b);
+            }
+        }
+    }
 }
 
 impl Default for Evbuffer {
@@ -201,8 +216,9 @@ impl Evbuffer {
 
     // ---- chunk memory ----
 
-    /// Owned memory of at least `min` bytes: the spare chunk if it is big enough, else a new allocation
-    /// sized by the growth policy.
+    /// Owned memory of at least `min` bytes: the spare chunk if it is big enough, else pooled or new
+    /// memory. A buffer that keeps growing gets chunks twice as large each time (fewer chunks for bulk
+    /// data); an empty one gets what it asks for, so a small read does not take a huge chunk.
     fn take_mem(&mut self, min: usize) -> Result<Box<[u8]>> {
         if let Some(s) = self.spare.take() {
             if s.len() >= min {
@@ -210,17 +226,32 @@ impl Evbuffer {
             }
             self.spare = Some(s);
         }
-        let b = alloc_zeroed(min.max(self.next_size))?;
-        self.next_size = (self.next_size * 2).min(MAX_CHUNK);
-        Ok(b)
+        let want = if self.len == 0 {
+            self.next_size = MIN_CHUNK;
+            min
+        } else {
+            let w = min.max(self.next_size);
+            self.next_size = (self.next_size * 2).min(MAX_CHUNK);
+            w
+        };
+        let size = pool::size_for(want);
+        match pool::take(size) {
+            Some(b) => Ok(b),
+            None => alloc_zeroed(size),
+        }
     }
 
-    /// Keeps a drained chunk's memory as the spare if it is the most useful one seen.
+    /// Keeps a drained chunk's memory as the spare if it is the most useful one, else gives it to the
+    /// thread's pool.
     fn recycle(&mut self, c: Chunk) {
         match c.store {
             Store::Mem(b) => {
                 if b.len() <= MAX_CHUNK && self.spare.as_ref().map_or(true, |s| s.len() < b.len()) {
-                    self.spare = Some(b);
+                    if let Some(old) = self.spare.replace(b) {
+                        pool::give(old);
+                    }
+                } else {
+                    pool::give(b);
                 }
             }
             Store::File(_) => self.file_chunks -= 1,
