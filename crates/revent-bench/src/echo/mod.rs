@@ -33,7 +33,9 @@ usage: revent-bench echo [options]
   --rows R        connections x bytes, comma-separated (default 50x64,50x16384,1000x64)
   --secs D        seconds per run (default 2)
   --rounds N      interleaved rounds (default 3)
-  --servers LIST  of libevent,epoll,tokio,revent (default all four, in that order)
+  --servers LIST  of libevent,epoll,tokio,revent (default all four, in that order); an entry
+                  NAME=PATH adds another `revent`-like binary (run as PATH echo --addr 127.0.0.1
+                  --port 0), e.g. a build with a fix, as one more contender
   --revent PATH   the revent binary (default: `cargo build --release -p revent-cli`, then
                   target/release/revent)
   --load PATH     another load generator with echo-load's arguments and output line (for example
@@ -94,7 +96,11 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--rounds" => o.rounds = num(value()?)?.max(1),
             "--servers" => {
                 o.servers = value()?.split(',').map(String::from).collect();
-                if let Some(s) = o.servers.iter().find(|s| !SERVERS.contains(&s.as_str())) {
+                if let Some(s) = o
+                    .servers
+                    .iter()
+                    .find(|s| !SERVERS.contains(&s.as_str()) && !s.contains('='))
+                {
                     return Err(format!("unknown server {s:?} (one of {SERVERS:?})"));
                 }
             }
@@ -297,6 +303,12 @@ fn median(xs: &mut [f64]) -> Option<f64> {
 
 fn reference_path(name: &str, o: &Opts) -> Result<(PathBuf, Vec<String>), String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let revent_args = ["echo", "--addr", "127.0.0.1", "--port", "0"]
+        .map(String::from)
+        .to_vec();
+    if let Some((_, path)) = name.split_once('=') {
+        return Ok((path.into(), revent_args));
+    }
     Ok(match name {
         "libevent" => (
             cref::build("echo_libevent", &["-levent_core"])?,
@@ -309,9 +321,7 @@ fn reference_path(name: &str, o: &Opts) -> Result<(PathBuf, Vec<String>), String
                 Some(p) => p.clone(),
                 None => revent_binary()?,
             },
-            ["echo", "--addr", "127.0.0.1", "--port", "0"]
-                .map(String::from)
-                .to_vec(),
+            revent_args,
         ),
         _ => unreachable!("checked by parse"),
     })
@@ -358,9 +368,10 @@ fn run(args: &[String]) -> Result<(), String> {
     for name in &o.servers {
         let (prog, args) = reference_path(name, &o)?;
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let s = Server::start(name, &prog, &args, o.server_cpu)?;
+        let label = name.split_once('=').map_or(name.as_str(), |(n, _)| n);
+        let s = Server::start(label, &prog, &args, o.server_cpu)?;
         eprintln!(
-            "started {name}: pid {} port {} ({})",
+            "started {label}: pid {} port {} ({})",
             s.pid(),
             s.port,
             prog.display()
