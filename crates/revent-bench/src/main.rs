@@ -1,18 +1,45 @@
-//! `revent-bench`: revent against C libevent, raw epoll and tokio, side by side.
+//! `revent-bench`: revent against C libevent and the raw syscalls, side by side.
+//!
+//! `cargo run --release -p revent-bench -- <subcommand> [options]`; see `--help` of each subcommand and
+//! BENCHMARKS.md at the repository root for the tables and how they were taken.
 
+mod args;
+mod child;
+mod cref;
 mod echo;
+mod machine;
+mod pipes;
+mod stats;
+mod sys;
+mod timers;
+// The evbuffer benchmark (src/evbuffer.rs, `pub fn run(args: &[String])`) is written on another branch;
+// once it is merged: `mod evbuffer;` here and an `"evbuffer"` arm in `main` below.
 
 const USAGE: &str = "\
 usage: revent-bench <subcommand> [options]
-  echo      echo servers side by side: revent vs C libevent vs raw epoll vs tokio (echo --help)
-  echo-load HOST PORT CONNS SIZE SECS   the closed-loop echo load generator
-internal (spawned by the above): echo-server-tokio PORT";
+  pipes     libevent's classic bench: revent vs C libevent vs raw epoll/poll (pipes --help)
+  timers    add/delete/fire 1,000,000 timers: revent vs C libevent (timers --help)
+  echo      echo servers: revent vs C libevent vs raw epoll vs tokio (echo --help)
+  echo-load HOST PORT CONNS SIZE SECS   the closed-loop, byte-verifying echo load generator
+  cref NAME [LINK...]   compile the C reference program c/NAME.c and print its path
+internal (spawned by the above): pipes-child, timers-child, echo-server-tokio PORT";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
     let result = match args.first().map(String::as_str) {
-        Some(cmd @ ("echo" | "echo-load" | "echo-server-tokio")) => echo::dispatch(cmd, rest),
+        Some("pipes") => pipes::run(rest),
+        Some("timers") => timers::run(rest),
+        Some("pipes-child") => pipes::child(rest),
+        Some("timers-child") => timers::child(rest),
+        Some(cmd @ ("echo" | "echo-load" | "echo-server-tokio")) => {
+            echo::dispatch(cmd, rest).map_err(Into::into)
+        }
+        Some("cref") if !rest.is_empty() => {
+            let link: Vec<&str> = rest[1..].iter().map(String::as_str).collect();
+            println!("{}", cref::build(&rest[0], &link).display());
+            Ok(())
+        }
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

@@ -72,9 +72,8 @@ pub struct EventBase {
     changes: Vec<(RawFd, What, What)>,
     arrivals: Vec<(i32, u32)>,
     running: bool,
-    /// Between a wait and the end of that iteration's callbacks: removals are deferred (see
-    /// `io_remove`).
-    dispatching: bool,
+    /// While expired timers are collected: their fd removals are deferred (see `io_remove`).
+    internal_removal: bool,
     got_exit: bool,
     got_break: bool,
     cont: bool,
@@ -120,7 +119,7 @@ impl EventBase {
             changes: Vec::new(),
             arrivals: Vec::new(),
             running: false,
-            dispatching: false,
+            internal_removal: false,
             got_exit: false,
             got_break: false,
             cont: false,
@@ -398,11 +397,11 @@ impl EventBase {
 
     // ---- priorities ----
 
-    /// Sets the number of priority queues (1..=256; default 1). Events made afterwards get priority
+    /// Sets the number of priority queues (1..=255, libevent's limit; default 1). Events made afterwards get priority
     /// `n / 2`. Fails while any event is active.
     pub fn init_priorities(&mut self, n: usize) -> Result<()> {
-        if n == 0 || n > 256 {
-            return Err(Error::InvalidArgument("priorities must be 1..=256"));
+        if n == 0 || n > 255 {
+            return Err(Error::InvalidArgument("priorities must be 1..=255"));
         }
         if self.reg.n_active > 0 {
             return Err(Error::InvalidArgument(
@@ -481,7 +480,6 @@ impl EventBase {
         self.got_break = false;
         let r = self.run_loop(flags);
         self.running = false;
-        self.dispatching = false;
         self.flush_changes(false);
         self.clock.clear();
         r
@@ -518,7 +516,6 @@ impl EventBase {
             };
             self.backend.wait(wait, &mut self.ready)?;
             let now = self.clock.update();
-            self.dispatching = true;
             self.activate_ready();
             self.activate_expired(now);
             let mut done = false;
@@ -530,7 +527,6 @@ impl EventBase {
             } else if flags.contains(LoopFlags::NONBLOCK) {
                 done = true;
             }
-            self.dispatching = false;
             if done {
                 return Ok(LoopExit::Done);
             }
@@ -564,13 +560,15 @@ impl EventBase {
     }
 
     fn activate_expired(&mut self, now: u64) {
+        self.internal_removal = true;
         while let Some(key) = self.timers.pop_expired(now) {
             self.reg.clear_flag(key, TIMEOUT);
             // As libevent: a timed-out event is deleted; a persistent one is re-added before its
             // callback runs (the changelist makes that free).
-            self.del_watch(key);
+            self.del_key(key);
             self.reg.activate(key, What::TIMEOUT, 1);
         }
+        self.internal_removal = false;
     }
 
     /// Runs the highest-priority non-empty queue; returns how many callbacks ran.
@@ -644,6 +642,11 @@ impl EventBase {
             what: res,
             count: ncalls,
         };
+        // A removal deferred when the timer expired must reach the kernel before user code runs: the
+        // callback may close the fd and get its number back from a new socket.
+        if !self.use_changelist && self.io.has_changes() {
+            self.flush_changes(true);
+        }
         let Some(mut cb) = self.reg.ev_mut(key).cb.take() else {
             return;
         };
@@ -659,9 +662,6 @@ impl EventBase {
                 }
             }
             _ => drop::<Box<Callback>>(cb),
-        }
-        if !self.use_changelist && self.io.has_changes() {
-            self.flush_changes(true);
         }
     }
 
@@ -728,9 +728,11 @@ impl EventBase {
         if kernel == desired {
             return;
         }
-        if desired.is_empty() && !self.dispatching {
-            // Outside the loop, remove at once: the caller may close the fd and get its number back
-            // from the next socket, which must then be registered afresh.
+        if desired.is_empty() && !self.use_changelist && !self.internal_removal {
+            // Remove at once (libevent's default): the caller may close the fd and get its number
+            // back from the next socket, which must then be registered afresh. A deferred removal
+            // would leave us believing the new socket is registered when the kernel dropped it with
+            // the old one. EPOLL_USE_CHANGELIST defers this too, with libevent's documented caveat.
             let _ = self.backend.update(fd, kernel, What::NONE);
             self.io.set_kernel(fd, What::NONE);
         } else {

@@ -51,8 +51,10 @@ flag_set! {
         STARTUP_IOCP = 0x04,
         /// Read the clock on every request instead of once per iteration.
         NO_CACHE_TIME = 0x08,
-        /// Defer every epoll change to just before the wait, even removals (see the crate docs:
-        /// unsafe if an fd is closed and its number reused within one callback).
+        /// Defer every interest change to just before the wait, even an fd's removal, so that an
+        /// event deleted and re-added in one callback costs no syscall. As in libevent, do not
+        /// use it if an fd may be closed and its number reused (or dup'ed) between a delete and an
+        /// add within one callback.
         EPOLL_USE_CHANGELIST = 0x10,
         /// Use the full-resolution monotonic clock.
         PRECISE_TIMER = 0x20,

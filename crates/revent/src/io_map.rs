@@ -1,8 +1,10 @@
 //! Per-fd aggregation of interest, and the changelist.
 //!
 //! Several events may watch one fd; the kernel is told only the union of their interest. Changes made
-//! during an iteration are coalesced: the kernel sees at most one update per fd when the base flushes,
-//! so an event deleted and re-added in one callback costs no syscall at all.
+//! during an iteration are coalesced: the kernel sees at most one update per fd when the base flushes
+//! (before it waits). A change that removes an fd entirely is applied at once unless the base was
+//! built with `EPOLL_USE_CHANGELIST` (see `EventBase::io_remove`); with it, an event deleted and
+//! re-added in one callback costs no syscall at all.
 
 use crate::error::{Error, Result};
 use crate::event::What;

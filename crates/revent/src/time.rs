@@ -10,11 +10,13 @@ const WALL_SYNC_NS: u64 = 5_000_000_000;
 pub(crate) struct Clock {
     coarse: bool,
     no_cache: bool,
-    /// The cached monotonic time; 0 when the cache is clear.
+    /// The cached time; 0 when the cache is clear.
     cached: u64,
-    origin_ns: u64,
+    /// Times are nanoseconds since `origin`, plus one (so that 0 can mean "no cached time").
     origin: Instant,
-    /// Wall-clock time at `wall_at` monotonic ns.
+    /// The coarse clock's reading at `origin`.
+    origin_coarse: u64,
+    /// Wall-clock time at `wall_at`.
     wall: SystemTime,
     wall_at: u64,
 }
@@ -24,26 +26,40 @@ impl Clock {
     /// resolution is 1 ms or better (as libevent does). `no_cache` reads the clock on every call.
     pub(crate) fn new(precise: bool, no_cache: bool) -> Clock {
         let coarse = !precise && sys::coarse_resolution_ns() <= 1_000_000;
-        let origin = Instant::now();
-        let origin_ns = sys::monotonic_ns(coarse);
+        let origin_coarse = if coarse {
+            sys::monotonic_coarse_ns()
+        } else {
+            0
+        };
         Clock {
             coarse,
             no_cache,
             cached: 0,
-            origin_ns,
-            origin,
+            origin: Instant::now(),
+            origin_coarse,
             wall: SystemTime::now(),
-            wall_at: origin_ns,
+            wall_at: 1,
         }
     }
 
-    /// The current monotonic time in ns: the cached value if there is one.
+    /// Reads the clock. The precise clock is `Instant` itself (CLOCK_MONOTONIC), so converting back
+    /// with `instant()` is exact.
+    #[inline]
+    fn read(&self) -> u64 {
+        if self.coarse {
+            sys::monotonic_coarse_ns().saturating_sub(self.origin_coarse) + 1
+        } else {
+            self.origin.elapsed().as_nanos() as u64 + 1
+        }
+    }
+
+    /// The current time in ns: the cached value if there is one.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         if self.cached != 0 {
             self.cached
         } else {
-            sys::monotonic_ns(self.coarse)
+            self.read()
         }
     }
 
@@ -56,7 +72,7 @@ impl Clock {
     /// Reads the clock and caches it (unless caching is off); returns the time.
     #[inline]
     pub(crate) fn update(&mut self) -> u64 {
-        let now = sys::monotonic_ns(self.coarse);
+        let now = self.read();
         if !self.no_cache {
             self.cached = now;
         }
@@ -67,13 +83,9 @@ impl Clock {
         now
     }
 
-    /// Converts monotonic ns to an `Instant`.
+    /// Converts a time of this clock to an `Instant`.
     pub(crate) fn instant(&self, ns: u64) -> Instant {
-        if ns >= self.origin_ns {
-            self.origin + Duration::from_nanos(ns - self.origin_ns)
-        } else {
-            self.origin - Duration::from_nanos(self.origin_ns - ns)
-        }
+        self.origin + Duration::from_nanos(ns.saturating_sub(1))
     }
 
     /// Wall-clock time matching the current (cached) monotonic time.

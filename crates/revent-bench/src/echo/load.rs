@@ -60,7 +60,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if size == 0 || !(secs.is_finite() && secs > 0.0) {
         return Err("SIZE and SECS must be positive".into());
     }
-    super::sys::raise_nofile(conns as u64 + 64).map_err(|e| e.to_string())?;
+    crate::sys::raise_nofile(conns as u64 + 64).map_err(|e| e.to_string())?;
     let s = load(SocketAddr::new(ip, port), conns, size, secs).map_err(|e| e.to_string())?;
     println!("{}", s.line());
     if s.errors > 0 || s.mismatches > 0 {

@@ -8,7 +8,6 @@
 //! the medians and the ratios revent/raw epoll and revent/libevent. A run with errors or mismatches is
 //! not a result: it is reported and left out of the medians.
 
-mod cref;
 mod load;
 mod sys;
 mod tokio_server;
@@ -311,10 +310,10 @@ fn reference_path(name: &str, o: &Opts) -> Result<(PathBuf, Vec<String>), String
     }
     Ok(match name {
         "libevent" => (
-            cref::build("echo_libevent", &["-levent_core"])?,
+            crate::cref::try_build("echo_libevent", &["-levent_core"])?,
             vec!["0".into()],
         ),
-        "epoll" => (cref::build("echo_epoll", &[])?, vec!["0".into()]),
+        "epoll" => (crate::cref::try_build("echo_epoll", &[])?, vec!["0".into()]),
         "tokio" => (me, vec!["echo-server-tokio".into(), "0".into()]),
         "revent" => (
             match &o.revent {
@@ -354,7 +353,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
     let max_conns = o.rows.iter().map(|r| r.0).max().unwrap_or(0) as u64;
     // The children inherit the limit: the servers and the load generator each need one fd a connection.
-    sys::raise_nofile(max_conns + 256).map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+    crate::sys::raise_nofile(max_conns + 256).map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
     // The load generator: this program's `echo-load`, or the --load program, called the same way.
     let load: (PathBuf, Vec<&str>) = match &o.load {
         Some(p) => (p.clone(), vec![]),
@@ -413,7 +412,7 @@ fn run(args: &[String]) -> Result<(), String> {
         o.secs,
         o.server_cpu,
         o.client_cpu,
-        machine()
+        crate::machine::describe()
     );
     println!(
         "median trips/s, and syscalls per trip (server, perf raw_syscalls:sys_enter / trips)\n"
@@ -498,28 +497,4 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     drop(servers);
     Ok(())
-}
-
-/// Date, `nproc`, the CPU model from /proc/cpuinfo and the kernel.
-fn machine() -> String {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    format!(
-        "{date}; nproc {nproc}; CPU {model}; Linux {}",
-        kernel.trim()
-    )
 }

@@ -1,5 +1,5 @@
-//! The raw system calls the echo benchmark needs: epoll for the load generator, the file limit, and
-//! signals to the children it starts.
+//! The raw system calls the echo benchmark needs besides `crate::sys`: epoll for the load generator
+//! and signals to the children it starts.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -55,34 +55,6 @@ impl Epoll {
         }
         Ok(n as usize)
     }
-}
-
-/// Raises the soft `RLIMIT_NOFILE` to at least `need` (up to the hard limit); fails when the hard limit
-/// is too low.
-pub fn raise_nofile(need: u64) -> io::Result<()> {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one `rlimit` into the live local `rl`.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    if rl.rlim_cur >= need {
-        return Ok(());
-    }
-    if rl.rlim_max < need {
-        return Err(io::Error::other(format!(
-            "need {need} file descriptors, the hard limit is {}",
-            rl.rlim_max
-        )));
-    }
-    rl.rlim_cur = need.max(rl.rlim_cur);
-    // SAFETY: setrlimit only reads the live local `rl`.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Sends `sig` to process `pid` (a child this program started).

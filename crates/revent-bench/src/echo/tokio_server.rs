@@ -11,7 +11,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         [p] => p.parse().map_err(|_| format!("bad port {p:?}"))?,
         _ => return Err("usage: revent-bench echo-server-tokio PORT".into()),
     };
-    let _ = super::sys::raise_nofile(20_000);
+    let _ = crate::sys::raise_nofile(20_000);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()

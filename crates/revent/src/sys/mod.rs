@@ -73,14 +73,10 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Nanoseconds on a monotonic clock. `coarse` selects `CLOCK_MONOTONIC_COARSE` (one tick is a few
-/// milliseconds, but reading it is cheaper), as libevent does unless a precise timer is asked for.
-pub(crate) fn monotonic_ns(coarse: bool) -> u64 {
-    let clock = if coarse {
-        libc::CLOCK_MONOTONIC_COARSE
-    } else {
-        libc::CLOCK_MONOTONIC
-    };
+/// Nanoseconds on `CLOCK_MONOTONIC_COARSE` (one tick is a few milliseconds, but reading it is
+/// cheaper), which libevent uses unless a precise timer is asked for.
+pub(crate) fn monotonic_coarse_ns() -> u64 {
+    let clock = libc::CLOCK_MONOTONIC_COARSE;
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -1,0 +1,543 @@
+//! `pipes`: libevent's classic `bench` (test/bench.c) across contenders, side by side.
+//!
+//! N socketpairs, each with a persistent read event; A of them get one byte; every callback reads its
+//! byte and, while a budget of W writes lasts, writes one byte to the next pair ((i+1) % N). Each run
+//! re-adds all N events (untimed); the timed part is the loop, run once and non-blocking again and
+//! again, until every byte is consumed.
+//!
+//! Contenders, each its own process, set up once and then interleaved run by run:
+//! - `revent`: this binary's `pipes-child` (revent's Rust API, epoll or poll backend);
+//! - `libevent`: `c/pipes_libevent.c` against the system's libevent 2.1 (`event_config_avoid_method`);
+//! - `raw`: `c/pipes_epoll.c` (level-triggered epoll) or `c/pipes_poll.c` (poll()).
+//!
+//! Syscalls per fired event come from `perf stat -e raw_syscalls:sys_enter` around two complete runs of
+//! each contender in counting mode (`-k 1` and `-k 1+D`: the workload repeated without the untimed
+//! re-add); the difference, less the A untimed initial sends per run, divided by D·(A+W), is what the
+//! timed loop costs per callback. Start-up and setup cancel out in the difference.
+
+use std::cell::Cell;
+use std::io::{BufRead, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Instant;
+
+use revent::{Config, EventBase, LoopFlags, Method, What};
+
+use crate::args::Args;
+use crate::child::{
+    callgrind_available, callgrind_count, perf_available, perf_count, Kv, Proc, Res, Spec,
+};
+use crate::cref;
+use crate::stats::{cell, median, min_max, ratio};
+
+const USAGE: &str = "\
+usage: revent-bench pipes [options]
+  --backends epoll,poll   backends to measure (default: both)
+  --n 100,1000,9000       numbers of socketpairs (default: 100,1000,9000)
+  --a 1,100               numbers of active pairs (default: 1,100)
+  --w W                   write budget (default: N)
+  --runs 25               runs per contender and row (median reported)
+  --budget 150            seconds a row may take; past it, fewer runs (at least 5; the table says)
+  --contenders revent,libevent,raw
+  --cpu 0                 CPU the contenders are pinned to (taskset), or `none`
+  --count-runs 5          extra runs D for the syscall count (fewer when a run takes > 0.4 s)
+  --no-syscalls           skip the syscall count
+  --instructions          also count user-space instructions per fired event with callgrind
+                          (deterministic CPU cost; slow: valgrind runs each contender twice a row)";
+
+const KINDS: [&str; 3] = ["revent", "libevent", "raw"];
+
+struct Row {
+    backend: String,
+    n: u64,
+    a: u64,
+    w: u64,
+    runs: usize,
+    /// Median µs per contender kind (index into KINDS).
+    us: [Option<f64>; 3],
+    spread: [Option<(f64, f64)>; 3],
+    /// Median over rounds of revent's time divided by the other's time in the same round.
+    paired: [Option<f64>; 3],
+    sys: [Option<f64>; 3],
+    /// User-space instructions per fired event (callgrind).
+    instr: [Option<f64>; 3],
+}
+
+pub fn run(args: &[String]) -> Res<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let opts = Args::parse(
+        args,
+        &[
+            "--backends",
+            "--n",
+            "--a",
+            "--w",
+            "--runs",
+            "--budget",
+            "--contenders",
+            "--cpu",
+            "--count-runs",
+        ],
+        &["--no-syscalls", "--instructions"],
+    )
+    .map_err(|e| format!("{e}\n{USAGE}"))?;
+    let backends = opts.words("--backends", &["epoll", "poll"]);
+    let ns: Vec<u64> = opts.list("--n", &[100, 1000, 9000])?;
+    let actives: Vec<u64> = opts.list("--a", &[1, 100])?;
+    let w_opt: Option<u64> = opts.str("--w").map(str::parse).transpose()?;
+    let runs: usize = opts.num("--runs", 25)?;
+    let budget: f64 = opts.num("--budget", 150.0)?;
+    let kinds = opts.words("--contenders", &KINDS);
+    let cpu = match opts.str("--cpu").unwrap_or("0") {
+        "none" => None,
+        c => Some(c.parse()?),
+    };
+    let extra_runs: u64 = opts.num("--count-runs", 5)?;
+    for k in &kinds {
+        if !KINDS.contains(&k.as_str()) {
+            return Err(format!("unknown contender {k:?}").into());
+        }
+    }
+    for b in &backends {
+        if b != "epoll" && b != "poll" {
+            return Err(format!("unknown backend {b:?}").into());
+        }
+    }
+
+    let count = !opts.flag("--no-syscalls") && perf_available();
+    if !opts.flag("--no-syscalls") && !count {
+        eprintln!(
+            "note: `perf stat -e raw_syscalls:sys_enter` does not work here; no syscall counts"
+        );
+        eprintln!("      (install it with: apt-get install linux-perf)");
+    }
+
+    let instructions = opts.flag("--instructions");
+    if instructions && !callgrind_available() {
+        return Err("--instructions needs valgrind: apt-get install valgrind".into());
+    }
+    // Children inherit the limit (under valgrind too, which cannot raise it later).
+    crate::sys::raise_nofile(2 * ns.iter().max().copied().unwrap_or(0) + 64)?;
+
+    // Compile what is needed up front, so a missing libevent-dev stops us before any run.
+    let exe = std::env::current_exe()?;
+    let libevent = kinds
+        .iter()
+        .any(|k| k == "libevent")
+        .then(|| cref::build("pipes_libevent", &["-levent_core"]));
+    let mut raw: Vec<(String, PathBuf)> = Vec::new();
+    if kinds.iter().any(|k| k == "raw") {
+        for b in &backends {
+            raw.push((b.clone(), cref::build(&format!("pipes_{b}"), &[])));
+        }
+    }
+
+    let machine = crate::machine::describe();
+    eprintln!("pipes: {machine}");
+    let mut rows = Vec::new();
+    for backend in &backends {
+        for &n in &ns {
+            for &a in &actives {
+                let w = w_opt.unwrap_or(n);
+                let args: Vec<String> = ["-m", backend, "-n", &n.to_string(), "-a", &a.to_string()]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(["-w".to_string(), w.to_string()])
+                    .collect();
+                let mut specs: Vec<(usize, Spec)> = Vec::new();
+                for (i, kind) in KINDS.iter().enumerate() {
+                    if !kinds.iter().any(|k| k == kind) {
+                        continue;
+                    }
+                    let spec = match *kind {
+                        "revent" => {
+                            let mut a = vec!["pipes-child".to_string()];
+                            a.extend(args.iter().cloned());
+                            Spec::new("revent", &exe, &a, cpu)
+                        }
+                        "libevent" => Spec::new("libevent", libevent.as_ref().unwrap(), &args, cpu),
+                        _ => {
+                            let prog = &raw.iter().find(|(b, _)| b == backend).unwrap().1;
+                            Spec::new(&format!("raw {backend}"), prog, &args, cpu)
+                        }
+                    };
+                    specs.push((i, spec));
+                }
+                let row = measure_row(
+                    backend,
+                    n,
+                    a,
+                    w,
+                    runs,
+                    budget,
+                    &specs,
+                    count.then_some(extra_runs),
+                    instructions,
+                )?;
+                rows.push(row);
+            }
+        }
+    }
+
+    println!(
+        "\npipes: median µs per run, W = {}; {machine}",
+        w_opt.map_or("N".to_string(), |w| w.to_string())
+    );
+    println!(
+        "ratios: revent's median over the other's (in parentheses: median of the per-round ratios)"
+    );
+    println!(
+        "syscalls per fired event: perf stat -e raw_syscalls:sys_enter, timed loop only (see `pipes --help`)\n"
+    );
+    print_table(&rows);
+    Ok(())
+}
+
+fn check(kv: &Kv, name: &str, runs: u64, a: u64, w: u64) -> Res<()> {
+    let want = (runs * (a + w)) as f64;
+    let fired = kv.get("fired").copied().unwrap_or(f64::NAN);
+    let count = kv.get("count").copied().unwrap_or(f64::NAN);
+    let failures = kv.get("failures").copied().unwrap_or(f64::NAN);
+    if fired != want || count != want || failures != 0.0 {
+        return Err(format!(
+            "{name}: bad run: fired {fired} count {count} failures {failures}, expected {want} bytes and no failures"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Runs a contender to completion with extra arguments and counts something: `(count, last line)`.
+type Counter = fn(&Spec, &[String]) -> Res<(u64, Kv)>;
+
+/// What the timed loop costs per fired event, by `counter` (syscalls or instructions): the counter around
+/// a counting run of 1 + `d` repetitions minus the counter around one of 1, less `send_cost` for each
+/// of the A untimed initial sends per repetition, over d·(A+W) events. Start-up and setup cancel out in
+/// the difference.
+fn per_event(
+    spec: &Spec,
+    (a, w, d): (u64, u64, u64),
+    send_cost: f64,
+    counter: Counter,
+) -> Res<f64> {
+    let (c1, kv1) = counter(spec, &["-k".to_string(), "1".to_string()])?;
+    check(&kv1, &spec.name, 1, a, w)?;
+    let (c2, kv2) = counter(spec, &["-k".to_string(), (1 + d).to_string()])?;
+    check(&kv2, &spec.name, 1 + d, a, w)?;
+    let per_run = (c2 as f64 - c1 as f64) / d as f64 - send_cost * a as f64;
+    Ok(per_run / (a + w) as f64)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure_row(
+    backend: &str,
+    n: u64,
+    a: u64,
+    w: u64,
+    runs: usize,
+    budget: f64,
+    specs: &[(usize, Spec)],
+    extra_runs: Option<u64>,
+    instructions: bool,
+) -> Res<Row> {
+    let mut row = Row {
+        backend: backend.to_string(),
+        n,
+        a,
+        w,
+        runs,
+        us: [None; 3],
+        spread: [None; 3],
+        paired: [None; 3],
+        sys: [None; 3],
+        instr: [None; 3],
+    };
+    let mut procs = Vec::new();
+    for (_, spec) in specs {
+        procs.push(Proc::start(spec)?);
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); procs.len()];
+    let started = Instant::now();
+    let mut runs_left = runs;
+    let mut r = 0;
+    while r < runs_left {
+        for j in 0..procs.len() {
+            let i = (r + j) % procs.len();
+            let kv = procs[i].run()?;
+            check(&kv, &procs[i].name, 1, a, w)?;
+            times[i].push(kv.get("us").copied().unwrap_or(f64::NAN));
+        }
+        r += 1;
+        if r == 1 {
+            // Keep the row within the time budget (the poll rows at N = 9000 take seconds a run).
+            let per_round = started.elapsed().as_secs_f64();
+            let fits = (budget / per_round.max(1e-9)) as usize;
+            if fits < runs_left {
+                runs_left = fits.clamp(5.min(runs), runs);
+                row.runs = runs_left;
+            }
+        }
+    }
+    drop(procs);
+    for (t, (i, _)) in times.iter().zip(specs) {
+        row.us[*i] = Some(median(t));
+        row.spread[*i] = Some(min_max(t));
+    }
+    if let Some(rv) = specs.iter().position(|(i, _)| *i == 0) {
+        for (j, (i, _)) in specs.iter().enumerate() {
+            let per_round: Vec<f64> = times[rv]
+                .iter()
+                .zip(&times[j])
+                .map(|(a, b)| a / b)
+                .collect();
+            row.paired[*i] = Some(median(&per_round));
+        }
+    }
+
+    // Counts are deterministic: fewer extra runs for rows whose runs take seconds (poll, N = 9000).
+    let slowest = row.us.iter().flatten().fold(0.0f64, |m, &x| m.max(x));
+    let few = |d: u64| d.min((2e6 / slowest.max(1.0)) as u64).max(1);
+    if let Some(d) = extra_runs {
+        let d = few(d);
+        for (i, spec) in specs {
+            row.sys[*i] = Some(per_event(spec, (a, w, d), 1.0, perf_count)?);
+        }
+    }
+    if instructions {
+        for (i, spec) in specs {
+            row.instr[*i] = Some(per_event(spec, (a, w, few(2)), 0.0, callgrind_count)?);
+        }
+    }
+
+    let mut line = format!("{backend} N={n} A={a} W={w} runs={}:", row.runs);
+    for (i, _) in specs {
+        let (lo, hi) = row.spread[*i].unwrap_or((f64::NAN, f64::NAN));
+        line += &format!(
+            "  {} {} µs [{lo:.0}-{hi:.0}] {} sys/ev",
+            KINDS[*i],
+            cell(row.us[*i], 1),
+            cell(row.sys[*i], 3)
+        );
+        if let Some(x) = row.instr[*i] {
+            line += &format!(" {x:.0} instr/ev");
+        }
+    }
+    eprintln!("{line}");
+    Ok(row)
+}
+
+fn print_table(rows: &[Row]) {
+    let instr = rows.iter().any(|r| r.instr.iter().any(Option::is_some));
+    print!(
+        "| backend | N | A | W | runs | revent µs | libevent µs | raw µs | revent/libevent | revent/raw | \
+         syscalls/event revent | libevent | raw |"
+    );
+    if instr {
+        print!(" instructions/event revent | libevent | raw |");
+    }
+    println!();
+    print!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    if instr {
+        print!("---|---|---|");
+    }
+    println!();
+    for r in rows {
+        // "ratio of medians (median of per-round ratios)"
+        let both = |k: usize| match ratio(r.us[0], r.us[k]) {
+            Some(x) => format!("{x:.3} ({})", cell(r.paired[k], 3)),
+            None => "-".to_string(),
+        };
+        print!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.backend,
+            r.n,
+            r.a,
+            r.w,
+            r.runs,
+            cell(r.us[0], 1),
+            cell(r.us[1], 1),
+            cell(r.us[2], 1),
+            both(1),
+            both(2),
+            cell(r.sys[0], 3),
+            cell(r.sys[1], 3),
+            cell(r.sys[2], 3),
+        );
+        if instr {
+            print!(
+                " {} | {} | {} |",
+                cell(r.instr[0], 0),
+                cell(r.instr[1], 0),
+                cell(r.instr[2], 0)
+            );
+        }
+        println!();
+    }
+}
+
+/// The body of libevent's bench.c `read_cb`, over std's `UnixStream`s.
+struct Ring {
+    readers: Vec<UnixStream>,
+    writers: Vec<UnixStream>,
+    count: Cell<u64>,
+    writes: Cell<u64>,
+    fired: Cell<u64>,
+    failures: Cell<u64>,
+}
+
+impl Ring {
+    fn on_readable(&self, idx: usize) {
+        let mut ch = [0u8; 1];
+        match (&self.readers[idx]).read(&mut ch) {
+            Ok(n) => self.count.set(self.count.get() + n as u64),
+            Err(_) => self.failures.set(self.failures.get() + 1),
+        }
+        let writes = self.writes.get();
+        if writes > 0 {
+            let mut widx = idx + 1;
+            if widx >= self.writers.len() {
+                widx -= self.writers.len();
+            }
+            if !matches!((&self.writers[widx]).write(b"e"), Ok(1)) {
+                self.failures.set(self.failures.get() + 1);
+            }
+            self.writes.set(writes - 1);
+            self.fired.set(self.fired.get() + 1);
+        }
+    }
+
+    /// One byte to each of the A active pairs, spread evenly (untimed); resets the counters.
+    fn send_initial(&self, active: usize, budget: u64) {
+        let space = self.writers.len() / active;
+        self.fired.set(0);
+        for i in 0..active {
+            if !matches!((&self.writers[i * space]).write(b"e"), Ok(1)) {
+                self.failures.set(self.failures.get() + 1);
+            }
+            self.fired.set(self.fired.get() + 1);
+        }
+        self.count.set(0);
+        self.writes.set(budget);
+    }
+
+    fn done(&self) -> bool {
+        self.count.get() == self.fired.get()
+    }
+}
+
+/// The revent contender (`pipes-child`), speaking the protocol of `c/pipes_common.h`:
+/// `-m METHOD -n N -a A -w W [-k K]`.
+pub fn child(args: &[String]) -> Res<()> {
+    let opts = Args::parse(args, &["-m", "-n", "-a", "-w", "-k"], &[])?;
+    let method = opts.str("-m").unwrap_or("epoll");
+    let n: usize = opts.num("-n", 100)?;
+    let active: usize = opts.num("-a", 1)?;
+    let budget: u64 = opts.num("-w", n as u64)?;
+    let k: u64 = opts.num("-k", 0)?;
+    if n == 0 || active == 0 || active > n {
+        return Err("need 1 <= A <= N".into());
+    }
+    crate::sys::raise_nofile(2 * n as u64 + 64)?;
+
+    let mut readers = Vec::with_capacity(n);
+    let mut writers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (r, w) = UnixStream::pair()?;
+        readers.push(r);
+        writers.push(w);
+    }
+    let ring = Rc::new(Ring {
+        readers,
+        writers,
+        count: Cell::new(0),
+        writes: Cell::new(0),
+        fired: Cell::new(0),
+        failures: Cell::new(0),
+    });
+
+    let mut cfg = Config::new();
+    for (m, name) in [
+        (Method::Epoll, "epoll"),
+        (Method::Poll, "poll"),
+        (Method::Select, "select"),
+    ] {
+        if name != method {
+            cfg.avoid_method(m);
+        }
+    }
+    let mut base = EventBase::with_config(&cfg)?;
+    if base.method() != method {
+        return Err(format!("revent: asked for {method}, got {}", base.method()).into());
+    }
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = Rc::clone(&ring);
+        let fd = ring.readers[i].as_raw_fd();
+        ids.push(base.new_event(fd, What::READ | What::PERSIST, move |_, _| r.on_readable(i))?);
+    }
+    let once = LoopFlags::ONCE | LoopFlags::NONBLOCK;
+    let mut added = false;
+    let mut readd = |base: &mut EventBase| -> Res<()> {
+        for &id in &ids {
+            if added {
+                base.del(id)?;
+            }
+            base.add(id, None)?;
+        }
+        added = true;
+        base.run(once)?;
+        Ok(())
+    };
+
+    if k > 0 {
+        // Counting mode: the workload K times without the per-run re-add.
+        readd(&mut base)?;
+        let (mut total_fired, mut total_count) = (0, 0);
+        for _ in 0..k {
+            ring.send_initial(active, budget);
+            loop {
+                base.run(once)?;
+                if ring.done() {
+                    break;
+                }
+            }
+            total_fired += ring.fired.get();
+            total_count += ring.count.get();
+        }
+        println!(
+            "runs={k} fired={total_fired} count={total_count} failures={}",
+            ring.failures.get()
+        );
+        return Ok(());
+    }
+
+    println!("ready");
+    for line in std::io::stdin().lock().lines() {
+        if !line?.starts_with("run") {
+            break;
+        }
+        ring.failures.set(0);
+        readd(&mut base)?;
+        ring.send_initial(active, budget);
+        let t0 = Instant::now();
+        loop {
+            base.run(once)?;
+            if ring.done() {
+                break;
+            }
+        }
+        let us = t0.elapsed().as_secs_f64() * 1e6;
+        println!(
+            "us={us:.3} fired={} count={} failures={}",
+            ring.fired.get(),
+            ring.count.get(),
+            ring.failures.get()
+        );
+    }
+    Ok(())
+}
