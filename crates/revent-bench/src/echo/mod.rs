@@ -195,8 +195,10 @@ fn port_of(line: &str) -> Option<u16> {
 #[derive(Debug, Clone, Copy)]
 struct Run {
     tps: f64,
-    /// None without perf.
+    /// Syscalls per trip; None without perf.
     per_trip: Option<f64>,
+    /// The server's CPU time (user + system) per trip, in microseconds.
+    cpu_us: Option<f64>,
     errors: u64,
     mismatches: u64,
 }
@@ -239,6 +241,7 @@ fn measure(
     } else {
         None
     };
+    let cpu_before = cpu_time(srv.pid());
     let out = Command::new("taskset")
         .arg("-c")
         .arg(o.client_cpu.to_string())
@@ -251,6 +254,10 @@ fn measure(
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", load.display()))?;
+    let cpu = match (cpu_before, cpu_time(srv.pid())) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     let syscalls = match perf.as_mut() {
         Some(p) => {
             let _ = sys::signal(p.id(), libc::SIGINT);
@@ -282,9 +289,19 @@ fn measure(
     Ok(Run {
         tps,
         per_trip: syscalls.map(|s| s as f64 / trips.max(1.0)),
+        cpu_us: cpu.map(|c| c * 1e6 / trips.max(1.0)),
         errors: num("errors").unwrap_or(1.0) as u64,
         mismatches: num("mismatches").unwrap_or(1.0) as u64,
     })
+}
+
+/// User + system CPU seconds process `pid` has used (all its threads), from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / sys::clock_ticks())
 }
 
 fn median(xs: &mut [f64]) -> Option<f64> {
@@ -386,10 +403,11 @@ fn run(args: &[String]) -> Result<(), String> {
             for (i, s) in servers.iter().enumerate() {
                 let r = measure(&o, (&load.0, &load.1), s, conns, size)?;
                 eprintln!(
-                    "{conns}x{size} round {round} {:<9} {:>8.0} trips/s {} syscalls/trip{}",
+                    "{conns}x{size} round {round} {:<12} {:>8.0} trips/s {} syscalls/trip {} CPU us/trip{}",
                     s.name,
                     r.tps,
                     r.per_trip.map_or("-".into(), |x| format!("{x:.2}")),
+                    r.cpu_us.map_or("-".into(), |x| format!("{x:.2}")),
                     if r.ok() {
                         String::new()
                     } else {
@@ -415,86 +433,86 @@ fn run(args: &[String]) -> Result<(), String> {
         crate::machine::describe()
     );
     println!(
-        "median trips/s, and syscalls per trip (server, perf raw_syscalls:sys_enter / trips)\n"
+        "Each cell: median trips/s; syscalls per trip (perf raw_syscalls:sys_enter on the server / trips \
+         the client counted); the server's CPU time per trip in µs (user + system, /proc/PID/stat). \
+         Ratios are of the median trips/s, with the range of the per-round ratios.\n"
     );
-    let mut head = String::from("| conns x bytes |");
-    let mut rule = String::from("|---|");
-    for s in &servers {
-        head += &format!(" {} |", s.name);
-        rule += "---|";
-    }
+    print!("{}", table_md(&servers, &table));
+    drop(servers);
+    Ok(())
+}
+
+type Row = (usize, usize, Vec<Vec<Run>>);
+
+/// The Markdown table: one column a server, then revent* / epoll and revent* / libevent.
+fn table_md(servers: &[Server], table: &[Row]) -> String {
     let idx = |n: &str| servers.iter().position(|s| s.name == n);
-    let (rv, ep, le) = (idx("revent"), idx("epoll"), idx("libevent"));
-    if rv.is_some() && ep.is_some() {
-        head += " revent / epoll |";
-        rule += "---|";
+    let (ep, le) = (idx("epoll"), idx("libevent"));
+    let mut ratios = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        if s.name.starts_with("revent") {
+            for (base, j) in [("epoll", ep), ("libevent", le)] {
+                if let Some(j) = j {
+                    ratios.push((format!("{} / {base}", s.name), i, j));
+                }
+            }
+        }
     }
-    if rv.is_some() && le.is_some() {
-        head += " revent / libevent |";
-        rule += "---|";
+    let mut md = String::from("| conns x bytes |");
+    for s in servers {
+        md += &format!(" {} |", s.name);
     }
-    println!("{head}\n{rule}");
-    for (conns, size, runs) in &table {
-        let med: Vec<Option<f64>> = runs
-            .iter()
-            .map(|rs| {
-                median(
-                    &mut rs
-                        .iter()
-                        .filter(|r| r.ok())
-                        .map(|r| r.tps)
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .collect();
-        let mut row = format!("| {conns} x {size} |");
+    for (h, _, _) in &ratios {
+        md += &format!(" {h} |");
+    }
+    md += "\n|---|";
+    md += &"---|".repeat(servers.len() + ratios.len());
+    md.push('\n');
+    for (conns, size, runs) in table {
+        let good = |rs: &[Run]| -> Vec<Run> { rs.iter().filter(|r| r.ok()).copied().collect() };
+        let med_of = |rs: &[Run], f: fn(&Run) -> Option<f64>| {
+            median(&mut good(rs).iter().filter_map(f).collect::<Vec<_>>())
+        };
+        md += &format!("| {conns} x {size} |");
         for rs in runs {
-            let good: Vec<&Run> = rs.iter().filter(|r| r.ok()).collect();
-            let bad = rs.len() - good.len();
-            let tps = median(&mut good.iter().map(|r| r.tps).collect::<Vec<_>>());
-            let sc = median(&mut good.iter().filter_map(|r| r.per_trip).collect::<Vec<_>>());
-            row += &match tps {
+            let bad = rs.len() - good(rs).len();
+            md += &match med_of(rs, |r| Some(r.tps)) {
                 Some(t) => format!(
-                    " {:.0}k, {}{} |",
+                    " {:.0}k; {}; {} µs{} |",
                     t / 1e3,
-                    sc.map_or("-".into(), |x| format!("{x:.2}")),
+                    med_of(rs, |r| r.per_trip).map_or("-".into(), |x| format!("{x:.2}")),
+                    med_of(rs, |r| r.cpu_us).map_or("-".into(), |x| format!("{x:.2}")),
                     if bad > 0 {
                         format!(" ({bad} of {} runs had errors: not counted)", rs.len())
                     } else {
                         String::new()
                     }
                 ),
-                None => " no result (errors in every run) |".into(),
+                None => " no result (errors or mismatches in every run) |".into(),
             };
         }
-        let ratio = |a: Option<usize>, b: Option<usize>| -> Option<String> {
-            let (a, b) = (a?, b?);
-            // Paired per-round ratios show the spread; the headline is the ratio of the medians.
-            let mut per_round: Vec<f64> = runs[a]
+        for (_, a, b) in &ratios {
+            let mut per_round: Vec<f64> = runs[*a]
                 .iter()
-                .zip(&runs[b])
+                .zip(&runs[*b])
                 .filter(|(x, y)| x.ok() && y.ok())
                 .map(|(x, y)| x.tps / y.tps)
                 .collect();
             per_round.sort_by(f64::total_cmp);
-            Some(match (med[a], med[b]) {
+            md += &match (
+                med_of(&runs[*a], |r| Some(r.tps)),
+                med_of(&runs[*b], |r| Some(r.tps)),
+            ) {
                 (Some(x), Some(y)) => format!(
-                    " {:.2}x (rounds {:.2}-{:.2}) |",
+                    " {:.2}x ({:.2}-{:.2}) |",
                     x / y,
                     per_round.first().copied().unwrap_or(f64::NAN),
                     per_round.last().copied().unwrap_or(f64::NAN)
                 ),
                 _ => " - |".into(),
-            })
-        };
-        if let Some(r) = ratio(rv, ep) {
-            row += &r;
+            };
         }
-        if let Some(r) = ratio(rv, le) {
-            row += &r;
-        }
-        println!("{row}");
+        md.push('\n');
     }
-    drop(servers);
-    Ok(())
+    md
 }

@@ -65,3 +65,14 @@ pub fn signal(pid: u32, sig: libc::c_int) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Clock ticks per second, the unit of /proc/PID/stat's CPU times.
+pub fn clock_ticks() -> f64 {
+    // SAFETY: sysconf takes no pointers.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
