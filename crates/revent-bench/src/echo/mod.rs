@@ -2,7 +2,8 @@
 //!
 //! `revent-bench echo [options]` starts every server as a child process on an ephemeral port of
 //! 127.0.0.1, pinned to one CPU, and drives each with the closed-loop load generator (`echo-load`,
-//! pinned to another CPU), interleaved: for each row, round after round, every server once. During
+//! pinned to another CPU), interleaved: for each row, round after round, every server once, the order
+//! rotated by one place each round. During
 //! each load run, `perf stat -e raw_syscalls:sys_enter -p SERVER` counts the server's system calls,
 //! which divided by the trips the client counted gives syscalls per trip. Prints a Markdown table of
 //! the medians and the ratios revent/raw epoll and revent/libevent. A run with errors or mismatches is
@@ -400,7 +401,11 @@ fn run(args: &[String]) -> Result<(), String> {
     for &(conns, size) in &o.rows {
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
         for round in 1..=o.rounds {
-            for (i, s) in servers.iter().enumerate() {
+            // Rotate the order every round: a run tends to go faster right after another one (seen
+            // with two clients alternating on one server), so no contender keeps the same place.
+            for k in 0..servers.len() {
+                let i = (k + round - 1) % servers.len();
+                let s = &servers[i];
                 let r = measure(&o, (&load.0, &load.1), s, conns, size)?;
                 eprintln!(
                     "{conns}x{size} round {round} {:<12} {:>8.0} trips/s {} syscalls/trip {} CPU us/trip{}",
