@@ -6,6 +6,7 @@
 mod args;
 mod child;
 mod cref;
+mod echo;
 mod evbuffer;
 mod machine;
 mod pipes;
@@ -19,8 +20,10 @@ usage: revent-bench <subcommand> [options]
   timers    add/delete/fire 1,000,000 timers: revent vs C libevent (timers --help)
   evbuffer  Evbuffer vs libevent's evbuffer: add/drain, readln, search, socketpair transfer
             (evbuffer [--rounds N] [--only NAME] [--scale F] [--rust-only])
+  echo      echo servers: revent vs C libevent vs raw epoll vs tokio (echo --help)
+  echo-load HOST PORT CONNS SIZE SECS   the closed-loop, byte-verifying echo load generator
   cref NAME [LINK...]   compile the C reference program c/NAME.c and print its path
-internal (spawned by the above): pipes-child, timers-child";
+internal (spawned by the above): pipes-child, timers-child, echo-server-tokio PORT";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +37,9 @@ fn main() {
         }
         Some("pipes-child") => pipes::child(rest),
         Some("timers-child") => timers::child(rest),
+        Some(cmd @ ("echo" | "echo-load" | "echo-server-tokio")) => {
+            echo::dispatch(cmd, rest).map_err(Into::into)
+        }
         Some("cref") if !rest.is_empty() => {
             let link: Vec<&str> = rest[1..].iter().map(String::as_str).collect();
             println!("{}", cref::build(&rest[0], &link).display());
