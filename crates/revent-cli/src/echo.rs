@@ -174,6 +174,12 @@ fn accept(
         }
         return;
     }
+    // Replies go out whole and at once; don't let Nagle hold a partial one for the peer's ACK.
+    let fd: OwnedFd = {
+        let tcp = std::net::TcpStream::from(fd);
+        let _ = tcp.set_nodelay(true);
+        tcp.into()
+    };
     let bev = match BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE) {
         Ok(b) => b,
         Err(e) => {

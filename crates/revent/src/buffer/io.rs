@@ -112,6 +112,11 @@ impl Evbuffer {
         let out = fd.as_fd().as_raw_fd();
         let written = match self.chunks.front() {
             Some(c) if !c.in_memory() => send_file_chunk(out, c, n)?,
+            // One chunk holds it all (the usual reply): no iovec array to build.
+            Some(c) if c.len() >= n => {
+                let d = c.data();
+                io_ops::writev(out, &[IoSlice::new(&d[..n.min(d.len())])])?
+            }
             _ => {
                 let mut iov: [IoSlice<'_>; io_ops::MAX_IOV] = [IoSlice::new(&[]); io_ops::MAX_IOV];
                 let mut cnt = 0;
