@@ -13,9 +13,14 @@ use std::cell::RefCell;
 const CLASSES: usize = (MAX_CHUNK / MIN_CHUNK).trailing_zeros() as usize + 1;
 /// Bytes kept per class at most (and at least a few chunks of the largest class).
 const CLASS_BUDGET: usize = 2 << 20;
+/// Chunks kept per class at most.
+const CLASS_SLOTS: usize = 64;
 
 thread_local! {
-    static POOL: RefCell<[Vec<Box<[u8]>>; CLASSES]> = RefCell::new(Default::default());
+    // Each class's list is allocated once, at full size, so that pooling itself never allocates
+    // on the hot path.
+    static POOL: RefCell<[Vec<Box<[u8]>>; CLASSES]> =
+        RefCell::new(std::array::from_fn(|_| Vec::with_capacity(CLASS_SLOTS)));
 }
 
 /// The size a new chunk of at least `n` bytes gets: a power of two from MIN_CHUNK up (larger than
@@ -52,7 +57,7 @@ pub(super) fn give(mem: Box<[u8]>) {
     let Some(class) = class_of(mem.len()) else {
         return;
     };
-    let keep = (CLASS_BUDGET / mem.len()).max(4);
+    let keep = (CLASS_BUDGET / mem.len()).clamp(4, CLASS_SLOTS);
     let _ = POOL.try_with(|p| {
         let mut p = p.borrow_mut();
         if p[class].len() < keep {
