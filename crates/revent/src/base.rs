@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::event::{EventId, Fired, What};
 use crate::io_map::{IoMap, IO_BITS};
 use crate::registry::{
-    Callback, Registry, ACTIVE, INSERTED, INTERNAL, NONE, NO_INTERVAL, ONCE, TIMEOUT,
+    Callback, Registry, Run, ACTIVE, INSERTED, INTERNAL, NONE, NO_INTERVAL, ONCE, TIMEOUT,
 };
 use crate::signal::Signals;
 use crate::sys;
@@ -606,10 +606,15 @@ impl EventBase {
     }
 
     fn run_one(&mut self, key: u32) {
-        self.reg.deactivate(key);
-        let ev = self.reg.ev(key);
-        let (fd, res, ncalls, events, interval) =
-            (ev.fd, ev.res, ev.ncalls, ev.events, ev.interval);
+        let Run {
+            fd,
+            res,
+            ncalls,
+            events,
+            interval,
+            generation,
+            cb,
+        } = self.reg.start_run(key);
         if events.contains(What::PERSIST) {
             if interval != NO_INTERVAL {
                 // Re-arm from the old deadline if the timeout fired (so a periodic timer does not
@@ -628,7 +633,14 @@ impl EventBase {
         } else {
             self.del_key(key);
         }
-        let generation = self.reg.slots[key as usize].generation;
+        let Some(mut cb) = cb else {
+            return;
+        };
+        // A removal deferred when the timer expired must reach the kernel before user code runs: the
+        // callback may close the fd and get its number back from a new socket.
+        if !self.use_changelist {
+            self.flush_changes(true);
+        }
         let fired = Fired {
             id: EventId {
                 index: key,
@@ -637,14 +649,6 @@ impl EventBase {
             fd,
             what: res,
             count: ncalls,
-        };
-        // A removal deferred when the timer expired must reach the kernel before user code runs: the
-        // callback may close the fd and get its number back from a new socket.
-        if !self.use_changelist && self.io.has_changes() {
-            self.flush_changes(true);
-        }
-        let Some(mut cb) = self.reg.ev_mut(key).cb.take() else {
-            return;
         };
         cb(self, fired);
         // The callback may have freed its own event (and the slot may even hold a new one).

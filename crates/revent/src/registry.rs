@@ -46,6 +46,17 @@ pub(crate) struct Ev {
     pub(crate) cb: Option<Box<Callback>>,
 }
 
+/// An event about to run (see [`Registry::start_run`]).
+pub(crate) struct Run {
+    pub(crate) fd: RawFd,
+    pub(crate) res: What,
+    pub(crate) ncalls: u32,
+    pub(crate) events: What,
+    pub(crate) interval: u64,
+    pub(crate) generation: u32,
+    pub(crate) cb: Option<Box<Callback>>,
+}
+
 pub(crate) struct Slot {
     pub(crate) generation: u32,
     pub(crate) ev: Option<Ev>,
@@ -210,12 +221,18 @@ impl Registry {
     }
 
     /// Takes an event off its active queue.
+    #[inline]
     pub(crate) fn deactivate(&mut self, key: u32) {
-        let ev = self.ev(key);
+        let Some(ev) = self.slots[key as usize].ev.as_mut() else {
+            return;
+        };
         if ev.flags & ACTIVE == 0 {
             return;
         }
+        ev.flags &= !ACTIVE;
         let (prev, next, pri) = (ev.prev, ev.next, ev.pri as usize);
+        self.event_count -= (ev.flags & INTERNAL == 0) as usize;
+        self.n_active -= 1;
         if prev == NONE {
             self.queues[pri].head = next;
         } else {
@@ -226,8 +243,24 @@ impl Registry {
         } else {
             self.ev_mut(next).prev = prev;
         }
-        self.clear_flag(key, ACTIVE);
-        self.n_active -= 1;
+    }
+
+    /// Takes an active event off its queue to run it: what it fired with, and its callback (taken out
+    /// of the slot while it runs).
+    #[inline]
+    pub(crate) fn start_run(&mut self, key: u32) -> Run {
+        self.deactivate(key);
+        let slot = &mut self.slots[key as usize];
+        let ev = slot.ev.as_mut().expect("live event");
+        Run {
+            fd: ev.fd,
+            res: ev.res,
+            ncalls: ev.ncalls,
+            events: ev.events,
+            interval: ev.interval,
+            generation: slot.generation,
+            cb: ev.cb.take(),
+        }
     }
 
     /// The first event of the highest-priority non-empty queue, with its priority.
