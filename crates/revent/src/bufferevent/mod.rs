@@ -436,6 +436,16 @@ pub(crate) fn run_cb(base: &mut EventBase, h: BufferEvent, which: Cb, force_defe
         filter::from_underlying(base, upper, which);
         return;
     }
+    // As libevent: no callback, nothing to run or to defer (an echo has no write callback, and this
+    // runs after every write).
+    let has_cb = match which {
+        Cb::Read => b.readcb.is_some(),
+        Cb::Write => b.writecb.is_some(),
+        Cb::Event(_) => b.eventcb.is_some(),
+    };
+    if !has_cb {
+        return;
+    }
     if force_defer || b.options.contains(BevOptions::DEFER_CALLBACKS) {
         match which {
             Cb::Read => b.deferred.read = true,
@@ -479,6 +489,7 @@ fn run_deferred(base: &mut EventBase, h: BufferEvent) {
 
 /// Calls the user's callback now. It is taken out of the bufferevent while it runs, so the callback
 /// may free the bufferevent or replace its own callbacks.
+#[inline]
 fn call(base: &mut EventBase, h: BufferEvent, which: Cb) {
     let Ok(b) = base.bevs.get_mut(h) else { return };
     match which {
@@ -517,18 +528,20 @@ fn call(base: &mut EventBase, h: BufferEvent, which: Cb) {
 
 /// After reading into the input: suspend at the high watermark, run the read callback at the low one.
 pub(crate) fn after_read(base: &mut EventBase, h: BufferEvent, n: usize) {
-    let Ok(b) = base.bevs.get_mut(h) else { return };
-    if b.rate.is_some() {
+    let Ok(limited) = base.bevs.get(h).map(|b| b.rate.is_some()) else {
+        return;
+    };
+    if limited {
         ratelimit::consumed(base, h, n, true);
     }
     let Ok(b) = base.bevs.get_mut(h) else { return };
     let len = b.input.len();
+    let wake = len >= b.read_low && len > 0;
     if b.read_high > 0 && len >= b.read_high {
         b.read_suspended |= SUSPEND_WM;
         sync(base, h);
     }
-    let Ok(b) = base.bevs.get(h) else { return };
-    if len >= b.read_low && len > 0 {
+    if wake {
         run_cb(base, h, Cb::Read, false);
     }
 }
@@ -536,7 +549,7 @@ pub(crate) fn after_read(base: &mut EventBase, h: BufferEvent, n: usize) {
 /// After writing from the output: run the write callback once it drained to the low watermark.
 /// `defer` queues the callback for the loop (writes done inside an API call such as `flush`).
 pub(crate) fn after_write(base: &mut EventBase, h: BufferEvent, n: usize, defer: bool) {
-    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let Ok(b) = base.bevs.get(h) else { return };
     if b.rate.is_some() {
         ratelimit::consumed(base, h, n, false);
     }
