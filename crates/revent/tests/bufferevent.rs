@@ -25,30 +25,6 @@ fn tcp_pair() -> (OwnedFd, TcpStream) {
     (s.into(), c)
 }
 
-fn input_len(base: &mut EventBase, bev: BufferEvent) -> usize {
-    bev.input(base).unwrap().len()
-}
-
-fn output_len(base: &mut EventBase, bev: BufferEvent) -> usize {
-    bev.output(base).unwrap().len()
-}
-
-fn drain_input(base: &mut EventBase, bev: BufferEvent) -> Vec<u8> {
-    let input = bev.input(base).unwrap();
-    let mut v = vec![0u8; input.len()];
-    let n = input.remove(&mut v).unwrap();
-    v.truncate(n);
-    v
-}
-
-/// Records every event callback's flags.
-fn record_events(base: &mut EventBase, bev: BufferEvent) -> Rc<RefCell<Vec<BevFlags>>> {
-    let ev = Rc::new(RefCell::new(Vec::new()));
-    let e = ev.clone();
-    bev.set_event_cb(base, move |_, _, f| e.borrow_mut().push(f));
-    ev
-}
-
 fn counter() -> Rc<Cell<usize>> {
     Rc::new(Cell::new(0))
 }

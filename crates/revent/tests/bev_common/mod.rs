@@ -1,7 +1,7 @@
 //! Helpers shared by the bufferevent, pair/filter, listener and rate-limit tests.
 #![allow(dead_code)]
 
-use revent::{Config, ConfigFlags, EventBase, LoopFlags, Method};
+use revent::{BevFlags, BufferEvent, Config, ConfigFlags, EventBase, LoopFlags, Method};
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -117,4 +117,31 @@ pub fn raise_nofile(n: libc::rlim_t) -> libc::rlim_t {
         }
     }
     rl.rlim_cur
+}
+
+/// Bytes in the input buffer.
+pub fn input_len(base: &mut EventBase, bev: BufferEvent) -> usize {
+    bev.input(base).unwrap().len()
+}
+
+/// Bytes in the output buffer.
+pub fn output_len(base: &mut EventBase, bev: BufferEvent) -> usize {
+    bev.output(base).unwrap().len()
+}
+
+/// Takes everything from the input buffer.
+pub fn drain_input(base: &mut EventBase, bev: BufferEvent) -> Vec<u8> {
+    let input = bev.input(base).unwrap();
+    let mut v = vec![0u8; input.len()];
+    let n = input.remove(&mut v).unwrap();
+    v.truncate(n);
+    v
+}
+
+/// Records every event callback's flags.
+pub fn record_events(base: &mut EventBase, bev: BufferEvent) -> Rc<RefCell<Vec<BevFlags>>> {
+    let ev = Rc::new(RefCell::new(Vec::new()));
+    let e = ev.clone();
+    bev.set_event_cb(base, move |_, _, f| e.borrow_mut().push(f));
+    ev
 }
