@@ -1,30 +1,7 @@
 //! Configuration of an [`EventBase`](crate::EventBase): which backend, which features, which flags.
 
-use std::ops::BitOr;
+use crate::flags::flag_set;
 use std::time::Duration;
-
-macro_rules! flag_set {
-    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $flag:ident = $v:expr),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
-        pub struct $name(u32);
-        impl $name {
-            /// No flags.
-            pub const NONE: $name = $name(0);
-            $($(#[$fm])* pub const $flag: $name = $name($v);)*
-            /// The raw bits (libevent's values).
-            pub const fn bits(self) -> u32 { self.0 }
-            /// From raw bits; unknown bits are kept.
-            pub const fn from_bits(bits: u32) -> $name { $name(bits) }
-            /// Whether every flag of `other` is set.
-            pub const fn contains(self, other: $name) -> bool { self.0 & other.0 == other.0 }
-        }
-        impl BitOr for $name {
-            type Output = $name;
-            fn bitor(self, rhs: $name) -> $name { $name(self.0 | rhs.0) }
-        }
-    };
-}
 
 flag_set! {
     /// What a backend can do (libevent's `EV_FEATURE_*`).

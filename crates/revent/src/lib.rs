@@ -28,6 +28,7 @@ mod bufferevent;
 mod config;
 mod error;
 mod event;
+mod flags;
 mod io_map;
 mod listener;
 mod registry;

@@ -8,6 +8,7 @@
 use crate::base::EventBase;
 use crate::error::{Error, Result};
 use crate::event::{EventId, What};
+use crate::flags::flag_set;
 use crate::sys;
 use socket2::{Domain, Socket, Type};
 use std::cell::{Cell, RefCell};
@@ -22,52 +23,27 @@ const ACCEPTS_PER_WAKEUP: usize = 32;
 /// How long accepting pauses after running out of fds or memory.
 pub const PAUSE_ON_RESOURCE_ERROR: Duration = Duration::from_millis(100);
 
-/// Options of a listener (libevent's `LEV_OPT_*`, same values).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct ListenerOptions(u32);
-
-impl ListenerOptions {
-    /// No options.
-    pub const NONE: ListenerOptions = ListenerOptions(0);
-    /// Leave accepted sockets blocking.
-    pub const LEAVE_SOCKETS_BLOCKING: ListenerOptions = ListenerOptions(0x01);
-    /// Close the listening socket when the listener is freed (always the case for `bind`).
-    pub const CLOSE_ON_FREE: ListenerOptions = ListenerOptions(0x02);
-    /// Close-on-exec for the listening and the accepted sockets.
-    pub const CLOSE_ON_EXEC: ListenerOptions = ListenerOptions(0x04);
-    /// `SO_REUSEADDR` on the listening socket.
-    pub const REUSEABLE: ListenerOptions = ListenerOptions(0x08);
-    /// Accepted for compatibility; revent bases are single-threaded.
-    pub const THREADSAFE: ListenerOptions = ListenerOptions(0x10);
-    /// Start disabled; call [`Listener::enable`].
-    pub const DISABLED: ListenerOptions = ListenerOptions(0x20);
-    /// Accepted for compatibility (TCP_DEFER_ACCEPT is not set).
-    pub const DEFERRED_ACCEPT: ListenerOptions = ListenerOptions(0x40);
-    /// `SO_REUSEPORT` on the listening socket, to share a port between several bases.
-    pub const REUSEABLE_PORT: ListenerOptions = ListenerOptions(0x80);
-    /// `IPV6_V6ONLY` on an IPv6 listening socket.
-    pub const BIND_IPV6ONLY: ListenerOptions = ListenerOptions(0x100);
-
-    /// Whether every flag of `other` is set.
-    pub const fn contains(self, other: ListenerOptions) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// From raw bits.
-    pub const fn from_bits(bits: u32) -> ListenerOptions {
-        ListenerOptions(bits)
-    }
-}
-
-impl std::ops::BitOr for ListenerOptions {
-    type Output = ListenerOptions;
-    fn bitor(self, rhs: ListenerOptions) -> ListenerOptions {
-        ListenerOptions(self.0 | rhs.0)
+flag_set! {
+    /// Options of a listener (libevent's `LEV_OPT_*`, same values).
+    ListenerOptions {
+        /// Leave accepted sockets blocking.
+        LEAVE_SOCKETS_BLOCKING = 0x01,
+        /// Close the listening socket when the listener is freed (always the case for `bind`).
+        CLOSE_ON_FREE = 0x02,
+        /// Close-on-exec for the listening and the accepted sockets.
+        CLOSE_ON_EXEC = 0x04,
+        /// `SO_REUSEADDR` on the listening socket.
+        REUSEABLE = 0x08,
+        /// Accepted for compatibility; revent bases are single-threaded.
+        THREADSAFE = 0x10,
+        /// Start disabled; call [`Listener::enable`].
+        DISABLED = 0x20,
+        /// Accepted for compatibility (TCP_DEFER_ACCEPT is not set).
+        DEFERRED_ACCEPT = 0x40,
+        /// `SO_REUSEPORT` on the listening socket, to share a port between several bases.
+        REUSEABLE_PORT = 0x80,
+        /// `IPV6_V6ONLY` on an IPv6 listening socket.
+        BIND_IPV6ONLY = 0x100,
     }
 }
 
@@ -119,19 +95,12 @@ impl Listener {
         F: FnMut(&mut EventBase, OwnedFd, SocketAddr) + 'static,
     {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-        socket.set_nonblocking(true)?;
-        if options.contains(ListenerOptions::REUSEABLE) {
-            socket.set_reuse_address(true)?;
-        }
-        if options.contains(ListenerOptions::REUSEABLE_PORT) {
-            socket.set_reuse_port(true)?;
-        }
+        prepare(&socket2::SockRef::from(&socket), options)?;
         if addr.is_ipv6() && options.contains(ListenerOptions::BIND_IPV6ONLY) {
             socket.set_only_v6(true)?;
         }
         socket.bind(&addr.into())?;
-        let backlog = if backlog > 0 { backlog } else { 1024 };
-        socket.listen(backlog)?;
+        socket.listen(default_backlog(backlog))?;
         Listener::build(
             base,
             OwnedFd::from(socket),
@@ -154,15 +123,9 @@ impl Listener {
         F: FnMut(&mut EventBase, OwnedFd, SocketAddr) + 'static,
     {
         let sock = socket2::SockRef::from(&fd);
-        sock.set_nonblocking(true)?;
-        if options.contains(ListenerOptions::REUSEABLE) {
-            sock.set_reuse_address(true)?;
-        }
-        if options.contains(ListenerOptions::REUSEABLE_PORT) {
-            sock.set_reuse_port(true)?;
-        }
+        prepare(&sock, options)?;
         if backlog >= 0 {
-            sock.listen(if backlog > 0 { backlog } else { 1024 })?;
+            sock.listen(default_backlog(backlog))?;
         }
         Listener::build(base, fd, options, on_accept)
     }
@@ -297,6 +260,27 @@ impl Listener {
         sys::local_addr(self.shared.fd)?
             .as_socket()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
+    }
+}
+
+/// Non-blocking, and the reuse options asked for.
+fn prepare(sock: &socket2::SockRef<'_>, options: ListenerOptions) -> Result<()> {
+    sock.set_nonblocking(true)?;
+    if options.contains(ListenerOptions::REUSEABLE) {
+        sock.set_reuse_address(true)?;
+    }
+    if options.contains(ListenerOptions::REUSEABLE_PORT) {
+        sock.set_reuse_port(true)?;
+    }
+    Ok(())
+}
+
+/// libevent's rule: a backlog of 0 or less means "a sensible default".
+fn default_backlog(backlog: i32) -> i32 {
+    if backlog > 0 {
+        backlog
+    } else {
+        1024
     }
 }
 

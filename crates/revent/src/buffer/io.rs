@@ -84,10 +84,7 @@ impl Evbuffer {
             self.read_hint = (self.read_hint * 2).min(MAX_CHUNK);
         }
         if n > 0 {
-            let orig = self.len;
-            self.len += n;
-            self.touched();
-            self.cbs.notify(orig, n, 0);
+            self.grew(n);
         }
         Ok(n)
     }
@@ -177,11 +174,10 @@ impl Evbuffer {
         }
         let n =
             usize::try_from(len).map_err(|_| Error::InvalidArgument("file segment too large"))?;
-        let new_len = self.grow_len(n)?;
+        self.grow_len(n)?;
         if n == 0 {
             return Ok(());
         }
-        let orig = self.len;
         self.push_chunk(Chunk {
             store: Store::File(FileSeg {
                 file: Arc::new(file),
@@ -191,9 +187,7 @@ impl Evbuffer {
             start: 0,
             end: n,
         });
-        self.len = new_len;
-        self.touched();
-        self.cbs.notify(orig, n, 0);
+        self.grew(n);
         Ok(())
     }
 }

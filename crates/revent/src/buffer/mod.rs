@@ -209,6 +209,25 @@ impl Evbuffer {
         self.reserved = false;
     }
 
+    /// Bookkeeping after `n` bytes were appended (the caller checked the length with `grow_len`).
+    #[inline]
+    fn grew(&mut self, n: usize) {
+        let orig = self.len;
+        self.len = orig + n;
+        self.touched();
+        self.cbs.notify(orig, n, 0);
+    }
+
+    /// Bookkeeping after every chunk was moved out to another buffer.
+    #[inline]
+    fn emptied(&mut self) {
+        let orig = self.len;
+        self.len = 0;
+        self.eol_hint.1 = 0;
+        self.touched();
+        self.cbs.notify(orig, 0, orig);
+    }
+
     #[inline]
     fn grow_len(&self, n: usize) -> Result<usize> {
         self.len.checked_add(n).ok_or(OVERFLOW)
@@ -396,8 +415,7 @@ impl Evbuffer {
         // either way, exactly once.
         self.check_end()?;
         let n = holder.bytes_len();
-        let orig = self.len;
-        let new_len = self.grow_len(n)?;
+        self.grow_len(n)?;
         if n == 0 {
             return Ok(());
         }
@@ -406,9 +424,7 @@ impl Evbuffer {
             start: 0,
             end: n,
         });
-        self.len = new_len;
-        self.touched();
-        self.cbs.notify(orig, n, 0);
+        self.grew(n);
         Ok(())
     }
 
@@ -515,9 +531,7 @@ impl Evbuffer {
         if n == 0 {
             return Ok(());
         }
-        let new_len = self.grow_len(n)?;
-        let orig = self.len;
-        let src_orig = src.len;
+        self.grow_len(n)?;
         while let Some(c) = src.chunks.pop_front() {
             if c.len() == 0 {
                 src.recycle(c);
@@ -528,13 +542,8 @@ impl Evbuffer {
             }
             self.push_chunk(c);
         }
-        src.len = 0;
-        src.eol_hint.1 = 0;
-        src.touched();
-        src.cbs.notify(src_orig, 0, n);
-        self.len = new_len;
-        self.touched();
-        self.cbs.notify(orig, n, 0);
+        src.emptied();
+        self.grew(n);
         Ok(())
     }
 
@@ -547,9 +556,7 @@ impl Evbuffer {
         if n == 0 {
             return Ok(());
         }
-        let new_len = self.grow_len(n)?;
-        let orig = self.len;
-        let src_orig = src.len;
+        self.grow_len(n)?;
         if self.len == 0 {
             // Only an empty tail chunk can be here: let it go so the moved chunks keep the invariant.
             while let Some(c) = self.chunks.pop_back() {
@@ -567,14 +574,9 @@ impl Evbuffer {
             }
             self.chunks.push_front(c);
         }
-        src.len = 0;
-        src.eol_hint.1 = 0;
-        src.touched();
-        src.cbs.notify(src_orig, 0, n);
-        self.len = new_len;
+        src.emptied();
         self.eol_hint.1 = 0;
-        self.touched();
-        self.cbs.notify(orig, n, 0);
+        self.grew(n);
         Ok(())
     }
 
@@ -903,14 +905,11 @@ impl Evbuffer {
                 "commit_space beyond the reserved space",
             ));
         }
-        let new_len = self.grow_len(n)?;
-        let orig = self.len;
+        self.grow_len(n)?;
         if let Some(last) = self.chunks.back_mut() {
             last.end += n;
         }
-        self.len = new_len;
-        self.touched();
-        self.cbs.notify(orig, n, 0);
+        self.grew(n);
         Ok(())
     }
 

@@ -23,6 +23,7 @@ use crate::base::EventBase;
 use crate::buffer::Evbuffer;
 use crate::error::{Error, Result};
 use crate::event::{EventId, What};
+use crate::flags::flag_set;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
@@ -91,40 +92,17 @@ impl std::fmt::Debug for BevFlags {
     }
 }
 
-/// Options of a bufferevent (libevent's `BEV_OPT_*`, same values).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
-pub struct BevOptions(u32);
-
-impl BevOptions {
-    /// No options.
-    pub const NONE: BevOptions = BevOptions(0);
-    /// Close the fd (or free the underlying bufferevent) when this one is freed.
-    pub const CLOSE_ON_FREE: BevOptions = BevOptions(0x01);
-    /// Accepted for compatibility; revent bases are single-threaded.
-    pub const THREADSAFE: BevOptions = BevOptions(0x02);
-    /// Run callbacks from the event loop's active queue instead of right away.
-    pub const DEFER_CALLBACKS: BevOptions = BevOptions(0x04);
-    /// Accepted for compatibility.
-    pub const UNLOCK_CALLBACKS: BevOptions = BevOptions(0x08);
-
-    /// Whether every flag of `other` is set.
-    pub const fn contains(self, other: BevOptions) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-    /// From raw bits.
-    pub const fn from_bits(bits: u32) -> BevOptions {
-        BevOptions(bits)
-    }
-}
-
-impl std::ops::BitOr for BevOptions {
-    type Output = BevOptions;
-    fn bitor(self, rhs: BevOptions) -> BevOptions {
-        BevOptions(self.0 | rhs.0)
+flag_set! {
+    /// Options of a bufferevent (libevent's `BEV_OPT_*`, same values).
+    BevOptions {
+        /// Close the fd (or free the underlying bufferevent) when this one is freed.
+        CLOSE_ON_FREE = 0x01,
+        /// Accepted for compatibility; revent bases are single-threaded.
+        THREADSAFE = 0x02,
+        /// Run callbacks from the event loop's active queue instead of right away.
+        DEFER_CALLBACKS = 0x04,
+        /// Accepted for compatibility.
+        UNLOCK_CALLBACKS = 0x08,
     }
 }
 

@@ -186,6 +186,51 @@ pub(crate) fn disarm(base: &mut EventBase, h: BufferEvent) {
     }
 }
 
+/// What one write step did.
+enum Written {
+    /// Wrote this many bytes; `left`: output remains.
+    Some { n: usize, left: bool },
+    /// The kernel buffer is full.
+    Blocked,
+    /// Out of write tokens: the direction is suspended until the rate limiter's timer.
+    Suspended,
+    /// Failed (already reported to the event callback).
+    Failed,
+    /// No socket.
+    Nothing,
+}
+
+/// Writes as much of the output as the kernel and the rate limit take. The one place a socket
+/// bufferevent writes, for both the eager path and the write event. Forced inline: out of line it
+/// cost ~25 instructions per echo round trip (callgrind).
+#[inline(always)]
+fn write_step(base: &mut EventBase, h: BufferEvent) -> Written {
+    let Ok(b) = base.bevs.get_mut(h) else {
+        return Written::Nothing;
+    };
+    let budget = b.write_budget();
+    if budget == 0 {
+        b.write_suspended |= SUSPEND_RATE;
+        super::ratelimit::suspended(base, h);
+        return Written::Suspended;
+    }
+    let super::Bev { output, kind, .. } = b;
+    let Kind::Socket(Socket { fd: Some(fd), .. }) = kind else {
+        return Written::Nothing;
+    };
+    match output.write_atmost(fd.as_fd(), budget) {
+        Ok(n) => Written::Some {
+            n,
+            left: !output.is_empty(),
+        },
+        Err(Error::Io(e)) if is_transient(&e) => Written::Blocked,
+        Err(e) => {
+            report(base, h, BevFlags::ERROR | BevFlags::WRITING, errno_of(&e));
+            Written::Failed
+        }
+    }
+}
+
 /// The eager write: as much as the kernel takes now; arm the write event only for what is left.
 /// `defer`: called from an API call (`flush`), so the write callback waits for the loop.
 fn write_now(
@@ -195,27 +240,15 @@ fn write_now(
     timeout: Option<std::time::Duration>,
     defer: bool,
 ) {
-    let Ok(b) = base.bevs.get_mut(h) else { return };
-    let budget = b.write_budget();
-    if budget == 0 {
-        b.write_suspended |= SUSPEND_RATE;
-        super::ratelimit::suspended(base, h);
-        return;
-    }
-    let super::Bev { output, kind, .. } = b;
-    let Kind::Socket(Socket { fd: Some(fd), .. }) = kind else {
-        return;
-    };
-    match output.write_atmost(fd.as_fd(), budget) {
-        Ok(n) => {
-            let left = !output.is_empty();
+    match write_step(base, h) {
+        Written::Some { n, left } => {
             if left {
                 arm_write(base, h, write_ev, timeout);
             }
             after_write(base, h, n, defer);
         }
-        Err(Error::Io(e)) if is_transient(&e) => arm_write(base, h, write_ev, timeout),
-        Err(e) => report(base, h, BevFlags::ERROR | BevFlags::WRITING, errno_of(&e)),
+        Written::Blocked => arm_write(base, h, write_ev, timeout),
+        Written::Suspended | Written::Failed | Written::Nothing => {}
     }
 }
 
@@ -323,25 +356,13 @@ fn on_writable(base: &mut EventBase, h: BufferEvent, what: What) {
         }
         return;
     }
-    let Ok(b) = base.bevs.get_mut(h) else { return };
-    let budget = b.write_budget();
-    if budget == 0 {
-        b.write_suspended |= SUSPEND_RATE;
-        super::ratelimit::suspended(base, h);
-        super::sync(base, h);
-        return;
-    }
-    let super::Bev { output, kind, .. } = b;
-    let Kind::Socket(Socket { fd: Some(fd), .. }) = kind else {
-        return;
-    };
-    match output.write_atmost(fd.as_fd(), budget) {
-        Ok(n) => {
+    match write_step(base, h) {
+        Written::Some { n, .. } => {
             super::sync(base, h);
             after_write(base, h, n, false);
         }
-        Err(Error::Io(e)) if is_transient(&e) => {}
-        Err(e) => report(base, h, BevFlags::ERROR | BevFlags::WRITING, errno_of(&e)),
+        Written::Suspended => super::sync(base, h),
+        Written::Blocked | Written::Failed | Written::Nothing => {}
     }
 }
 
