@@ -84,7 +84,7 @@ fn serve(
     let conns: Conns = Rc::default();
     let mut opts = ListenerOptions::REUSEABLE | ListenerOptions::CLOSE_ON_EXEC;
     if reuse_port {
-        opts = opts | ListenerOptions::REUSEABLE_PORT;
+        opts |= ListenerOptions::REUSEABLE_PORT;
     }
     let listener = {
         let (a, stats, conns) = (args.clone(), stats.clone(), conns.clone());
@@ -93,8 +93,10 @@ fn serve(
         })
         .map_err(|e| format!("listen on {}: {e}", args.addr))?
     };
-    listener.set_error_cb(|_, e| eprintln!("revent echo: accept: {e}"));
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    listener
+        .set_error_cb(&mut base, |_, e| eprintln!("revent echo: accept: {e}"))
+        .map_err(|e| e.to_string())?;
+    let local = listener.local_addr(&base).map_err(|e| e.to_string())?;
     let stoppers = if stop_rx.is_none() {
         spawn_workers(local)?
     } else {
@@ -102,9 +104,9 @@ fn serve(
     };
 
     let shutdown = {
-        let (listener, conns) = (listener.clone(), conns.clone());
+        let conns = conns.clone();
         Rc::new(move |base: &mut EventBase| {
-            let _ = listener.clone().free(base);
+            let _ = listener.free(base);
             let open: Vec<BufferEvent> = conns.borrow_mut().drain().collect();
             for bev in open {
                 let _ = bev.free(base);
@@ -165,7 +167,7 @@ fn accept(
     stats: &Arc<Stats>,
     conns: &Conns,
     fd: OwnedFd,
-    peer: std::net::SocketAddr,
+    peer: revent::PeerAddr,
 ) {
     if stats.open.load(Ordering::Relaxed) >= args.max_conns {
         stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -196,14 +198,14 @@ fn accept(
     let _ = bev.set_watermark(base, What::READ, 0, args.read_high);
     let _ = bev.set_timeouts(base, args.idle_timeout, args.idle_timeout);
     let st = stats.clone();
-    bev.set_read_cb(base, move |base, bev| {
+    let _ = bev.set_read_cb(base, move |base, bev| {
         if let Ok((input, output)) = bev.buffers(base) {
             st.bytes.fetch_add(input.len() as u64, Ordering::Relaxed);
             let _ = output.add_buffer(input);
         }
     });
     let (st, conns, verbose) = (stats.clone(), conns.clone(), args.verbose);
-    bev.set_event_cb(base, move |base, bev, what| {
+    let _ = bev.set_event_cb(base, move |base, bev, what| {
         if what.contains(BevFlags::EOF)
             || what.contains(BevFlags::ERROR)
             || what.contains(BevFlags::TIMEOUT)

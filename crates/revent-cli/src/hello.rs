@@ -18,13 +18,13 @@ pub fn run(args: &Args) -> Result<(), String> {
             let Ok(bev) = BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE) else {
                 return;
             };
-            bev.set_write_cb(base, |base, bev| {
+            let _ = bev.set_write_cb(base, |base, bev| {
                 if bev.output(base).map(|o| o.is_empty()).unwrap_or(true) {
                     println!("flushed answer");
                     let _ = bev.free(base);
                 }
             });
-            bev.set_event_cb(base, |base, bev, _| {
+            let _ = bev.set_event_cb(base, |base, bev, _| {
                 let _ = bev.free(base);
             });
             let _ = bev.enable(base, What::WRITE);
@@ -35,7 +35,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     .map_err(|e| format!("Could not create a listener on {}: {e}", args.addr))?;
     println!(
         "hello: listening on {}",
-        listener.local_addr().map_err(|e| e.to_string())?
+        listener.local_addr(&base).map_err(|e| e.to_string())?
     );
     let sig = base
         .new_signal(libc::SIGINT, |base, f| {

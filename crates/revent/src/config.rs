@@ -1,53 +1,53 @@
 //! Configuration of an [`EventBase`](crate::EventBase): which backend, which features, which flags.
 
-use crate::flags::flag_set;
+use crate::flags::flags;
 use std::time::Duration;
 
-flag_set! {
+flags! {
     /// What a backend can do (libevent's `EV_FEATURE_*`).
-    Features {
+    Features: u32 {
         /// Edge-triggered events.
-        ET = 0x01,
+        const ET = 0x01;
         /// O(1) work per ready fd, whatever the number watched.
-        O1 = 0x02,
+        const O1 = 0x02;
         /// Any kind of fd, not only sockets.
-        FDS = 0x04,
+        const FDS = 0x04;
         /// Detects a peer's close without reading (`What::CLOSED`).
-        EARLY_CLOSE = 0x08,
+        const EARLY_CLOSE = 0x08;
     }
 }
 
-flag_set! {
+flags! {
     /// Flags of a base (libevent's `EVENT_BASE_FLAG_*`).
-    ConfigFlags {
+    ConfigFlags: u32 {
         /// No locking (revent bases are single-threaded; accepted for compatibility).
-        NOLOCK = 0x01,
+        const NOLOCK = 0x01;
         /// Ignore the `EVENT_*` environment variables.
-        IGNORE_ENV = 0x02,
+        const IGNORE_ENV = 0x02;
         /// Windows only; accepted and ignored.
-        STARTUP_IOCP = 0x04,
+        const STARTUP_IOCP = 0x04;
         /// Read the clock on every request instead of once per iteration.
-        NO_CACHE_TIME = 0x08,
+        const NO_CACHE_TIME = 0x08;
         /// Defer every interest change to just before the wait, even an fd's removal, so that an
         /// event deleted and re-added in one callback costs no syscall. As in libevent, do not
         /// use it if an fd may be closed and its number reused (or dup'ed) between a delete and an
         /// add within one callback.
-        EPOLL_USE_CHANGELIST = 0x10,
+        const EPOLL_USE_CHANGELIST = 0x10;
         /// Use the full-resolution monotonic clock: revent always does (see the `time` module), so
         /// this flag and `EVENT_PRECISE_TIMER` are accepted and change nothing.
-        PRECISE_TIMER = 0x20,
+        const PRECISE_TIMER = 0x20;
     }
 }
 
-flag_set! {
+flags! {
     /// How [`EventBase::run`](crate::EventBase::run) loops (libevent's `EVLOOP_*`).
-    LoopFlags {
+    LoopFlags: u32 {
         /// Wait for events to become active, run them, then return.
-        ONCE = 0x01,
+        const ONCE = 0x01;
         /// Do not wait: run what is active now, then return.
-        NONBLOCK = 0x02,
+        const NONBLOCK = 0x02;
         /// Keep running even when no events are pending (until exit or break).
-        NO_EXIT_ON_EMPTY = 0x04,
+        const NO_EXIT_ON_EMPTY = 0x04;
     }
 }
 
@@ -140,7 +140,7 @@ impl Config {
 
     /// Sets a flag.
     pub fn set_flag(&mut self, f: ConfigFlags) -> &mut Config {
-        self.flags = self.flags | f;
+        self.flags |= f;
         self
     }
 

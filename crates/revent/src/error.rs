@@ -5,11 +5,22 @@ use std::io;
 use std::os::fd::RawFd;
 
 /// Everything that can go wrong in revent. Bad input is always one of these, never a panic.
+///
+/// ```
+/// use revent::{Error, EventBase, Handle};
+/// let mut base = EventBase::new().unwrap();
+/// let ev = base.new_timer(|_, _| {});
+/// base.free(ev).unwrap();
+/// let err = base.add(ev, None).unwrap_err();
+/// assert!(matches!(err, Error::Stale(Handle::Event)));
+/// assert_eq!(err.to_string(), "stale event handle: the event was freed");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The event was freed; its handle no longer names anything.
-    StaleEvent,
+    /// The handle names something that was freed (or never existed in this base): an event, a
+    /// bufferevent, a listener or a rate-limit group, as the [`Handle`] says.
+    Stale(Handle),
     /// The fd is negative, closed, or of a kind the backend cannot watch.
     BadFd(RawFd, io::Error),
     /// The fd is too large for the select backend (`FD_SETSIZE`).
@@ -27,14 +38,40 @@ pub enum Error {
     InvalidArgument(&'static str),
     /// No backend satisfies the configuration.
     NoBackend,
+    /// The [`EventBase`](crate::EventBase) behind a [`Remote`](crate::Remote) was dropped.
+    BaseGone,
     /// An operating-system error.
     Io(io::Error),
+}
+
+/// The kind of handle a [`Error::Stale`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Handle {
+    /// An [`EventId`](crate::EventId).
+    Event,
+    /// A [`BufferEvent`](crate::BufferEvent).
+    BufferEvent,
+    /// A [`Listener`](crate::Listener).
+    Listener,
+    /// A [`RateLimitGroup`](crate::RateLimitGroup).
+    RateLimitGroup,
+}
+
+impl Handle {
+    fn name(self) -> &'static str {
+        match self {
+            Handle::Event => "event",
+            Handle::BufferEvent => "bufferevent",
+            Handle::Listener => "listener",
+            Handle::RateLimitGroup => "rate-limit group",
+        }
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::StaleEvent => f.write_str("stale event handle: the event was freed"),
+            Error::Stale(h) => write!(f, "stale {0} handle: the {0} was freed", h.name()),
             Error::BadFd(fd, e) => write!(f, "bad file descriptor {fd}: {e}"),
             Error::FdTooLarge { fd, limit } => {
                 write!(f, "fd {fd} is too large for this backend (limit {limit})")
@@ -43,6 +80,7 @@ impl fmt::Display for Error {
             Error::Unsupported(what) => write!(f, "not supported by this backend: {what}"),
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Error::NoBackend => f.write_str("no event backend satisfies the configuration"),
+            Error::BaseGone => f.write_str("the event base was dropped"),
             Error::Io(e) => write!(f, "{e}"),
         }
     }

@@ -3,7 +3,9 @@
 //! An [`EventBase`] waits on file descriptors, timers and signals through the best kernel mechanism
 //! (epoll, poll or select) and runs callbacks by priority. Events are created in the base and named
 //! by [`EventId`] handles; a callback receives the base, so it can add, delete, activate or free any
-//! event (itself included) and stop the loop.
+//! event (itself included) and stop the loop. On top: [`Evbuffer`] (a chained byte buffer),
+//! [`BufferEvent`] (buffered connections: sockets, pairs, filters), [`Listener`], and [`Remote`] for
+//! other threads.
 //!
 //! ```
 //! use revent::{EventBase, What};
@@ -20,6 +22,12 @@
 //! b.write_all(b"x").unwrap();
 //! base.dispatch().unwrap();
 //! ```
+//!
+//! The library logs what it cannot report through a return value (a listener pausing because the fd
+//! table is full, for one) through the [`log`] facade: the application chooses where it goes.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod backend;
 mod base;
@@ -32,7 +40,11 @@ mod flags;
 mod io_map;
 mod listener;
 mod registry;
+mod remote;
 mod signal;
+mod slab;
+// The one module allowed raw syscalls and `unsafe`; every block says why it is sound.
+#[allow(unsafe_code)]
 mod sys;
 mod time;
 mod timer;
@@ -45,6 +57,23 @@ pub use bufferevent::{
     RateLimit, RateLimitGroup,
 };
 pub use config::{Config, ConfigFlags, Features, LoopFlags, Method};
-pub use error::{Error, Result};
+pub use error::{Error, Handle, Result};
 pub use event::{EventId, Fired, What};
-pub use listener::{Listener, ListenerOptions};
+pub use listener::{
+    AcceptCb, AcceptErrorCb, Listener, ListenerOptions, PeerAddr, PAUSE_ON_RESOURCE_ERROR,
+};
+pub use remote::Remote;
+
+/// Signal numbers for [`EventBase::new_signal`], so that callers need not depend on `libc`.
+///
+/// ```
+/// use revent::{sig, EventBase};
+/// let mut base = EventBase::new().unwrap();
+/// let ev = base.new_signal(sig::SIGUSR1, |_, _| {}).unwrap();
+/// base.free(ev).unwrap();
+/// ```
+pub mod sig {
+    pub use libc::{
+        SIGALRM, SIGCHLD, SIGHUP, SIGINT, SIGPIPE, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
+    };
+}

@@ -1,21 +1,28 @@
 //! `Listener`: accepting connections on a listening socket (libevent's `evconnlistener`).
 //!
-//! The listener is a persistent read event on the listening socket. Each wake-up accepts several
-//! connections (accept4, non-blocking and close-on-exec unless told otherwise). When accepting fails
-//! for lack of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the error callback runs and accepting
-//! pauses for a moment before it resumes, so a full fd table does not spin the CPU.
+//! A listener lives in its base like an event or a bufferevent: the user holds a `Copy` handle, and
+//! the listener stays (accepting) until [`Listener::free`] or until the base is dropped. Losing the
+//! handle cannot leave a half-dead listener behind.
+//!
+//! Each wake-up of the listening socket accepts several connections (accept4, non-blocking and
+//! close-on-exec unless told otherwise). When accepting fails for lack of fds or memory (EMFILE,
+//! ENFILE, ENOBUFS, ENOMEM) the error callback runs and accepting pauses for a moment before it
+//! resumes, so a full fd table does not spin the CPU; the condition is logged once per streak of
+//! failures, not at every retry.
 
-use crate::base::EventBase;
-use crate::error::{Error, Result};
+use crate::base::{EventBase, Layer};
+use crate::error::{Error, Handle, Result};
 use crate::event::{EventId, What};
-use crate::flags::flag_set;
+use crate::flags::flags;
+use crate::slab::{Key, Slab};
 use crate::sys;
-use socket2::{Domain, Socket, Type};
-use std::cell::{Cell, RefCell};
+use socket2::{Domain, SockAddr, Socket, Type};
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::rc::Rc;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Connections accepted per wake-up at most, so that one busy listener does not starve the loop.
@@ -23,65 +30,162 @@ const ACCEPTS_PER_WAKEUP: usize = 32;
 /// How long accepting pauses after running out of fds or memory.
 pub const PAUSE_ON_RESOURCE_ERROR: Duration = Duration::from_millis(100);
 
-flag_set! {
+flags! {
     /// Options of a listener (libevent's `LEV_OPT_*`, same values).
-    ListenerOptions {
+    ///
+    /// ```
+    /// use revent::ListenerOptions;
+    /// let o = ListenerOptions::REUSEABLE | ListenerOptions::CLOSE_ON_EXEC;
+    /// assert!(o.contains(ListenerOptions::REUSEABLE));
+    /// ```
+    ListenerOptions: u32 {
         /// Leave accepted sockets blocking.
-        LEAVE_SOCKETS_BLOCKING = 0x01,
+        const LEAVE_SOCKETS_BLOCKING = 0x01;
         /// Close the listening socket when the listener is freed (always the case for `bind`).
-        CLOSE_ON_FREE = 0x02,
+        const CLOSE_ON_FREE = 0x02;
         /// Close-on-exec for the listening and the accepted sockets.
-        CLOSE_ON_EXEC = 0x04,
+        const CLOSE_ON_EXEC = 0x04;
         /// `SO_REUSEADDR` on the listening socket.
-        REUSEABLE = 0x08,
-        /// Accepted for compatibility; revent bases are single-threaded.
-        THREADSAFE = 0x10,
+        const REUSEABLE = 0x08;
+        /// Accepted for compatibility; a listener lives on its base's thread.
+        const THREADSAFE = 0x10;
         /// Start disabled; call [`Listener::enable`].
-        DISABLED = 0x20,
+        const DISABLED = 0x20;
         /// Accepted for compatibility (TCP_DEFER_ACCEPT is not set).
-        DEFERRED_ACCEPT = 0x40,
+        const DEFERRED_ACCEPT = 0x40;
         /// `SO_REUSEPORT` on the listening socket, to share a port between several bases.
-        REUSEABLE_PORT = 0x80,
+        const REUSEABLE_PORT = 0x80;
         /// `IPV6_V6ONLY` on an IPv6 listening socket.
-        BIND_IPV6ONLY = 0x100,
+        const BIND_IPV6ONLY = 0x100;
     }
 }
 
-type ErrorCb = dyn FnMut(&mut EventBase, &io::Error);
-
-struct Shared {
-    fd: RawFd,
-    /// The user's wish; a pause for resource errors does not change it.
-    enabled: Cell<bool>,
-    accept_ev: Cell<Option<EventId>>,
-    resume_ev: Cell<Option<EventId>>,
-    on_error: RefCell<Option<Box<ErrorCb>>>,
-    /// Keeps the socket open while the listener lives (closed on free when owned).
-    socket: RefCell<Option<OwnedFd>>,
+/// Who connected: the peer address of an accepted connection.
+///
+/// ```
+/// use revent::PeerAddr;
+/// let p = PeerAddr::Inet("127.0.0.1:80".parse().unwrap());
+/// assert_eq!(p.to_string(), "127.0.0.1:80");
+/// assert_eq!(PeerAddr::Unix(None).to_string(), "unix:(unnamed)");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PeerAddr {
+    /// An IPv4 or IPv6 peer.
+    Inet(SocketAddr),
+    /// A Unix-domain peer: its path, or `None` when it is unnamed (the usual case for a client) or
+    /// abstract.
+    Unix(Option<PathBuf>),
+    /// Another address family, by number.
+    Other(i32),
 }
 
-/// A listening socket that hands accepted connections to a callback.
+impl PeerAddr {
+    fn from_sockaddr(a: &SockAddr) -> PeerAddr {
+        if let Some(s) = a.as_socket() {
+            PeerAddr::Inet(s)
+        } else if a.is_unix() {
+            PeerAddr::Unix(a.as_pathname().map(Path::to_path_buf))
+        } else {
+            PeerAddr::Other(a.family() as i32)
+        }
+    }
+
+    /// The IP address and port, for an `Inet` peer.
+    pub fn as_inet(&self) -> Option<SocketAddr> {
+        match self {
+            PeerAddr::Inet(a) => Some(*a),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Inet(a) => write!(f, "{a}"),
+            PeerAddr::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
+            PeerAddr::Unix(None) => f.write_str("unix:(unnamed)"),
+            PeerAddr::Other(fam) => write!(f, "family {fam}"),
+        }
+    }
+}
+
+/// An accept callback: the base, the new connection and its peer.
+pub type AcceptCb = dyn FnMut(&mut EventBase, OwnedFd, PeerAddr);
+/// An accept-error callback.
+pub type AcceptErrorCb = dyn FnMut(&mut EventBase, &io::Error);
+
+struct State {
+    fd: RawFd,
+    /// Keeps the socket open while the listener lives; `None` when the caller owns it (no
+    /// CLOSE_ON_FREE).
+    socket: Option<OwnedFd>,
+    /// The user's wish; a pause for resource errors does not change it.
+    enabled: bool,
+    /// In a streak of resource errors (logged once per streak).
+    starved: bool,
+    nonblocking: bool,
+    cloexec: bool,
+    accept_ev: EventId,
+    resume_ev: EventId,
+    on_accept: Option<Box<AcceptCb>>,
+    on_error: Option<Box<AcceptErrorCb>>,
+}
+
+/// Every listener of one base: the listener layer's state in the base.
+#[derive(Default)]
+pub(crate) struct Store {
+    listeners: Slab<State>,
+}
+
+impl Layer for Store {}
+
+/// A listening socket that hands accepted connections to a callback. The listener lives in its
+/// base until [`free`](Self::free)d (or the base is dropped); the handle is `Copy`.
 ///
-/// ```no_run
+/// ```
 /// use revent::{EventBase, Listener, ListenerOptions};
+/// use std::net::TcpStream;
 /// let mut base = EventBase::new().unwrap();
 /// let listener = Listener::bind(
 ///     &mut base,
 ///     "127.0.0.1:0".parse().unwrap(),
 ///     ListenerOptions::REUSEABLE,
 ///     -1,
-///     |_base, conn, peer| println!("connection from {peer}: {conn:?}"),
+///     |base, conn, peer| {
+///         println!("connection from {peer}");
+///         drop(conn);
+///         base.loopbreak();
+///     },
 /// )
 /// .unwrap();
-/// println!("listening on {}", listener.local_addr().unwrap());
+/// let _client = TcpStream::connect(listener.local_addr(&base).unwrap()).unwrap();
 /// base.dispatch().unwrap();
+/// listener.free(&mut base).unwrap();
 /// ```
-#[derive(Clone)]
+#[must_use = "a listener accepts until freed; keep its handle to free or disable it"]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Listener {
-    shared: Rc<Shared>,
+    index: u32,
+    generation: u32,
 }
 
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Listener({}v{})", self.index, self.generation)
+    }
+}
+
+const STALE: Error = Error::Stale(Handle::Listener);
+
 impl Listener {
+    fn key(self) -> Key {
+        Key {
+            index: self.index,
+            generation: self.generation,
+        }
+    }
+
     /// Creates a socket, binds it to `addr`, listens with `backlog` (a negative or zero backlog means
     /// a sensible default), and accepts connections with `on_accept`.
     pub fn bind<F>(
@@ -92,7 +196,7 @@ impl Listener {
         on_accept: F,
     ) -> Result<Listener>
     where
-        F: FnMut(&mut EventBase, OwnedFd, SocketAddr) + 'static,
+        F: FnMut(&mut EventBase, OwnedFd, PeerAddr) + 'static,
     {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
         prepare(&socket2::SockRef::from(&socket), options)?;
@@ -105,13 +209,37 @@ impl Listener {
             base,
             OwnedFd::from(socket),
             options | ListenerOptions::CLOSE_ON_FREE,
-            on_accept,
+            Box::new(on_accept),
         )
     }
 
-    /// Accepts on an existing socket. `backlog` > 0 calls `listen` with it, 0 with a default, and a
-    /// negative one leaves the socket as it is (already listening). Without CLOSE_ON_FREE the socket
-    /// is left open when the listener is freed.
+    /// Creates a Unix-domain stream socket bound to `path` (which must not exist yet) and accepts
+    /// connections on it. The socket is closed on free; the path is left for the caller to remove.
+    pub fn bind_unix<F>(
+        base: &mut EventBase,
+        path: impl AsRef<Path>,
+        options: ListenerOptions,
+        backlog: i32,
+        on_accept: F,
+    ) -> Result<Listener>
+    where
+        F: FnMut(&mut EventBase, OwnedFd, PeerAddr) + 'static,
+    {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        prepare(&socket2::SockRef::from(&socket), options)?;
+        socket.bind(&SockAddr::unix(path)?)?;
+        socket.listen(default_backlog(backlog))?;
+        Listener::build(
+            base,
+            OwnedFd::from(socket),
+            options | ListenerOptions::CLOSE_ON_FREE,
+            Box::new(on_accept),
+        )
+    }
+
+    /// Accepts on an existing socket (TCP or Unix-domain). `backlog` > 0 calls `listen` with it, 0
+    /// with a default, and a negative one leaves the socket as it is (already listening). Without
+    /// CLOSE_ON_FREE the socket is left open when the listener is freed.
     pub fn from_fd<F>(
         base: &mut EventBase,
         fd: OwnedFd,
@@ -120,147 +248,152 @@ impl Listener {
         on_accept: F,
     ) -> Result<Listener>
     where
-        F: FnMut(&mut EventBase, OwnedFd, SocketAddr) + 'static,
+        F: FnMut(&mut EventBase, OwnedFd, PeerAddr) + 'static,
     {
         let sock = socket2::SockRef::from(&fd);
         prepare(&sock, options)?;
         if backlog >= 0 {
             sock.listen(default_backlog(backlog))?;
         }
-        Listener::build(base, fd, options, on_accept)
+        Listener::build(base, fd, options, Box::new(on_accept))
     }
 
-    fn build<F>(
+    fn build(
         base: &mut EventBase,
         fd: OwnedFd,
         options: ListenerOptions,
-        mut on_accept: F,
-    ) -> Result<Listener>
-    where
-        F: FnMut(&mut EventBase, OwnedFd, SocketAddr) + 'static,
-    {
+        on_accept: Box<AcceptCb>,
+    ) -> Result<Listener> {
+        let raw = fd.as_raw_fd();
         if options.contains(ListenerOptions::CLOSE_ON_EXEC) {
-            sys::set_cloexec(fd.as_raw_fd())?;
+            sys::set_cloexec(raw)?;
         }
-        let shared = Rc::new(Shared {
-            fd: fd.as_raw_fd(),
-            enabled: Cell::new(false),
-            accept_ev: Cell::new(None),
-            resume_ev: Cell::new(None),
-            on_error: RefCell::new(None),
-            socket: RefCell::new(Some(fd)),
+        // The handle is known before the events exist: the slot is reserved first.
+        let (core, st) = base.split::<Store>();
+        let next = st.listeners.insert(State {
+            fd: raw,
+            socket: None,
+            enabled: false,
+            starved: false,
+            nonblocking: !options.contains(ListenerOptions::LEAVE_SOCKETS_BLOCKING),
+            cloexec: options.contains(ListenerOptions::CLOSE_ON_EXEC),
+            accept_ev: EventId::from_raw(0),
+            resume_ev: EventId::from_raw(0),
+            on_accept: Some(on_accept),
+            on_error: None,
         });
-        if !options.contains(ListenerOptions::CLOSE_ON_FREE) {
+        let l = Listener {
+            index: next.index,
+            generation: next.generation,
+        };
+        let accept_ev = match core.new_event(raw, What::READ | What::PERSIST, move |base, _| {
+            accept_some(base, l)
+        }) {
+            Ok(ev) => ev,
+            Err(e) => {
+                // Dropping the state leaves an fd the caller owns open (socket is still None).
+                let state = st.listeners.remove(next);
+                if options.contains(ListenerOptions::CLOSE_ON_FREE) {
+                    drop(fd);
+                } else {
+                    let _ = fd.into_raw_fd();
+                }
+                drop(state);
+                return Err(e);
+            }
+        };
+        let resume_ev = core.new_timer(move |base, _| resume(base, l));
+        let state = st.listeners.get_mut(next).expect("just inserted");
+        state.accept_ev = accept_ev;
+        state.resume_ev = resume_ev;
+        if options.contains(ListenerOptions::CLOSE_ON_FREE) {
+            state.socket = Some(fd);
+        } else {
             // The caller keeps ownership of the socket's life: never close it.
-            let owned = shared.socket.borrow_mut().take();
-            if let Some(owned) = owned {
-                let _ = owned.into_raw_fd();
-            }
+            let _ = fd.into_raw_fd();
         }
-        let nonblocking = !options.contains(ListenerOptions::LEAVE_SOCKETS_BLOCKING);
-        let cloexec = options.contains(ListenerOptions::CLOSE_ON_EXEC);
-        let weak = Rc::downgrade(&shared);
-        let accept_ev = base.new_event(shared.fd, What::READ | What::PERSIST, move |base, f| {
-            let Some(shared) = weak.upgrade() else { return };
-            for _ in 0..ACCEPTS_PER_WAKEUP {
-                match sys::accept(shared.fd, nonblocking, cloexec) {
-                    Ok((conn, addr)) => {
-                        let Some(peer) = addr.as_socket() else {
-                            continue;
-                        };
-                        on_accept(base, conn, peer);
-                        // The callback may have freed or disabled the listener.
-                        if base.event_info(f.id).is_err() || !shared.enabled.get() {
-                            return;
-                        }
-                    }
-                    Err(e) => match e.raw_os_error() {
-                        Some(libc::EAGAIN) => return,
-                        Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => continue,
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                            pause(base, &shared);
-                            report(base, &shared, &e);
-                            return;
-                        }
-                        _ => {
-                            report(base, &shared, &e);
-                            return;
-                        }
-                    },
-                }
-            }
-        })?;
-        shared.accept_ev.set(Some(accept_ev));
-        let weak = Rc::downgrade(&shared);
-        let resume_ev = base.new_timer(move |base, _| {
-            if let Some(shared) = weak.upgrade() {
-                if shared.enabled.get() {
-                    if let Some(ev) = shared.accept_ev.get() {
-                        let _ = base.add(ev, None);
-                    }
-                }
-            }
-        });
-        shared.resume_ev.set(Some(resume_ev));
-        let listener = Listener { shared };
         if !options.contains(ListenerOptions::DISABLED) {
-            listener.enable(base)?;
+            l.enable(base)?;
         }
-        Ok(listener)
+        Ok(l)
     }
 
-    /// Sets the callback for accept errors (libevent's `evconnlistener_set_error_cb`).
-    pub fn set_error_cb<F>(&self, cb: F)
+    fn state(self, base: &EventBase) -> Result<&State> {
+        base.layer::<Store>()
+            .and_then(|st| st.listeners.get(self.key()))
+            .ok_or(STALE)
+    }
+
+    /// Sets the callback for accept errors (libevent's `evconnlistener_set_error_cb`). It runs for
+    /// every failed accept; resource errors (EMFILE and the like) also pause accepting for
+    /// [`PAUSE_ON_RESOURCE_ERROR`].
+    pub fn set_error_cb<F>(self, base: &mut EventBase, cb: F) -> Result<()>
     where
         F: FnMut(&mut EventBase, &io::Error) + 'static,
     {
-        *self.shared.on_error.borrow_mut() = Some(Box::new(cb));
+        state_mut(base, self)?.on_error = Some(Box::new(cb));
+        Ok(())
+    }
+
+    /// Replaces the accept callback (libevent's `evconnlistener_set_cb`).
+    pub fn set_accept_cb<F>(self, base: &mut EventBase, cb: F) -> Result<()>
+    where
+        F: FnMut(&mut EventBase, OwnedFd, PeerAddr) + 'static,
+    {
+        state_mut(base, self)?.on_accept = Some(Box::new(cb));
+        Ok(())
     }
 
     /// Starts (or resumes) accepting.
-    pub fn enable(&self, base: &mut EventBase) -> Result<()> {
-        let ev = self.shared.accept_ev.get().ok_or(Error::StaleEvent)?;
-        base.add(ev, None)?;
-        self.shared.enabled.set(true);
+    pub fn enable(self, base: &mut EventBase) -> Result<()> {
+        let (core, st) = base.split::<Store>();
+        let s = st.listeners.get_mut(self.key()).ok_or(STALE)?;
+        core.add(s.accept_ev, None)?;
+        s.enabled = true;
         Ok(())
     }
 
     /// Stops accepting; connections wait in the kernel's backlog.
-    pub fn disable(&self, base: &mut EventBase) -> Result<()> {
-        let ev = self.shared.accept_ev.get().ok_or(Error::StaleEvent)?;
-        self.shared.enabled.set(false);
-        base.del(ev)?;
-        if let Some(r) = self.shared.resume_ev.get() {
-            base.del(r)?;
-        }
+    pub fn disable(self, base: &mut EventBase) -> Result<()> {
+        let (core, st) = base.split::<Store>();
+        let s = st.listeners.get_mut(self.key()).ok_or(STALE)?;
+        s.enabled = false;
+        core.del(s.accept_ev)?;
+        core.del(s.resume_ev)?;
         Ok(())
     }
 
     /// Frees the listener's events and, with CLOSE_ON_FREE (always for [`bind`](Self::bind)), closes
-    /// the socket.
+    /// the socket. The handle becomes stale.
     pub fn free(self, base: &mut EventBase) -> Result<()> {
-        self.shared.enabled.set(false);
-        for ev in [self.shared.accept_ev.take(), self.shared.resume_ev.take()]
-            .into_iter()
-            .flatten()
-        {
-            base.free(ev)?;
-        }
-        self.shared.socket.borrow_mut().take();
+        let (core, st) = base.split::<Store>();
+        let s = st.listeners.remove(self.key()).ok_or(STALE)?;
+        let _ = core.free(s.accept_ev);
+        let _ = core.free(s.resume_ev);
+        // The socket (if owned) and the callbacks drop here, outside any borrow of the store.
+        drop(s);
         Ok(())
     }
 
     /// The listening socket's fd.
-    pub fn fd(&self) -> RawFd {
-        self.shared.fd
+    pub fn fd(self, base: &EventBase) -> Result<RawFd> {
+        Ok(self.state(base)?.fd)
     }
 
     /// The address the socket is bound to (useful after binding port 0).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::local_addr(self.shared.fd)?
-            .as_socket()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
+    pub fn local_addr(self, base: &EventBase) -> Result<SocketAddr> {
+        let addr = sys::local_addr(self.state(base)?.fd)?;
+        addr.as_socket()
+            .ok_or(Error::InvalidArgument("not an IP socket"))
     }
+}
+
+fn state_mut(base: &mut EventBase, l: Listener) -> Result<&mut State> {
+    base.split::<Store>()
+        .1
+        .listeners
+        .get_mut(l.key())
+        .ok_or(STALE)
 }
 
 /// Non-blocking, and the reuse options asked for.
@@ -284,23 +417,87 @@ fn default_backlog(backlog: i32) -> i32 {
     }
 }
 
-fn pause(base: &mut EventBase, shared: &Shared) {
-    if let Some(ev) = shared.accept_ev.get() {
-        let _ = base.del(ev);
-    }
-    if let Some(r) = shared.resume_ev.get() {
-        let _ = base.add(r, Some(PAUSE_ON_RESOURCE_ERROR));
+/// The listening socket is readable: accept up to a batch of connections.
+fn accept_some(base: &mut EventBase, l: Listener) {
+    for _ in 0..ACCEPTS_PER_WAKEUP {
+        let Ok(s) = state_mut(base, l) else { return };
+        if !s.enabled {
+            return;
+        }
+        match sys::accept(s.fd, s.nonblocking, s.cloexec) {
+            Ok((conn, addr)) => {
+                if s.starved {
+                    s.starved = false;
+                    log::info!("listener on fd {}: accepting again", s.fd);
+                }
+                let Some(mut cb) = s.on_accept.take() else {
+                    continue;
+                };
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    cb(base, conn, PeerAddr::from_sockaddr(&addr))
+                }));
+                if let Ok(s) = state_mut(base, l) {
+                    if s.on_accept.is_none() {
+                        s.on_accept = Some(cb);
+                    }
+                }
+                if let Err(payload) = r {
+                    resume_unwind(payload);
+                }
+            }
+            Err(e) => {
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) => return,
+                    Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => continue,
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                        if !s.starved {
+                            s.starved = true;
+                            log::warn!(
+                                "listener on fd {}: accept: {e}; pausing {} ms at a time until it succeeds",
+                                s.fd,
+                                PAUSE_ON_RESOURCE_ERROR.as_millis()
+                            );
+                        }
+                        pause(base, l);
+                    }
+                    _ => log::debug!("listener on fd {}: accept: {e}", s.fd),
+                }
+                report(base, l, &e);
+                return;
+            }
+        }
     }
 }
 
-fn report(base: &mut EventBase, shared: &Shared, e: &io::Error) {
-    // Taken out while it runs, so the callback may replace itself.
-    let cb = shared.on_error.borrow_mut().take();
-    if let Some(mut cb) = cb {
-        cb(base, e);
-        let mut slot = shared.on_error.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(cb);
+fn pause(base: &mut EventBase, l: Listener) {
+    let (core, st) = base.split::<Store>();
+    if let Some(s) = st.listeners.get(l.key()) {
+        let _ = core.del(s.accept_ev);
+        let _ = core.add(s.resume_ev, Some(PAUSE_ON_RESOURCE_ERROR));
+    }
+}
+
+fn resume(base: &mut EventBase, l: Listener) {
+    let (core, st) = base.split::<Store>();
+    if let Some(s) = st.listeners.get(l.key()) {
+        if s.enabled {
+            let _ = core.add(s.accept_ev, None);
         }
+    }
+}
+
+fn report(base: &mut EventBase, l: Listener, e: &io::Error) {
+    // Taken out while it runs, so the callback may replace itself or free the listener.
+    let Some(mut cb) = state_mut(base, l).ok().and_then(|s| s.on_error.take()) else {
+        return;
+    };
+    let r = catch_unwind(AssertUnwindSafe(|| cb(base, e)));
+    if let Ok(s) = state_mut(base, l) {
+        if s.on_error.is_none() {
+            s.on_error = Some(cb);
+        }
+    }
+    if let Err(payload) = r {
+        resume_unwind(payload);
     }
 }

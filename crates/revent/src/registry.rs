@@ -1,13 +1,14 @@
-//! The slab of events and the active queues.
+//! The events (in the crate's generational [`Slab`]) and the active queues.
 //!
-//! Events live in slots; a user holds an [`EventId`] (slot index + generation), so a stale handle is
-//! detected, never confused with the slot's next occupant. Active events are linked into one FIFO per
+//! A user holds an [`EventId`] (slot index + generation), so a stale handle is detected, never
+//! confused with the slot's next occupant. Active events are linked into one FIFO per
 //! priority through links stored in the slots, so removing an event from the middle of a queue (a
 //! callback deleting an event that is about to run) is O(1).
 
 use crate::base::EventBase;
-use crate::error::{Error, Result};
+use crate::error::{Error, Handle, Result};
 use crate::event::{EventId, Fired, What};
+use crate::slab::{Key, Slab};
 use std::os::fd::RawFd;
 
 pub(crate) const NONE: u32 = u32::MAX;
@@ -57,11 +58,6 @@ pub(crate) struct Run {
     pub(crate) cb: Option<Box<Callback>>,
 }
 
-pub(crate) struct Slot {
-    pub(crate) generation: u32,
-    pub(crate) ev: Option<Ev>,
-}
-
 #[derive(Clone, Copy)]
 struct Queue {
     head: u32,
@@ -74,8 +70,7 @@ const EMPTY_QUEUE: Queue = Queue {
 };
 
 pub(crate) struct Registry {
-    pub(crate) slots: Vec<Slot>,
-    free: Vec<u32>,
+    pub(crate) slots: Slab<Ev>,
     queues: Vec<Queue>,
     /// Events in the active queues.
     pub(crate) n_active: usize,
@@ -87,39 +82,44 @@ pub(crate) struct Registry {
 impl Registry {
     pub(crate) fn new() -> Registry {
         Registry {
-            slots: Vec::new(),
-            free: Vec::new(),
+            slots: Slab::default(),
             queues: vec![EMPTY_QUEUE],
             n_active: 0,
             event_count: 0,
         }
     }
 
-    /// The slot index of a live event, or `StaleEvent`.
+    /// The slot index of a live event, or a stale-handle error.
     #[inline]
     pub(crate) fn key(&self, id: EventId) -> Result<u32> {
-        match self.slots.get(id.index as usize) {
-            Some(s) if s.generation == id.generation && s.ev.is_some() => Ok(id.index),
-            _ => Err(Error::StaleEvent),
+        let key = Key {
+            index: id.index,
+            generation: id.generation,
+        };
+        if self.slots.contains(key) {
+            Ok(id.index)
+        } else {
+            Err(Error::Stale(Handle::Event))
         }
     }
 
     #[inline]
     pub(crate) fn id(&self, key: u32) -> EventId {
+        let k = self.slots.key_at(key);
         EventId {
-            index: key,
-            generation: self.slots[key as usize].generation,
+            index: k.index,
+            generation: k.generation,
         }
     }
 
     #[inline]
     pub(crate) fn ev(&self, key: u32) -> &Ev {
-        self.slots[key as usize].ev.as_ref().expect("live event")
+        self.slots.at(key)
     }
 
     #[inline]
     pub(crate) fn ev_mut(&mut self, key: u32) -> &mut Ev {
-        self.slots[key as usize].ev.as_mut().expect("live event")
+        self.slots.at_mut(key)
     }
 
     pub(crate) fn alloc(&mut self, fd: RawFd, events: What, flags: u8, cb: Box<Callback>) -> u32 {
@@ -136,29 +136,14 @@ impl Registry {
             next: NONE,
             cb: Some(cb),
         };
-        match self.free.pop() {
-            Some(key) => {
-                self.slots[key as usize].ev = Some(ev);
-                key
-            }
-            None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    ev: Some(ev),
-                });
-                (self.slots.len() - 1) as u32
-            }
-        }
+        self.slots.insert(ev).index
     }
 
     /// Empties a slot (the event must be on no list) and returns the event, callback included, so the
     /// caller can drop it outside any borrow.
     pub(crate) fn release(&mut self, key: u32) -> Ev {
-        let slot = &mut self.slots[key as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        let ev = slot.ev.take().expect("live event");
-        self.free.push(key);
-        ev
+        let k = self.slots.key_at(key);
+        self.slots.remove(k).expect("live event")
     }
 
     /// Sets list flags on an event, keeping `event_count` in step.
@@ -186,8 +171,8 @@ impl Registry {
 
     pub(crate) fn set_priorities(&mut self, n: usize) {
         self.queues = vec![EMPTY_QUEUE; n];
-        for s in &mut self.slots {
-            if let Some(ev) = &mut s.ev {
+        for k in self.slots.keys() {
+            if let Some(ev) = self.slots.get_mut(k) {
                 ev.pri = ev.pri.min((n - 1) as u8);
             }
         }
@@ -223,9 +208,7 @@ impl Registry {
     /// Takes an event off its active queue.
     #[inline]
     pub(crate) fn deactivate(&mut self, key: u32) {
-        let Some(ev) = self.slots[key as usize].ev.as_mut() else {
-            return;
-        };
+        let ev = self.slots.at_mut(key);
         if ev.flags & ACTIVE == 0 {
             return;
         }
@@ -250,15 +233,15 @@ impl Registry {
     #[inline]
     pub(crate) fn start_run(&mut self, key: u32) -> Run {
         self.deactivate(key);
-        let slot = &mut self.slots[key as usize];
-        let ev = slot.ev.as_mut().expect("live event");
+        let generation = self.slots.key_at(key).generation;
+        let ev = self.slots.at_mut(key);
         Run {
             fd: ev.fd,
             res: ev.res,
             ncalls: ev.ncalls,
             events: ev.events,
             interval: ev.interval,
-            generation: slot.generation,
+            generation,
             cb: ev.cb.take(),
         }
     }

@@ -828,7 +828,7 @@ fn bad_sizes_are_errors_not_panics() {
     let n = c.reserve_space(8).unwrap().len();
     assert!(c.commit_space(n + 1).is_err());
     // Bad callback ids.
-    let id = c.add_cb(|_| {});
+    let id = c.add_cb(|_, _| {});
     c.remove_cb(id).unwrap();
     assert!(c.remove_cb(id).is_err());
     assert!(c.set_cb_enabled(id, false).is_err());
@@ -894,7 +894,7 @@ fn callbacks_immediate_deferred_and_disabled() {
     let log: Arc<Mutex<Vec<CallbackInfo>>> = Arc::default();
     let l = log.clone();
     let mut b = Evbuffer::new();
-    let id = b.add_cb(move |i| l.lock().unwrap().push(*i));
+    let id = b.add_cb(move |_, i| l.lock().unwrap().push(*i));
     b.add(b"12345").unwrap();
     b.drain(2).unwrap();
     b.drain(0).unwrap();
@@ -1005,7 +1005,7 @@ fn buffers_can_move_between_threads() {
     fn assert_send<T: Send>(_: &T) {}
     let mut b = Evbuffer::new();
     b.add_reference(vec![1u8, 2], |_| {}).unwrap();
-    b.add_cb(|_| {});
+    b.add_cb(|_, _| {});
     assert_send(&b);
     let b = std::thread::spawn(move || {
         b.drain(1).unwrap();

@@ -30,7 +30,7 @@ fn bind(base: &mut EventBase, opts: ListenerOptions) -> (Listener, Accepted) {
         opts,
         -1,
         move |_, fd, peer| {
-            assert!(peer.ip().is_loopback());
+            assert!(peer.as_inet().unwrap().ip().is_loopback());
             a.borrow_mut().push(fd);
         },
     )
@@ -43,7 +43,7 @@ fn accepts_several_connections_per_wakeup() {
     for m in backends() {
         let mut base = base(m);
         let (l, acc) = bind(&mut base, ListenerOptions::REUSEABLE);
-        let addr = l.local_addr().unwrap();
+        let addr = l.local_addr(&base).unwrap();
         assert_eq!(addr.ip().to_string(), "127.0.0.1");
         assert_ne!(addr.port(), 0);
         let clients: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).unwrap()).collect();
@@ -72,7 +72,7 @@ fn leave_sockets_blocking_and_close_on_exec() {
         &mut base,
         ListenerOptions::LEAVE_SOCKETS_BLOCKING | ListenerOptions::CLOSE_ON_EXEC,
     );
-    let _c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let _c = TcpStream::connect(l.local_addr(&base).unwrap()).unwrap();
     run_until(&mut base, LIMIT, |_| acc.borrow().len() == 1);
     let fd = acc.borrow()[0].as_raw_fd();
     // SAFETY: F_GETFL/F_GETFD only query the descriptor.
@@ -80,7 +80,7 @@ fn leave_sockets_blocking_and_close_on_exec() {
         (
             libc::fcntl(fd, libc::F_GETFL),
             libc::fcntl(fd, libc::F_GETFD),
-            libc::fcntl(l.fd(), libc::F_GETFD),
+            libc::fcntl(l.fd(&base).unwrap(), libc::F_GETFD),
         )
     };
     assert_eq!(fl & libc::O_NONBLOCK, 0, "accepted socket is non-blocking");
@@ -94,7 +94,7 @@ fn disabled_listener_leaves_connections_in_the_backlog() {
     for m in backends() {
         let mut base = base(m);
         let (l, acc) = bind(&mut base, ListenerOptions::DISABLED);
-        let addr = l.local_addr().unwrap();
+        let addr = l.local_addr(&base).unwrap();
         let _c1 = TcpStream::connect(addr).unwrap();
         run_for(&mut base, Duration::from_millis(50));
         assert_eq!(acc.borrow().len(), 0, "accepted while disabled");
@@ -127,8 +127,8 @@ fn callback_may_disable_the_listener() {
         },
     )
     .unwrap();
-    *slot.borrow_mut() = Some(l.clone());
-    let addr = l.local_addr().unwrap();
+    *slot.borrow_mut() = Some(l);
+    let addr = l.local_addr(&base).unwrap();
     let _cs: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
     run_for(&mut base, Duration::from_millis(50));
     assert_eq!(n.get(), 1);
@@ -143,14 +143,14 @@ fn reuseable_port_lets_two_listeners_share_a_port() {
     let mut base = EventBase::new().unwrap();
     let opts = ListenerOptions::REUSEABLE | ListenerOptions::REUSEABLE_PORT;
     let (l1, acc1) = bind(&mut base, opts);
-    let addr = l1.local_addr().unwrap();
+    let addr = l1.local_addr(&base).unwrap();
     let acc2: Accepted = Rc::default();
     let a2 = acc2.clone();
     let l2 = Listener::bind(&mut base, addr, opts, -1, move |_, fd, _| {
         a2.borrow_mut().push(fd)
     })
     .unwrap();
-    assert_eq!(l2.local_addr().unwrap(), addr);
+    assert_eq!(l2.local_addr(&base).unwrap(), addr);
     // Without the option, the port is taken.
     assert!(Listener::bind(
         &mut base,
@@ -186,7 +186,7 @@ fn from_fd_without_close_on_free_leaves_the_socket_open() {
     .unwrap();
     let _c = TcpStream::connect(addr).unwrap();
     run_until(&mut base, LIMIT, |_| n.get() == 1);
-    let lfd = l.fd();
+    let lfd = l.fd(&base).unwrap();
     l.free(&mut base).unwrap();
     assert!(fd_is_open(lfd), "listener closed a socket it did not own");
     assert!(fd_is_open(raw));
@@ -219,7 +219,10 @@ fn emfile_child_process() {
     let (l, acc) = bind(&mut base, ListenerOptions::REUSEABLE);
     let errors = Rc::new(RefCell::new(Vec::<Option<i32>>::new()));
     let e = errors.clone();
-    l.set_error_cb(move |_, err| e.borrow_mut().push(err.raw_os_error()));
+    l.set_error_cb(&mut base, move |_, err: &std::io::Error| {
+        e.borrow_mut().push(err.raw_os_error())
+    })
+    .unwrap();
     // Few fds, then fill the table but for a handful of slots.
     let rl = libc::rlimit {
         rlim_cur: 64,
@@ -236,7 +239,7 @@ fn emfile_child_process() {
         }
     }
     fillers.truncate(fillers.len() - EMFILE_FREE_SLOTS);
-    println!("addr {}", l.local_addr().unwrap());
+    println!("addr {}", l.local_addr(&base).unwrap());
     std::io::stdout().flush().unwrap();
 
     run_until(&mut base, LIMIT, |_| !errors.borrow().is_empty());
@@ -337,19 +340,21 @@ fn echo_server(
                 bev.set_read_cb(base, |base, bev| {
                     let (i, o) = bev.buffers(base).unwrap();
                     o.add_buffer(i).unwrap();
-                });
+                })
+                .unwrap();
                 let s = s.clone();
                 bev.set_event_cb(base, move |base, bev, f| {
                     if f.contains(BevFlags::EOF) || f.contains(BevFlags::ERROR) {
                         s.set(s.get() + 1);
                         bev.free(base).unwrap();
                     }
-                });
+                })
+                .unwrap();
                 bev.enable(base, What::READ | What::WRITE).unwrap();
             },
         )
         .unwrap();
-        addr_tx.send(l.local_addr().unwrap()).unwrap();
+        addr_tx.send(l.local_addr(&base).unwrap()).unwrap();
         let stop = base
             .new_event(stop_rx.as_raw_fd(), What::READ, |base, _| base.loopbreak())
             .unwrap();
@@ -381,13 +386,15 @@ fn thousand_connections(m: Method) {
                 d.set(d.get() + 1);
                 bev.free(base).unwrap();
             }
-        });
+        })
+        .unwrap();
         bev.set_event_cb(&mut base, |_, _, f| {
             assert!(
                 !f.contains(BevFlags::ERROR) && !f.contains(BevFlags::EOF),
                 "client {f:?}"
             )
-        });
+        })
+        .unwrap();
         bev.enable(&mut base, What::READ | What::WRITE).unwrap();
         bev.connect(&mut base, addr).unwrap();
         bev.write(&mut base, &msg).unwrap();

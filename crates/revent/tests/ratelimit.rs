@@ -87,7 +87,8 @@ fn count_reads(base: &mut EventBase, bev: BufferEvent) -> Rc<Cell<usize>> {
         c.set(c.get() + input.len());
         let len = input.len();
         input.drain(len).unwrap();
-    });
+    })
+    .unwrap();
     n
 }
 
@@ -120,7 +121,8 @@ fn write_rate_of_one_bufferevent() {
     bev.set_write_cb(&mut base, move |base, bev| {
         bev.write(base, &[2u8; 65536]).unwrap();
         q.set(q.get() + 65536);
-    });
+    })
+    .unwrap();
     bev.set_watermark(&mut base, What::WRITE, 65536, 0).unwrap();
     bev.set_rate_limit(&mut base, Some(cfg())).unwrap();
     bev.write(&mut base, &vec![2u8; 1 << 20]).unwrap();
@@ -233,7 +235,8 @@ fn group_shares_one_write_budget() {
         bev.set_write_cb(&mut base, move |base, bev| {
             bev.write(base, &[3u8; 65536]).unwrap();
             q.set(q.get() + 65536);
-        });
+        })
+        .unwrap();
         bev.set_watermark(&mut base, What::WRITE, 65536, 0).unwrap();
         group.add(&mut base, bev).unwrap();
         bev.write(&mut base, &vec![3u8; 1 << 20]).unwrap();

@@ -1,6 +1,13 @@
-//! Change callbacks (libevent's `evbuffer_add_cb` family).
+//! Change callbacks (libevent's `evbuffer_add_cb` family) and the owner's watch.
+//!
+//! Changes are recorded as they happen and delivered when the operation is done with the buffer: the
+//! callbacks receive the buffer itself (`&mut Evbuffer`), so they may read it, or change it (those
+//! changes are delivered in turn, once the current round is over). In deferred mode the changes are
+//! summed until the buffer's owner runs them from the event loop.
 
+use super::Evbuffer;
 use crate::error::{Error, Result};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 /// What changed, as told to a callback (libevent's `struct evbuffer_cb_info`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,16 +20,18 @@ pub struct CallbackInfo {
     pub n_deleted: usize,
 }
 
-/// Names a registered callback, for [`Evbuffer::remove_cb`](super::Evbuffer::remove_cb).
+/// Names a registered callback, for [`Evbuffer::remove_cb`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallbackId(u64);
 
-type Cb = Box<dyn FnMut(&CallbackInfo) + Send>;
+/// A change callback: the buffer and what changed.
+pub type ChangeCb = dyn FnMut(&mut Evbuffer, &CallbackInfo) + Send;
 
 struct Entry {
     id: u64,
     enabled: bool,
-    f: Cb,
+    /// Taken out while it runs.
+    f: Option<Box<ChangeCb>>,
 }
 
 #[derive(Default)]
@@ -30,37 +39,44 @@ pub(super) struct Callbacks {
     entries: Vec<Entry>,
     next_id: u64,
     deferred: bool,
+    delivering: bool,
+    /// Changes not yet delivered.
     pending: Option<CallbackInfo>,
 }
 
 impl Callbacks {
-    pub(super) fn add(&mut self, f: Cb) -> CallbackId {
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(super) fn add(&mut self, f: Box<ChangeCb>) -> CallbackId {
         let id = self.next_id;
         self.next_id += 1;
         self.entries.push(Entry {
             id,
             enabled: true,
-            f,
+            f: Some(f),
         });
         CallbackId(id)
     }
 
     pub(super) fn remove(&mut self, id: CallbackId) -> Result<()> {
-        let i = self.find(id)?;
+        let i = self.find(id.0)?;
         self.entries.remove(i);
         Ok(())
     }
 
     pub(super) fn set_enabled(&mut self, id: CallbackId, enabled: bool) -> Result<()> {
-        let i = self.find(id)?;
+        let i = self.find(id.0)?;
         self.entries[i].enabled = enabled;
         Ok(())
     }
 
-    fn find(&self, id: CallbackId) -> Result<usize> {
+    fn find(&self, id: u64) -> Result<usize> {
         self.entries
             .iter()
-            .position(|e| e.id == id.0)
+            .position(|e| e.id == id)
             .ok_or(Error::InvalidArgument("no such buffer callback"))
     }
 
@@ -68,44 +84,119 @@ impl Callbacks {
         self.deferred = deferred;
     }
 
-    /// Reports one operation's change. Inline fast path: nothing to do without callbacks.
-    #[inline]
-    pub(super) fn notify(&mut self, orig_size: usize, n_added: usize, n_deleted: usize) {
+    pub(super) fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Records one operation's change; returns whether to deliver now.
+    pub(super) fn record(&mut self, orig_size: usize, n_added: usize, n_deleted: usize) -> bool {
         if self.entries.is_empty() || (n_added == 0 && n_deleted == 0) {
-            return;
+            return false;
         }
-        self.notify_slow(orig_size, n_added, n_deleted);
-    }
-
-    #[cold]
-    fn notify_slow(&mut self, orig_size: usize, n_added: usize, n_deleted: usize) {
-        if self.deferred {
-            let p = self.pending.get_or_insert(CallbackInfo {
-                orig_size,
-                n_added: 0,
-                n_deleted: 0,
-            });
-            p.n_added = p.n_added.saturating_add(n_added);
-            p.n_deleted = p.n_deleted.saturating_add(n_deleted);
-            return;
-        }
-        let info = CallbackInfo {
+        let p = self.pending.get_or_insert(CallbackInfo {
             orig_size,
-            n_added,
-            n_deleted,
-        };
-        self.deliver(&info);
+            n_added: 0,
+            n_deleted: 0,
+        });
+        p.n_added = p.n_added.saturating_add(n_added);
+        p.n_deleted = p.n_deleted.saturating_add(n_deleted);
+        !self.deferred && !self.delivering
     }
 
-    pub(super) fn run_deferred(&mut self) {
-        if let Some(info) = self.pending.take() {
-            self.deliver(&info);
+    /// The next enabled callback at index `*at` or later, taken out of its entry.
+    fn take_next(&mut self, at: &mut usize) -> Option<(u64, Box<ChangeCb>)> {
+        while let Some(e) = self.entries.get_mut(*at) {
+            *at += 1;
+            if e.enabled {
+                if let Some(f) = e.f.take() {
+                    return Some((e.id, f));
+                }
+            }
+        }
+        None
+    }
+
+    /// Puts a callback back after it ran, unless it was removed meanwhile; returns the index after it.
+    fn put_back(&mut self, id: u64, f: Box<ChangeCb>, at: usize) -> usize {
+        match self.entries.iter().position(|e| e.id == id) {
+            Some(i) => {
+                if self.entries[i].f.is_none() {
+                    self.entries[i].f = Some(f);
+                }
+                i + 1
+            }
+            // Removed by itself or another callback: the entries after it moved down by one.
+            None => at.saturating_sub(1),
+        }
+    }
+}
+
+/// The owner's watch on a buffer: told of the first change after each acknowledgement.
+pub(super) struct Watch {
+    pub(super) notify: Box<dyn Fn() + Send>,
+    pub(super) notified: bool,
+}
+
+impl Evbuffer {
+    /// Delivers pending changes to the callbacks, round after round while callbacks make changes.
+    pub(super) fn deliver_callbacks(&mut self) {
+        self.cbs.delivering = true;
+        while let Some(info) = self.cbs.pending.take() {
+            let mut at = 0;
+            while let Some((id, mut f)) = self.cbs.take_next(&mut at) {
+                let r = catch_unwind(AssertUnwindSafe(|| f(self, &info)));
+                at = self.cbs.put_back(id, f, at);
+                if let Err(payload) = r {
+                    self.cbs.delivering = false;
+                    resume_unwind(payload);
+                }
+            }
+        }
+        self.cbs.delivering = false;
+    }
+
+    /// The slow half of `changed`: the watch, then the callbacks.
+    #[cold]
+    pub(super) fn changed_slow(&mut self, orig_size: usize, n_added: usize, n_deleted: usize) {
+        if n_added == 0 && n_deleted == 0 {
+            return;
+        }
+        if let Some(w) = &mut self.watch {
+            if !w.notified {
+                w.notified = true;
+                (w.notify)();
+            }
+        }
+        if self.cbs.record(orig_size, n_added, n_deleted) {
+            self.deliver_callbacks();
         }
     }
 
-    fn deliver(&mut self, info: &CallbackInfo) {
-        for e in self.entries.iter_mut().filter(|e| e.enabled) {
-            (e.f)(info);
+    // ---- the owner's side ----
+
+    /// Lets the buffer's owner (a bufferevent) hear of changes made through any path, a foreign
+    /// pointer included: `notify` runs at the first change after each [`watch_seen`](Self::watch_seen).
+    pub(crate) fn set_watch(&mut self, notify: Box<dyn Fn() + Send>) {
+        self.watch = Some(Watch {
+            notify,
+            notified: false,
+        });
+    }
+
+    /// The owner is about to look at the buffer (or just did): changes up to now need no notice.
+    #[inline]
+    pub(crate) fn watch_seen(&mut self) {
+        if let Some(w) = &mut self.watch {
+            w.notified = false;
+        }
+    }
+
+    /// The owner already knows a change is coming (it handed out `&mut` itself): no notice needed
+    /// until the next [`watch_seen`](Self::watch_seen).
+    #[inline]
+    pub(crate) fn watch_expect(&mut self) {
+        if let Some(w) = &mut self.watch {
+            w.notified = true;
         }
     }
 }

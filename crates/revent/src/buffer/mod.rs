@@ -18,8 +18,8 @@
 //! ```
 //!
 //! Differences from libevent worth knowing:
-//! - change callbacks ([`Evbuffer::add_cb`]) are told what changed but cannot touch the buffer;
-//! - deferred callbacks queue until [`Evbuffer::run_deferred_callbacks`] (the event loop will call it);
+//! - change callbacks ([`Evbuffer::add_cb`]) run once the operation is done with the buffer and
+//!   receive it, so they may read or change it;
 //! - positions ([`EvbufferPtr`]) are checked: one that no longer fits the buffer is an error.
 
 mod callbacks;
@@ -34,10 +34,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use callbacks::Callbacks;
+use callbacks::{Callbacks, Watch};
 use chunk::{alloc_zeroed, Chunk, RefHolder, Store, MAX_CHUNK, MIN_CHUNK};
 
-pub use callbacks::{CallbackId, CallbackInfo};
+pub use callbacks::{CallbackId, CallbackInfo, ChangeCb};
 pub use search::{EolStyle, EvbufferPtr, Peek, PtrHow};
 
 /// Which end of a buffer [`Evbuffer::freeze`] acts on.
@@ -82,6 +82,8 @@ pub struct Evbuffer {
     /// Number of file-segment chunks, so the common case skips looking for them.
     file_chunks: usize,
     cbs: Callbacks,
+    /// The owner (a bufferevent) hears of changes made through any path.
+    watch: Option<Watch>,
 }
 
 impl Drop for Evbuffer {
@@ -132,6 +134,7 @@ impl Evbuffer {
             eol_hint: (EolStyle::Lf, 0),
             file_chunks: 0,
             cbs: Callbacks::default(),
+            watch: None,
         }
     }
 
@@ -209,13 +212,22 @@ impl Evbuffer {
         self.reserved = false;
     }
 
+    /// Tells the owner and the change callbacks, once the operation is done with the buffer. Inline
+    /// fast path: a buffer with neither does nothing.
+    #[inline]
+    fn changed(&mut self, orig_size: usize, n_added: usize, n_deleted: usize) {
+        if self.watch.is_some() || !self.cbs.is_empty() {
+            self.changed_slow(orig_size, n_added, n_deleted);
+        }
+    }
+
     /// Bookkeeping after `n` bytes were appended (the caller checked the length with `grow_len`).
     #[inline]
     fn grew(&mut self, n: usize) {
         let orig = self.len;
         self.len = orig + n;
         self.touched();
-        self.cbs.notify(orig, n, 0);
+        self.changed(orig, n, 0);
     }
 
     /// Bookkeeping after every chunk was moved out to another buffer.
@@ -225,7 +237,7 @@ impl Evbuffer {
         self.len = 0;
         self.eol_hint.1 = 0;
         self.touched();
-        self.cbs.notify(orig, 0, orig);
+        self.changed(orig, 0, orig);
     }
 
     #[inline]
@@ -333,7 +345,7 @@ impl Evbuffer {
                         let orig = self.len;
                         self.len = new_len;
                         self.touched();
-                        self.cbs.notify(orig, data.len(), 0);
+                        self.changed(orig, data.len(), 0);
                         return Ok(());
                     }
                 }
@@ -351,7 +363,7 @@ impl Evbuffer {
         let orig = self.len;
         self.append_raw(data)?;
         self.touched();
-        self.cbs.notify(orig, data.len(), 0);
+        self.changed(orig, data.len(), 0);
         Ok(())
     }
 
@@ -469,7 +481,7 @@ impl Evbuffer {
         self.len = new_len;
         self.eol_hint.1 = 0;
         self.touched();
-        self.cbs.notify(orig, k, 0);
+        self.changed(orig, k, 0);
         Ok(())
     }
 
@@ -509,7 +521,7 @@ impl Evbuffer {
         let added = self.len - orig;
         if added > 0 {
             self.touched();
-            self.cbs.notify(orig, added, 0);
+            self.changed(orig, added, 0);
         }
         match (res, err) {
             (_, Some(e)) => Err(e),
@@ -632,7 +644,7 @@ impl Evbuffer {
                         self.finish_remove(orig, moved);
                         dst.len = dst_orig + moved;
                         dst.touched();
-                        dst.cbs.notify(dst_orig, moved, 0);
+                        dst.changed(dst_orig, moved, 0);
                         return Err(e);
                     }
                 }
@@ -641,7 +653,7 @@ impl Evbuffer {
         // `dst_copy` grew dst.len for the copied part; set it for the whole move in one place.
         dst.len = dst_len;
         dst.touched();
-        dst.cbs.notify(dst_orig, n, 0);
+        dst.changed(dst_orig, n, 0);
         self.finish_remove(orig, n);
         Ok(n)
     }
@@ -655,7 +667,7 @@ impl Evbuffer {
         }
         self.eol_hint.1 = self.eol_hint.1.saturating_sub(n);
         self.touched();
-        self.cbs.notify(orig, 0, n);
+        self.changed(orig, 0, n);
     }
 
     /// If the buffer became empty, keeps one owned chunk reset to its start for reuse and drops the rest.
@@ -931,10 +943,27 @@ impl Evbuffer {
 
     // ---- callbacks ----
 
-    /// Registers a callback told about every change in size (libevent's `evbuffer_add_cb`). It runs
-    /// after each operation that added or removed bytes, or, in deferred mode, from
-    /// [`run_deferred_callbacks`](Self::run_deferred_callbacks).
-    pub fn add_cb(&mut self, cb: impl FnMut(&CallbackInfo) + Send + 'static) -> CallbackId {
+    /// Registers a callback told about every change in size (libevent's `evbuffer_add_cb`).
+    ///
+    /// It runs once the operation that added or removed bytes is done with the buffer, and receives
+    /// the buffer, so it may look at it (or change it: such changes are reported in a further round).
+    /// In deferred mode it runs later instead; see [`set_deferred_callbacks`](Self::set_deferred_callbacks).
+    ///
+    /// ```
+    /// use revent::buffer::Evbuffer;
+    /// use std::sync::{Arc, Mutex};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// let mut buf = Evbuffer::new();
+    /// buf.add_cb(move |buf, info| s.lock().unwrap().push((info.n_added, info.n_deleted, buf.len())));
+    /// buf.add(b"hello").unwrap();
+    /// buf.drain(2).unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), vec![(5, 0, 5), (0, 2, 3)]);
+    /// ```
+    pub fn add_cb(
+        &mut self,
+        cb: impl FnMut(&mut Evbuffer, &CallbackInfo) + Send + 'static,
+    ) -> CallbackId {
         self.cbs.add(Box::new(cb))
     }
 
@@ -949,15 +978,27 @@ impl Evbuffer {
     }
 
     /// Defers callbacks (libevent's `evbuffer_defer_callbacks`): changes are summed and reported in one
-    /// call per callback when [`run_deferred_callbacks`](Self::run_deferred_callbacks) runs. The event
-    /// loop integration will call that once per loop iteration; until then the owner calls it.
+    /// call per callback when the buffer's owner runs them. The buffers of a bufferevent made with
+    /// [`BevOptions::DEFER_CALLBACKS`](crate::BevOptions::DEFER_CALLBACKS) are deferred this way and
+    /// their callbacks run from the event loop; for a buffer of your own, you are the owner: call
+    /// [`run_deferred_callbacks`](Self::run_deferred_callbacks) from the loop (an event of yours).
     pub fn set_deferred_callbacks(&mut self, deferred: bool) {
         self.cbs.set_deferred(deferred);
+        if !deferred && self.cbs.has_pending() {
+            self.deliver_callbacks();
+        }
     }
 
-    /// Delivers the changes queued in deferred mode. Does nothing if none are queued.
+    /// Whether changes wait for [`run_deferred_callbacks`](Self::run_deferred_callbacks).
+    pub(crate) fn has_pending_callbacks(&self) -> bool {
+        self.cbs.has_pending()
+    }
+
+    /// Delivers the changes summed in deferred mode. Does nothing if none are pending.
     pub fn run_deferred_callbacks(&mut self) {
-        self.cbs.run_deferred();
+        if self.cbs.has_pending() {
+            self.deliver_callbacks();
+        }
     }
 
     // ---- file segments ----

@@ -1,8 +1,13 @@
 //! Filtering bufferevents: a bufferevent stacked on another one, transforming the bytes that pass
 //! (compression, TLS-like framing, line rewriting). Reads: underlying input → input filter → this
 //! input. Writes: this output → output filter → underlying output.
+//!
+//! As in libevent, the filter takes over the underlying bufferevent's callbacks: its read callback
+//! pulls data up, its write callback pushes more down, its event callback is passed on.
 
-use super::{run_cb, BevOptions, BufferEvent, Cb, FlushMode, Kind};
+use super::bev::{self, parts, read_done, report, write_done, Bev};
+use super::kind::Kind;
+use super::{BevFlags, BevOptions, BufferEvent, FlushMode};
 use crate::base::EventBase;
 use crate::buffer::Evbuffer;
 use crate::error::{Error, Result};
@@ -43,150 +48,138 @@ impl Filter {
         }
     }
 
-    pub(crate) fn close(self, base: &mut EventBase, options: BevOptions) {
-        if let Ok(u) = base.bevs.get_mut(self.underlying) {
-            u.upper = None;
+    /// The filter is freed: the underlying bufferevent gets its callbacks cleared (as libevent does)
+    /// and, with CLOSE_ON_FREE, is freed too.
+    pub(crate) fn destruct(self, base: &mut EventBase, options: BevOptions) {
+        let u = self.underlying;
+        if let Ok(under) = parts(base).1.get_mut(u) {
+            under.upper = None;
+            let _ = bev::set_callbacks(base, u, Some(None), Some(None), Some(None));
         }
         if options.contains(BevOptions::CLOSE_ON_FREE) {
-            let _ = self.underlying.free(base);
+            let _ = u.free(base);
         }
     }
 }
 
+/// Stacks `h` on `underlying`: takes over its callbacks and enables it both ways.
 pub(crate) fn attach(base: &mut EventBase, h: BufferEvent, underlying: BufferEvent) -> Result<()> {
-    base.bevs.get_mut(underlying)?.upper = Some(h);
+    parts(base).1.get_mut(underlying)?.upper = Some(h);
+    bev::set_callbacks(
+        base,
+        underlying,
+        Some(Some(Box::new(move |base, _| pull_up(base, h)))),
+        Some(Some(Box::new(move |base, _| push_down(base, h)))),
+        Some(Some(Box::new(move |base, _, flags| {
+            report(base, h, flags, None)
+        }))),
+    )?;
     underlying.enable(base, What::READ | What::WRITE)
 }
 
-/// The underlying bufferevent was freed under us: nothing more will come.
-pub(crate) fn underlying_gone(base: &mut EventBase, upper: BufferEvent) {
-    run_cb(
-        base,
-        upper,
-        Cb::Event(super::BevFlags::EOF | super::BevFlags::READING),
-        false,
-    );
-}
-
-fn underlying_of(base: &EventBase, h: BufferEvent) -> Option<BufferEvent> {
-    match &base.bevs.get(h).ok()?.kind {
+fn underlying_of(b: &Bev) -> Option<BufferEvent> {
+    match &b.kind {
         Kind::Filter(f) => Some(f.underlying),
         _ => None,
     }
 }
 
-/// Runs the input filter: underlying input → our input. Returns bytes produced, or None on error.
-fn filter_in(base: &mut EventBase, h: BufferEvent, mode: FlushMode) -> Option<usize> {
-    let u = underlying_of(base, h)?;
-    let (me, under) = base.bevs.pair_mut(h, u)?;
-    if !me.enabled.contains(What::READ) || me.read_suspended != 0 || under.input.is_empty() {
-        return Some(0);
-    }
-    let limit = if me.read_high > 0 {
-        me.read_high.saturating_sub(me.input.len()) as isize
-    } else {
-        -1
-    };
-    let before = me.input.len();
-    let super::Bev { input, kind, .. } = &mut *me;
-    let Kind::Filter(f) = kind else {
-        return Some(0);
-    };
-    let res = match &mut f.input {
-        Some(filt) => filt(&mut under.input, input, limit, mode),
-        None => {
-            let n = if limit < 0 {
-                usize::MAX
-            } else {
-                limit as usize
-            };
-            let _ = under.input.remove_buffer(input, n);
-            FilterResult::Ok
-        }
-    };
-    if res == FilterResult::Error {
-        return None;
-    }
-    Some(me.input.len().saturating_sub(before))
+fn limit_of(room: Option<usize>) -> isize {
+    room.map_or(-1, |n| n.min(isize::MAX as usize) as isize)
 }
 
-/// Runs the output filter: our output → underlying output. Returns bytes produced, or None on error.
-fn filter_out(base: &mut EventBase, h: BufferEvent, mode: FlushMode) -> Option<usize> {
-    let u = underlying_of(base, h)?;
-    let (me, under) = base.bevs.pair_mut(h, u)?;
-    if mode == FlushMode::Normal && (!me.enabled.contains(What::WRITE) || me.output.is_empty()) {
+/// Runs the input filter: underlying input → our input. Returns bytes produced, or None on error.
+fn filter_in(base: &mut EventBase, h: BufferEvent, mode: FlushMode) -> Option<usize> {
+    let (_, st) = parts(base);
+    let u = underlying_of(st.get(h).ok()?)?;
+    let (me, under) = st.get2_mut(h, u)?;
+    if !me.wants_read() || under.input.get().is_empty() {
         return Some(0);
     }
-    let limit = if under.write_high > 0 {
-        under.write_high.saturating_sub(under.output.len()) as isize
-    } else {
-        -1
-    };
-    let before = under.output.len();
-    let super::Bev { output, kind, .. } = &mut *me;
+    let room = (me.read_high > 0).then(|| me.read_high.saturating_sub(me.input.get().len()));
+    let before = me.input.get().len();
+    let Bev { input, kind, .. } = me;
     let Kind::Filter(f) = kind else {
         return Some(0);
     };
-    let res = match &mut f.output {
-        Some(filt) => filt(output, &mut under.output, limit, mode),
+    let (src, dst) = (under.input.get_mut(), input.get_mut());
+    let res = match &mut f.input {
+        Some(filt) => filt(src, dst, limit_of(room), mode),
         None => {
-            let n = if limit < 0 {
-                usize::MAX
-            } else {
-                limit as usize
-            };
-            let _ = output.remove_buffer(&mut under.output, n);
+            let _ = src.remove_buffer(dst, room.unwrap_or(usize::MAX));
             FilterResult::Ok
         }
     };
     if res == FilterResult::Error {
         return None;
     }
-    let produced = under.output.len().saturating_sub(before);
-    if produced > 0 {
-        base.bevs.mark_dirty(u);
-    }
+    let produced = dst.len().saturating_sub(before);
+    // The underlying input shrank: it may read again.
+    st.mark_dirty(u);
     Some(produced)
 }
 
-fn filter_error(base: &mut EventBase, h: BufferEvent, dir: super::BevFlags) {
-    super::report(base, h, super::BevFlags::ERROR | dir, Some(libc::EINVAL));
+/// Runs the output filter: our output → underlying output. Returns how much of our output it took,
+/// or None on error.
+fn filter_out(base: &mut EventBase, h: BufferEvent, mode: FlushMode) -> Option<usize> {
+    let (_, st) = parts(base);
+    let u = underlying_of(st.get(h).ok()?)?;
+    let (me, under) = st.get2_mut(h, u)?;
+    if mode == FlushMode::Normal && !me.wants_write() {
+        return Some(0);
+    }
+    let room =
+        (under.write_high > 0).then(|| under.write_high.saturating_sub(under.output.get().len()));
+    let before = me.output.get().len();
+    let Bev { output, kind, .. } = me;
+    let Kind::Filter(f) = kind else {
+        return Some(0);
+    };
+    let (src, dst) = (output.get_mut(), under.output.get_mut());
+    let produced_before = dst.len();
+    let res = match &mut f.output {
+        Some(filt) => filt(src, dst, limit_of(room), mode),
+        None => {
+            let _ = src.remove_buffer(dst, room.unwrap_or(usize::MAX));
+            FilterResult::Ok
+        }
+    };
+    if res == FilterResult::Error {
+        return None;
+    }
+    let taken = before.saturating_sub(src.len());
+    if dst.len() != produced_before {
+        st.mark_dirty(u);
+    }
+    Some(taken)
 }
 
-/// A callback of the underlying bufferevent, redirected to the filter on top of it.
-pub(crate) fn from_underlying(base: &mut EventBase, h: BufferEvent, which: Cb) {
-    match which {
-        Cb::Read => match filter_in(base, h, FlushMode::Normal) {
-            Some(n) if n > 0 => {
-                let Ok(me) = base.bevs.get(h) else { return };
-                if me.input.len() >= me.read_low {
-                    run_cb(base, h, Cb::Read, false);
-                }
-            }
-            Some(_) => {}
-            None => filter_error(base, h, super::BevFlags::READING),
-        },
-        Cb::Write => {
-            if filter_out(base, h, FlushMode::Normal).is_none() {
-                filter_error(base, h, super::BevFlags::WRITING);
-                return;
-            }
-            let Ok(me) = base.bevs.get(h) else { return };
-            if me.output.len() <= me.write_low {
-                run_cb(base, h, Cb::Write, false);
-            }
-        }
-        Cb::Event(flags) => run_cb(base, h, Cb::Event(flags), false),
+fn filter_error(base: &mut EventBase, h: BufferEvent, dir: BevFlags) {
+    report(base, h, BevFlags::ERROR | dir, Some(libc::EINVAL));
+}
+
+/// The underlying bufferevent has input: filter it up and tell our reader.
+fn pull_up(base: &mut EventBase, h: BufferEvent) {
+    match filter_in(base, h, FlushMode::Normal) {
+        Some(n) if n > 0 => read_done(base, h, n),
+        Some(_) => {}
+        None => filter_error(base, h, BevFlags::READING),
+    }
+}
+
+/// The underlying bufferevent drained its output: filter more of ours down.
+fn push_down(base: &mut EventBase, h: BufferEvent) {
+    match filter_out(base, h, FlushMode::Normal) {
+        Some(n) if n > 0 => write_done(base, h, n),
+        Some(_) => {}
+        None => filter_error(base, h, BevFlags::WRITING),
     }
 }
 
 /// The filter was touched: push its output down, pull input up if the user made room.
 pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
-    if filter_out(base, h, FlushMode::Normal).is_none() {
-        filter_error(base, h, super::BevFlags::WRITING);
-        return;
-    }
-    from_underlying(base, h, Cb::Read);
+    push_down(base, h);
+    pull_up(base, h);
 }
 
 pub(crate) fn flush(
@@ -195,20 +188,34 @@ pub(crate) fn flush(
     what: What,
     mode: FlushMode,
 ) -> Result<bool> {
-    let u = underlying_of(base, h).ok_or(Error::StaleEvent)?;
-    let mut moved = false;
-    if what.contains(What::WRITE) {
-        match filter_out(base, h, mode) {
-            Some(n) => moved |= n > 0,
-            None => return Err(Error::InvalidArgument("output filter failed")),
+    let (_, st) = parts(base);
+    let u = underlying_of(st.get(h)?)
+        .ok_or(Error::Unsupported("flush of a filter without underlying"))?;
+    bev::deferring(base, |base| {
+        let mut moved = false;
+        if what.contains(What::WRITE) {
+            match filter_out(base, h, mode) {
+                Some(n) => {
+                    moved |= n > 0;
+                    if n > 0 {
+                        write_done(base, h, n);
+                    }
+                }
+                None => return Err(Error::InvalidArgument("output filter failed")),
+            }
+            moved |= u.flush(base, What::WRITE, mode)?;
         }
-        moved |= u.flush(base, What::WRITE, mode)?;
-    }
-    if what.contains(What::READ) {
-        match filter_in(base, h, mode) {
-            Some(n) => moved |= n > 0,
-            None => return Err(Error::InvalidArgument("input filter failed")),
+        if what.contains(What::READ) {
+            match filter_in(base, h, mode) {
+                Some(n) => {
+                    moved |= n > 0;
+                    if n > 0 {
+                        read_done(base, h, n);
+                    }
+                }
+                None => return Err(Error::InvalidArgument("input filter failed")),
+            }
         }
-    }
-    Ok(moved)
+        Ok(moved)
+    })
 }

@@ -1,9 +1,12 @@
 //! Bufferevent pairs: two bufferevents joined in memory. What one writes, the other reads, with the
-//! same watermark and callback rules as sockets; data moves chunk by chunk, without copying.
+//! same watermark and callback rules as sockets; data moves chunk by chunk, without copying. As in
+//! libevent, a pair always defers its callbacks to the loop (`BevOptions::DEFER_CALLBACKS`), so no
+//! callback of one side runs inside a call on the other.
 
-use super::{after_read, after_write, run_cb, BevFlags, BufferEvent, Cb, FlushMode, Kind};
+use super::bev::{self, parts, read_done, report, write_done, Bev, Cb};
+use super::kind::Kind;
+use super::{BevFlags, BufferEvent, FlushMode};
 use crate::base::EventBase;
-use crate::buffer::Evbuffer;
 use crate::error::Result;
 use crate::event::What;
 
@@ -12,16 +15,17 @@ pub(crate) struct Pair {
     pub(crate) partner: Option<BufferEvent>,
 }
 
-fn partner_of(base: &EventBase, h: BufferEvent) -> Option<BufferEvent> {
-    match &base.bevs.get(h).ok()?.kind {
+fn partner_of(b: &Bev) -> Option<BufferEvent> {
+    match &b.kind {
         Kind::Pair(p) => p.partner,
         _ => None,
     }
 }
 
 pub(crate) fn link(base: &mut EventBase, a: BufferEvent, b: BufferEvent) {
+    let (_, st) = parts(base);
     for (x, y) in [(a, b), (b, a)] {
-        if let Ok(bev) = base.bevs.get_mut(x) {
+        if let Ok(bev) = st.get_mut(x) {
             if let Kind::Pair(p) = &mut bev.kind {
                 p.partner = Some(y);
             }
@@ -29,57 +33,62 @@ pub(crate) fn link(base: &mut EventBase, a: BufferEvent, b: BufferEvent) {
     }
 }
 
-/// One side was freed: what it had written still reaches the other side (as far as that side
-/// reads), then the other side sees end of file, as a socket's peer would.
-pub(crate) fn unlink(base: &mut EventBase, p: Pair, output: &mut Evbuffer) {
-    let Some(partner) = p.partner else { return };
-    let Ok(bev) = base.bevs.get_mut(partner) else {
-        return;
-    };
-    if let Kind::Pair(pp) = &mut bev.kind {
-        pp.partner = None;
+impl Pair {
+    /// One side is being freed: what it had written still reaches the other side (as far as that
+    /// side reads), then the other side sees end of file, as a socket's peer would. Both through
+    /// the other side's deferred callbacks.
+    pub(crate) fn destruct(self, base: &mut EventBase, b: &mut Bev) {
+        let Some(partner) = self.partner else { return };
+        bev::deferring(base, |base| {
+            let (_, st) = parts(base);
+            let Ok(other) = st.get_mut(partner) else {
+                return;
+            };
+            if let Kind::Pair(pp) = &mut other.kind {
+                pp.partner = None;
+            }
+            let mut moved = 0;
+            if other.wants_read() {
+                let n = b.output.get().len().min(other.read_budget());
+                moved = b.output().remove_buffer(other.input(), n).unwrap_or(0);
+            }
+            if moved > 0 {
+                read_done(base, partner, moved);
+            }
+            report(base, partner, BevFlags::EOF | BevFlags::READING, None);
+        });
     }
-    let mut moved = 0;
-    if bev.enabled.contains(What::READ) && bev.read_suspended == 0 {
-        let n = output.len().min(bev.read_budget());
-        moved = output.remove_buffer(&mut bev.input, n).unwrap_or(0);
-    }
-    if moved > 0 {
-        after_read(base, partner, moved);
-    }
-    super::report(base, partner, BevFlags::EOF | BevFlags::READING, None);
 }
 
 /// Moves data both ways as far as enable flags and watermarks allow.
 pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
-    let Some(p) = partner_of(base, h) else { return };
+    let Some(p) = parts(base).1.get(h).ok().and_then(partner_of) else {
+        return;
+    };
     transfer(base, h, p, false);
     transfer(base, p, h, false);
 }
 
 /// Moves `src`'s output into `dst`'s input; returns the bytes moved.
 fn transfer(base: &mut EventBase, src: BufferEvent, dst: BufferEvent, ignore_wm: bool) -> usize {
-    let Some((s, d)) = base.bevs.pair_mut(src, dst) else {
+    let (_, st) = parts(base);
+    let Some((s, d)) = st.get2_mut(src, dst) else {
         return 0;
     };
-    if !ignore_wm
-        && (!s.enabled.contains(What::WRITE)
-            || !d.enabled.contains(What::READ)
-            || d.read_suspended != 0)
-    {
-        return 0;
-    }
-    let mut n = s.output.len();
+    let mut n = s.output.get().len();
     if !ignore_wm {
+        if !s.enabled.contains(What::WRITE) || !d.wants_read() {
+            return 0;
+        }
         n = n.min(d.read_budget()).min(s.write_budget());
     }
     if n == 0 {
         return 0;
     }
-    let moved = s.output.remove_buffer(&mut d.input, n).unwrap_or(0);
+    let moved = s.output().remove_buffer(d.input(), n).unwrap_or(0);
     if moved > 0 {
-        after_read(base, dst, moved);
-        after_write(base, src, moved, false);
+        read_done(base, dst, moved);
+        write_done(base, src, moved);
     }
     moved
 }
@@ -90,22 +99,24 @@ pub(crate) fn flush(
     what: What,
     mode: FlushMode,
 ) -> Result<bool> {
-    base.bevs.get(h)?;
+    let Some(p) = partner_of(parts(base).1.get(h)?) else {
+        return Ok(false);
+    };
     if mode == FlushMode::Normal {
         return Ok(false);
     }
-    let Some(p) = partner_of(base, h) else {
-        return Ok(false);
-    };
-    let mut moved = 0;
-    if what.contains(What::READ) {
-        moved += transfer(base, p, h, true);
-    }
-    if what.contains(What::WRITE) {
-        moved += transfer(base, h, p, true);
-    }
+    let moved = bev::deferring(base, |base| {
+        let mut moved = 0;
+        if what.contains(What::READ) {
+            moved += transfer(base, p, h, true);
+        }
+        if what.contains(What::WRITE) {
+            moved += transfer(base, h, p, true);
+        }
+        moved
+    });
     if mode == FlushMode::Finished {
-        run_cb(base, p, Cb::Event(BevFlags::EOF | BevFlags::READING), false);
+        bev::defer(base, p, Cb::Event(BevFlags::EOF | BevFlags::READING));
     }
     Ok(moved > 0)
 }

@@ -6,10 +6,12 @@
 //! group's bucket is shared: each member may use its share of what the group has left (at least the
 //! group's minimum share), as well as its own bucket.
 
-use super::{BufferEvent, SUSPEND_RATE};
-use crate::base::EventBase;
-use crate::error::{Error, Result};
-use crate::event::EventId;
+use super::bev::{parts, Store, SUSPEND_RATE};
+use super::BufferEvent;
+use crate::base::{Core, EventBase};
+use crate::error::{Error, Handle, Result};
+use crate::event::{EventId, What};
+use crate::slab::Key;
 use std::time::{Duration, Instant};
 
 /// Token-bucket settings: bytes per tick and the most that can be saved up, for each direction.
@@ -28,6 +30,24 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// The same limit both ways: `rate` bytes per `tick`, at most `burst` at once.
+    ///
+    /// ```
+    /// use revent::RateLimit;
+    /// use std::time::Duration;
+    /// let cfg = RateLimit::symmetric(1000, 4000, Duration::from_millis(100));
+    /// assert_eq!((cfg.read_rate, cfg.write_burst), (1000, 4000));
+    /// ```
+    pub fn symmetric(rate: usize, burst: usize, tick: Duration) -> RateLimit {
+        RateLimit {
+            read_rate: rate,
+            read_burst: burst,
+            write_rate: rate,
+            write_burst: burst,
+            tick,
+        }
+    }
+
     fn check(&self) -> Result<()> {
         if self.tick.is_zero() || self.read_rate == 0 || self.write_rate == 0 {
             return Err(Error::InvalidArgument(
@@ -110,44 +130,64 @@ impl Limiter {
         own.min(self.group_write)
     }
 
-    pub(crate) fn free(self, base: &mut EventBase) {
-        let _ = base.free(self.timer);
+    pub(crate) fn free(self, core: &mut Core) {
+        let _ = core.free(self.timer);
     }
 }
 
-struct Group {
+pub(crate) struct Group {
     bucket: Bucket,
     members: Vec<BufferEvent>,
     min_share: usize,
 }
 
-/// All rate-limit groups of a base.
-#[derive(Default)]
-pub(crate) struct Groups {
-    slots: Vec<(u32, Option<Group>)>,
-}
-
 /// A handle to a group of bufferevents sharing one rate limit.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+///
+/// ```
+/// use revent::{BevOptions, BufferEvent, EventBase, RateLimit, RateLimitGroup};
+/// use std::time::Duration;
+/// let mut base = EventBase::new().unwrap();
+/// let group = RateLimitGroup::new(&mut base, RateLimit::symmetric(4096, 4096, Duration::from_millis(50))).unwrap();
+/// let (a, _b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+/// group.add(&mut base, a).unwrap();
+/// group.free(&mut base).unwrap();
+/// ```
+#[must_use = "a group lives in the base until freed"]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct RateLimitGroup {
     index: u32,
     generation: u32,
 }
 
-impl Groups {
-    fn get_mut(&mut self, g: RateLimitGroup) -> Result<&mut Group> {
-        match self.slots.get_mut(g.index as usize) {
-            Some((gen, Some(group))) if *gen == g.generation => Ok(group),
-            _ => Err(Error::StaleEvent),
+impl RateLimitGroup {
+    fn key(self) -> Key {
+        Key {
+            index: self.index,
+            generation: self.generation,
         }
     }
 }
 
+const STALE_GROUP: Error = Error::Stale(Handle::RateLimitGroup);
+
+fn group_mut(st: &mut Store, g: RateLimitGroup) -> Result<&mut Group> {
+    st.groups.get_mut(g.key()).ok_or(STALE_GROUP)
+}
+
+/// Whether `h` has a rate limit (own or group).
+#[inline]
+pub(crate) fn limited(base: &mut EventBase, h: BufferEvent) -> bool {
+    parts(base).1.get(h).is_ok_and(|b| b.rate.is_some())
+}
+
 /// Makes sure `h` has a limiter (with its wake-up timer).
-fn limiter(base: &mut EventBase, h: BufferEvent) -> Result<&mut Limiter> {
-    if base.bevs.get(h)?.rate.is_none() {
-        let timer = base.new_timer(move |base, _| wake(base, h));
-        base.bevs.get_mut(h)?.rate = Some(Limiter {
+fn limiter<'a>(core: &mut Core, st: &'a mut Store, h: BufferEvent) -> Result<&'a mut Limiter> {
+    let b = st.get_mut(h)?;
+    if b.rate.is_none() {
+        // A counted event (as libevent's refill timer): a bufferevent waiting for tokens keeps the
+        // loop alive.
+        let timer = core.new_timer(move |base, _| wake(base, h));
+        b.rate = Some(Limiter {
             own: None,
             group: None,
             group_read: usize::MAX,
@@ -155,18 +195,18 @@ fn limiter(base: &mut EventBase, h: BufferEvent) -> Result<&mut Limiter> {
             timer,
         });
     }
-    Ok(base.bevs.get_mut(h)?.rate.as_mut().expect("just made"))
+    Ok(b.rate.as_mut().expect("just made"))
 }
 
 /// Drops the limiter when neither an own limit nor a group is left.
-fn tidy(base: &mut EventBase, h: BufferEvent) {
-    let Ok(b) = base.bevs.get_mut(h) else { return };
+fn tidy(core: &mut Core, st: &mut Store, h: BufferEvent) {
+    let Ok(b) = st.get_mut(h) else { return };
     if matches!(&b.rate, Some(r) if r.own.is_none() && r.group.is_none()) {
         if let Some(r) = b.rate.take() {
             b.read_suspended &= !SUSPEND_RATE;
             b.write_suspended &= !SUSPEND_RATE;
-            r.free(base);
-            base.bevs.mark_dirty(h);
+            r.free(core);
+            st.mark_dirty(h);
         }
     }
 }
@@ -177,23 +217,25 @@ pub(crate) fn set(base: &mut EventBase, h: BufferEvent, cfg: Option<RateLimit>) 
         c.check()?;
     }
     let now = base.now_cached();
-    limiter(base, h)?.own = cfg.map(|c| Bucket::new(c, now));
-    tidy(base, h);
+    let (core, st) = parts(base);
+    limiter(core, st, h)?.own = cfg.map(|c| Bucket::new(c, now));
+    tidy(core, st, h);
     refresh(base, h);
-    base.bevs.mark_dirty(h);
+    parts(base).1.mark_dirty(h);
     Ok(())
 }
 
 /// Refills the buckets of `h` (and its group) up to now and recomputes its group share.
 pub(crate) fn refresh(base: &mut EventBase, h: BufferEvent) {
     let now = base.now_cached();
-    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let (_, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
     let Some(r) = &mut b.rate else { return };
     if let Some(own) = &mut r.own {
         own.refill(now);
     }
     let Some(g) = r.group else { return };
-    let (read, write) = match base.bevs.groups.get_mut(g) {
+    let (read, write) = match group_mut(st, g) {
         Ok(group) => {
             group.bucket.refill(now);
             let n = group.members.len().max(1) as i64;
@@ -210,17 +252,16 @@ pub(crate) fn refresh(base: &mut EventBase, h: BufferEvent) {
         }
         Err(_) => (usize::MAX, usize::MAX),
     };
-    if let Ok(b) = base.bevs.get_mut(h) {
-        if let Some(r) = &mut b.rate {
-            r.group_read = read;
-            r.group_write = write;
-        }
+    if let Some(r) = st.get_mut(h).ok().and_then(|b| b.rate.as_mut()) {
+        r.group_read = read;
+        r.group_write = write;
     }
 }
 
 /// Spends tokens for `n` bytes read (`read`) or written.
 pub(crate) fn consumed(base: &mut EventBase, h: BufferEvent, n: usize, read: bool) {
-    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let (_, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
     let Some(r) = &mut b.rate else { return };
     if let Some(own) = &mut r.own {
         if read {
@@ -230,7 +271,7 @@ pub(crate) fn consumed(base: &mut EventBase, h: BufferEvent, n: usize, read: boo
         }
     }
     if let Some(g) = r.group {
-        if let Ok(group) = base.bevs.groups.get_mut(g) {
+        if let Ok(group) = group_mut(st, g) {
             if read {
                 group.bucket.read -= n as i64;
             } else {
@@ -239,9 +280,10 @@ pub(crate) fn consumed(base: &mut EventBase, h: BufferEvent, n: usize, read: boo
         }
     }
     refresh(base, h);
-    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let (core, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
     let Some(r) = &b.rate else { return };
-    let (ra, wa, timer) = (r.read_allowance(), r.write_allowance(), r.timer);
+    let (ra, wa) = (r.read_allowance(), r.write_allowance());
     if ra == 0 || wa == 0 {
         if ra == 0 {
             b.read_suspended |= SUSPEND_RATE;
@@ -249,54 +291,44 @@ pub(crate) fn consumed(base: &mut EventBase, h: BufferEvent, n: usize, read: boo
         if wa == 0 {
             b.write_suspended |= SUSPEND_RATE;
         }
-        arm(base, h, timer);
+        arm(core, st, h);
     }
 }
 
 /// Called when a direction ran out: sleep until the next tick.
-pub(crate) fn suspended(base: &mut EventBase, h: BufferEvent) {
-    if let Some(timer) = base
-        .bevs
-        .get(h)
-        .ok()
-        .and_then(|b| b.rate.as_ref())
-        .map(|r| r.timer)
-    {
-        arm(base, h, timer);
-    }
+pub(crate) fn suspended(core: &mut Core, st: &mut Store, h: BufferEvent) {
+    arm(core, st, h);
 }
 
-fn arm(base: &mut EventBase, h: BufferEvent, timer: EventId) {
-    let now = base.now_cached();
-    let wait = {
-        let Ok(b) = base.bevs.get(h) else { return };
-        let Some(r) = &b.rate else { return };
-        let own = r.own.as_ref().map(|b| b.next_tick_in(now));
-        let group = r
-            .group
-            .and_then(|g| base.bevs.groups.slots.get(g.index as usize))
-            .and_then(|(_, g)| g.as_ref())
-            .map(|g| g.bucket.next_tick_in(now));
-        match (own, group) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).unwrap_or(Duration::from_millis(1)),
-        }
+/// Arms the limiter's timer for the next tick of its own or its group's bucket, unless it is armed.
+fn arm(core: &mut Core, st: &mut Store, h: BufferEvent) {
+    let now = core.now_cached();
+    let Ok(b) = st.get(h) else { return };
+    let Some(r) = &b.rate else { return };
+    let own = r.own.as_ref().map(|b| b.next_tick_in(now));
+    let group = r
+        .group
+        .and_then(|g| st.groups.get(g.key()))
+        .map(|g| g.bucket.next_tick_in(now));
+    let wait = match (own, group) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(Duration::from_millis(1)),
     };
-    if !base
-        .pending(timer, crate::What::TIMEOUT)
-        .map(|p| !p.0.is_empty())
-        .unwrap_or(true)
-    {
-        let _ = base.add(timer, Some(wait));
+    let armed = core
+        .pending(r.timer, What::TIMEOUT)
+        .map_or(true, |p| !p.0.is_empty());
+    if !armed {
+        let _ = core.add(r.timer, Some(wait));
     }
 }
 
 /// The timer: refill, and resume whatever has tokens again.
 fn wake(base: &mut EventBase, h: BufferEvent) {
     refresh(base, h);
-    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let (core, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
     let Some(r) = &b.rate else { return };
-    let (ra, wa, timer) = (r.read_allowance(), r.write_allowance(), r.timer);
+    let (ra, wa) = (r.read_allowance(), r.write_allowance());
     if ra > 0 {
         b.read_suspended &= !SUSPEND_RATE;
     }
@@ -304,9 +336,9 @@ fn wake(base: &mut EventBase, h: BufferEvent) {
         b.write_suspended &= !SUSPEND_RATE;
     }
     if ra == 0 || wa == 0 {
-        arm(base, h, timer);
+        arm(core, st, h);
     }
-    base.bevs.mark_dirty(h);
+    st.mark_dirty(h);
 }
 
 impl RateLimitGroup {
@@ -318,61 +350,59 @@ impl RateLimitGroup {
             members: Vec::new(),
             min_share: DEFAULT_MIN_SHARE,
         };
-        let slots = &mut base.bevs.groups.slots;
-        if let Some(i) = slots.iter().position(|(_, g)| g.is_none()) {
-            slots[i].1 = Some(group);
-            return Ok(RateLimitGroup {
-                index: i as u32,
-                generation: slots[i].0,
-            });
-        }
-        slots.push((0, Some(group)));
+        let k = parts(base).1.groups.insert(group);
         Ok(RateLimitGroup {
-            index: (slots.len() - 1) as u32,
-            generation: 0,
+            index: k.index,
+            generation: k.generation,
         })
     }
 
     /// Adds `bev` to the group (leaving any group it was in).
     pub fn add(self, base: &mut EventBase, bev: BufferEvent) -> Result<()> {
-        base.bevs.groups.get_mut(self)?;
+        let (_, st) = parts(base);
+        group_mut(st, self)?;
+        st.get(bev)?;
         leave_group(base, bev);
-        limiter(base, bev)?.group = Some(self);
-        base.bevs.groups.get_mut(self)?.members.push(bev);
+        let (core, st) = parts(base);
+        limiter(core, st, bev)?.group = Some(self);
+        group_mut(st, self)?.members.push(bev);
         refresh(base, bev);
         Ok(())
     }
 
     /// Takes `bev` out of the group.
     pub fn remove(self, base: &mut EventBase, bev: BufferEvent) -> Result<()> {
-        base.bevs.groups.get_mut(self)?;
+        group_mut(parts(base).1, self)?;
         leave_group(base, bev);
         Ok(())
     }
 
     /// The least each member may use of the group's budget even when many share it.
     pub fn set_min_share(self, base: &mut EventBase, bytes: usize) -> Result<()> {
-        base.bevs.groups.get_mut(self)?.min_share = bytes;
+        group_mut(parts(base).1, self)?.min_share = bytes;
         Ok(())
+    }
+
+    /// Number of member bufferevents.
+    pub fn members(self, base: &mut EventBase) -> Result<usize> {
+        Ok(group_mut(parts(base).1, self)?.members.len())
     }
 
     /// Frees the group; its members go on without it.
     pub fn free(self, base: &mut EventBase) -> Result<()> {
-        let members = std::mem::take(&mut base.bevs.groups.get_mut(self)?.members);
+        let members = std::mem::take(&mut group_mut(parts(base).1, self)?.members);
         for m in members {
             leave_group(base, m);
         }
-        let slot = &mut base.bevs.groups.slots[self.index as usize];
-        slot.1 = None;
-        slot.0 = slot.0.wrapping_add(1);
+        parts(base).1.groups.remove(self.key());
         Ok(())
     }
 }
 
 /// Takes `h` out of its group, if any.
 pub(crate) fn leave_group(base: &mut EventBase, h: BufferEvent) {
-    let Some(g) = base
-        .bevs
+    let (core, st) = parts(base);
+    let Some(g) = st
         .get_mut(h)
         .ok()
         .and_then(|b| b.rate.as_mut())
@@ -380,14 +410,12 @@ pub(crate) fn leave_group(base: &mut EventBase, h: BufferEvent) {
     else {
         return;
     };
-    if let Ok(group) = base.bevs.groups.get_mut(g) {
+    if let Ok(group) = group_mut(st, g) {
         group.members.retain(|&m| m != h);
     }
-    if let Ok(b) = base.bevs.get_mut(h) {
-        if let Some(r) = &mut b.rate {
-            r.group_read = usize::MAX;
-            r.group_write = usize::MAX;
-        }
+    if let Some(r) = st.get_mut(h).ok().and_then(|b| b.rate.as_mut()) {
+        r.group_read = usize::MAX;
+        r.group_write = usize::MAX;
     }
-    tidy(base, h);
+    tidy(core, st, h);
 }

@@ -1,20 +1,20 @@
 //! Socket bufferevents: a persistent read event and a persistent write event on one socket.
 //!
 //! Reading: when readable, one `readv` straight into the input's tail, as much as the socket holds up
-//! to the high watermark (no size query first). Writing: eagerly, when the bufferevent is flushed
-//! before the loop sleeps; the write event is armed only while the kernel refuses more.
+//! to the high watermark (no size query first). Writing: eagerly, in the prepare phase; the write
+//! event is armed only while the kernel refuses more.
 
-use super::{
-    after_read, after_write, report, run_cb, BevFlags, BevOptions, BufferEvent, Cb, FlushMode,
-    Kind, SUSPEND_RATE,
-};
-use crate::base::EventBase;
+use super::bev::{self, parts, read_done, report, write_done, Bev, Cb, SUSPEND_RATE, SUSPEND_WM};
+use super::kind::Kind;
+use super::{ratelimit, BevFlags, BevOptions, BufferEvent, FlushMode};
+use crate::base::{Core, EventBase};
 use crate::error::{Error, Result};
 use crate::event::{EventId, What};
 use socket2::{Domain, SockRef, Type};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 #[derive(Default)]
 pub(crate) struct Socket {
@@ -37,12 +37,12 @@ impl Socket {
         [self.read_ev, self.write_ev].into_iter().flatten()
     }
 
-    fn release_events(&mut self, base: &mut EventBase) {
+    fn release_events(&mut self, core: &mut Core) {
         for ev in [self.read_ev.take(), self.write_ev.take()]
             .into_iter()
             .flatten()
         {
-            let _ = base.free(ev);
+            let _ = core.free(ev);
         }
         self.read_armed = false;
         self.write_armed = false;
@@ -50,13 +50,8 @@ impl Socket {
 
     /// Lets go of the socket: closed with CLOSE_ON_FREE, otherwise left open for its owner.
     fn release_fd(&mut self, options: BevOptions) {
-        if let Some(fd) = self.fd.take() {
-            if options.contains(BevOptions::CLOSE_ON_FREE) {
-                drop(fd);
-            } else {
-                let _ = fd.into_raw_fd();
-            }
-        }
+        self.forget_unowned_fd(options);
+        self.fd = None;
     }
 
     pub(crate) fn forget_unowned_fd(&mut self, options: BevOptions) {
@@ -68,53 +63,57 @@ impl Socket {
     }
 
     /// On free: one last attempt to write pending output, then release everything.
-    pub(crate) fn close(mut self, base: &mut EventBase, b: &mut super::Bev) {
+    pub(crate) fn destruct(mut self, base: &mut EventBase, b: &mut Bev) {
         if let Some(fd) = &self.fd {
-            if !self.connecting && !b.output.is_empty() {
-                let _ = b.output.write(fd.as_fd());
+            if !self.connecting && !b.output.get().is_empty() {
+                let _ = b.output().write(fd.as_fd());
             }
         }
-        self.release_events(base);
+        self.release_events(&mut base.core);
         self.release_fd(b.options);
     }
 }
 
-fn sock(base: &mut EventBase, h: BufferEvent) -> Option<&mut Socket> {
-    match &mut base.bevs.get_mut(h).ok()?.kind {
+fn sock(b: &mut Bev) -> Option<&mut Socket> {
+    match &mut b.kind {
         Kind::Socket(s) => Some(s),
         _ => None,
     }
 }
 
+fn not_a_socket() -> Error {
+    Error::Unsupported("a socket operation on a bufferevent without a socket")
+}
+
 /// Installs `fd` (or none), replacing the previous socket and its events.
 pub(crate) fn set_fd(base: &mut EventBase, h: BufferEvent, fd: Option<OwnedFd>) -> Result<()> {
-    let options = base.bevs.get(h)?.options;
-    let priority = base.bevs.get(h)?.priority;
-    if let Some(s) = sock(base, h) {
-        let mut old = std::mem::take(s);
-        old.release_events(base);
-        old.release_fd(options);
-    }
+    let (core, st) = parts(base);
+    let b = st.get_mut(h)?;
+    let (options, priority) = (b.options, b.priority);
+    let s = sock(b).ok_or_else(not_a_socket)?;
+    let mut old = std::mem::take(s);
+    old.release_events(core);
+    old.release_fd(options);
     let Some(fd) = fd else { return Ok(()) };
     SockRef::from(&fd).set_nonblocking(true)?;
     let raw = fd.as_raw_fd();
-    let read_ev = base.new_event(raw, What::READ | What::PERSIST, move |base, f| {
+    let read_ev = core.new_event(raw, What::READ | What::PERSIST, move |base, f| {
         on_readable(base, h, f.what)
     })?;
-    let write_ev = match base.new_event(raw, What::WRITE | What::PERSIST, move |base, f| {
+    let write_ev = match core.new_event(raw, What::WRITE | What::PERSIST, move |base, f| {
         on_writable(base, h, f.what)
     }) {
         Ok(ev) => ev,
         Err(e) => {
-            let _ = base.free(read_ev);
+            let _ = core.free(read_ev);
             return Err(e);
         }
     };
     if let Some(p) = priority {
-        base.set_priority(read_ev, p)?;
-        base.set_priority(write_ev, p)?;
+        core.set_priority(read_ev, p)?;
+        core.set_priority(write_ev, p)?;
     }
-    if let Some(s) = sock(base, h) {
+    if let Some(s) = st.get_mut(h).ok().and_then(sock) {
         *s = Socket {
             fd: Some(fd),
             read_ev: Some(read_ev),
@@ -122,67 +121,64 @@ pub(crate) fn set_fd(base: &mut EventBase, h: BufferEvent, fd: Option<OwnedFd>) 
             ..Socket::default()
         };
     }
-    base.bevs.mark_dirty(h);
+    st.mark_dirty(h);
     Ok(())
 }
 
 /// Arms or disarms the read and write events to match the enable flags and buffers, writing pending
 /// output right away when the socket is not known to be full.
 pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
-    let Ok(b) = base.bevs.get_mut(h) else { return };
-    let (enabled, read_suspended, write_suspended) =
-        (b.enabled, b.read_suspended, b.write_suspended);
+    let (core, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
+    let want_read = b.wants_read();
+    let want_write = b.wants_write();
     let (timeout_read, timeout_write) = (b.timeout_read, b.timeout_write);
-    let has_output = !b.output.is_empty();
-    let Kind::Socket(s) = &mut b.kind else { return };
+    let Some(s) = sock(b) else { return };
     let (Some(read_ev), Some(write_ev)) = (s.read_ev, s.write_ev) else {
         return;
     };
-
-    let want_read = enabled.contains(What::READ) && read_suspended == 0 && !s.connecting;
+    let want_read = want_read && !s.connecting;
     if want_read != s.read_armed {
         s.read_armed = want_read;
         let _ = if want_read {
-            base.add(read_ev, timeout_read)
+            core.add(read_ev, timeout_read)
         } else {
-            base.del(read_ev)
+            core.del(read_ev)
         };
     }
-
-    let Some(s) = sock(base, h) else { return };
     if s.connecting {
         if !s.write_armed {
             s.write_armed = true;
-            let _ = base.add(write_ev, timeout_write);
+            let _ = core.add(write_ev, timeout_write);
         }
         return;
     }
-    let want_write = enabled.contains(What::WRITE) && has_output && write_suspended == 0;
     if want_write && !s.write_armed {
-        write_now(base, h, write_ev, timeout_write, false);
+        write_now(base, h);
     } else if !want_write && s.write_armed {
         s.write_armed = false;
-        let _ = base.del(write_ev);
+        let _ = core.del(write_ev);
     }
     finish_shutdown(base, h);
 }
 
 /// Stops watching what is no longer enabled (no I/O, no callbacks: `disable` calls this).
 pub(crate) fn disarm(base: &mut EventBase, h: BufferEvent) {
-    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let (core, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
     let enabled = b.enabled;
-    let Kind::Socket(s) = &mut b.kind else { return };
-    let mut off = [None, None];
+    let Some(s) = sock(b) else { return };
     if !enabled.contains(What::READ) && s.read_armed {
         s.read_armed = false;
-        off[0] = s.read_ev;
+        if let Some(ev) = s.read_ev {
+            let _ = core.del(ev);
+        }
     }
     if !enabled.contains(What::WRITE) && s.write_armed && !s.connecting {
         s.write_armed = false;
-        off[1] = s.write_ev;
-    }
-    for ev in off.into_iter().flatten() {
-        let _ = base.del(ev);
+        if let Some(ev) = s.write_ev {
+            let _ = core.del(ev);
+        }
     }
 }
 
@@ -192,12 +188,8 @@ enum Written {
     Some { n: usize, left: bool },
     /// The kernel buffer is full.
     Blocked,
-    /// Out of write tokens: the direction is suspended until the rate limiter's timer.
-    Suspended,
-    /// Failed (already reported to the event callback).
-    Failed,
-    /// No socket.
-    Nothing,
+    /// Out of write tokens, failed (already reported), or no socket.
+    Stopped,
 }
 
 /// Writes as much of the output as the kernel and the rate limit take. The one place a socket
@@ -205,19 +197,21 @@ enum Written {
 /// cost ~25 instructions per echo round trip (callgrind).
 #[inline(always)]
 fn write_step(base: &mut EventBase, h: BufferEvent) -> Written {
-    let Ok(b) = base.bevs.get_mut(h) else {
-        return Written::Nothing;
+    let (core, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else {
+        return Written::Stopped;
     };
     let budget = b.write_budget();
     if budget == 0 {
         b.write_suspended |= SUSPEND_RATE;
-        super::ratelimit::suspended(base, h);
-        return Written::Suspended;
+        ratelimit::suspended(core, st, h);
+        return Written::Stopped;
     }
-    let super::Bev { output, kind, .. } = b;
+    let Bev { output, kind, .. } = b;
     let Kind::Socket(Socket { fd: Some(fd), .. }) = kind else {
-        return Written::Nothing;
+        return Written::Stopped;
     };
+    let output = output.get_mut();
     match output.write_atmost(fd.as_fd(), budget) {
         Ok(n) => Written::Some {
             n,
@@ -226,50 +220,42 @@ fn write_step(base: &mut EventBase, h: BufferEvent) -> Written {
         Err(Error::Io(e)) if is_transient(&e) => Written::Blocked,
         Err(e) => {
             report(base, h, BevFlags::ERROR | BevFlags::WRITING, errno_of(&e));
-            Written::Failed
+            Written::Stopped
         }
     }
 }
 
 /// The eager write: as much as the kernel takes now; arm the write event only for what is left.
-/// `defer`: called from an API call (`flush`), so the write callback waits for the loop.
-fn write_now(
-    base: &mut EventBase,
-    h: BufferEvent,
-    write_ev: EventId,
-    timeout: Option<std::time::Duration>,
-    defer: bool,
-) {
+fn write_now(base: &mut EventBase, h: BufferEvent) {
     match write_step(base, h) {
         Written::Some { n, left } => {
             if left {
-                arm_write(base, h, write_ev, timeout);
+                arm_write(base, h);
             }
-            after_write(base, h, n, defer);
+            write_done(base, h, n);
         }
-        Written::Blocked => arm_write(base, h, write_ev, timeout),
-        Written::Suspended | Written::Failed | Written::Nothing => {}
+        Written::Blocked => arm_write(base, h),
+        Written::Stopped => {}
     }
 }
 
-fn arm_write(
-    base: &mut EventBase,
-    h: BufferEvent,
-    write_ev: EventId,
-    timeout: Option<std::time::Duration>,
-) {
-    if let Some(s) = sock(base, h) {
-        if !s.write_armed {
+fn arm_write(base: &mut EventBase, h: BufferEvent) {
+    let (core, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
+    let timeout = b.timeout_write;
+    if let Some(s) = sock(b) {
+        if let (false, Some(ev)) = (s.write_armed, s.write_ev) {
             s.write_armed = true;
-            let _ = base.add(write_ev, timeout);
+            let _ = core.add(ev, timeout);
         }
     }
 }
 
 fn finish_shutdown(base: &mut EventBase, h: BufferEvent) {
-    let Ok(b) = base.bevs.get_mut(h) else { return };
-    let empty = b.output.is_empty();
-    let Kind::Socket(s) = &mut b.kind else { return };
+    let (_, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
+    let empty = b.output.get().is_empty();
+    let Some(s) = sock(b) else { return };
     if s.shutdown_pending && empty {
         s.shutdown_pending = false;
         if let Some(fd) = &s.fd {
@@ -297,29 +283,30 @@ fn on_readable(base: &mut EventBase, h: BufferEvent, what: What) {
         report(base, h, BevFlags::TIMEOUT | BevFlags::READING, None);
         return;
     }
-    if base.bevs.get(h).map(|b| b.rate.is_some()).unwrap_or(false) {
-        super::ratelimit::refresh(base, h);
+    if ratelimit::limited(base, h) {
+        ratelimit::refresh(base, h);
     }
-    let Ok(b) = base.bevs.get_mut(h) else { return };
+    let (core, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
     let budget = b.read_budget();
     if budget == 0 {
         // At the high watermark or out of read tokens: stop until the user drains or tokens refill.
-        if b.read_high > 0 && b.input.len() >= b.read_high {
-            b.read_suspended |= super::SUSPEND_WM;
+        if b.read_high > 0 && b.input.get().len() >= b.read_high {
+            b.read_suspended |= SUSPEND_WM;
         } else {
             b.read_suspended |= SUSPEND_RATE;
-            super::ratelimit::suspended(base, h);
+            ratelimit::suspended(core, st, h);
         }
         sync(base, h);
         return;
     }
-    let super::Bev { input, kind, .. } = b;
+    let Bev { input, kind, .. } = b;
     let Kind::Socket(Socket { fd: Some(fd), .. }) = kind else {
         return;
     };
-    match input.read(fd.as_fd(), budget) {
+    match input.get_mut().read(fd.as_fd(), budget) {
         Ok(0) => report(base, h, BevFlags::EOF | BevFlags::READING, None),
-        Ok(n) => after_read(base, h, n),
+        Ok(n) => read_done(base, h, n),
         Err(Error::Io(e)) if is_transient(&e) => {}
         Err(e) => report(base, h, BevFlags::ERROR | BevFlags::READING, errno_of(&e)),
     }
@@ -327,13 +314,15 @@ fn on_readable(base: &mut EventBase, h: BufferEvent, what: What) {
 
 fn on_writable(base: &mut EventBase, h: BufferEvent, what: What) {
     if what.contains(What::TIMEOUT) {
-        if let Some(s) = sock(base, h) {
+        if let Some(s) = parts(base).1.get_mut(h).ok().and_then(sock) {
             s.connecting = false;
         }
         report(base, h, BevFlags::TIMEOUT | BevFlags::WRITING, None);
         return;
     }
-    let Some(s) = sock(base, h) else { return };
+    let Some(s) = parts(base).1.get_mut(h).ok().and_then(sock) else {
+        return;
+    };
     if s.connecting {
         s.connecting = false;
         let result = match &s.fd {
@@ -342,15 +331,15 @@ fn on_writable(base: &mut EventBase, h: BufferEvent, what: What) {
         };
         match result {
             Ok(None) => {
-                super::sync(base, h);
-                run_cb(base, h, Cb::Event(BevFlags::CONNECTED), false);
+                bev::sync(base, h);
+                bev::run_cb(base, h, Cb::Event(BevFlags::CONNECTED));
             }
             Ok(Some(e)) | Err(e) => {
                 // As for a refusal in `connect`: the socket is useless, stop both directions.
-                if let Ok(b) = base.bevs.get_mut(h) {
+                if let Ok(b) = parts(base).1.get_mut(h) {
                     b.enabled = What::NONE;
                 }
-                super::sync(base, h);
+                bev::sync(base, h);
                 report(base, h, BevFlags::ERROR, e.raw_os_error());
             }
         }
@@ -358,65 +347,67 @@ fn on_writable(base: &mut EventBase, h: BufferEvent, what: What) {
     }
     match write_step(base, h) {
         Written::Some { n, .. } => {
-            super::sync(base, h);
-            after_write(base, h, n, false);
+            bev::sync(base, h);
+            write_done(base, h, n);
         }
-        Written::Suspended => super::sync(base, h),
-        Written::Blocked | Written::Failed | Written::Nothing => {}
+        Written::Stopped => bev::sync(base, h),
+        Written::Blocked => {}
     }
 }
 
 /// Re-adds armed events so that new timeouts take effect.
 pub(crate) fn rearm_timeouts(base: &mut EventBase, h: BufferEvent) {
-    let Ok(b) = base.bevs.get_mut(h) else { return };
-    let (tr, tw) = (b.timeout_read, b.timeout_write);
-    let Kind::Socket(s) = &b.kind else { return };
-    let pairs = [
+    let (core, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
+    let (tr, tw): (Option<Duration>, Option<Duration>) = (b.timeout_read, b.timeout_write);
+    let Some(s) = sock(b) else { return };
+    for (armed, ev, t) in [
         (s.read_armed, s.read_ev, tr),
         (s.write_armed, s.write_ev, tw),
-    ];
-    for (armed, ev, t) in pairs {
+    ] {
         if let (true, Some(ev)) = (armed, ev) {
-            let _ = base.del(ev);
-            let _ = base.add(ev, t);
+            let _ = core.del(ev);
+            let _ = core.add(ev, t);
         }
     }
 }
 
 pub(crate) fn connect(base: &mut EventBase, h: BufferEvent, addr: SocketAddr) -> Result<()> {
-    if sock(base, h).ok_or(Error::StaleEvent)?.fd.is_none() {
+    let (_, st) = parts(base);
+    let b = st.get_mut(h)?;
+    if sock(b).ok_or_else(not_a_socket)?.fd.is_none() {
         let s = socket2::Socket::new(
             Domain::for_address(addr),
             Type::STREAM.nonblocking().cloexec(),
             None,
         )?;
         // A socket we create is ours to close.
-        let b = base.bevs.get_mut(h)?;
-        b.options = b.options | BevOptions::CLOSE_ON_FREE;
+        b.options |= BevOptions::CLOSE_ON_FREE;
         set_fd(base, h, Some(OwnedFd::from(s)))?;
     }
-    let s = sock(base, h).ok_or(Error::StaleEvent)?;
-    let fd = s.fd.as_ref().ok_or(Error::StaleEvent)?;
+    let (_, st) = parts(base);
+    let s = st.get_mut(h).ok().and_then(sock).ok_or_else(not_a_socket)?;
+    let fd = s.fd.as_ref().ok_or_else(not_a_socket)?;
     match SockRef::from(fd).connect(&addr.into()) {
         Ok(()) => {
-            super::sync(base, h);
-            run_cb(base, h, Cb::Event(BevFlags::CONNECTED), true);
+            st.mark_dirty(h);
+            bev::defer(base, h, Cb::Event(BevFlags::CONNECTED));
             Ok(())
         }
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
             s.connecting = true;
-            super::sync(base, h);
+            bev::sync(base, h);
             Ok(())
         }
         // As libevent: a refusal is reported through the event callback, from the loop.
         Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-            if let Ok(b) = base.bevs.get_mut(h) {
+            if let Ok(b) = st.get_mut(h) {
                 b.errno = e.raw_os_error();
                 // Nothing can be read or written on a socket that failed to connect; without this
                 // the queued output would be tried and fail again, a second ERROR.
                 b.enabled = What::NONE;
             }
-            run_cb(base, h, Cb::Event(BevFlags::ERROR), true);
+            bev::defer(base, h, Cb::Event(BevFlags::ERROR));
             Ok(())
         }
         Err(e) => Err(Error::Io(e)),
@@ -432,21 +423,22 @@ pub(crate) fn flush(
     if !what.contains(What::WRITE) {
         return Ok(false);
     }
-    let before = base.bevs.get(h)?.output.len();
+    let (_, st) = parts(base);
+    let b = st.get_mut(h)?;
+    let before = b.output.get().len();
+    let Some(s) = sock(b) else { return Ok(false) };
     if mode == FlushMode::Finished {
-        if let Some(s) = sock(base, h) {
-            s.shutdown_pending = true;
-        }
+        s.shutdown_pending = true;
     }
-    if let Some(s) = sock(base, h) {
-        if !s.write_armed && !s.connecting && before > 0 {
-            if let Some(ev) = s.write_ev {
-                let t = base.bevs.get(h)?.timeout_write;
-                write_now(base, h, ev, t, true);
-            }
-        }
+    if !s.write_armed && !s.connecting && before > 0 {
+        // An API call: callbacks this write would run are deferred to the loop.
+        bev::deferring(base, |base| write_now(base, h));
     }
     finish_shutdown(base, h);
-    let after = base.bevs.get(h).map(|b| b.output.len()).unwrap_or(0);
+    let after = parts(base)
+        .1
+        .get(h)
+        .map(|b| b.output.get().len())
+        .unwrap_or(0);
     Ok(after < before)
 }

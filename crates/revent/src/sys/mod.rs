@@ -9,6 +9,9 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 pub(crate) mod io_ops;
+mod rawbox;
+
+pub(crate) use rawbox::RawBox;
 
 /// Runs a libc call and turns a `-1` result into the thread's `errno` as an `io::Error`.
 macro_rules! syscall {
@@ -71,6 +74,31 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
     let n = syscall!(read(fd, buf.as_mut_ptr().cast(), buf.len()))?;
     Ok(n as usize)
+}
+
+/// A non-blocking, close-on-exec eventfd (the cross-thread wake-up counter).
+pub(crate) fn eventfd() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+    // SAFETY: eventfd succeeded, so `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd's counter. A full counter (EAGAIN) already means "wake up".
+pub(crate) fn eventfd_signal(fd: RawFd) -> io::Result<()> {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local u64, as eventfd requires.
+    match syscall!(write(fd, (&one as *const u64).cast(), 8)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Resets an eventfd's counter to zero (one `read`); nothing to read is not an error.
+pub(crate) fn eventfd_clear(fd: RawFd) {
+    let mut n = [0u8; 8];
+    let _ = read(fd, &mut n);
 }
 
 /// Nanoseconds on `CLOCK_MONOTONIC` (the clock `Instant` reads).

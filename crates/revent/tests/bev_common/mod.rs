@@ -142,6 +142,7 @@ pub fn drain_input(base: &mut EventBase, bev: BufferEvent) -> Vec<u8> {
 pub fn record_events(base: &mut EventBase, bev: BufferEvent) -> Rc<RefCell<Vec<BevFlags>>> {
     let ev = Rc::new(RefCell::new(Vec::new()));
     let e = ev.clone();
-    bev.set_event_cb(base, move |_, _, f| e.borrow_mut().push(f));
+    bev.set_event_cb(base, move |_, _, f| e.borrow_mut().push(f))
+        .unwrap();
     ev
 }

@@ -296,11 +296,11 @@ pub fn assert_unsupported<T: std::fmt::Debug>(r: revent::Result<T>, ctx: &str) {
     }
 }
 
-/// Asserts that `r` is `Err(Error::StaleEvent)`.
+/// Asserts that `r` is `Err(Error::Stale(Handle::Event))`.
 pub fn assert_stale<T: std::fmt::Debug>(r: revent::Result<T>, ctx: &str) {
     match r {
-        Err(Error::StaleEvent) => {}
-        other => panic!("{ctx}: expected Err(StaleEvent), got {other:?}"),
+        Err(Error::Stale(revent::Handle::Event)) => {}
+        other => panic!("{ctx}: expected Err(Stale(Event)), got {other:?}"),
     }
 }
 

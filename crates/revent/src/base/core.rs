@@ -1,8 +1,12 @@
-//! `EventBase`: the loop, the registry of events, active queues by priority, loop control.
+//! `Core`: everything the loop works on except the layers above it: the registry of events, the
+//! per-fd interest and changelist, timers, signals, the backend and the clock.
+//!
+//! [`EventBase`](super::EventBase) wraps a `Core` and the higher layers' state side by side, so that a
+//! layer can hold `&mut Core` and `&mut` its own state at once (see `EventBase::split`).
 
+use super::{EventBase, EventInfo};
 use crate::backend::{Backend, Ready};
-use crate::bufferevent;
-use crate::config::{Config, ConfigFlags, Features, LoopFlags, Method};
+use crate::config::{Config, ConfigFlags, Features};
 use crate::error::{Error, Result};
 use crate::event::{EventId, Fired, What};
 use crate::io_map::{IoMap, IO_BITS};
@@ -17,80 +21,32 @@ use std::io::{self, Write};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant, SystemTime};
 
-/// How a loop run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoopExit {
-    /// Stopped by `loopexit`, `loopbreak`, or because ONCE/NONBLOCK work was done.
-    Done,
-    /// No events were pending or active (libevent's return value 1).
-    NoEvents,
-}
-
-/// What [`EventBase::foreach_event`] and [`EventBase::event_info`] tell about an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EventInfo {
-    /// The event.
-    pub id: EventId,
-    /// Its fd (or signal number, or -1).
-    pub fd: RawFd,
-    /// What it was created to wait for (including PERSIST and ET).
-    pub what: What,
-    /// Its priority.
-    pub priority: usize,
-    /// Which of READ/WRITE/CLOSED/SIGNAL/TIMEOUT it is pending on, plus what it is active with.
-    pub pending: What,
-}
-
-/// The event loop: waits for fds, timers and signals, and runs callbacks by priority.
-///
-/// ```
-/// use revent::{EventBase, LoopExit};
-/// use std::time::Duration;
-/// use std::rc::Rc;
-/// use std::cell::Cell;
-///
-/// let mut base = EventBase::new().unwrap();
-/// let fired = Rc::new(Cell::new(false));
-/// let f = fired.clone();
-/// let timer = base.new_timer(move |_, _| f.set(true));
-/// base.add(timer, Some(Duration::from_millis(5))).unwrap();
-/// assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
-/// assert!(fired.get());
-/// ```
-pub struct EventBase {
-    /// Bufferevents; declared first so they drop (closing their sockets) before the events.
-    pub(crate) bevs: bufferevent::Store,
-    reg: Registry,
+pub(crate) struct Core {
+    pub(crate) reg: Registry,
     io: IoMap,
     timers: Timers,
     signals: Signals,
     /// The internal event on the signal wake-up pipe.
     signal_key: u32,
     backend: Backend,
-    clock: Clock,
+    pub(crate) clock: Clock,
     ready: Vec<Ready>,
     changes: Vec<(RawFd, What, What)>,
     arrivals: Vec<(i32, u32)>,
-    running: bool,
+    pub(crate) running: bool,
     /// While expired timers are collected: their fd removals are deferred (see `io_remove`).
     internal_removal: bool,
-    got_exit: bool,
-    got_break: bool,
-    cont: bool,
+    pub(crate) got_exit: bool,
+    pub(crate) got_break: bool,
+    pub(crate) cont: bool,
     use_changelist: bool,
     max_interval: Option<u64>,
     max_callbacks: usize,
     limit_after_prio: usize,
 }
 
-impl EventBase {
-    /// A base with the best available backend (epoll, then poll, then select).
-    pub fn new() -> Result<EventBase> {
-        EventBase::with_config(&Config::new())
-    }
-
-    /// A base built as `cfg` says.
-    pub fn with_config(cfg: &Config) -> Result<EventBase> {
+impl Core {
+    pub(crate) fn with_config(cfg: &Config) -> Result<Core> {
         let mut backend = None;
         for m in cfg.candidates() {
             if let Ok(b) = Backend::new(m) {
@@ -103,8 +59,7 @@ impl EventBase {
             eprintln!("[msg] libevent using: {}", backend.method().name());
         }
         let flags = cfg.flags;
-        Ok(EventBase {
-            bevs: bufferevent::Store::default(),
+        Ok(Core {
             reg: Registry::new(),
             io: IoMap::default(),
             timers: Timers::new(),
@@ -136,12 +91,12 @@ impl EventBase {
     }
 
     /// The backend's name: "epoll", "poll" or "select".
-    pub fn method(&self) -> &'static str {
+    pub(crate) fn method(&self) -> &'static str {
         self.backend.method().name()
     }
 
     /// What the backend supports.
-    pub fn features(&self) -> Features {
+    pub(crate) fn features(&self) -> Features {
         self.backend.method().features()
     }
 
@@ -149,7 +104,7 @@ impl EventBase {
 
     /// Creates an event on `fd` (or a signal, with `What::SIGNAL`: `fd` is then the signal number; or
     /// a pure timer, with `fd` -1 and no READ/WRITE/CLOSED). It is not pending until [`add`](Self::add).
-    pub fn new_event<F>(&mut self, fd: RawFd, what: What, cb: F) -> Result<EventId>
+    pub(crate) fn new_event<F>(&mut self, fd: RawFd, what: What, cb: F) -> Result<EventId>
     where
         F: FnMut(&mut EventBase, Fired) + 'static,
     {
@@ -159,7 +114,7 @@ impl EventBase {
     }
 
     /// Creates a pure timer event.
-    pub fn new_timer<F>(&mut self, cb: F) -> EventId
+    pub(crate) fn new_timer<F>(&mut self, cb: F) -> EventId
     where
         F: FnMut(&mut EventBase, Fired) + 'static,
     {
@@ -168,11 +123,22 @@ impl EventBase {
     }
 
     /// Creates a persistent event for signal `signo`.
-    pub fn new_signal<F>(&mut self, signo: i32, cb: F) -> Result<EventId>
+    pub(crate) fn new_signal<F>(&mut self, signo: i32, cb: F) -> Result<EventId>
     where
         F: FnMut(&mut EventBase, Fired) + 'static,
     {
         self.new_event(signo, What::SIGNAL | What::PERSIST, cb)
+    }
+
+    /// Creates an event of the layers above (a bufferevent's deferred callbacks, the remote
+    /// handle's wake-up): it does not keep the loop alive, and `foreach_event`/`num_events` skip it.
+    pub(crate) fn new_internal<F>(&mut self, fd: RawFd, what: What, cb: F) -> Result<EventId>
+    where
+        F: FnMut(&mut EventBase, Fired) + 'static,
+    {
+        self.check_new(fd, what)?;
+        let key = self.reg.alloc(fd, what, INTERNAL, Box::new(cb));
+        Ok(self.reg.id(key))
     }
 
     fn check_new(&self, fd: RawFd, what: What) -> Result<()> {
@@ -197,7 +163,13 @@ impl EventBase {
 
     /// Runs `cb` once: when `fd` is ready for `what` (READ and/or WRITE), or when `timeout` passes, or
     /// at the next iteration if there is neither. The event frees itself afterwards.
-    pub fn once<F>(&mut self, fd: RawFd, what: What, timeout: Option<Duration>, cb: F) -> Result<()>
+    pub(crate) fn once<F>(
+        &mut self,
+        fd: RawFd,
+        what: What,
+        timeout: Option<Duration>,
+        cb: F,
+    ) -> Result<()>
     where
         F: FnOnce(&mut EventBase, Fired) + 'static,
     {
@@ -241,7 +213,7 @@ impl EventBase {
     /// Makes an event pending, with an optional timeout (the callback then sees `What::TIMEOUT`).
     /// Adding a pending event again resets its timeout; adding it with `None` keeps a timeout it
     /// already has. A persistent event with a timeout re-arms it every time it fires.
-    pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> Result<()> {
+    pub(crate) fn add(&mut self, id: EventId, timeout: Option<Duration>) -> Result<()> {
         let key = self.reg.key(id)?;
         let deadline = timeout.map(|d| {
             let ns = duration_ns(d);
@@ -252,7 +224,7 @@ impl EventBase {
 
     /// `deadline` is (absolute ns, the duration it came from). `set_interval`: a persistent event
     /// remembers the duration (false when the loop re-arms it).
-    fn add_key(
+    pub(crate) fn add_key(
         &mut self,
         key: u32,
         deadline: Option<(u64, u64)>,
@@ -300,13 +272,13 @@ impl EventBase {
 
     /// Makes an event non-pending: no fd, signal or timeout wakes it, and a callback it has waiting
     /// in an active queue does not run. Deleting an event that is not pending is not an error.
-    pub fn del(&mut self, id: EventId) -> Result<()> {
+    pub(crate) fn del(&mut self, id: EventId) -> Result<()> {
         let key = self.reg.key(id)?;
         self.del_key(key);
         Ok(())
     }
 
-    fn del_key(&mut self, key: u32) {
+    pub(crate) fn del_key(&mut self, key: u32) {
         let flags = self.reg.ev(key).flags;
         if flags & TIMEOUT != 0 {
             self.timers.remove(key);
@@ -335,7 +307,7 @@ impl EventBase {
 
     /// Frees an event: it is deleted, its callback dropped, and `id` becomes stale. An event may free
     /// itself from its own callback.
-    pub fn free(&mut self, id: EventId) -> Result<()> {
+    pub(crate) fn free(&mut self, id: EventId) -> Result<()> {
         let key = self.reg.key(id)?;
         self.del_key(key);
         drop(self.reg.release(key));
@@ -344,7 +316,7 @@ impl EventBase {
 
     /// Runs the event's callback at the next chance, as if `what` had happened, without I/O.
     /// Activating an event that is already active adds `what` to what it will see.
-    pub fn activate(&mut self, id: EventId, what: What, count: u32) -> Result<()> {
+    pub(crate) fn activate(&mut self, id: EventId, what: What, count: u32) -> Result<()> {
         let key = self.reg.key(id)?;
         self.reg.activate(key, what, count.max(1));
         Ok(())
@@ -352,7 +324,7 @@ impl EventBase {
 
     /// Which of `what` (READ, WRITE, CLOSED, SIGNAL, TIMEOUT) the event is pending or active on, and
     /// its deadline if TIMEOUT is asked for and armed.
-    pub fn pending(&self, id: EventId, what: What) -> Result<(What, Option<Instant>)> {
+    pub(crate) fn pending(&self, id: EventId, what: What) -> Result<(What, Option<Instant>)> {
         let key = self.reg.key(id)?;
         let ev = self.reg.ev(key);
         let flags = Self::pending_flags(ev.flags, ev.events, ev.res);
@@ -376,7 +348,7 @@ impl EventBase {
     }
 
     /// The fd, flags, priority and pending state of an event.
-    pub fn event_info(&self, id: EventId) -> Result<EventInfo> {
+    pub(crate) fn event_info(&self, id: EventId) -> Result<EventInfo> {
         let key = self.reg.key(id)?;
         Ok(self.info(key))
     }
@@ -396,7 +368,7 @@ impl EventBase {
 
     /// Sets the number of priority queues (1..=255, libevent's limit; default 1). Events made afterwards get priority
     /// `n / 2`. Fails while any event is active.
-    pub fn init_priorities(&mut self, n: usize) -> Result<()> {
+    pub(crate) fn init_priorities(&mut self, n: usize) -> Result<()> {
         if n == 0 || n > 255 {
             return Err(Error::InvalidArgument("priorities must be 1..=255"));
         }
@@ -410,12 +382,12 @@ impl EventBase {
     }
 
     /// The number of priority queues.
-    pub fn priorities(&self) -> usize {
+    pub(crate) fn priorities(&self) -> usize {
         self.reg.priorities()
     }
 
     /// Sets an event's priority (0 is the most urgent). Fails while the event is active.
-    pub fn set_priority(&mut self, id: EventId, pri: usize) -> Result<()> {
+    pub(crate) fn set_priority(&mut self, id: EventId, pri: usize) -> Result<()> {
         let key = self.reg.key(id)?;
         if pri >= self.reg.priorities() {
             return Err(Error::InvalidArgument("priority out of range"));
@@ -433,17 +405,17 @@ impl EventBase {
     // ---- time ----
 
     /// The time the loop last read the clock (or now, outside the loop). Monotonic.
-    pub fn now_cached(&self) -> Instant {
+    pub(crate) fn now_cached(&self) -> Instant {
         self.clock.now_instant()
     }
 
     /// Wall-clock time matching [`now_cached`](Self::now_cached) (libevent's `gettimeofday_cached`).
-    pub fn wall_cached(&self) -> SystemTime {
+    pub(crate) fn wall_cached(&self) -> SystemTime {
         self.clock.wall()
     }
 
     /// Refreshes the cached time (useful in a long callback). No effect outside the loop.
-    pub fn update_cache_time(&mut self) {
+    pub(crate) fn update_cache_time(&mut self) {
         if self.running {
             self.clock.update();
         }
@@ -451,129 +423,41 @@ impl EventBase {
 
     /// Declares `d` a common timeout: afterwards every add with exactly this duration goes on a FIFO
     /// queue and costs O(1) instead of a heap insertion. Returns the duration to pass to `add`.
-    pub fn init_common_timeout(&mut self, d: Duration) -> Result<Duration> {
+    pub(crate) fn init_common_timeout(&mut self, d: Duration) -> Result<Duration> {
         self.timers
             .add_common(duration_ns(d))
             .map(|_| d)
             .ok_or(Error::InvalidArgument("too many common timeouts (256)"))
     }
 
-    // ---- the loop ----
+    // ---- one loop iteration's steps (the loop itself is `EventBase::run`) ----
 
-    /// Runs the loop until no events are pending, or `loopexit`/`loopbreak`.
-    pub fn dispatch(&mut self) -> Result<LoopExit> {
-        self.run(LoopFlags::NONE)
-    }
-
-    /// Runs the loop as `flags` say (libevent's `event_base_loop`).
-    pub fn run(&mut self, flags: LoopFlags) -> Result<LoopExit> {
-        if self.running {
-            return Err(Error::InvalidArgument(
-                "the loop is already running on this base",
-            ));
-        }
-        self.running = true;
-        self.got_exit = false;
-        self.got_break = false;
-        let r = self.run_loop(flags);
-        self.running = false;
-        self.flush_changes(false);
-        self.clock.clear();
-        r
-    }
-
-    fn run_loop(&mut self, flags: LoopFlags) -> Result<LoopExit> {
-        loop {
-            self.cont = false;
-            if self.got_exit || self.got_break {
-                return Ok(LoopExit::Done);
-            }
-            // Work callbacks queued on bufferevents (output to write, input drained below the high
-            // watermark) is done now, before sleeping.
-            if self.bevs.has_dirty() {
-                bufferevent::flush_dirty(self);
-            }
-            self.flush_changes(false);
-            if !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY)
-                && self.reg.event_count == 0
-                && !self.bevs.has_dirty()
-            {
-                return Ok(LoopExit::NoEvents);
-            }
-            self.clock.clear();
-            let wait = if self.reg.n_active > 0
-                || self.bevs.has_dirty()
-                || flags.contains(LoopFlags::NONBLOCK)
-            {
-                Some(Duration::ZERO)
-            } else {
-                self.timers
-                    .next_deadline()
-                    .map(|at| Duration::from_nanos(at.saturating_sub(self.clock.now())))
-            };
-            self.backend.wait(wait, &mut self.ready)?;
-            let now = self.clock.update();
-            self.activate_ready();
-            self.activate_expired(now);
-            let mut done = false;
-            if self.reg.n_active > 0 {
-                let n = self.process_active();
-                if flags.contains(LoopFlags::ONCE) && self.reg.n_active == 0 && n > 0 {
-                    done = true;
-                }
-            } else if flags.contains(LoopFlags::NONBLOCK) {
-                done = true;
-            }
-            if done {
-                return Ok(LoopExit::Done);
-            }
+    /// How long the next wait may block: not at all when something is active (or `nonblock`), until
+    /// the next timer otherwise, forever without one.
+    pub(crate) fn wait_timeout(&mut self, nonblock: bool) -> Option<Duration> {
+        if self.reg.n_active > 0 || nonblock {
+            Some(Duration::ZERO)
+        } else {
+            self.timers
+                .next_deadline()
+                .map(|at| Duration::from_nanos(at.saturating_sub(self.clock.now())))
         }
     }
 
-    fn activate_ready(&mut self) {
-        for i in 0..self.ready.len() {
-            let r = self.ready[i];
-            if let Some(entry) = self.io.get(r.fd) {
-                for &key in &entry.events {
-                    let ev = self.reg.ev(key);
-                    let what = r.what & ev.events & (What::READ | What::WRITE | What::CLOSED);
-                    if !what.is_empty() {
-                        self.reg.activate(key, what, 1);
-                    }
-                }
-            }
-            if r.invalid {
-                self.forget_fd(r.fd);
-            }
-        }
+    /// Waits in the backend, then reads the clock and moves ready fds and expired timers into the
+    /// active queues.
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.backend.wait(timeout, &mut self.ready)?;
+        let now = self.clock.update();
+        self.activate_ready();
+        self.activate_expired(now);
+        Ok(())
     }
 
-    /// Stops watching an fd the kernel says is not open; its events stay inserted but are not polled
-    /// until the fd's interest is registered again.
-    fn forget_fd(&mut self, fd: RawFd) {
-        let kernel = self.io.kernel(fd);
-        let _ = self.backend.update(fd, kernel, What::NONE);
-        self.io.set_kernel(fd, What::NONE);
-    }
-
-    fn activate_expired(&mut self, now: u64) {
-        self.internal_removal = true;
-        while let Some(key) = self.timers.pop_expired(now) {
-            self.reg.clear_flag(key, TIMEOUT);
-            // As libevent: a timed-out event is deleted; a persistent one is re-added before its
-            // callback runs (the changelist makes that free).
-            self.del_key(key);
-            self.reg.activate(key, What::TIMEOUT, 1);
-        }
-        self.internal_removal = false;
-    }
-
-    /// Runs the highest-priority non-empty queue; returns how many callbacks ran.
-    fn process_active(&mut self) -> usize {
-        let Some((pri, _)) = self.reg.first_active() else {
-            return 0;
-        };
-        let (max, end) = if pri < self.limit_after_prio {
+    /// How many callbacks of priority `pri` may run, and until when (libevent's
+    /// `max_dispatch_callbacks` and `max_dispatch_interval`, for priorities at or after the limit).
+    pub(crate) fn dispatch_limits(&self, pri: usize) -> (usize, Option<u64>) {
+        if pri < self.limit_after_prio {
             (usize::MAX, None)
         } else {
             (
@@ -581,31 +465,13 @@ impl EventBase {
                 self.max_interval
                     .map(|i| self.clock.now().saturating_add(i)),
             )
-        };
-        let mut count = 0;
-        loop {
-            let key = self.reg.head(pri);
-            if key == NONE {
-                break;
-            }
-            self.run_one(key);
-            count += 1;
-            if self.got_break || count >= max {
-                break;
-            }
-            if let Some(end) = end {
-                if self.clock.update() >= end {
-                    break;
-                }
-            }
-            if self.cont {
-                break;
-            }
         }
-        count
     }
 
-    fn run_one(&mut self, key: u32) {
+    /// Takes active event `key` off its queue to run it: re-arms a persistent one (deletes another)
+    /// and returns its callback, taken out of the slot, with what to tell it. `None` when the callback
+    /// is already out (the event is running further up the stack).
+    pub(crate) fn start_run(&mut self, key: u32) -> Option<(Box<Callback>, Fired)> {
         let Run {
             fd,
             res,
@@ -633,9 +499,7 @@ impl EventBase {
         } else {
             self.del_key(key);
         }
-        let Some(mut cb) = cb else {
-            return;
-        };
+        let cb = cb?;
         // A removal deferred when the timer expired must reach the kernel before user code runs: the
         // callback may close the fd and get its number back from a new socket.
         if !self.use_changelist {
@@ -650,15 +514,18 @@ impl EventBase {
             what: res,
             count: ncalls,
         };
-        cb(self, fired);
-        // The callback may have freed its own event (and the slot may even hold a new one).
-        let slot = &mut self.reg.slots[key as usize];
-        match &mut slot.ev {
-            Some(ev) if slot.generation == generation && ev.cb.is_none() => {
+        Some((cb, fired))
+    }
+
+    /// After a callback ran (or unwound): puts it back unless its event was freed meanwhile (the
+    /// slot may even hold a new event), and frees a `once` event.
+    pub(crate) fn finish_run(&mut self, id: EventId, cb: Box<Callback>) {
+        match self.reg.slots.at_generation_mut(id.index, id.generation) {
+            Some(ev) if ev.cb.is_none() => {
                 ev.cb = Some(cb);
                 if ev.flags & ONCE != 0 {
-                    self.del_key(key);
-                    drop(self.reg.release(key));
+                    self.del_key(id.index);
+                    drop(self.reg.release(id.index));
                 }
             }
             _ => drop::<Box<Callback>>(cb),
@@ -666,28 +533,48 @@ impl EventBase {
     }
 
     /// Makes the running loop return after the current iteration's callbacks, or after `after`.
-    pub fn loopexit(&mut self, after: Option<Duration>) -> Result<()> {
-        self.once(-1, What::TIMEOUT, after, |b, _| b.got_exit = true)
+    pub(crate) fn loopexit(&mut self, after: Option<Duration>) -> Result<()> {
+        self.once(-1, What::TIMEOUT, after, |b, _| b.core.got_exit = true)
     }
 
-    /// Makes the running loop return right after the current callback.
-    pub fn loopbreak(&mut self) {
-        self.got_break = true;
+    // ---- readiness and expiry, moved into the active queues ----
+
+    pub(crate) fn activate_ready(&mut self) {
+        for i in 0..self.ready.len() {
+            let r = self.ready[i];
+            if let Some(entry) = self.io.get(r.fd) {
+                for &key in &entry.events {
+                    let ev = self.reg.ev(key);
+                    let what = r.what & ev.events & (What::READ | What::WRITE | What::CLOSED);
+                    if !what.is_empty() {
+                        self.reg.activate(key, what, 1);
+                    }
+                }
+            }
+            if r.invalid {
+                self.forget_fd(r.fd);
+            }
+        }
     }
 
-    /// Makes the running loop stop running callbacks and check for new events now.
-    pub fn loopcontinue(&mut self) {
-        self.cont = true;
+    /// Stops watching an fd the kernel says is not open; its events stay inserted but are not polled
+    /// until the fd's interest is registered again.
+    fn forget_fd(&mut self, fd: RawFd) {
+        let kernel = self.io.kernel(fd);
+        let _ = self.backend.update(fd, kernel, What::NONE);
+        self.io.set_kernel(fd, What::NONE);
     }
 
-    /// Whether the last loop run ended because of `loopexit`.
-    pub fn got_exit(&self) -> bool {
-        self.got_exit
-    }
-
-    /// Whether the last loop run ended because of `loopbreak`.
-    pub fn got_break(&self) -> bool {
-        self.got_break
+    pub(crate) fn activate_expired(&mut self, now: u64) {
+        self.internal_removal = true;
+        while let Some(key) = self.timers.pop_expired(now) {
+            self.reg.clear_flag(key, TIMEOUT);
+            // As libevent: a timed-out event is deleted; a persistent one is re-added before its
+            // callback runs (the changelist makes that free).
+            self.del_key(key);
+            self.reg.activate(key, What::TIMEOUT, 1);
+        }
+        self.internal_removal = false;
     }
 
     // ---- fds and the changelist ----
@@ -743,7 +630,7 @@ impl EventBase {
     /// Sends queued interest changes to the backend: all of them, or (after a callback) only those
     /// that remove an fd entirely, since the callback may close it and reuse its number.
     #[inline]
-    fn flush_changes(&mut self, only_removals: bool) {
+    pub(crate) fn flush_changes(&mut self, only_removals: bool) {
         if self.io.has_changes() {
             self.flush_changes_now(only_removals);
         }
@@ -796,7 +683,7 @@ impl EventBase {
             rfd,
             What::READ | What::PERSIST,
             INTERNAL,
-            Box::new(|b: &mut EventBase, _| b.deliver_signals()),
+            Box::new(|b: &mut EventBase, _| b.core.deliver_signals()),
         );
         // The waker runs before user events so signal callbacks are queued in the same iteration.
         self.reg.ev_mut(key).pri = 0;
@@ -819,7 +706,7 @@ impl EventBase {
     // ---- fork ----
 
     /// Re-creates kernel state after `fork()`; call it in the child before using the base there.
-    pub fn reinit(&mut self) -> Result<()> {
+    pub(crate) fn reinit(&mut self) -> Result<()> {
         self.backend.reinit()?;
         if matches!(self.backend, Backend::Epoll(_)) {
             let registered: Vec<(RawFd, What)> = self.io.registered().collect();
@@ -842,14 +729,14 @@ impl EventBase {
     // ---- inspection ----
 
     /// Writes a list of the inserted and the active events, as libevent's `event_base_dump_events`.
-    pub fn dump_events(&self, w: &mut dyn Write) -> io::Result<()> {
+    pub(crate) fn dump_events(&self, w: &mut dyn Write) -> io::Result<()> {
         writeln!(w, "Inserted events:")?;
-        for (key, slot) in self.reg.slots.iter().enumerate() {
-            let Some(ev) = &slot.ev else { continue };
+        for (k, ev) in self.reg.slots.iter() {
+            let key = k.index;
             if ev.flags & (INSERTED | TIMEOUT) == 0 {
                 continue;
             }
-            let id = self.reg.id(key as u32);
+            let id = self.reg.id(key);
             let kind = if ev.events.contains(What::SIGNAL) {
                 "sig"
             } else {
@@ -904,30 +791,25 @@ impl EventBase {
 
     /// Calls `f` for every pending or active event (not the base's internal ones) until it returns
     /// false.
-    pub fn foreach_event(&self, mut f: impl FnMut(EventInfo) -> bool) {
-        for (key, slot) in self.reg.slots.iter().enumerate() {
-            let Some(ev) = &slot.ev else { continue };
+    pub(crate) fn foreach_event(&self, mut f: impl FnMut(EventInfo) -> bool) {
+        for (k, ev) in self.reg.slots.iter() {
+            let key = k.index;
             if ev.flags & INTERNAL != 0 || ev.flags & (INSERTED | TIMEOUT | ACTIVE) == 0 {
                 continue;
             }
-            if !f(self.info(key as u32)) {
+            if !f(self.info(key)) {
                 return;
             }
         }
     }
 
     /// How many events are pending or active (not counting the base's internal ones).
-    pub fn num_events(&self) -> usize {
+    pub(crate) fn num_events(&self) -> usize {
         let mut n = 0;
         self.foreach_event(|_| {
             n += 1;
             true
         });
         n
-    }
-
-    /// Whether a method is available with `cfg` (for tests and tools).
-    pub fn method_available(m: Method) -> bool {
-        Backend::new(m).is_ok()
     }
 }

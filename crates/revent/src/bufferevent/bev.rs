@@ -1,0 +1,596 @@
+//! The generic half of a bufferevent: its buffers, watermarks, enable flags, callbacks and their
+//! deferral, and the prepare phase. The kinds (socket, pair, filter) do the I/O behind the few
+//! operations in `kind.rs` and report back through three functions only: [`read_done`],
+//! [`write_done`] and [`report`].
+//!
+//! The write path: changing a bufferevent through its handle marks it *dirty*; in the loop's prepare
+//! phase every dirty bufferevent is brought up to date (a socket writes its output then and there,
+//! without a readiness round trip). The prepare phase runs no user callback: any callback it would
+//! run is deferred to the active queues, like libevent's deferred callbacks.
+
+use super::kind::{self, Kind};
+use super::ratelimit::{self, Group, Limiter};
+use super::{BevFlags, BevOptions, BufferEvent, DataCb, EventCb};
+use crate::base::{Core, EventBase, Layer};
+use crate::buffer::Evbuffer;
+use crate::error::{Error, Handle, Result};
+use crate::event::{EventId, Fired, What};
+use crate::slab::{Key, Slab};
+use crate::sys::RawBox;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+/// Reads suspended for this reason (several may hold at once).
+pub(crate) const SUSPEND_WM: u8 = 0x01;
+pub(crate) const SUSPEND_RATE: u8 = 0x02;
+
+/// How many times the prepare phase goes round while bufferevents keep dirtying each other (a
+/// filter feeding its underlying bufferevent, a pair): the rest waits for the next iteration.
+const PREPARE_ROUNDS: usize = 4;
+
+/// Callbacks waiting to run from the active queue.
+#[derive(Default)]
+struct Pending {
+    read: bool,
+    write: bool,
+    events: BevFlags,
+}
+
+#[derive(Default)]
+struct Callbacks {
+    read: Option<Box<DataCb>>,
+    write: Option<Box<DataCb>>,
+    event: Option<Box<EventCb>>,
+}
+
+/// Which callback.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cb {
+    Read,
+    Write,
+    Event(BevFlags),
+}
+
+pub(crate) struct Bev {
+    // Raw-owned so that their addresses stay put and foreign pointers to them stay valid while Rust
+    // uses them (see the aliasing model in `base`).
+    pub(crate) input: RawBox<Evbuffer>,
+    pub(crate) output: RawBox<Evbuffer>,
+    pub(crate) enabled: What,
+    pub(crate) options: BevOptions,
+    pub(crate) read_low: usize,
+    pub(crate) read_high: usize,
+    pub(crate) write_low: usize,
+    pub(crate) write_high: usize,
+    pub(crate) timeout_read: Option<Duration>,
+    pub(crate) timeout_write: Option<Duration>,
+    pub(crate) read_suspended: u8,
+    pub(crate) write_suspended: u8,
+    pub(crate) errno: Option<i32>,
+    pub(crate) priority: Option<usize>,
+    cbs: Callbacks,
+    pending: Pending,
+    /// The internal event that runs deferred callbacks (made on first use).
+    work_ev: Option<EventId>,
+    /// Whether the buffers report changes to this bufferevent (see [`watch_buffers`]).
+    watched: bool,
+    /// The filter stacked on this one, told when this one is freed.
+    pub(crate) upper: Option<BufferEvent>,
+    pub(crate) rate: Option<Limiter>,
+    dirty: bool,
+    pub(crate) kind: Kind,
+}
+
+impl Bev {
+    pub(crate) fn new(kind: Kind, options: BevOptions) -> Bev {
+        let mut input = Evbuffer::new();
+        let mut output = Evbuffer::new();
+        if options.contains(BevOptions::DEFER_CALLBACKS) {
+            // As libevent: the buffers' change callbacks run from the loop too.
+            input.set_deferred_callbacks(true);
+            output.set_deferred_callbacks(true);
+        }
+        Bev {
+            input: RawBox::new(input),
+            output: RawBox::new(output),
+            // libevent enables writing by default, not reading.
+            enabled: What::WRITE,
+            options,
+            read_low: 0,
+            read_high: 0,
+            write_low: 0,
+            write_high: 0,
+            timeout_read: None,
+            timeout_write: None,
+            read_suspended: 0,
+            write_suspended: 0,
+            errno: None,
+            priority: None,
+            cbs: Callbacks::default(),
+            pending: Pending::default(),
+            work_ev: None,
+            watched: false,
+            upper: None,
+            rate: None,
+            dirty: false,
+            kind,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn input(&mut self) -> &mut Evbuffer {
+        self.input.get_mut()
+    }
+
+    #[inline]
+    pub(crate) fn output(&mut self) -> &mut Evbuffer {
+        self.output.get_mut()
+    }
+
+    /// How much one read may take: up to the high watermark and the rate limit.
+    #[inline]
+    pub(crate) fn read_budget(&self) -> usize {
+        let mut n = usize::MAX;
+        if self.read_high > 0 {
+            n = self.read_high.saturating_sub(self.input.get().len());
+        }
+        if let Some(r) = &self.rate {
+            n = n.min(r.read_allowance());
+        }
+        n
+    }
+
+    #[inline]
+    pub(crate) fn write_budget(&self) -> usize {
+        self.rate
+            .as_ref()
+            .map_or(usize::MAX, |r| r.write_allowance())
+    }
+
+    /// Whether this side wants to read now: enabled and not suspended.
+    #[inline]
+    pub(crate) fn wants_read(&self) -> bool {
+        self.enabled.contains(What::READ) && self.read_suspended == 0
+    }
+
+    /// Whether this side has output it wants written now.
+    #[inline]
+    pub(crate) fn wants_write(&self) -> bool {
+        self.enabled.contains(What::WRITE)
+            && self.write_suspended == 0
+            && !self.output.get().is_empty()
+    }
+
+    /// Whether foreign pointers to the buffers were handed out (see [`watch_buffers`]).
+    #[inline]
+    pub(crate) fn watched(&self) -> bool {
+        self.watched
+    }
+
+    /// The buffers' deferred change callbacks have something to deliver.
+    fn buffers_pending(&self) -> bool {
+        self.options.contains(BevOptions::DEFER_CALLBACKS)
+            && (self.input.get().has_pending_callbacks()
+                || self.output.get().has_pending_callbacks())
+    }
+}
+
+impl Drop for Bev {
+    fn drop(&mut self) {
+        // Dropped with the base: a socket the user still owns (no CLOSE_ON_FREE) stays open.
+        self.kind.forget_unowned_fd(self.options);
+    }
+}
+
+/// Every bufferevent (and rate-limit group) of one base: the bufferevent layer's state in the base.
+#[derive(Default)]
+pub(crate) struct Store {
+    pub(crate) bevs: Slab<Bev>,
+    pub(crate) groups: Slab<Group>,
+    dirty: Vec<BufferEvent>,
+    /// Set while the prepare phase or an API call runs: callbacks are deferred then.
+    defer_all: bool,
+}
+
+impl Layer for Store {
+    const PREPARE: Option<fn(&mut EventBase) -> bool> = Some(prepare);
+}
+
+fn key(h: BufferEvent) -> Key {
+    Key {
+        index: h.index,
+        generation: h.generation,
+    }
+}
+
+const STALE: Error = Error::Stale(Handle::BufferEvent);
+
+impl Store {
+    #[inline]
+    pub(crate) fn get(&self, h: BufferEvent) -> Result<&Bev> {
+        self.bevs.get(key(h)).ok_or(STALE)
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, h: BufferEvent) -> Result<&mut Bev> {
+        self.bevs.get_mut(key(h)).ok_or(STALE)
+    }
+
+    /// Two different bufferevents at once.
+    pub(crate) fn get2_mut(
+        &mut self,
+        a: BufferEvent,
+        b: BufferEvent,
+    ) -> Option<(&mut Bev, &mut Bev)> {
+        self.bevs.get2_mut(key(a), key(b))
+    }
+
+    pub(crate) fn insert(&mut self, bev: Bev) -> BufferEvent {
+        let k = self.bevs.insert(bev);
+        BufferEvent {
+            index: k.index,
+            generation: k.generation,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, h: BufferEvent) -> Option<Bev> {
+        self.bevs.remove(key(h))
+    }
+
+    /// Queues `h` for the next prepare phase.
+    #[inline]
+    pub(crate) fn mark_dirty(&mut self, h: BufferEvent) {
+        if let Ok(b) = self.get_mut(h) {
+            if !b.dirty {
+                b.dirty = true;
+                self.dirty.push(h);
+            }
+        }
+    }
+}
+
+/// The bufferevent layer of `base`: the loop's core and the store, side by side.
+#[inline]
+pub(crate) fn parts(base: &mut EventBase) -> (&mut Core, &mut Store) {
+    base.split::<Store>()
+}
+
+/// The store, for reading, if the base has bufferevents at all.
+#[inline]
+pub(crate) fn store(base: &EventBase) -> Option<&Store> {
+    base.layer::<Store>()
+}
+
+// ---- the prepare phase ----
+
+/// Brings every dirty bufferevent up to date: writes socket output, moves pair and filter data,
+/// resumes reading below the high watermark. Returns whether work is left for the next iteration.
+fn prepare(base: &mut EventBase) -> bool {
+    let (_, st) = parts(base);
+    if st.dirty.is_empty() {
+        return false;
+    }
+    let batch = deferring(base, prepare_rounds);
+    let (_, st) = parts(base);
+    if st.dirty.is_empty() {
+        // Keep the allocation for the next round.
+        st.dirty = batch;
+        return false;
+    }
+    true
+}
+
+/// Goes through the dirty bufferevents, round after round while syncing dirties more. Returns the
+/// emptied batch vector.
+fn prepare_rounds(base: &mut EventBase) -> Vec<BufferEvent> {
+    let mut batch = Vec::new();
+    for _ in 0..PREPARE_ROUNDS {
+        let (_, st) = parts(base);
+        if st.dirty.is_empty() {
+            break;
+        }
+        std::mem::swap(&mut batch, &mut st.dirty);
+        for &h in &batch {
+            let (_, st) = parts(base);
+            match st.get_mut(h) {
+                Ok(b) => b.dirty = false,
+                Err(_) => continue,
+            }
+            sync(base, h);
+        }
+        batch.clear();
+    }
+    batch
+}
+
+/// Makes the bufferevent's kernel interest and data flow consistent with its buffers and enable
+/// flags (the kind does the work).
+pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
+    let (core, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
+    // Reading resumes once the user drained the input below the high watermark.
+    if b.read_suspended & SUSPEND_WM != 0 && (b.read_high == 0 || b.input.get().len() < b.read_high)
+    {
+        b.read_suspended &= !SUSPEND_WM;
+    }
+    // Changes made from here on (through any path) must be noticed again.
+    if b.watched {
+        b.input.get_mut().watch_seen();
+        b.output.get_mut().watch_seen();
+    }
+    if b.buffers_pending() {
+        schedule(core, st, h);
+    }
+    kind::sync(base, h);
+}
+
+// ---- what kinds report ----
+
+/// A kind added `n` bytes to the input: spend rate tokens, suspend reading at the high watermark,
+/// and run the read callback once the input reaches the low watermark.
+pub(crate) fn read_done(base: &mut EventBase, h: BufferEvent, n: usize) {
+    if ratelimit::limited(base, h) {
+        ratelimit::consumed(base, h, n, true);
+    }
+    let (_, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
+    let len = b.input.get().len();
+    let wake = len >= b.read_low && len > 0;
+    if b.read_high > 0 && len >= b.read_high {
+        b.read_suspended |= SUSPEND_WM;
+        kind::sync(base, h);
+    }
+    if wake {
+        run_cb(base, h, Cb::Read);
+    }
+}
+
+/// A kind took `n` bytes from the output: spend rate tokens and run the write callback once the
+/// output drained to the low watermark.
+pub(crate) fn write_done(base: &mut EventBase, h: BufferEvent, n: usize) {
+    if ratelimit::limited(base, h) {
+        ratelimit::consumed(base, h, n, false);
+    }
+    let (_, st) = parts(base);
+    let Ok(b) = st.get(h) else { return };
+    if b.output.get().len() <= b.write_low {
+        run_cb(base, h, Cb::Write);
+    }
+}
+
+/// A kind reports an event: EOF, errors and timeouts stop their direction, as in libevent.
+pub(crate) fn report(base: &mut EventBase, h: BufferEvent, flags: BevFlags, errno: Option<i32>) {
+    let (_, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
+    if errno.is_some() {
+        b.errno = errno;
+    }
+    if flags.intersects(BevFlags::EOF | BevFlags::ERROR | BevFlags::TIMEOUT) {
+        let mut off = What::NONE;
+        if flags.contains(BevFlags::READING) {
+            off |= What::READ;
+        }
+        if flags.contains(BevFlags::WRITING) {
+            off |= What::WRITE;
+        }
+        b.enabled &= !off;
+        kind::sync(base, h);
+    }
+    run_cb(base, h, Cb::Event(flags));
+}
+
+// ---- running user callbacks ----
+
+/// Runs a callback of `h` now, or queues it for the active queue: always with DEFER_CALLBACKS (and
+/// pairs), and whenever no user code may run here (the prepare phase, API calls).
+pub(crate) fn run_cb(base: &mut EventBase, h: BufferEvent, which: Cb) {
+    let (core, st) = parts(base);
+    let defer_all = st.defer_all;
+    let Ok(b) = st.get_mut(h) else { return };
+    // As libevent: no callback, nothing to run or to defer (an echo has no write callback, and this
+    // runs after every write).
+    let has_cb = match which {
+        Cb::Read => b.cbs.read.is_some(),
+        Cb::Write => b.cbs.write.is_some(),
+        Cb::Event(_) => b.cbs.event.is_some(),
+    };
+    if !has_cb {
+        return;
+    }
+    if defer_all || b.options.contains(BevOptions::DEFER_CALLBACKS) {
+        defer_cb(core, st, h, which);
+        return;
+    }
+    call(base, h, which);
+}
+
+/// Queues a callback of `h` for the active queue (from an API call, where none may run inline).
+pub(crate) fn defer(base: &mut EventBase, h: BufferEvent, which: Cb) {
+    deferring(base, |base| run_cb(base, h, which));
+}
+
+/// Runs `f` with every callback it triggers deferred to the active queue: API calls (`flush`,
+/// `connect`, freeing a pair's side) run no user code.
+pub(crate) fn deferring<R>(base: &mut EventBase, f: impl FnOnce(&mut EventBase) -> R) -> R {
+    let was = std::mem::replace(&mut parts(base).1.defer_all, true);
+    // A filter function inside `f` is user code and may panic: the flag is restored all the same.
+    let r = catch_unwind(AssertUnwindSafe(|| f(base)));
+    parts(base).1.defer_all = was;
+    r.unwrap_or_else(|payload| resume_unwind(payload))
+}
+
+fn defer_cb(core: &mut Core, st: &mut Store, h: BufferEvent, which: Cb) {
+    let Ok(b) = st.get_mut(h) else { return };
+    match which {
+        Cb::Read => b.pending.read = true,
+        Cb::Write => b.pending.write = true,
+        Cb::Event(f) => b.pending.events |= f,
+    }
+    schedule(core, st, h);
+}
+
+/// Activates `h`'s work event (making it on first use).
+fn schedule(core: &mut Core, st: &mut Store, h: BufferEvent) {
+    if let Some(ev) = work_event(core, st, h) {
+        let _ = core.activate(ev, What::TIMEOUT, 1);
+    }
+}
+
+fn work_event(core: &mut Core, st: &mut Store, h: BufferEvent) -> Option<EventId> {
+    let b = st.get_mut(h).ok()?;
+    if let Some(ev) = b.work_ev {
+        return Some(ev);
+    }
+    let ev = core
+        .new_internal(-1, What::NONE, move |base, fired| on_work(base, h, fired))
+        .ok()?;
+    if let Some(p) = b.priority {
+        let _ = core.set_priority(ev, p);
+    }
+    b.work_ev = Some(ev);
+    Some(ev)
+}
+
+/// The work event: a buffer changed through a foreign pointer (WRITE), and/or deferred callbacks are
+/// waiting. Runs in the active queue, so user code here obeys the loop's rules.
+fn on_work(base: &mut EventBase, h: BufferEvent, fired: Fired) {
+    let (_, st) = parts(base);
+    if fired.what.contains(What::WRITE) {
+        st.mark_dirty(h);
+    }
+    let Ok(b) = st.get_mut(h) else { return };
+    let p = std::mem::take(&mut b.pending);
+    if b.buffers_pending() {
+        b.input().run_deferred_callbacks();
+        b.output().run_deferred_callbacks();
+    }
+    // libevent's order: read, write, then events.
+    if p.read {
+        call(base, h, Cb::Read);
+    }
+    if p.write {
+        call(base, h, Cb::Write);
+    }
+    if !p.events.is_empty() {
+        call(base, h, Cb::Event(p.events));
+    }
+}
+
+/// Calls the user's callback now. It is out of the bufferevent while it runs, so it may free the
+/// bufferevent or replace its own callbacks; it goes back afterwards (even if it panics) unless it
+/// was replaced or the bufferevent freed.
+#[inline]
+fn call(base: &mut EventBase, h: BufferEvent, which: Cb) {
+    let (_, st) = parts(base);
+    let Ok(b) = st.get_mut(h) else { return };
+    match which {
+        Cb::Read | Cb::Write => {
+            let slot = if which == Cb::Read {
+                &mut b.cbs.read
+            } else {
+                &mut b.cbs.write
+            };
+            let Some(mut cb) = slot.take() else { return };
+            let r = catch_unwind(AssertUnwindSafe(|| cb(base, h)));
+            let (_, st) = parts(base);
+            if let Ok(b) = st.get_mut(h) {
+                let slot = if which == Cb::Read {
+                    &mut b.cbs.read
+                } else {
+                    &mut b.cbs.write
+                };
+                if slot.is_none() {
+                    *slot = Some(cb);
+                }
+            }
+            if let Err(payload) = r {
+                resume_unwind(payload);
+            }
+        }
+        Cb::Event(flags) => {
+            let Some(mut cb) = b.cbs.event.take() else {
+                return;
+            };
+            let r = catch_unwind(AssertUnwindSafe(|| cb(base, h, flags)));
+            let (_, st) = parts(base);
+            if let Ok(b) = st.get_mut(h) {
+                if b.cbs.event.is_none() {
+                    b.cbs.event = Some(cb);
+                }
+            }
+            if let Err(payload) = r {
+                resume_unwind(payload);
+            }
+        }
+    }
+}
+
+// ---- the user's side ----
+
+/// Replaces some callbacks: each `Some` sets one (`Some(None)` clears it), `None` leaves it.
+pub(crate) fn set_callbacks(
+    base: &mut EventBase,
+    h: BufferEvent,
+    read: Option<Option<Box<DataCb>>>,
+    write: Option<Option<Box<DataCb>>>,
+    event: Option<Option<Box<EventCb>>>,
+) -> Result<()> {
+    let (_, st) = parts(base);
+    let b = st.get_mut(h)?;
+    if let Some(r) = read {
+        b.cbs.read = r;
+    }
+    if let Some(w) = write {
+        b.cbs.write = w;
+    }
+    if let Some(e) = event {
+        b.cbs.event = e;
+    }
+    Ok(())
+}
+
+/// Makes the buffers tell `h` of changes made through foreign pointers (see `output_ptr`).
+pub(crate) fn watch_buffers(base: &mut EventBase, h: BufferEvent) -> Result<()> {
+    if parts(base).1.get(h)?.watched {
+        return Ok(());
+    }
+    let remote = base.remote()?;
+    let (core, st) = parts(base);
+    let ev = work_event(core, st, h).ok_or(STALE)?;
+    let b = st.get_mut(h)?;
+    for buf in [b.input.get_mut(), b.output.get_mut()] {
+        let r = remote.clone();
+        buf.set_watch(Box::new(move || {
+            let _ = r.activate(ev, What::WRITE);
+        }));
+    }
+    b.watched = true;
+    Ok(())
+}
+
+/// Takes `h` out of the store and releases what the generic half holds; the caller hands the kind's
+/// part to `kind::destruct`.
+pub(crate) fn unlink(base: &mut EventBase, h: BufferEvent) -> Result<Bev> {
+    parts(base).1.get(h)?;
+    ratelimit::leave_group(base, h);
+    let (core, st) = parts(base);
+    let mut b = st.remove(h).ok_or(STALE)?;
+    if let Some(ev) = b.work_ev.take() {
+        let _ = core.free(ev);
+    }
+    if let Some(r) = b.rate.take() {
+        r.free(core);
+    }
+    Ok(b)
+}
+
+/// Sets the priority of the work event (the kind sets its own events').
+pub(crate) fn set_work_priority(base: &mut EventBase, h: BufferEvent, pri: usize) -> Result<()> {
+    let (core, st) = parts(base);
+    let b = st.get_mut(h)?;
+    b.priority = Some(pri);
+    if let Some(ev) = b.work_ev {
+        core.set_priority(ev, pri)?;
+    }
+    Ok(())
+}
