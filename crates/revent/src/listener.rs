@@ -138,7 +138,9 @@ pub(crate) struct Store {
     listeners: Slab<State>,
 }
 
-impl Layer for Store {}
+impl Layer for Store {
+    const SLOT: usize = 1;
+}
 
 /// A listening socket that hands accepted connections to a callback. The listener lives in its
 /// base until [`free`](Self::free)d (or the base is dropped); the handle is `Copy`.

@@ -55,6 +55,7 @@ use crate::error::{Error, Result};
 use crate::event::{EventId, Fired, What};
 use crate::registry::NONE;
 use crate::remote::{self, Remote};
+use crate::sys::AnyBox;
 use std::any::{Any, TypeId};
 use std::io::{self, Write};
 use std::os::fd::RawFd;
@@ -94,14 +95,20 @@ pub struct EventInfo {
     pub pending: What,
 }
 
+/// How many layers the base has room for (each claims one slot with [`Layer::SLOT`]).
+const LAYER_SLOTS: usize = 2;
+
 /// State that a layer above the loop (bufferevents, listeners) keeps in the base.
 pub(crate) trait Layer: Any + Default {
+    /// The layer's slot (below `LAYER_SLOTS`, one per layer): a fixed index, so that finding the
+    /// layer costs no search (the bufferevent path looks it up a few times per event).
+    const SLOT: usize;
     /// Work the layer does before every wait, once it exists in a base. It returns whether work is
     /// left over (the loop then does not block).
     const PREPARE: Option<fn(&mut EventBase) -> bool> = None;
 }
 
-/// Opaque values by type: the layers' state and the application's ([`EventBase::set_state`]).
+/// Opaque values by type: the application's state ([`EventBase::set_state`]).
 #[derive(Default)]
 struct Layers {
     entries: Vec<(TypeId, Box<dyn Any>)>,
@@ -158,7 +165,8 @@ impl Layers {
 pub struct EventBase {
     // Declared first so the layers (bufferevents, listeners, closing their sockets) drop before the
     // events and the backend.
-    layers: Layers,
+    layers: [Option<AnyBox>; LAYER_SLOTS],
+    state: Layers,
     pub(crate) core: Core,
     prepare: Vec<fn(&mut EventBase) -> bool>,
     pub(crate) remote: Option<remote::Local>,
@@ -181,7 +189,8 @@ impl EventBase {
     /// A base built as `cfg` says.
     pub fn with_config(cfg: &Config) -> Result<EventBase> {
         Ok(EventBase {
-            layers: Layers::default(),
+            layers: Default::default(),
+            state: Layers::default(),
             core: Core::with_config(cfg)?,
             prepare: Vec::new(),
             remote: None,
@@ -568,22 +577,22 @@ impl EventBase {
     /// assert_eq!(base.state::<Counter>().unwrap().0, 1);
     /// ```
     pub fn set_state<T: Any>(&mut self, state: T) -> Option<T> {
-        self.layers.insert(state)
+        self.state.insert(state)
     }
 
     /// The application's state of type `T`, if set.
     pub fn state<T: Any>(&self) -> Option<&T> {
-        self.layers.get()
+        self.state.get()
     }
 
     /// The application's state of type `T`, if set, to change it.
     pub fn state_mut<T: Any>(&mut self) -> Option<&mut T> {
-        self.layers.get_mut()
+        self.state.get_mut()
     }
 
     /// Takes the application's state of type `T` out of the base.
     pub fn take_state<T: Any>(&mut self) -> Option<T> {
-        self.layers.remove()
+        self.state.remove()
     }
 
     /// Runs `f` with the base and the application's state of type `T` at once (for calls that need
@@ -611,10 +620,10 @@ impl EventBase {
         &mut self,
         f: impl FnOnce(&mut EventBase, &mut T) -> R,
     ) -> Option<R> {
-        let mut state = self.layers.remove::<T>()?;
+        let mut state = self.state.remove::<T>()?;
         let r = catch_unwind(AssertUnwindSafe(|| f(self, &mut state)));
-        if self.layers.get::<T>().is_none() {
-            self.layers.insert(state);
+        if self.state.get::<T>().is_none() {
+            self.state.insert(state);
         }
         Some(r.unwrap_or_else(|payload| resume_unwind(payload)))
     }
@@ -625,29 +634,27 @@ impl EventBase {
     /// prepare hook) on first use.
     #[inline]
     pub(crate) fn split<T: Layer>(&mut self) -> (&mut Core, &mut T) {
-        let i = match self.layers.position::<T>() {
-            Some(i) => i,
-            None => self.add_layer::<T>(),
-        };
-        let state = self.layers.entries[i]
-            .1
-            .downcast_mut::<T>()
-            .expect("entry of its TypeId");
+        if self.layers[T::SLOT].is_none() {
+            self.add_layer::<T>();
+        }
+        let state = self.layers[T::SLOT]
+            .as_mut()
+            .and_then(AnyBox::get_mut::<T>)
+            .expect("two layers claim one slot");
         (&mut self.core, state)
     }
 
     /// Layer `T`'s state, if it exists yet.
     #[inline]
     pub(crate) fn layer<T: Layer>(&self) -> Option<&T> {
-        self.layers.get()
+        self.layers[T::SLOT].as_ref()?.get()
     }
 
     #[cold]
-    fn add_layer<T: Layer>(&mut self) -> usize {
-        self.layers.insert(T::default());
+    fn add_layer<T: Layer>(&mut self) {
+        self.layers[T::SLOT] = Some(AnyBox::new(T::default()));
         if let Some(hook) = T::PREPARE {
             self.prepare.push(hook);
         }
-        self.layers.entries.len() - 1
     }
 }

@@ -3,10 +3,15 @@
 //! operations in `kind.rs` and report back through three functions only: [`read_done`],
 //! [`write_done`] and [`report`].
 //!
+//! Bookkeeping works on a [`Cx`]: the loop's core and this layer's store side by side, found once
+//! per entry point. It never runs user code. A callback it decides to run is either queued on the
+//! store, and run by the entry point once the bookkeeping is done ([`run_queued`]: an event
+//! callback of the bufferevent's own, as libevent runs read callbacks from its read event), or
+//! deferred to the active queue (DEFER_CALLBACKS, pairs, the prepare phase, API calls).
+//!
 //! The write path: changing a bufferevent through its handle marks it *dirty*; in the loop's prepare
 //! phase every dirty bufferevent is brought up to date (a socket writes its output then and there,
-//! without a readiness round trip). The prepare phase runs no user callback: any callback it would
-//! run is deferred to the active queues, like libevent's deferred callbacks.
+//! without a readiness round trip).
 
 use super::kind::{self, Kind};
 use super::ratelimit::{self, Group, Limiter};
@@ -44,7 +49,7 @@ struct Callbacks {
 }
 
 /// Which callback.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Cb {
     Read,
     Write,
@@ -167,6 +172,14 @@ impl Bev {
         self.watched
     }
 
+    fn has_cb(&self, which: Cb) -> bool {
+        match which {
+            Cb::Read => self.cbs.read.is_some(),
+            Cb::Write => self.cbs.write.is_some(),
+            Cb::Event(_) => self.cbs.event.is_some(),
+        }
+    }
+
     /// The buffers' deferred change callbacks have something to deliver.
     fn buffers_pending(&self) -> bool {
         self.options.contains(BevOptions::DEFER_CALLBACKS)
@@ -188,12 +201,45 @@ pub(crate) struct Store {
     pub(crate) bevs: Slab<Bev>,
     pub(crate) groups: Slab<Group>,
     dirty: Vec<BufferEvent>,
+    /// Callbacks to run once the current entry point's bookkeeping is done (usually one).
+    queued: Fifo,
     /// Set while the prepare phase or an API call runs: callbacks are deferred then.
     defer_all: bool,
 }
 
 impl Layer for Store {
+    const SLOT: usize = 0;
     const PREPARE: Option<fn(&mut EventBase) -> bool> = Some(prepare);
+}
+
+/// A first-in first-out queue that stays allocated: a `Vec` and the index of its head, cheaper than a
+/// `VecDeque` for the one or two entries it holds at a time.
+#[derive(Default)]
+struct Fifo {
+    items: Vec<(BufferEvent, Cb)>,
+    head: usize,
+}
+
+impl Fifo {
+    #[inline]
+    fn push(&mut self, item: (BufferEvent, Cb)) {
+        self.items.push(item);
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<(BufferEvent, Cb)> {
+        match self.items.get(self.head) {
+            Some(&item) => {
+                self.head += 1;
+                Some(item)
+            }
+            None => {
+                self.items.clear();
+                self.head = 0;
+                None
+            }
+        }
+    }
 }
 
 fn key(h: BufferEvent) -> Key {
@@ -240,19 +286,32 @@ impl Store {
     /// Queues `h` for the next prepare phase.
     #[inline]
     pub(crate) fn mark_dirty(&mut self, h: BufferEvent) {
-        if let Ok(b) = self.get_mut(h) {
-            if !b.dirty {
-                b.dirty = true;
-                self.dirty.push(h);
-            }
+        let _ = self.touch(h);
+    }
+
+    /// Marks `h` dirty and returns it, in one lookup.
+    #[inline]
+    pub(crate) fn touch(&mut self, h: BufferEvent) -> Result<&mut Bev> {
+        let b = self.bevs.get_mut(key(h)).ok_or(STALE)?;
+        if !b.dirty {
+            b.dirty = true;
+            self.dirty.push(h);
         }
+        Ok(b)
     }
 }
 
-/// The bufferevent layer of `base`: the loop's core and the store, side by side.
+/// The loop's core and the bufferevent store, side by side: what bookkeeping works on.
+pub(crate) struct Cx<'a> {
+    pub(crate) core: &'a mut Core,
+    pub(crate) st: &'a mut Store,
+}
+
+/// The bufferevent layer of `base` (found once; pass the `Cx` around rather than the base).
 #[inline]
-pub(crate) fn parts(base: &mut EventBase) -> (&mut Core, &mut Store) {
-    base.split::<Store>()
+pub(crate) fn cx(base: &mut EventBase) -> Cx<'_> {
+    let (core, st) = base.split::<Store>();
+    Cx { core, st }
 }
 
 /// The store, for reading, if the base has bufferevents at all.
@@ -264,104 +323,101 @@ pub(crate) fn store(base: &EventBase) -> Option<&Store> {
 // ---- the prepare phase ----
 
 /// Brings every dirty bufferevent up to date: writes socket output, moves pair and filter data,
-/// resumes reading below the high watermark. Returns whether work is left for the next iteration.
+/// resumes reading below the high watermark. Runs no user code (callbacks are deferred). Returns
+/// whether work is left for the next iteration.
 fn prepare(base: &mut EventBase) -> bool {
-    let (_, st) = parts(base);
-    if st.dirty.is_empty() {
+    let mut cx = cx(base);
+    if cx.st.dirty.is_empty() {
         return false;
     }
-    let batch = deferring(base, prepare_rounds);
-    let (_, st) = parts(base);
-    if st.dirty.is_empty() {
+    deferring(&mut cx, prepare_rounds)
+}
+
+fn prepare_rounds(cx: &mut Cx) -> bool {
+    let mut batch = Vec::new();
+    for _ in 0..PREPARE_ROUNDS {
+        if cx.st.dirty.is_empty() {
+            break;
+        }
+        std::mem::swap(&mut batch, &mut cx.st.dirty);
+        for &h in &batch {
+            match cx.st.get_mut(h) {
+                Ok(b) => b.dirty = false,
+                Err(_) => continue,
+            }
+            sync(cx, h);
+        }
+        batch.clear();
+    }
+    if cx.st.dirty.is_empty() {
         // Keep the allocation for the next round.
-        st.dirty = batch;
+        cx.st.dirty = batch;
         return false;
     }
     true
 }
 
-/// Goes through the dirty bufferevents, round after round while syncing dirties more. Returns the
-/// emptied batch vector.
-fn prepare_rounds(base: &mut EventBase) -> Vec<BufferEvent> {
-    let mut batch = Vec::new();
-    for _ in 0..PREPARE_ROUNDS {
-        let (_, st) = parts(base);
-        if st.dirty.is_empty() {
-            break;
-        }
-        std::mem::swap(&mut batch, &mut st.dirty);
-        for &h in &batch {
-            let (_, st) = parts(base);
-            match st.get_mut(h) {
-                Ok(b) => b.dirty = false,
-                Err(_) => continue,
-            }
-            sync(base, h);
-        }
-        batch.clear();
-    }
-    batch
-}
-
 /// Makes the bufferevent's kernel interest and data flow consistent with its buffers and enable
 /// flags (the kind does the work).
-pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
-    let (core, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else { return };
+pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
+    let Ok(b) = cx.st.get_mut(h) else { return };
     // Reading resumes once the user drained the input below the high watermark.
     if b.read_suspended & SUSPEND_WM != 0 && (b.read_high == 0 || b.input.get().len() < b.read_high)
     {
         b.read_suspended &= !SUSPEND_WM;
     }
-    // Changes made from here on (through any path) must be noticed again.
     if b.watched {
-        b.input.get_mut().watch_seen();
-        b.output.get_mut().watch_seen();
+        // Changes made from here on (through any path) must be noticed again.
+        b.input().watch_seen();
+        b.output().watch_seen();
     }
     if b.buffers_pending() {
-        schedule(core, st, h);
+        schedule(cx, h);
     }
-    kind::sync(base, h);
+    kind::sync(cx, h);
 }
 
 // ---- what kinds report ----
 
 /// A kind added `n` bytes to the input: spend rate tokens, suspend reading at the high watermark,
 /// and run the read callback once the input reaches the low watermark.
-pub(crate) fn read_done(base: &mut EventBase, h: BufferEvent, n: usize) {
-    if ratelimit::limited(base, h) {
-        ratelimit::consumed(base, h, n, true);
+pub(crate) fn read_done(cx: &mut Cx, h: BufferEvent, n: usize) {
+    let Ok(mut b) = cx.st.get_mut(h) else { return };
+    if b.rate.is_some() {
+        ratelimit::consumed(cx, h, n, true);
+        let Ok(again) = cx.st.get_mut(h) else { return };
+        b = again;
     }
-    let (_, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else { return };
     let len = b.input.get().len();
     let wake = len >= b.read_low && len > 0;
     if b.read_high > 0 && len >= b.read_high {
         b.read_suspended |= SUSPEND_WM;
-        kind::sync(base, h);
+        kind::sync(cx, h);
     }
     if wake {
-        run_cb(base, h, Cb::Read);
+        run_cb(cx, h, Cb::Read);
     }
 }
 
 /// A kind took `n` bytes from the output: spend rate tokens and run the write callback once the
 /// output drained to the low watermark.
-pub(crate) fn write_done(base: &mut EventBase, h: BufferEvent, n: usize) {
-    if ratelimit::limited(base, h) {
-        ratelimit::consumed(base, h, n, false);
+pub(crate) fn write_done(cx: &mut Cx, h: BufferEvent, n: usize) {
+    let Ok(mut b) = cx.st.get_mut(h) else { return };
+    if b.rate.is_some() {
+        ratelimit::consumed(cx, h, n, false);
+        let Ok(again) = cx.st.get_mut(h) else { return };
+        b = again;
     }
-    let (_, st) = parts(base);
-    let Ok(b) = st.get(h) else { return };
-    if b.output.get().len() <= b.write_low {
-        run_cb(base, h, Cb::Write);
+    // As libevent: no write callback, nothing to check (an echo has none, and this runs after every
+    // write).
+    if b.cbs.write.is_some() && b.output.get().len() <= b.write_low {
+        run_cb(cx, h, Cb::Write);
     }
 }
 
 /// A kind reports an event: EOF, errors and timeouts stop their direction, as in libevent.
-pub(crate) fn report(base: &mut EventBase, h: BufferEvent, flags: BevFlags, errno: Option<i32>) {
-    let (_, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else { return };
+pub(crate) fn report(cx: &mut Cx, h: BufferEvent, flags: BevFlags, errno: Option<i32>) {
+    let Ok(b) = cx.st.get_mut(h) else { return };
     if errno.is_some() {
         b.errno = errno;
     }
@@ -374,78 +430,73 @@ pub(crate) fn report(base: &mut EventBase, h: BufferEvent, flags: BevFlags, errn
             off |= What::WRITE;
         }
         b.enabled &= !off;
-        kind::sync(base, h);
+        kind::sync(cx, h);
     }
-    run_cb(base, h, Cb::Event(flags));
+    run_cb(cx, h, Cb::Event(flags));
 }
 
 // ---- running user callbacks ----
 
-/// Runs a callback of `h` now, or queues it for the active queue: always with DEFER_CALLBACKS (and
-/// pairs), and whenever no user code may run here (the prepare phase, API calls).
-pub(crate) fn run_cb(base: &mut EventBase, h: BufferEvent, which: Cb) {
-    let (core, st) = parts(base);
-    let defer_all = st.defer_all;
-    let Ok(b) = st.get_mut(h) else { return };
+/// Decides how a callback of `h` runs: deferred to the active queue (DEFER_CALLBACKS, pairs, the
+/// prepare phase, API calls) or queued for the entry point to run when its bookkeeping is done.
+pub(crate) fn run_cb(cx: &mut Cx, h: BufferEvent, which: Cb) {
+    let defer_all = cx.st.defer_all;
+    let Ok(b) = cx.st.get_mut(h) else { return };
     // As libevent: no callback, nothing to run or to defer (an echo has no write callback, and this
     // runs after every write).
-    let has_cb = match which {
-        Cb::Read => b.cbs.read.is_some(),
-        Cb::Write => b.cbs.write.is_some(),
-        Cb::Event(_) => b.cbs.event.is_some(),
-    };
-    if !has_cb {
+    if !b.has_cb(which) {
         return;
     }
     if defer_all || b.options.contains(BevOptions::DEFER_CALLBACKS) {
-        defer_cb(core, st, h, which);
-        return;
+        defer_cb(cx, h, which);
+    } else {
+        cx.st.queued.push((h, which));
     }
-    call(base, h, which);
-}
-
-/// Queues a callback of `h` for the active queue (from an API call, where none may run inline).
-pub(crate) fn defer(base: &mut EventBase, h: BufferEvent, which: Cb) {
-    deferring(base, |base| run_cb(base, h, which));
 }
 
 /// Runs `f` with every callback it triggers deferred to the active queue: API calls (`flush`,
-/// `connect`, freeing a pair's side) run no user code.
-pub(crate) fn deferring<R>(base: &mut EventBase, f: impl FnOnce(&mut EventBase) -> R) -> R {
-    let was = std::mem::replace(&mut parts(base).1.defer_all, true);
+/// `connect`, freeing a pair's side) and the prepare phase run no user code.
+pub(crate) fn deferring<R>(cx: &mut Cx, f: impl FnOnce(&mut Cx) -> R) -> R {
+    let was = std::mem::replace(&mut cx.st.defer_all, true);
     // A filter function inside `f` is user code and may panic: the flag is restored all the same.
-    let r = catch_unwind(AssertUnwindSafe(|| f(base)));
-    parts(base).1.defer_all = was;
+    let r = catch_unwind(AssertUnwindSafe(|| f(cx)));
+    cx.st.defer_all = was;
     r.unwrap_or_else(|payload| resume_unwind(payload))
 }
 
-fn defer_cb(core: &mut Core, st: &mut Store, h: BufferEvent, which: Cb) {
-    let Ok(b) = st.get_mut(h) else { return };
+/// Queues a callback of `h` for the active queue, if it has one (from an API call).
+pub(crate) fn defer(cx: &mut Cx, h: BufferEvent, which: Cb) {
+    deferring(cx, |cx| run_cb(cx, h, which));
+}
+
+fn defer_cb(cx: &mut Cx, h: BufferEvent, which: Cb) {
+    let Ok(b) = cx.st.get_mut(h) else { return };
     match which {
         Cb::Read => b.pending.read = true,
         Cb::Write => b.pending.write = true,
         Cb::Event(f) => b.pending.events |= f,
     }
-    schedule(core, st, h);
+    schedule(cx, h);
 }
 
 /// Activates `h`'s work event (making it on first use).
-fn schedule(core: &mut Core, st: &mut Store, h: BufferEvent) {
-    if let Some(ev) = work_event(core, st, h) {
-        let _ = core.activate(ev, What::TIMEOUT, 1);
+fn schedule(cx: &mut Cx, h: BufferEvent) {
+    if let Some(ev) = work_event(cx, h) {
+        let _ = cx.core.activate(ev, What::TIMEOUT, 1);
     }
 }
 
-fn work_event(core: &mut Core, st: &mut Store, h: BufferEvent) -> Option<EventId> {
-    let b = st.get_mut(h).ok()?;
+fn work_event(cx: &mut Cx, h: BufferEvent) -> Option<EventId> {
+    let b = cx.st.get_mut(h).ok()?;
     if let Some(ev) = b.work_ev {
         return Some(ev);
     }
-    let ev = core
+    let ev = cx
+        .core
         .new_internal(-1, What::NONE, move |base, fired| on_work(base, h, fired))
         .ok()?;
     if let Some(p) = b.priority {
-        let _ = core.set_priority(ev, p);
+        let _ = cx.core.set_priority(ev, p);
     }
     b.work_ev = Some(ev);
     Some(ev)
@@ -454,11 +505,11 @@ fn work_event(core: &mut Core, st: &mut Store, h: BufferEvent) -> Option<EventId
 /// The work event: a buffer changed through a foreign pointer (WRITE), and/or deferred callbacks are
 /// waiting. Runs in the active queue, so user code here obeys the loop's rules.
 fn on_work(base: &mut EventBase, h: BufferEvent, fired: Fired) {
-    let (_, st) = parts(base);
+    let cx = cx(base);
     if fired.what.contains(What::WRITE) {
-        st.mark_dirty(h);
+        cx.st.mark_dirty(h);
     }
-    let Ok(b) = st.get_mut(h) else { return };
+    let Ok(b) = cx.st.get_mut(h) else { return };
     let p = std::mem::take(&mut b.pending);
     if b.buffers_pending() {
         b.input().run_deferred_callbacks();
@@ -476,52 +527,86 @@ fn on_work(base: &mut EventBase, h: BufferEvent, fired: Fired) {
     }
 }
 
-/// Calls the user's callback now. It is out of the bufferevent while it runs, so it may free the
-/// bufferevent or replace its own callbacks; it goes back afterwards (even if it panics) unless it
-/// was replaced or the bufferevent freed.
+/// Runs the callbacks the bookkeeping queued: the last step of every entry point that may run user
+/// code inline (a socket's read and write events, a filter's hooks on its underlying bufferevent).
+/// Two store lookups per callback: one to take it out (and the queue entry), one to put it back.
 #[inline]
-fn call(base: &mut EventBase, h: BufferEvent, which: Cb) {
-    let (_, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else { return };
+pub(crate) fn run_queued(base: &mut EventBase) {
+    let mut st = cx(base).st;
+    while let Some((h, which)) = st.queued.pop() {
+        let Some(mut cb) = take_cb(st, h, which) else {
+            continue;
+        };
+        let r = catch_unwind(AssertUnwindSafe(|| cb.invoke(base, h)));
+        st = cx(base).st;
+        put_back(st, h, cb);
+        if let Err(payload) = r {
+            // What was queued behind the panicking callback still runs, from the loop.
+            let mut cx = cx(base);
+            while let Some((h, which)) = cx.st.queued.pop() {
+                defer_cb(&mut cx, h, which);
+            }
+            resume_unwind(payload);
+        }
+    }
+}
+
+/// A user callback taken out of its bufferevent while it runs.
+enum Taken {
+    Read(Box<DataCb>),
+    Write(Box<DataCb>),
+    Event(Box<EventCb>, BevFlags),
+}
+
+impl Taken {
+    #[inline]
+    fn invoke(&mut self, base: &mut EventBase, h: BufferEvent) {
+        match self {
+            Taken::Read(cb) | Taken::Write(cb) => cb(base, h),
+            Taken::Event(cb, flags) => cb(base, h, *flags),
+        }
+    }
+}
+
+/// Takes the callback out of the bufferevent, so that it may free the bufferevent or replace its
+/// own callbacks while it runs.
+#[inline]
+fn take_cb(st: &mut Store, h: BufferEvent, which: Cb) -> Option<Taken> {
+    let b = st.get_mut(h).ok()?;
     match which {
-        Cb::Read | Cb::Write => {
-            let slot = if which == Cb::Read {
-                &mut b.cbs.read
-            } else {
-                &mut b.cbs.write
-            };
-            let Some(mut cb) = slot.take() else { return };
-            let r = catch_unwind(AssertUnwindSafe(|| cb(base, h)));
-            let (_, st) = parts(base);
-            if let Ok(b) = st.get_mut(h) {
-                let slot = if which == Cb::Read {
-                    &mut b.cbs.read
-                } else {
-                    &mut b.cbs.write
-                };
-                if slot.is_none() {
-                    *slot = Some(cb);
-                }
-            }
-            if let Err(payload) = r {
-                resume_unwind(payload);
-            }
+        Cb::Read => b.cbs.read.take().map(Taken::Read),
+        Cb::Write => b.cbs.write.take().map(Taken::Write),
+        Cb::Event(flags) => b.cbs.event.take().map(|cb| Taken::Event(cb, flags)),
+    }
+}
+
+/// Puts a callback back after it ran (or unwound), unless it was replaced meanwhile or the
+/// bufferevent freed.
+#[inline]
+fn put_back(st: &mut Store, h: BufferEvent, cb: Taken) {
+    let Ok(b) = st.get_mut(h) else { return };
+    match cb {
+        Taken::Read(cb) => {
+            b.cbs.read.get_or_insert(cb);
         }
-        Cb::Event(flags) => {
-            let Some(mut cb) = b.cbs.event.take() else {
-                return;
-            };
-            let r = catch_unwind(AssertUnwindSafe(|| cb(base, h, flags)));
-            let (_, st) = parts(base);
-            if let Ok(b) = st.get_mut(h) {
-                if b.cbs.event.is_none() {
-                    b.cbs.event = Some(cb);
-                }
-            }
-            if let Err(payload) = r {
-                resume_unwind(payload);
-            }
+        Taken::Write(cb) => {
+            b.cbs.write.get_or_insert(cb);
         }
+        Taken::Event(cb, _) => {
+            b.cbs.event.get_or_insert(cb);
+        }
+    }
+}
+
+/// Calls the user's callback now (the work event's deferred callbacks).
+fn call(base: &mut EventBase, h: BufferEvent, which: Cb) {
+    let Some(mut cb) = take_cb(cx(base).st, h, which) else {
+        return;
+    };
+    let r = catch_unwind(AssertUnwindSafe(|| cb.invoke(base, h)));
+    put_back(cx(base).st, h, cb);
+    if let Err(payload) = r {
+        resume_unwind(payload);
     }
 }
 
@@ -529,14 +614,13 @@ fn call(base: &mut EventBase, h: BufferEvent, which: Cb) {
 
 /// Replaces some callbacks: each `Some` sets one (`Some(None)` clears it), `None` leaves it.
 pub(crate) fn set_callbacks(
-    base: &mut EventBase,
+    cx: &mut Cx,
     h: BufferEvent,
     read: Option<Option<Box<DataCb>>>,
     write: Option<Option<Box<DataCb>>>,
     event: Option<Option<Box<EventCb>>>,
 ) -> Result<()> {
-    let (_, st) = parts(base);
-    let b = st.get_mut(h)?;
+    let b = cx.st.get_mut(h)?;
     if let Some(r) = read {
         b.cbs.read = r;
     }
@@ -549,15 +633,15 @@ pub(crate) fn set_callbacks(
     Ok(())
 }
 
-/// Makes the buffers tell `h` of changes made through foreign pointers (see `output_ptr`).
+/// Makes the buffers tell `h` of changes made through foreign pointers (see `buffer_ptrs`).
 pub(crate) fn watch_buffers(base: &mut EventBase, h: BufferEvent) -> Result<()> {
-    if parts(base).1.get(h)?.watched {
+    if cx(base).st.get(h)?.watched {
         return Ok(());
     }
     let remote = base.remote()?;
-    let (core, st) = parts(base);
-    let ev = work_event(core, st, h).ok_or(STALE)?;
-    let b = st.get_mut(h)?;
+    let mut cx = cx(base);
+    let ev = work_event(&mut cx, h).ok_or(STALE)?;
+    let b = cx.st.get_mut(h)?;
     for buf in [b.input.get_mut(), b.output.get_mut()] {
         let r = remote.clone();
         buf.set_watch(Box::new(move || {
@@ -570,27 +654,25 @@ pub(crate) fn watch_buffers(base: &mut EventBase, h: BufferEvent) -> Result<()> 
 
 /// Takes `h` out of the store and releases what the generic half holds; the caller hands the kind's
 /// part to `kind::destruct`.
-pub(crate) fn unlink(base: &mut EventBase, h: BufferEvent) -> Result<Bev> {
-    parts(base).1.get(h)?;
-    ratelimit::leave_group(base, h);
-    let (core, st) = parts(base);
-    let mut b = st.remove(h).ok_or(STALE)?;
+pub(crate) fn unlink(cx: &mut Cx, h: BufferEvent) -> Result<Bev> {
+    cx.st.get(h)?;
+    ratelimit::leave_group(cx, h);
+    let mut b = cx.st.remove(h).ok_or(STALE)?;
     if let Some(ev) = b.work_ev.take() {
-        let _ = core.free(ev);
+        let _ = cx.core.free(ev);
     }
     if let Some(r) = b.rate.take() {
-        r.free(core);
+        r.free(cx.core);
     }
     Ok(b)
 }
 
 /// Sets the priority of the work event (the kind sets its own events').
-pub(crate) fn set_work_priority(base: &mut EventBase, h: BufferEvent, pri: usize) -> Result<()> {
-    let (core, st) = parts(base);
-    let b = st.get_mut(h)?;
+pub(crate) fn set_work_priority(cx: &mut Cx, h: BufferEvent, pri: usize) -> Result<()> {
+    let b = cx.st.get_mut(h)?;
     b.priority = Some(pri);
     if let Some(ev) = b.work_ev {
-        core.set_priority(ev, pri)?;
+        cx.core.set_priority(ev, pri)?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! As in libevent, the filter takes over the underlying bufferevent's callbacks: its read callback
 //! pulls data up, its write callback pushes more down, its event callback is passed on.
 
-use super::bev::{self, parts, read_done, report, write_done, Bev};
+use super::bev::{self, read_done, report, run_queued, write_done, Bev, Cx};
 use super::kind::Kind;
 use super::{BevFlags, BevOptions, BufferEvent, FlushMode};
 use crate::base::EventBase;
@@ -50,31 +50,43 @@ impl Filter {
 
     /// The filter is freed: the underlying bufferevent gets its callbacks cleared (as libevent does)
     /// and, with CLOSE_ON_FREE, is freed too.
-    pub(crate) fn destruct(self, base: &mut EventBase, options: BevOptions) {
+    pub(crate) fn destruct(self, cx: &mut Cx, options: BevOptions) {
         let u = self.underlying;
-        if let Ok(under) = parts(base).1.get_mut(u) {
+        if let Ok(under) = cx.st.get_mut(u) {
             under.upper = None;
-            let _ = bev::set_callbacks(base, u, Some(None), Some(None), Some(None));
+            let _ = bev::set_callbacks(cx, u, Some(None), Some(None), Some(None));
         }
         if options.contains(BevOptions::CLOSE_ON_FREE) {
-            let _ = u.free(base);
+            let _ = super::free(cx, u);
         }
     }
 }
 
 /// Stacks `h` on `underlying`: takes over its callbacks and enables it both ways.
-pub(crate) fn attach(base: &mut EventBase, h: BufferEvent, underlying: BufferEvent) -> Result<()> {
-    parts(base).1.get_mut(underlying)?.upper = Some(h);
+pub(crate) fn attach(cx: &mut Cx, h: BufferEvent, underlying: BufferEvent) -> Result<()> {
+    let under = cx.st.get_mut(underlying)?;
+    under.upper = Some(h);
+    under.enabled |= What::READ | What::WRITE;
+    cx.st.mark_dirty(underlying);
     bev::set_callbacks(
-        base,
+        cx,
         underlying,
-        Some(Some(Box::new(move |base, _| pull_up(base, h)))),
-        Some(Some(Box::new(move |base, _| push_down(base, h)))),
-        Some(Some(Box::new(move |base, _, flags| {
-            report(base, h, flags, None)
+        Some(Some(Box::new(move |base, _| {
+            on_underlying(base, h, pull_up)
         }))),
-    )?;
-    underlying.enable(base, What::READ | What::WRITE)
+        Some(Some(Box::new(move |base, _| {
+            on_underlying(base, h, push_down)
+        }))),
+        Some(Some(Box::new(move |base, _, flags| {
+            on_underlying(base, h, |cx, h| report(cx, h, flags, None))
+        }))),
+    )
+}
+
+/// A callback of the underlying bufferevent: the filter's bookkeeping, then its own callbacks.
+fn on_underlying(base: &mut EventBase, h: BufferEvent, f: impl FnOnce(&mut Cx, BufferEvent)) {
+    f(&mut bev::cx(base), h);
+    run_queued(base);
 }
 
 fn underlying_of(b: &Bev) -> Option<BufferEvent> {
@@ -89,8 +101,8 @@ fn limit_of(room: Option<usize>) -> isize {
 }
 
 /// Runs the input filter: underlying input → our input. Returns bytes produced, or None on error.
-fn filter_in(base: &mut EventBase, h: BufferEvent, mode: FlushMode) -> Option<usize> {
-    let (_, st) = parts(base);
+fn filter_in(cx: &mut Cx, h: BufferEvent, mode: FlushMode) -> Option<usize> {
+    let st = &mut *cx.st;
     let u = underlying_of(st.get(h).ok()?)?;
     let (me, under) = st.get2_mut(h, u)?;
     if !me.wants_read() || under.input.get().is_empty() {
@@ -121,8 +133,8 @@ fn filter_in(base: &mut EventBase, h: BufferEvent, mode: FlushMode) -> Option<us
 
 /// Runs the output filter: our output → underlying output. Returns how much of our output it took,
 /// or None on error.
-fn filter_out(base: &mut EventBase, h: BufferEvent, mode: FlushMode) -> Option<usize> {
-    let (_, st) = parts(base);
+fn filter_out(cx: &mut Cx, h: BufferEvent, mode: FlushMode) -> Option<usize> {
+    let st = &mut *cx.st;
     let u = underlying_of(st.get(h).ok()?)?;
     let (me, under) = st.get2_mut(h, u)?;
     if mode == FlushMode::Normal && !me.wants_write() {
@@ -154,66 +166,55 @@ fn filter_out(base: &mut EventBase, h: BufferEvent, mode: FlushMode) -> Option<u
     Some(taken)
 }
 
-fn filter_error(base: &mut EventBase, h: BufferEvent, dir: BevFlags) {
-    report(base, h, BevFlags::ERROR | dir, Some(libc::EINVAL));
+fn filter_error(cx: &mut Cx, h: BufferEvent, dir: BevFlags) {
+    report(cx, h, BevFlags::ERROR | dir, Some(libc::EINVAL));
 }
 
 /// The underlying bufferevent has input: filter it up and tell our reader.
-fn pull_up(base: &mut EventBase, h: BufferEvent) {
-    match filter_in(base, h, FlushMode::Normal) {
-        Some(n) if n > 0 => read_done(base, h, n),
+fn pull_up(cx: &mut Cx, h: BufferEvent) {
+    match filter_in(cx, h, FlushMode::Normal) {
+        Some(n) if n > 0 => read_done(cx, h, n),
         Some(_) => {}
-        None => filter_error(base, h, BevFlags::READING),
+        None => filter_error(cx, h, BevFlags::READING),
     }
 }
 
 /// The underlying bufferevent drained its output: filter more of ours down.
-fn push_down(base: &mut EventBase, h: BufferEvent) {
-    match filter_out(base, h, FlushMode::Normal) {
-        Some(n) if n > 0 => write_done(base, h, n),
+fn push_down(cx: &mut Cx, h: BufferEvent) {
+    match filter_out(cx, h, FlushMode::Normal) {
+        Some(n) if n > 0 => write_done(cx, h, n),
         Some(_) => {}
-        None => filter_error(base, h, BevFlags::WRITING),
+        None => filter_error(cx, h, BevFlags::WRITING),
     }
 }
 
 /// The filter was touched: push its output down, pull input up if the user made room.
-pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
-    push_down(base, h);
-    pull_up(base, h);
+pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
+    push_down(cx, h);
+    pull_up(cx, h);
 }
 
-pub(crate) fn flush(
-    base: &mut EventBase,
-    h: BufferEvent,
-    what: What,
-    mode: FlushMode,
-) -> Result<bool> {
-    let (_, st) = parts(base);
-    let u = underlying_of(st.get(h)?)
-        .ok_or(Error::Unsupported("flush of a filter without underlying"))?;
-    bev::deferring(base, |base| {
+/// An API call: callbacks it triggers are deferred.
+pub(crate) fn flush(cx: &mut Cx, h: BufferEvent, what: What, mode: FlushMode) -> Result<bool> {
+    let u = underlying_of(cx.st.get(h)?).ok_or(Error::Stale(crate::Handle::BufferEvent))?;
+    bev::deferring(cx, |cx| {
         let mut moved = false;
         if what.contains(What::WRITE) {
-            match filter_out(base, h, mode) {
-                Some(n) => {
-                    moved |= n > 0;
-                    if n > 0 {
-                        write_done(base, h, n);
-                    }
-                }
-                None => return Err(Error::InvalidArgument("output filter failed")),
+            let n =
+                filter_out(cx, h, mode).ok_or(Error::InvalidArgument("output filter failed"))?;
+            if n > 0 {
+                moved = true;
+                write_done(cx, h, n);
             }
-            moved |= u.flush(base, What::WRITE, mode)?;
+            if cx.st.get(u).is_ok() {
+                moved |= super::kind::flush(cx, u, What::WRITE, mode)?;
+            }
         }
         if what.contains(What::READ) {
-            match filter_in(base, h, mode) {
-                Some(n) => {
-                    moved |= n > 0;
-                    if n > 0 {
-                        read_done(base, h, n);
-                    }
-                }
-                None => return Err(Error::InvalidArgument("input filter failed")),
+            let n = filter_in(cx, h, mode).ok_or(Error::InvalidArgument("input filter failed"))?;
+            if n > 0 {
+                moved = true;
+                read_done(cx, h, n);
             }
         }
         Ok(moved)

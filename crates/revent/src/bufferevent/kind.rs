@@ -10,12 +10,11 @@
 //! | `adj_timeouts` | make new read/write timeouts take effect |
 //! | `fd`, `forget_unowned_fd` | the socket, if any |
 
-use super::bev::{parts, Bev};
+use super::bev::{Bev, Cx};
 use super::filter::Filter;
 use super::pair::Pair;
 use super::socket::Socket;
 use super::{BevOptions, BufferEvent, FlushMode};
-use crate::base::EventBase;
 use crate::error::Result;
 use crate::event::What;
 use std::os::fd::RawFd;
@@ -34,8 +33,8 @@ enum Tag {
 }
 
 #[inline]
-fn tag(base: &mut EventBase, h: BufferEvent) -> Option<Tag> {
-    Some(match parts(base).1.get(h).ok()?.kind {
+fn tag(cx: &Cx, h: BufferEvent) -> Option<Tag> {
+    Some(match cx.st.get(h).ok()?.kind {
         Kind::Socket(_) => Tag::Socket,
         Kind::Pair(_) => Tag::Pair,
         Kind::Filter(_) => Tag::Filter,
@@ -43,52 +42,49 @@ fn tag(base: &mut EventBase, h: BufferEvent) -> Option<Tag> {
 }
 
 #[inline]
-pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
-    match tag(base, h) {
-        Some(Tag::Socket) => super::socket::sync(base, h),
-        Some(Tag::Pair) => super::pair::sync(base, h),
-        Some(Tag::Filter) => super::filter::sync(base, h),
+pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
+    match tag(cx, h) {
+        Some(Tag::Socket) => super::socket::sync(cx, h),
+        Some(Tag::Pair) => super::pair::sync(cx, h),
+        Some(Tag::Filter) => super::filter::sync(cx, h),
         None => {}
     }
 }
 
-pub(crate) fn disable(base: &mut EventBase, h: BufferEvent) {
-    match tag(base, h) {
-        Some(Tag::Socket) => super::socket::disarm(base, h),
+pub(crate) fn disable(cx: &mut Cx, h: BufferEvent) {
+    match tag(cx, h) {
+        Some(Tag::Socket) => super::socket::disarm(cx, h),
         // Pairs and filters move data only in `sync`, which sees the new flags.
         Some(Tag::Pair | Tag::Filter) | None => {}
     }
 }
 
-pub(crate) fn flush(
-    base: &mut EventBase,
-    h: BufferEvent,
-    what: What,
-    mode: FlushMode,
-) -> Result<bool> {
-    match tag(base, h) {
-        Some(Tag::Socket) => super::socket::flush(base, h, what, mode),
-        Some(Tag::Pair) => super::pair::flush(base, h, what, mode),
-        Some(Tag::Filter) => super::filter::flush(base, h, what, mode),
+/// An API call: callbacks it triggers are deferred.
+pub(crate) fn flush(cx: &mut Cx, h: BufferEvent, what: What, mode: FlushMode) -> Result<bool> {
+    match tag(cx, h) {
+        Some(Tag::Socket) => super::socket::flush(cx, h, what, mode),
+        Some(Tag::Pair) => super::pair::flush(cx, h, what, mode),
+        Some(Tag::Filter) => super::filter::flush(cx, h, what, mode),
         None => Ok(false),
     }
 }
 
-pub(crate) fn adj_timeouts(base: &mut EventBase, h: BufferEvent) {
-    if let Some(Tag::Socket) = tag(base, h) {
-        super::socket::rearm_timeouts(base, h);
+pub(crate) fn adj_timeouts(cx: &mut Cx, h: BufferEvent) {
+    if let Some(Tag::Socket) = tag(cx, h) {
+        super::socket::rearm_timeouts(cx, h);
     }
 }
 
-/// The bufferevent `b` (already out of the store) is being freed.
-pub(crate) fn destruct(base: &mut EventBase, mut b: Bev) {
+/// The bufferevent `b` (already out of the store) is being freed: an API call, so callbacks it
+/// triggers on other bufferevents are deferred.
+pub(crate) fn destruct(cx: &mut Cx, mut b: Bev) {
     let kind = std::mem::replace(&mut b.kind, Kind::Pair(Pair::default()));
     match kind {
-        Kind::Socket(s) => s.destruct(base, &mut b),
-        Kind::Pair(p) => p.destruct(base, &mut b),
-        Kind::Filter(f) => f.destruct(base, b.options),
+        Kind::Socket(s) => s.destruct(cx, &mut b),
+        Kind::Pair(p) => p.destruct(cx, &mut b),
+        Kind::Filter(f) => f.destruct(cx, b.options),
     }
-    // Callbacks and buffers drop here, outside any borrow of the base.
+    // Callbacks and buffers drop here; nothing of theirs runs.
     drop(b);
 }
 
@@ -98,6 +94,15 @@ impl Kind {
             Kind::Socket(s) => s.raw_fd(),
             Kind::Pair(_) | Kind::Filter(_) => None,
         }
+    }
+
+    /// The kind's own events (a socket's read and write events).
+    pub(crate) fn events(&self) -> impl Iterator<Item = crate::event::EventId> {
+        let evs = match self {
+            Kind::Socket(s) => s.events().collect(),
+            Kind::Pair(_) | Kind::Filter(_) => Vec::new(),
+        };
+        evs.into_iter()
     }
 
     /// The other end of a pair.

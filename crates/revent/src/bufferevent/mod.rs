@@ -24,7 +24,7 @@ use crate::buffer::{EolStyle, Evbuffer};
 use crate::error::{Error, Result};
 use crate::event::What;
 use crate::flags::flags;
-use bev::{parts, Bev, Cb};
+use bev::{cx, Bev, Cb, Cx};
 use kind::Kind;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
@@ -130,9 +130,7 @@ impl std::fmt::Debug for BufferEvent {
 /// does this).
 #[inline]
 fn touch(base: &mut EventBase, h: BufferEvent) -> Result<&mut Bev> {
-    let (_, st) = parts(base);
-    st.mark_dirty(h);
-    let b = st.get_mut(h)?;
+    let b = cx(base).st.touch(h)?;
     if b.watched() {
         // The prepare phase will look at the buffers anyway: no notice needed for what the caller
         // is about to do through the references it gets.
@@ -150,11 +148,12 @@ impl BufferEvent {
         fd: Option<OwnedFd>,
         options: BevOptions,
     ) -> Result<BufferEvent> {
-        let h = parts(base)
-            .1
+        let mut cx = cx(base);
+        let h = cx
+            .st
             .insert(Bev::new(Kind::Socket(Default::default()), options));
-        if let Err(e) = socket::set_fd(base, h, fd) {
-            parts(base).1.remove(h);
+        if let Err(e) = socket::set_fd(&mut cx, h, fd) {
+            cx.st.remove(h);
             return Err(e);
         }
         Ok(h)
@@ -164,10 +163,14 @@ impl BufferEvent {
     /// libevent, their callbacks are always deferred to the loop.
     pub fn pair(base: &mut EventBase, options: BevOptions) -> Result<(BufferEvent, BufferEvent)> {
         let options = options | BevOptions::DEFER_CALLBACKS;
-        let (_, st) = parts(base);
-        let a = st.insert(Bev::new(Kind::Pair(Default::default()), options));
-        let b = st.insert(Bev::new(Kind::Pair(Default::default()), options));
-        pair::link(base, a, b);
+        let mut cx = cx(base);
+        let a = cx
+            .st
+            .insert(Bev::new(Kind::Pair(Default::default()), options));
+        let b = cx
+            .st
+            .insert(Bev::new(Kind::Pair(Default::default()), options));
+        pair::link(&mut cx, a, b);
         Ok((a, b))
     }
 
@@ -182,18 +185,18 @@ impl BufferEvent {
         output: Option<Box<FilterFn>>,
         options: BevOptions,
     ) -> Result<BufferEvent> {
-        let (_, st) = parts(base);
-        if st.get(underlying)?.upper.is_some() {
+        let mut cx = cx(base);
+        if cx.st.get(underlying)?.upper.is_some() {
             return Err(Error::InvalidArgument(
                 "bufferevent already has a filter on it",
             ));
         }
-        let h = st.insert(Bev::new(
+        let h = cx.st.insert(Bev::new(
             Kind::Filter(filter::Filter::new(underlying, input, output)),
             options,
         ));
-        if let Err(e) = filter::attach(base, h, underlying) {
-            let _ = h.free(base);
+        if let Err(e) = filter::attach(&mut cx, h, underlying) {
+            let _ = free(&mut cx, h);
             return Err(e);
         }
         Ok(h)
@@ -209,7 +212,7 @@ impl BufferEvent {
         write: Option<Box<DataCb>>,
         event: Option<Box<EventCb>>,
     ) -> Result<()> {
-        bev::set_callbacks(base, self, Some(read), Some(write), Some(event))
+        bev::set_callbacks(&mut cx(base), self, Some(read), Some(write), Some(event))
     }
 
     /// Sets the read callback: runs when new input reaches the low watermark.
@@ -218,7 +221,7 @@ impl BufferEvent {
         base: &mut EventBase,
         cb: impl FnMut(&mut EventBase, BufferEvent) + 'static,
     ) -> Result<()> {
-        bev::set_callbacks(base, self, Some(Some(Box::new(cb))), None, None)
+        bev::set_callbacks(&mut cx(base), self, Some(Some(Box::new(cb))), None, None)
     }
 
     /// Sets the write callback: runs when the output drains to the low watermark.
@@ -227,7 +230,7 @@ impl BufferEvent {
         base: &mut EventBase,
         cb: impl FnMut(&mut EventBase, BufferEvent) + 'static,
     ) -> Result<()> {
-        bev::set_callbacks(base, self, None, Some(Some(Box::new(cb))), None)
+        bev::set_callbacks(&mut cx(base), self, None, Some(Some(Box::new(cb))), None)
     }
 
     /// Sets the event callback: EOF, errors, timeouts, connect results.
@@ -236,22 +239,22 @@ impl BufferEvent {
         base: &mut EventBase,
         cb: impl FnMut(&mut EventBase, BufferEvent, BevFlags) + 'static,
     ) -> Result<()> {
-        bev::set_callbacks(base, self, None, None, Some(Some(Box::new(cb))))
+        bev::set_callbacks(&mut cx(base), self, None, None, Some(Some(Box::new(cb))))
     }
 
     /// Removes the read callback.
     pub fn clear_read_cb(self, base: &mut EventBase) -> Result<()> {
-        bev::set_callbacks(base, self, Some(None), None, None)
+        bev::set_callbacks(&mut cx(base), self, Some(None), None, None)
     }
 
     /// Removes the write callback.
     pub fn clear_write_cb(self, base: &mut EventBase) -> Result<()> {
-        bev::set_callbacks(base, self, None, Some(None), None)
+        bev::set_callbacks(&mut cx(base), self, None, Some(None), None)
     }
 
     /// Removes the event callback.
     pub fn clear_event_cb(self, base: &mut EventBase) -> Result<()> {
-        bev::set_callbacks(base, self, None, None, Some(None))
+        bev::set_callbacks(&mut cx(base), self, None, None, Some(None))
     }
 
     // ---- enabling, watermarks, timeouts ----
@@ -266,7 +269,7 @@ impl BufferEvent {
     /// Stops reading and/or writing, at once.
     pub fn disable(self, base: &mut EventBase, what: What) -> Result<()> {
         touch(base, self)?.enabled &= !(what & (What::READ | What::WRITE));
-        kind::disable(base, self);
+        kind::disable(&mut cx(base), self);
         Ok(())
     }
 
@@ -318,7 +321,7 @@ impl BufferEvent {
         let b = touch(base, self)?;
         b.timeout_read = read;
         b.timeout_write = write;
-        kind::adj_timeouts(base, self);
+        kind::adj_timeouts(&mut cx(base), self);
         Ok(())
     }
 
@@ -388,7 +391,7 @@ impl BufferEvent {
     /// assert_eq!(b.output(&mut base).unwrap().len(), 7);
     /// ```
     pub fn move_input_to(self, base: &mut EventBase, dst: BufferEvent) -> Result<usize> {
-        let (_, st) = parts(base);
+        let st = cx(base).st;
         st.mark_dirty(self);
         st.mark_dirty(dst);
         let (src, d) = st.get2_mut(self, dst).ok_or(Error::InvalidArgument(
@@ -412,7 +415,7 @@ impl BufferEvent {
         base: &mut EventBase,
     ) -> Result<(NonNull<Evbuffer>, NonNull<Evbuffer>)> {
         bev::watch_buffers(base, self)?;
-        let b = parts(base).1.get(self)?;
+        let b = cx(base).st.get(self)?;
         Ok((b.input.as_ptr(), b.output.as_ptr()))
     }
 
@@ -421,8 +424,9 @@ impl BufferEvent {
     /// gives the partner EOF; on a filter it also flushes the filter's state. Returns whether data
     /// moved.
     pub fn flush(self, base: &mut EventBase, what: What, mode: FlushMode) -> Result<bool> {
-        get(base, self)?;
-        kind::flush(base, self, what, mode)
+        let mut cx = cx(base);
+        cx.st.get(self)?;
+        kind::flush(&mut cx, self, what, mode)
     }
 
     // ---- sockets ----
@@ -430,13 +434,13 @@ impl BufferEvent {
     /// Connects the socket to `addr` (creating a socket if there is none). The event callback gets
     /// CONNECTED, or ERROR (e.g. connection refused; see [`error`](Self::error)).
     pub fn connect(self, base: &mut EventBase, addr: std::net::SocketAddr) -> Result<()> {
-        socket::connect(base, self, addr)
+        socket::connect(&mut cx(base), self, addr)
     }
 
     /// Replaces the socket (libevent's `bufferevent_setfd`). The old socket is closed with
     /// CLOSE_ON_FREE and otherwise left open.
     pub fn set_fd(self, base: &mut EventBase, fd: Option<OwnedFd>) -> Result<()> {
-        socket::set_fd(base, self, fd)
+        socket::set_fd(&mut cx(base), self, fd)
     }
 
     /// The socket's fd (for a filter, its underlying bufferevent's). An error for a bufferevent
@@ -465,19 +469,17 @@ impl BufferEvent {
         if pri >= base.priorities() {
             return Err(Error::InvalidArgument("priority out of range"));
         }
-        bev::set_work_priority(base, self, pri)?;
-        let (core, st) = parts(base);
-        if let Kind::Socket(s) = &st.get(self)?.kind {
-            for ev in s.events() {
-                core.set_priority(ev, pri)?;
-            }
+        let mut cx = cx(base);
+        bev::set_work_priority(&mut cx, self, pri)?;
+        for ev in cx.st.get(self)?.kind.events() {
+            cx.core.set_priority(ev, pri)?;
         }
         Ok(())
     }
 
     /// Limits this bufferevent's reading and writing to `cfg`'s rates; `None` lifts the limit.
     pub fn set_rate_limit(self, base: &mut EventBase, cfg: Option<RateLimit>) -> Result<()> {
-        ratelimit::set(base, self, cfg)
+        ratelimit::set(&mut cx(base), self, cfg)
     }
 
     /// The other end of a pair (`None` once it is freed, or for other kinds).
@@ -495,13 +497,18 @@ impl BufferEvent {
     /// of this one sees EOF (both from the loop). No callback of this bufferevent runs afterwards,
     /// and the handle becomes stale.
     pub fn free(self, base: &mut EventBase) -> Result<()> {
-        let b = bev::unlink(base, self)?;
-        if let Some(up) = b.upper {
-            bev::defer(base, up, Cb::Event(BevFlags::EOF | BevFlags::READING));
-        }
-        kind::destruct(base, b);
-        Ok(())
+        free(&mut cx(base), self)
     }
+}
+
+/// Frees `h`: an API call, so what it triggers on other bufferevents is deferred.
+fn free(cx: &mut Cx, h: BufferEvent) -> Result<()> {
+    let b = bev::unlink(cx, h)?;
+    if let Some(up) = b.upper {
+        bev::defer(cx, up, Cb::Event(BevFlags::EOF | BevFlags::READING));
+    }
+    kind::destruct(cx, b);
+    Ok(())
 }
 
 fn get(base: &EventBase, h: BufferEvent) -> Result<&Bev> {

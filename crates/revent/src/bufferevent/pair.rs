@@ -3,10 +3,9 @@
 //! libevent, a pair always defers its callbacks to the loop (`BevOptions::DEFER_CALLBACKS`), so no
 //! callback of one side runs inside a call on the other.
 
-use super::bev::{self, parts, read_done, report, write_done, Bev, Cb};
+use super::bev::{self, read_done, report, write_done, Bev, Cb, Cx};
 use super::kind::Kind;
 use super::{BevFlags, BufferEvent, FlushMode};
-use crate::base::EventBase;
 use crate::error::Result;
 use crate::event::What;
 
@@ -22,8 +21,8 @@ fn partner_of(b: &Bev) -> Option<BufferEvent> {
     }
 }
 
-pub(crate) fn link(base: &mut EventBase, a: BufferEvent, b: BufferEvent) {
-    let (_, st) = parts(base);
+pub(crate) fn link(cx: &mut Cx, a: BufferEvent, b: BufferEvent) {
+    let st = &mut *cx.st;
     for (x, y) in [(a, b), (b, a)] {
         if let Ok(bev) = st.get_mut(x) {
             if let Kind::Pair(p) = &mut bev.kind {
@@ -37,11 +36,10 @@ impl Pair {
     /// One side is being freed: what it had written still reaches the other side (as far as that
     /// side reads), then the other side sees end of file, as a socket's peer would. Both through
     /// the other side's deferred callbacks.
-    pub(crate) fn destruct(self, base: &mut EventBase, b: &mut Bev) {
+    pub(crate) fn destruct(self, cx: &mut Cx, b: &mut Bev) {
         let Some(partner) = self.partner else { return };
-        bev::deferring(base, |base| {
-            let (_, st) = parts(base);
-            let Ok(other) = st.get_mut(partner) else {
+        bev::deferring(cx, |cx| {
+            let Ok(other) = cx.st.get_mut(partner) else {
                 return;
             };
             if let Kind::Pair(pp) = &mut other.kind {
@@ -53,26 +51,25 @@ impl Pair {
                 moved = b.output().remove_buffer(other.input(), n).unwrap_or(0);
             }
             if moved > 0 {
-                read_done(base, partner, moved);
+                read_done(cx, partner, moved);
             }
-            report(base, partner, BevFlags::EOF | BevFlags::READING, None);
+            report(cx, partner, BevFlags::EOF | BevFlags::READING, None);
         });
     }
 }
 
 /// Moves data both ways as far as enable flags and watermarks allow.
-pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
-    let Some(p) = parts(base).1.get(h).ok().and_then(partner_of) else {
+pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
+    let Some(p) = cx.st.get(h).ok().and_then(partner_of) else {
         return;
     };
-    transfer(base, h, p, false);
-    transfer(base, p, h, false);
+    transfer(cx, h, p, false);
+    transfer(cx, p, h, false);
 }
 
 /// Moves `src`'s output into `dst`'s input; returns the bytes moved.
-fn transfer(base: &mut EventBase, src: BufferEvent, dst: BufferEvent, ignore_wm: bool) -> usize {
-    let (_, st) = parts(base);
-    let Some((s, d)) = st.get2_mut(src, dst) else {
+fn transfer(cx: &mut Cx, src: BufferEvent, dst: BufferEvent, ignore_wm: bool) -> usize {
+    let Some((s, d)) = cx.st.get2_mut(src, dst) else {
         return 0;
     };
     let mut n = s.output.get().len();
@@ -87,36 +84,31 @@ fn transfer(base: &mut EventBase, src: BufferEvent, dst: BufferEvent, ignore_wm:
     }
     let moved = s.output().remove_buffer(d.input(), n).unwrap_or(0);
     if moved > 0 {
-        read_done(base, dst, moved);
-        write_done(base, src, moved);
+        read_done(cx, dst, moved);
+        write_done(cx, src, moved);
     }
     moved
 }
 
-pub(crate) fn flush(
-    base: &mut EventBase,
-    h: BufferEvent,
-    what: What,
-    mode: FlushMode,
-) -> Result<bool> {
-    let Some(p) = partner_of(parts(base).1.get(h)?) else {
+/// An API call: callbacks it triggers are deferred (as they always are for pairs).
+pub(crate) fn flush(cx: &mut Cx, h: BufferEvent, what: What, mode: FlushMode) -> Result<bool> {
+    let Some(p) = partner_of(cx.st.get(h)?) else {
         return Ok(false);
     };
     if mode == FlushMode::Normal {
         return Ok(false);
     }
-    let moved = bev::deferring(base, |base| {
+    bev::deferring(cx, |cx| {
         let mut moved = 0;
         if what.contains(What::READ) {
-            moved += transfer(base, p, h, true);
+            moved += transfer(cx, p, h, true);
         }
         if what.contains(What::WRITE) {
-            moved += transfer(base, h, p, true);
+            moved += transfer(cx, h, p, true);
         }
-        moved
-    });
-    if mode == FlushMode::Finished {
-        bev::defer(base, p, Cb::Event(BevFlags::EOF | BevFlags::READING));
-    }
-    Ok(moved > 0)
+        if mode == FlushMode::Finished {
+            bev::run_cb(cx, p, Cb::Event(BevFlags::EOF | BevFlags::READING));
+        }
+        Ok(moved > 0)
+    })
 }

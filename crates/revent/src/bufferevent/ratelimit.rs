@@ -6,7 +6,7 @@
 //! group's bucket is shared: each member may use its share of what the group has left (at least the
 //! group's minimum share), as well as its own bucket.
 
-use super::bev::{parts, Store, SUSPEND_RATE};
+use super::bev::{self, Cx, Store, SUSPEND_RATE};
 use super::BufferEvent;
 use crate::base::{Core, EventBase};
 use crate::error::{Error, Handle, Result};
@@ -174,12 +174,6 @@ fn group_mut(st: &mut Store, g: RateLimitGroup) -> Result<&mut Group> {
     st.groups.get_mut(g.key()).ok_or(STALE_GROUP)
 }
 
-/// Whether `h` has a rate limit (own or group).
-#[inline]
-pub(crate) fn limited(base: &mut EventBase, h: BufferEvent) -> bool {
-    parts(base).1.get(h).is_ok_and(|b| b.rate.is_some())
-}
-
 /// Makes sure `h` has a limiter (with its wake-up timer).
 fn limiter<'a>(core: &mut Core, st: &'a mut Store, h: BufferEvent) -> Result<&'a mut Limiter> {
     let b = st.get_mut(h)?;
@@ -199,7 +193,8 @@ fn limiter<'a>(core: &mut Core, st: &'a mut Store, h: BufferEvent) -> Result<&'a
 }
 
 /// Drops the limiter when neither an own limit nor a group is left.
-fn tidy(core: &mut Core, st: &mut Store, h: BufferEvent) {
+fn tidy(cx: &mut Cx, h: BufferEvent) {
+    let Cx { core, st } = cx;
     let Ok(b) = st.get_mut(h) else { return };
     if matches!(&b.rate, Some(r) if r.own.is_none() && r.group.is_none()) {
         if let Some(r) = b.rate.take() {
@@ -212,23 +207,22 @@ fn tidy(core: &mut Core, st: &mut Store, h: BufferEvent) {
 }
 
 /// Sets (or with `None` removes) a bufferevent's own rate limit.
-pub(crate) fn set(base: &mut EventBase, h: BufferEvent, cfg: Option<RateLimit>) -> Result<()> {
+pub(crate) fn set(cx: &mut Cx, h: BufferEvent, cfg: Option<RateLimit>) -> Result<()> {
     if let Some(c) = &cfg {
         c.check()?;
     }
-    let now = base.now_cached();
-    let (core, st) = parts(base);
-    limiter(core, st, h)?.own = cfg.map(|c| Bucket::new(c, now));
-    tidy(core, st, h);
-    refresh(base, h);
-    parts(base).1.mark_dirty(h);
+    let now = cx.core.now_cached();
+    limiter(cx.core, cx.st, h)?.own = cfg.map(|c| Bucket::new(c, now));
+    tidy(cx, h);
+    refresh(cx, h);
+    cx.st.mark_dirty(h);
     Ok(())
 }
 
 /// Refills the buckets of `h` (and its group) up to now and recomputes its group share.
-pub(crate) fn refresh(base: &mut EventBase, h: BufferEvent) {
-    let now = base.now_cached();
-    let (_, st) = parts(base);
+pub(crate) fn refresh(cx: &mut Cx, h: BufferEvent) {
+    let now = cx.core.now_cached();
+    let st = &mut *cx.st;
     let Ok(b) = st.get_mut(h) else { return };
     let Some(r) = &mut b.rate else { return };
     if let Some(own) = &mut r.own {
@@ -259,8 +253,8 @@ pub(crate) fn refresh(base: &mut EventBase, h: BufferEvent) {
 }
 
 /// Spends tokens for `n` bytes read (`read`) or written.
-pub(crate) fn consumed(base: &mut EventBase, h: BufferEvent, n: usize, read: bool) {
-    let (_, st) = parts(base);
+pub(crate) fn consumed(cx: &mut Cx, h: BufferEvent, n: usize, read: bool) {
+    let st = &mut *cx.st;
     let Ok(b) = st.get_mut(h) else { return };
     let Some(r) = &mut b.rate else { return };
     if let Some(own) = &mut r.own {
@@ -279,9 +273,8 @@ pub(crate) fn consumed(base: &mut EventBase, h: BufferEvent, n: usize, read: boo
             }
         }
     }
-    refresh(base, h);
-    let (core, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else { return };
+    refresh(cx, h);
+    let Ok(b) = cx.st.get_mut(h) else { return };
     let Some(r) = &b.rate else { return };
     let (ra, wa) = (r.read_allowance(), r.write_allowance());
     if ra == 0 || wa == 0 {
@@ -291,17 +284,18 @@ pub(crate) fn consumed(base: &mut EventBase, h: BufferEvent, n: usize, read: boo
         if wa == 0 {
             b.write_suspended |= SUSPEND_RATE;
         }
-        arm(core, st, h);
+        arm(cx, h);
     }
 }
 
 /// Called when a direction ran out: sleep until the next tick.
-pub(crate) fn suspended(core: &mut Core, st: &mut Store, h: BufferEvent) {
-    arm(core, st, h);
+pub(crate) fn suspended(cx: &mut Cx, h: BufferEvent) {
+    arm(cx, h);
 }
 
 /// Arms the limiter's timer for the next tick of its own or its group's bucket, unless it is armed.
-fn arm(core: &mut Core, st: &mut Store, h: BufferEvent) {
+fn arm(cx: &mut Cx, h: BufferEvent) {
+    let Cx { core, st } = cx;
     let now = core.now_cached();
     let Ok(b) = st.get(h) else { return };
     let Some(r) = &b.rate else { return };
@@ -324,9 +318,9 @@ fn arm(core: &mut Core, st: &mut Store, h: BufferEvent) {
 
 /// The timer: refill, and resume whatever has tokens again.
 fn wake(base: &mut EventBase, h: BufferEvent) {
-    refresh(base, h);
-    let (core, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else { return };
+    let mut cx = bev::cx(base);
+    refresh(&mut cx, h);
+    let Ok(b) = cx.st.get_mut(h) else { return };
     let Some(r) = &b.rate else { return };
     let (ra, wa) = (r.read_allowance(), r.write_allowance());
     if ra > 0 {
@@ -336,9 +330,9 @@ fn wake(base: &mut EventBase, h: BufferEvent) {
         b.write_suspended &= !SUSPEND_RATE;
     }
     if ra == 0 || wa == 0 {
-        arm(core, st, h);
+        arm(&mut cx, h);
     }
-    st.mark_dirty(h);
+    cx.st.mark_dirty(h);
 }
 
 impl RateLimitGroup {
@@ -350,7 +344,7 @@ impl RateLimitGroup {
             members: Vec::new(),
             min_share: DEFAULT_MIN_SHARE,
         };
-        let k = parts(base).1.groups.insert(group);
+        let k = bev::cx(base).st.groups.insert(group);
         Ok(RateLimitGroup {
             index: k.index,
             generation: k.generation,
@@ -359,49 +353,50 @@ impl RateLimitGroup {
 
     /// Adds `bev` to the group (leaving any group it was in).
     pub fn add(self, base: &mut EventBase, bev: BufferEvent) -> Result<()> {
-        let (_, st) = parts(base);
-        group_mut(st, self)?;
-        st.get(bev)?;
-        leave_group(base, bev);
-        let (core, st) = parts(base);
-        limiter(core, st, bev)?.group = Some(self);
-        group_mut(st, self)?.members.push(bev);
-        refresh(base, bev);
+        let mut cx = bev::cx(base);
+        group_mut(cx.st, self)?;
+        cx.st.get(bev)?;
+        leave_group(&mut cx, bev);
+        limiter(cx.core, cx.st, bev)?.group = Some(self);
+        group_mut(cx.st, self)?.members.push(bev);
+        refresh(&mut cx, bev);
         Ok(())
     }
 
     /// Takes `bev` out of the group.
     pub fn remove(self, base: &mut EventBase, bev: BufferEvent) -> Result<()> {
-        group_mut(parts(base).1, self)?;
-        leave_group(base, bev);
+        let mut cx = bev::cx(base);
+        group_mut(cx.st, self)?;
+        leave_group(&mut cx, bev);
         Ok(())
     }
 
     /// The least each member may use of the group's budget even when many share it.
     pub fn set_min_share(self, base: &mut EventBase, bytes: usize) -> Result<()> {
-        group_mut(parts(base).1, self)?.min_share = bytes;
+        group_mut(bev::cx(base).st, self)?.min_share = bytes;
         Ok(())
     }
 
     /// Number of member bufferevents.
     pub fn members(self, base: &mut EventBase) -> Result<usize> {
-        Ok(group_mut(parts(base).1, self)?.members.len())
+        Ok(group_mut(bev::cx(base).st, self)?.members.len())
     }
 
     /// Frees the group; its members go on without it.
     pub fn free(self, base: &mut EventBase) -> Result<()> {
-        let members = std::mem::take(&mut group_mut(parts(base).1, self)?.members);
+        let mut cx = bev::cx(base);
+        let members = std::mem::take(&mut group_mut(cx.st, self)?.members);
         for m in members {
-            leave_group(base, m);
+            leave_group(&mut cx, m);
         }
-        parts(base).1.groups.remove(self.key());
+        cx.st.groups.remove(self.key());
         Ok(())
     }
 }
 
 /// Takes `h` out of its group, if any.
-pub(crate) fn leave_group(base: &mut EventBase, h: BufferEvent) {
-    let (core, st) = parts(base);
+pub(crate) fn leave_group(cx: &mut Cx, h: BufferEvent) {
+    let st = &mut *cx.st;
     let Some(g) = st
         .get_mut(h)
         .ok()
@@ -417,5 +412,5 @@ pub(crate) fn leave_group(base: &mut EventBase, h: BufferEvent) {
         r.group_read = usize::MAX;
         r.group_write = usize::MAX;
     }
-    tidy(core, st, h);
+    tidy(cx, h);
 }

@@ -4,7 +4,9 @@
 //! to the high watermark (no size query first). Writing: eagerly, in the prepare phase; the write
 //! event is armed only while the kernel refuses more.
 
-use super::bev::{self, parts, read_done, report, write_done, Bev, Cb, SUSPEND_RATE, SUSPEND_WM};
+use super::bev::{
+    self, read_done, report, run_queued, write_done, Bev, Cb, Cx, SUSPEND_RATE, SUSPEND_WM,
+};
 use super::kind::Kind;
 use super::{ratelimit, BevFlags, BevOptions, BufferEvent, FlushMode};
 use crate::base::{Core, EventBase};
@@ -63,13 +65,13 @@ impl Socket {
     }
 
     /// On free: one last attempt to write pending output, then release everything.
-    pub(crate) fn destruct(mut self, base: &mut EventBase, b: &mut Bev) {
+    pub(crate) fn destruct(mut self, cx: &mut Cx, b: &mut Bev) {
         if let Some(fd) = &self.fd {
             if !self.connecting && !b.output.get().is_empty() {
                 let _ = b.output().write(fd.as_fd());
             }
         }
-        self.release_events(&mut base.core);
+        self.release_events(cx.core);
         self.release_fd(b.options);
     }
 }
@@ -86,8 +88,8 @@ fn not_a_socket() -> Error {
 }
 
 /// Installs `fd` (or none), replacing the previous socket and its events.
-pub(crate) fn set_fd(base: &mut EventBase, h: BufferEvent, fd: Option<OwnedFd>) -> Result<()> {
-    let (core, st) = parts(base);
+pub(crate) fn set_fd(cx: &mut Cx, h: BufferEvent, fd: Option<OwnedFd>) -> Result<()> {
+    let Cx { core, st } = cx;
     let b = st.get_mut(h)?;
     let (options, priority) = (b.options, b.priority);
     let s = sock(b).ok_or_else(not_a_socket)?;
@@ -127,9 +129,8 @@ pub(crate) fn set_fd(base: &mut EventBase, h: BufferEvent, fd: Option<OwnedFd>) 
 
 /// Arms or disarms the read and write events to match the enable flags and buffers, writing pending
 /// output right away when the socket is not known to be full.
-pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
-    let (core, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else { return };
+pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
+    let Ok(b) = cx.st.get_mut(h) else { return };
     let want_read = b.wants_read();
     let want_write = b.wants_write();
     let (timeout_read, timeout_write) = (b.timeout_read, b.timeout_write);
@@ -141,30 +142,33 @@ pub(crate) fn sync(base: &mut EventBase, h: BufferEvent) {
     if want_read != s.read_armed {
         s.read_armed = want_read;
         let _ = if want_read {
-            core.add(read_ev, timeout_read)
+            cx.core.add(read_ev, timeout_read)
         } else {
-            core.del(read_ev)
+            cx.core.del(read_ev)
         };
     }
     if s.connecting {
         if !s.write_armed {
             s.write_armed = true;
-            let _ = core.add(write_ev, timeout_write);
+            let _ = cx.core.add(write_ev, timeout_write);
         }
         return;
     }
+    let shutdown = s.shutdown_pending;
     if want_write && !s.write_armed {
-        write_now(base, h);
+        write_now(cx, h);
     } else if !want_write && s.write_armed {
         s.write_armed = false;
-        let _ = core.del(write_ev);
+        let _ = cx.core.del(write_ev);
     }
-    finish_shutdown(base, h);
+    if shutdown {
+        finish_shutdown(cx, h);
+    }
 }
 
 /// Stops watching what is no longer enabled (no I/O, no callbacks: `disable` calls this).
-pub(crate) fn disarm(base: &mut EventBase, h: BufferEvent) {
-    let (core, st) = parts(base);
+pub(crate) fn disarm(cx: &mut Cx, h: BufferEvent) {
+    let Cx { core, st } = cx;
     let Ok(b) = st.get_mut(h) else { return };
     let enabled = b.enabled;
     let Some(s) = sock(b) else { return };
@@ -196,15 +200,14 @@ enum Written {
 /// bufferevent writes, for both the eager path and the write event. Forced inline: out of line it
 /// cost ~25 instructions per echo round trip (callgrind).
 #[inline(always)]
-fn write_step(base: &mut EventBase, h: BufferEvent) -> Written {
-    let (core, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else {
+fn write_step(cx: &mut Cx, h: BufferEvent) -> Written {
+    let Ok(b) = cx.st.get_mut(h) else {
         return Written::Stopped;
     };
     let budget = b.write_budget();
     if budget == 0 {
         b.write_suspended |= SUSPEND_RATE;
-        ratelimit::suspended(core, st, h);
+        ratelimit::suspended(cx, h);
         return Written::Stopped;
     }
     let Bev { output, kind, .. } = b;
@@ -219,41 +222,39 @@ fn write_step(base: &mut EventBase, h: BufferEvent) -> Written {
         },
         Err(Error::Io(e)) if is_transient(&e) => Written::Blocked,
         Err(e) => {
-            report(base, h, BevFlags::ERROR | BevFlags::WRITING, errno_of(&e));
+            report(cx, h, BevFlags::ERROR | BevFlags::WRITING, errno_of(&e));
             Written::Stopped
         }
     }
 }
 
 /// The eager write: as much as the kernel takes now; arm the write event only for what is left.
-fn write_now(base: &mut EventBase, h: BufferEvent) {
-    match write_step(base, h) {
+fn write_now(cx: &mut Cx, h: BufferEvent) {
+    match write_step(cx, h) {
         Written::Some { n, left } => {
             if left {
-                arm_write(base, h);
+                arm_write(cx, h);
             }
-            write_done(base, h, n);
+            write_done(cx, h, n);
         }
-        Written::Blocked => arm_write(base, h),
+        Written::Blocked => arm_write(cx, h),
         Written::Stopped => {}
     }
 }
 
-fn arm_write(base: &mut EventBase, h: BufferEvent) {
-    let (core, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else { return };
+fn arm_write(cx: &mut Cx, h: BufferEvent) {
+    let Ok(b) = cx.st.get_mut(h) else { return };
     let timeout = b.timeout_write;
     if let Some(s) = sock(b) {
         if let (false, Some(ev)) = (s.write_armed, s.write_ev) {
             s.write_armed = true;
-            let _ = core.add(ev, timeout);
+            let _ = cx.core.add(ev, timeout);
         }
     }
 }
 
-fn finish_shutdown(base: &mut EventBase, h: BufferEvent) {
-    let (_, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else { return };
+fn finish_shutdown(cx: &mut Cx, h: BufferEvent) {
+    let Ok(b) = cx.st.get_mut(h) else { return };
     let empty = b.output.get().is_empty();
     let Some(s) = sock(b) else { return };
     if s.shutdown_pending && empty {
@@ -279,15 +280,21 @@ fn errno_of(e: &Error) -> Option<i32> {
 }
 
 fn on_readable(base: &mut EventBase, h: BufferEvent, what: What) {
+    readable(&mut bev::cx(base), h, what);
+    run_queued(base);
+}
+
+fn readable(cx: &mut Cx, h: BufferEvent, what: What) {
     if what.contains(What::TIMEOUT) {
-        report(base, h, BevFlags::TIMEOUT | BevFlags::READING, None);
+        report(cx, h, BevFlags::TIMEOUT | BevFlags::READING, None);
         return;
     }
-    if ratelimit::limited(base, h) {
-        ratelimit::refresh(base, h);
+    let Ok(mut b) = cx.st.get_mut(h) else { return };
+    if b.rate.is_some() {
+        ratelimit::refresh(cx, h);
+        let Ok(again) = cx.st.get_mut(h) else { return };
+        b = again;
     }
-    let (core, st) = parts(base);
-    let Ok(b) = st.get_mut(h) else { return };
     let budget = b.read_budget();
     if budget == 0 {
         // At the high watermark or out of read tokens: stop until the user drains or tokens refill.
@@ -295,9 +302,9 @@ fn on_readable(base: &mut EventBase, h: BufferEvent, what: What) {
             b.read_suspended |= SUSPEND_WM;
         } else {
             b.read_suspended |= SUSPEND_RATE;
-            ratelimit::suspended(core, st, h);
+            ratelimit::suspended(cx, h);
         }
-        sync(base, h);
+        sync(cx, h);
         return;
     }
     let Bev { input, kind, .. } = b;
@@ -305,22 +312,27 @@ fn on_readable(base: &mut EventBase, h: BufferEvent, what: What) {
         return;
     };
     match input.get_mut().read(fd.as_fd(), budget) {
-        Ok(0) => report(base, h, BevFlags::EOF | BevFlags::READING, None),
-        Ok(n) => read_done(base, h, n),
+        Ok(0) => report(cx, h, BevFlags::EOF | BevFlags::READING, None),
+        Ok(n) => read_done(cx, h, n),
         Err(Error::Io(e)) if is_transient(&e) => {}
-        Err(e) => report(base, h, BevFlags::ERROR | BevFlags::READING, errno_of(&e)),
+        Err(e) => report(cx, h, BevFlags::ERROR | BevFlags::READING, errno_of(&e)),
     }
 }
 
 fn on_writable(base: &mut EventBase, h: BufferEvent, what: What) {
+    writable(&mut bev::cx(base), h, what);
+    run_queued(base);
+}
+
+fn writable(cx: &mut Cx, h: BufferEvent, what: What) {
     if what.contains(What::TIMEOUT) {
-        if let Some(s) = parts(base).1.get_mut(h).ok().and_then(sock) {
+        if let Some(s) = cx.st.get_mut(h).ok().and_then(sock) {
             s.connecting = false;
         }
-        report(base, h, BevFlags::TIMEOUT | BevFlags::WRITING, None);
+        report(cx, h, BevFlags::TIMEOUT | BevFlags::WRITING, None);
         return;
     }
-    let Some(s) = parts(base).1.get_mut(h).ok().and_then(sock) else {
+    let Some(s) = cx.st.get_mut(h).ok().and_then(sock) else {
         return;
     };
     if s.connecting {
@@ -331,33 +343,33 @@ fn on_writable(base: &mut EventBase, h: BufferEvent, what: What) {
         };
         match result {
             Ok(None) => {
-                bev::sync(base, h);
-                bev::run_cb(base, h, Cb::Event(BevFlags::CONNECTED));
+                bev::sync(cx, h);
+                bev::run_cb(cx, h, Cb::Event(BevFlags::CONNECTED));
             }
             Ok(Some(e)) | Err(e) => {
                 // As for a refusal in `connect`: the socket is useless, stop both directions.
-                if let Ok(b) = parts(base).1.get_mut(h) {
+                if let Ok(b) = cx.st.get_mut(h) {
                     b.enabled = What::NONE;
                 }
-                bev::sync(base, h);
-                report(base, h, BevFlags::ERROR, e.raw_os_error());
+                bev::sync(cx, h);
+                report(cx, h, BevFlags::ERROR, e.raw_os_error());
             }
         }
         return;
     }
-    match write_step(base, h) {
+    match write_step(cx, h) {
         Written::Some { n, .. } => {
-            bev::sync(base, h);
-            write_done(base, h, n);
+            bev::sync(cx, h);
+            write_done(cx, h, n);
         }
-        Written::Stopped => bev::sync(base, h),
+        Written::Stopped => bev::sync(cx, h),
         Written::Blocked => {}
     }
 }
 
 /// Re-adds armed events so that new timeouts take effect.
-pub(crate) fn rearm_timeouts(base: &mut EventBase, h: BufferEvent) {
-    let (core, st) = parts(base);
+pub(crate) fn rearm_timeouts(cx: &mut Cx, h: BufferEvent) {
+    let Cx { core, st } = cx;
     let Ok(b) = st.get_mut(h) else { return };
     let (tr, tw): (Option<Duration>, Option<Duration>) = (b.timeout_read, b.timeout_write);
     let Some(s) = sock(b) else { return };
@@ -372,9 +384,9 @@ pub(crate) fn rearm_timeouts(base: &mut EventBase, h: BufferEvent) {
     }
 }
 
-pub(crate) fn connect(base: &mut EventBase, h: BufferEvent, addr: SocketAddr) -> Result<()> {
-    let (_, st) = parts(base);
-    let b = st.get_mut(h)?;
+/// An API call: the result reaches the event callback from the loop.
+pub(crate) fn connect(cx: &mut Cx, h: BufferEvent, addr: SocketAddr) -> Result<()> {
+    let b = cx.st.get_mut(h)?;
     if sock(b).ok_or_else(not_a_socket)?.fd.is_none() {
         let s = socket2::Socket::new(
             Domain::for_address(addr),
@@ -383,62 +395,56 @@ pub(crate) fn connect(base: &mut EventBase, h: BufferEvent, addr: SocketAddr) ->
         )?;
         // A socket we create is ours to close.
         b.options |= BevOptions::CLOSE_ON_FREE;
-        set_fd(base, h, Some(OwnedFd::from(s)))?;
+        set_fd(cx, h, Some(OwnedFd::from(s)))?;
     }
-    let (_, st) = parts(base);
-    let s = st.get_mut(h).ok().and_then(sock).ok_or_else(not_a_socket)?;
+    let s = cx
+        .st
+        .get_mut(h)
+        .ok()
+        .and_then(sock)
+        .ok_or_else(not_a_socket)?;
     let fd = s.fd.as_ref().ok_or_else(not_a_socket)?;
     match SockRef::from(fd).connect(&addr.into()) {
         Ok(()) => {
-            st.mark_dirty(h);
-            bev::defer(base, h, Cb::Event(BevFlags::CONNECTED));
+            cx.st.mark_dirty(h);
+            bev::defer(cx, h, Cb::Event(BevFlags::CONNECTED));
             Ok(())
         }
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
             s.connecting = true;
-            bev::sync(base, h);
+            bev::deferring(cx, |cx| bev::sync(cx, h));
             Ok(())
         }
         // As libevent: a refusal is reported through the event callback, from the loop.
         Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-            if let Ok(b) = st.get_mut(h) {
+            if let Ok(b) = cx.st.get_mut(h) {
                 b.errno = e.raw_os_error();
                 // Nothing can be read or written on a socket that failed to connect; without this
                 // the queued output would be tried and fail again, a second ERROR.
                 b.enabled = What::NONE;
             }
-            bev::defer(base, h, Cb::Event(BevFlags::ERROR));
+            bev::defer(cx, h, Cb::Event(BevFlags::ERROR));
             Ok(())
         }
         Err(e) => Err(Error::Io(e)),
     }
 }
 
-pub(crate) fn flush(
-    base: &mut EventBase,
-    h: BufferEvent,
-    what: What,
-    mode: FlushMode,
-) -> Result<bool> {
+/// An API call: callbacks this write would run are deferred to the loop.
+pub(crate) fn flush(cx: &mut Cx, h: BufferEvent, what: What, mode: FlushMode) -> Result<bool> {
     if !what.contains(What::WRITE) {
         return Ok(false);
     }
-    let (_, st) = parts(base);
-    let b = st.get_mut(h)?;
+    let b = cx.st.get_mut(h)?;
     let before = b.output.get().len();
     let Some(s) = sock(b) else { return Ok(false) };
     if mode == FlushMode::Finished {
         s.shutdown_pending = true;
     }
     if !s.write_armed && !s.connecting && before > 0 {
-        // An API call: callbacks this write would run are deferred to the loop.
-        bev::deferring(base, |base| write_now(base, h));
+        bev::deferring(cx, |cx| write_now(cx, h));
     }
-    finish_shutdown(base, h);
-    let after = parts(base)
-        .1
-        .get(h)
-        .map(|b| b.output.get().len())
-        .unwrap_or(0);
+    finish_shutdown(cx, h);
+    let after = cx.st.get(h).map(|b| b.output.get().len()).unwrap_or(0);
     Ok(after < before)
 }

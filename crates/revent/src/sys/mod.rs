@@ -8,9 +8,11 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+mod anybox;
 pub(crate) mod io_ops;
 mod rawbox;
 
+pub(crate) use anybox::AnyBox;
 pub(crate) use rawbox::RawBox;
 
 /// Runs a libc call and turns a `-1` result into the thread's `errno` as an `io::Error`.
