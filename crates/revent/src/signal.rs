@@ -20,19 +20,25 @@
 use crate::sys::{self, SavedAction, NSIG};
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU32 = AtomicU32::new(0);
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_FD: AtomicI32 = AtomicI32::new(-1);
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_BASE: AtomicU64 = AtomicU64::new(0);
 
 /// Arrivals of each signal not yet delivered.
 static COUNTS: [AtomicU32; NSIG] = [ZERO; NSIG];
 /// For each signal, the write end of the wake-up pipe of the base that receives it. Every fd ever
 /// stored here stays open for as long as this process may use it (see the module docs).
 static WAKE: [AtomicI32; NSIG] = [NO_FD; NSIG];
+/// For each signal, the id of the base that last started watching it: whose arrivals `COUNTS` holds.
+static OWNER: [AtomicU64; NSIG] = [NO_BASE; NSIG];
+/// The next base id (0 is no base).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 extern "C" fn on_signal(signo: libc::c_int) {
     let s = signo as usize;
@@ -133,6 +139,8 @@ fn drain(r: RawFd) {
 
 /// One base's signal state.
 pub(crate) struct Signals {
+    /// This base's id in `OWNER`.
+    id: u64,
     /// The wake-up pipe, taken when the first signal is watched.
     pipe: Option<WakePipe>,
     /// Event keys watching each signal.
@@ -143,6 +151,7 @@ pub(crate) struct Signals {
 impl Signals {
     pub(crate) fn new() -> Signals {
         Signals {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             pipe: None,
             events: (0..NSIG).map(|_| Vec::new()).collect(),
             saved: (0..NSIG).map(|_| None).collect(),
@@ -164,6 +173,12 @@ impl Signals {
         let s = signo as usize;
         let w = self.pipe.expect("wake pipe made before watching").w;
         if self.events[s].is_empty() {
+            // Arrivals counted while another base received the signal were that base's (libevent
+            // leaves them in its pipe, and they die with it); those of this base's own earlier events
+            // are still due.
+            if OWNER[s].swap(self.id, Ordering::Relaxed) != self.id {
+                COUNTS[s].store(0, Ordering::Relaxed);
+            }
             let old = sys::install_handler(signo, on_signal)?;
             self.saved[s] = Some(old);
             WAKE[s].store(w, Ordering::Relaxed);
@@ -229,6 +244,8 @@ impl Signals {
         let new = WakePipe::take()?;
         for (s, keys) in self.events.iter().enumerate() {
             if !keys.is_empty() {
+                // Arrivals counted before the fork are the parent's to deliver.
+                COUNTS[s].store(0, Ordering::Relaxed);
                 WAKE[s].store(new.w, Ordering::Relaxed);
             }
         }
