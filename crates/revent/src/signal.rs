@@ -179,9 +179,16 @@ impl Signals {
             if OWNER[s].swap(self.id, Ordering::Relaxed) != self.id {
                 COUNTS[s].store(0, Ordering::Relaxed);
             }
-            let old = sys::install_handler(signo, on_signal)?;
-            self.saved[s] = Some(old);
+            // Name the pipe before the handler is in place: an arrival right after installing must
+            // wake this base, not only be counted.
             WAKE[s].store(w, Ordering::Relaxed);
+            match sys::install_handler(signo, on_signal) {
+                Ok(old) => self.saved[s] = Some(old),
+                Err(e) => {
+                    let _ = WAKE[s].compare_exchange(w, -1, Ordering::Relaxed, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
         }
         self.events[s].push(key);
         Ok(())
