@@ -278,7 +278,7 @@ pub(crate) fn write_from_handler(fd: RawFd, byte: u8) {
     }
 }
 
-/// The calling process's id; tells a process forked from the one that made a pipe from that one.
+/// The calling process's id, which tells a forked child from its parent.
 pub(crate) fn getpid() -> u32 {
     // SAFETY: getpid takes no arguments and cannot fail.
     unsafe { libc::getpid() as u32 }
