@@ -308,6 +308,12 @@ pub(crate) fn write_from_handler(fd: RawFd, byte: u8) {
     }
 }
 
+/// The calling process's id, which tells a forked child from its parent.
+pub(crate) fn getpid() -> u32 {
+    // SAFETY: getpid takes no arguments and cannot fail.
+    unsafe { libc::getpid() as u32 }
+}
+
 /// Sends `signo` to the calling thread.
 pub(crate) fn raise(signo: i32) -> io::Result<()> {
     // SAFETY: raise takes a plain integer.
