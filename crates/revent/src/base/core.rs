@@ -665,8 +665,10 @@ impl Core {
     // ---- signals ----
 
     fn signal_insert(&mut self, key: u32, signo: i32) -> Result<()> {
-        let (rfd, created) = self.signals.wake_fd()?;
-        if created {
+        let (rfd, _) = self.signals.wake_fd()?;
+        // Registered whenever it is missing, not only when the pipe was just made: a failed first
+        // registration must not leave signals unable to wake the loop for good.
+        if self.signal_key == NONE {
             self.add_signal_waker(rfd)?;
         }
         self.signals.watch(signo, key).map_err(|e| {
@@ -687,8 +689,12 @@ impl Core {
         );
         // The waker runs before user events so signal callbacks are queued in the same iteration.
         self.reg.ev_mut(key).pri = 0;
+        if let Err(e) = self.add_key(key, None, false) {
+            drop(self.reg.release(key));
+            return Err(e);
+        }
         self.signal_key = key;
-        self.add_key(key, None, false)
+        Ok(())
     }
 
     fn deliver_signals(&mut self) {
@@ -717,9 +723,11 @@ impl Core {
             }
         }
         if let Some((new_r, old_r)) = self.signals.reinit()? {
-            let old_key = self.signal_key;
-            self.del_key(old_key);
-            drop(self.reg.release(old_key));
+            let old_key = std::mem::replace(&mut self.signal_key, NONE);
+            if old_key != NONE {
+                self.del_key(old_key);
+                drop(self.reg.release(old_key));
+            }
             sys::close(old_r);
             self.add_signal_waker(new_r)?;
         }

@@ -46,6 +46,19 @@ struct Callbacks {
     read: Option<Box<DataCb>>,
     write: Option<Box<DataCb>>,
     event: Option<Box<EventCb>>,
+    /// Per slot (read, write, event), bumped whenever the slot is set or cleared: a callback taken
+    /// out to run goes back only if nobody set its slot meanwhile, so a callback can clear itself.
+    versions: [u32; 3],
+}
+
+impl Cb {
+    fn slot(self) -> usize {
+        match self {
+            Cb::Read => 0,
+            Cb::Write => 1,
+            Cb::Event(_) => 2,
+        }
+    }
 }
 
 /// Which callback.
@@ -534,12 +547,12 @@ fn on_work(base: &mut EventBase, h: BufferEvent, fired: Fired) {
 pub(crate) fn run_queued(base: &mut EventBase) {
     let mut st = cx(base).st;
     while let Some((h, which)) = st.queued.pop() {
-        let Some(mut cb) = take_cb(st, h, which) else {
+        let Some((mut cb, version)) = take_cb(st, h, which) else {
             continue;
         };
         let r = catch_unwind(AssertUnwindSafe(|| cb.invoke(base, h)));
         st = cx(base).st;
-        put_back(st, h, cb);
+        put_back(st, h, cb, version);
         if let Err(payload) = r {
             // What was queued behind the panicking callback still runs, from the loop.
             let mut cx = cx(base);
@@ -559,6 +572,14 @@ enum Taken {
 }
 
 impl Taken {
+    fn slot(&self) -> usize {
+        match self {
+            Taken::Read(_) => 0,
+            Taken::Write(_) => 1,
+            Taken::Event(..) => 2,
+        }
+    }
+
     #[inline]
     fn invoke(&mut self, base: &mut EventBase, h: BufferEvent) {
         match self {
@@ -571,20 +592,24 @@ impl Taken {
 /// Takes the callback out of the bufferevent, so that it may free the bufferevent or replace its
 /// own callbacks while it runs.
 #[inline]
-fn take_cb(st: &mut Store, h: BufferEvent, which: Cb) -> Option<Taken> {
+fn take_cb(st: &mut Store, h: BufferEvent, which: Cb) -> Option<(Taken, u32)> {
     let b = st.get_mut(h).ok()?;
-    match which {
+    let taken = match which {
         Cb::Read => b.cbs.read.take().map(Taken::Read),
         Cb::Write => b.cbs.write.take().map(Taken::Write),
         Cb::Event(flags) => b.cbs.event.take().map(|cb| Taken::Event(cb, flags)),
-    }
+    }?;
+    Some((taken, b.cbs.versions[which.slot()]))
 }
 
-/// Puts a callback back after it ran (or unwound), unless it was replaced meanwhile or the
-/// bufferevent freed.
+/// Puts a callback back after it ran (or unwound), unless callbacks were set or cleared meanwhile
+/// (libevent's `bufferevent_setcb` from inside a callback) or the bufferevent was freed.
 #[inline]
-fn put_back(st: &mut Store, h: BufferEvent, cb: Taken) {
+fn put_back(st: &mut Store, h: BufferEvent, cb: Taken, version: u32) {
     let Ok(b) = st.get_mut(h) else { return };
+    if b.cbs.versions[cb.slot()] != version {
+        return;
+    }
     match cb {
         Taken::Read(cb) => {
             b.cbs.read.get_or_insert(cb);
@@ -600,11 +625,11 @@ fn put_back(st: &mut Store, h: BufferEvent, cb: Taken) {
 
 /// Calls the user's callback now (the work event's deferred callbacks).
 fn call(base: &mut EventBase, h: BufferEvent, which: Cb) {
-    let Some(mut cb) = take_cb(cx(base).st, h, which) else {
+    let Some((mut cb, version)) = take_cb(cx(base).st, h, which) else {
         return;
     };
     let r = catch_unwind(AssertUnwindSafe(|| cb.invoke(base, h)));
-    put_back(cx(base).st, h, cb);
+    put_back(cx(base).st, h, cb, version);
     if let Err(payload) = r {
         resume_unwind(payload);
     }
@@ -621,14 +646,18 @@ pub(crate) fn set_callbacks(
     event: Option<Option<Box<EventCb>>>,
 ) -> Result<()> {
     let b = cx.st.get_mut(h)?;
+    let v = &mut b.cbs.versions;
     if let Some(r) = read {
         b.cbs.read = r;
+        v[0] = v[0].wrapping_add(1);
     }
     if let Some(w) = write {
         b.cbs.write = w;
+        v[1] = v[1].wrapping_add(1);
     }
     if let Some(e) = event {
         b.cbs.event = e;
+        v[2] = v[2].wrapping_add(1);
     }
     Ok(())
 }
