@@ -4,7 +4,7 @@
 //! SO_REUSEPORT and the kernel spreads connections (the memcached model). SIGINT and SIGTERM stop
 //! every thread: listeners close, pending output gets a last write, and one summary line is printed.
 
-use crate::args::Args;
+use crate::args::EchoArgs;
 use revent::{BevFlags, BevOptions, BufferEvent, EventBase, Listener, ListenerOptions, What};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -23,7 +23,7 @@ struct Stats {
     open: AtomicUsize,
 }
 
-pub fn run(args: &Args) -> Result<(), String> {
+pub fn run(args: &EchoArgs) -> Result<(), String> {
     let stats = Arc::new(Stats::default());
     let reuse_port = args.threads > 1;
     // The workers start once the main thread has bound, and listen on the port it got (which
@@ -35,7 +35,8 @@ pub fn run(args: &Args) -> Result<(), String> {
             let (rx, tx) = revent::util::socketpair().map_err(|e| e.to_string())?;
             stoppers.push(tx);
             let mut args = args.clone();
-            args.addr = addr;
+            args.addr = addr.ip();
+            args.port = addr.port();
             let stats = stats.clone();
             workers.push(
                 std::thread::Builder::new()
@@ -74,7 +75,7 @@ fn no_workers(_: SocketAddr) -> Result<Vec<OwnedFd>, String> {
 /// Runs one event base until stopped. The main thread (`stop_rx` = None) starts the workers once
 /// it listens, handles the signals and tells the workers through the sockets `spawn_workers` gave.
 fn serve(
-    args: &Args,
+    args: &EchoArgs,
     stats: &Arc<Stats>,
     reuse_port: bool,
     stop_rx: Option<OwnedFd>,
@@ -88,10 +89,14 @@ fn serve(
     }
     let listener = {
         let (a, stats, conns) = (args.clone(), stats.clone(), conns.clone());
-        Listener::bind(&mut base, args.addr, opts, 1024, move |base, fd, peer| {
-            accept(base, &a, &stats, &conns, fd, peer)
-        })
-        .map_err(|e| format!("listen on {}: {e}", args.addr))?
+        Listener::bind(
+            &mut base,
+            args.socket_addr(),
+            opts,
+            1024,
+            move |base, fd, peer| accept(base, &a, &stats, &conns, fd, peer),
+        )
+        .map_err(|e| format!("listen on {}: {e}", args.socket_addr()))?
     };
     listener.set_error_cb(|_, e| eprintln!("revent echo: accept: {e}"));
     let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -161,16 +166,19 @@ fn serve(
 
 fn accept(
     base: &mut EventBase,
-    args: &Args,
+    args: &EchoArgs,
     stats: &Arc<Stats>,
     conns: &Conns,
     fd: OwnedFd,
     peer: std::net::SocketAddr,
 ) {
-    if stats.open.load(Ordering::Relaxed) >= args.max_conns {
+    if stats.open.load(Ordering::Relaxed) >= args.max_conns.unwrap_or(usize::MAX) {
         stats.refused.fetch_add(1, Ordering::Relaxed);
         if args.verbose {
-            eprintln!("refused {peer}: {} connections open", args.max_conns);
+            eprintln!(
+                "refused {peer}: {} connections open",
+                args.max_conns.unwrap_or(0)
+            );
         }
         return;
     }

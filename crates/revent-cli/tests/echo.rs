@@ -25,10 +25,15 @@ impl Drop for Echo {
 
 impl Echo {
     fn start(extra: &[&str]) -> Echo {
-        let mut args = vec!["echo", "--addr", "127.0.0.1", "--port", "0"];
-        args.extend_from_slice(extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_revent"))
-            .args(&args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_revent"));
+        cmd.args(["echo", "--addr", "127.0.0.1", "--port", "0"])
+            .args(extra);
+        Echo::spawn(cmd)
+    }
+
+    /// Starts `cmd`, which must end up running `revent echo` on 127.0.0.1 port 0.
+    fn spawn(mut cmd: Command) -> Echo {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -338,4 +343,79 @@ fn one_gib_byte_exact_with_small_socket_buffers() {
         summary_line(&out),
         format!("revent echo: 1 connections, 0 refused, {total} bytes echoed")
     );
+}
+
+// ---- the command line ----
+
+fn run_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_revent"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn echo_help_lists_its_options() {
+    for flag in ["--help", "-h"] {
+        let out = run_cli(&["echo", flag]);
+        assert_eq!(out.status.code(), Some(0), "echo {flag}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Usage: revent echo"), "echo {flag}: {text}");
+        for opt in [
+            "--addr",
+            "--port",
+            "--idle-timeout",
+            "--max-conns",
+            "--read-high",
+            "--threads",
+            "-v",
+        ] {
+            assert!(
+                text.contains(opt),
+                "echo {flag} does not list {opt}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hello_help_lists_its_options() {
+    let out = run_cli(&["hello", "--help"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Usage: revent hello"), "{text}");
+    assert!(text.contains("--addr") && text.contains("--port"), "{text}");
+}
+
+#[test]
+fn top_level_help_lists_the_commands() {
+    for flag in ["--help", "-h", "help"] {
+        let out = run_cli(&[flag]);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("echo") && text.contains("hello"), "{text}");
+    }
+}
+
+#[test]
+fn bad_options_fail_with_a_message() {
+    for args in [
+        &["echo", "--bogus"][..],
+        &["echo", "--port"],
+        &["echo", "--threads", "0"],
+        &["echo", "--idle-timeout", "soon"],
+        &["hello", "--bogus"],
+        &["no-such-command"],
+        &[],
+    ] {
+        let out = run_cli(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(!err.trim().is_empty(), "{args:?}: no message");
+        if args.contains(&"--bogus") {
+            assert!(err.contains("--bogus"), "{args:?}: {err}");
+        }
+    }
 }
