@@ -172,13 +172,18 @@ fn accept(
     fd: OwnedFd,
     peer: std::net::SocketAddr,
 ) {
-    if stats.open.load(Ordering::Relaxed) >= args.max_conns.unwrap_or(usize::MAX) {
+    // Check and take a slot in one step: with --threads, another thread may be taking the last one.
+    let max = args.max_conns.unwrap_or(usize::MAX);
+    let admitted = stats
+        .open
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok();
+    if !admitted {
         stats.refused.fetch_add(1, Ordering::Relaxed);
         if args.verbose {
-            eprintln!(
-                "refused {peer}: {} connections open",
-                args.max_conns.unwrap_or(0)
-            );
+            eprintln!("refused {peer}: {max} connections open");
         }
         return;
     }
@@ -191,12 +196,12 @@ fn accept(
     let bev = match BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE) {
         Ok(b) => b,
         Err(e) => {
+            stats.open.fetch_sub(1, Ordering::Relaxed);
             eprintln!("revent echo: {peer}: {e}");
             return;
         }
     };
     stats.accepted.fetch_add(1, Ordering::Relaxed);
-    stats.open.fetch_add(1, Ordering::Relaxed);
     conns.borrow_mut().insert(bev);
     if args.verbose {
         eprintln!("open {peer}");
