@@ -6,7 +6,7 @@
 
 use crate::args::EchoArgs;
 use revent::{BevFlags, BevOptions, BufferEvent, EventBase, Listener, ListenerOptions, What};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -87,18 +87,31 @@ fn serve(
     if reuse_port {
         opts = opts | ListenerOptions::REUSEABLE_PORT;
     }
+    // While accepting fails (a full fd table), the listener retries every 100 ms and reports each
+    // failure; one line when the streak starts and one when it ends is enough for the log.
+    let accept_failing = Rc::new(Cell::new(false));
     let listener = {
         let (a, stats, conns) = (args.clone(), stats.clone(), conns.clone());
+        let failing = accept_failing.clone();
         Listener::bind(
             &mut base,
             args.socket_addr(),
             opts,
             1024,
-            move |base, fd, peer| accept(base, &a, &stats, &conns, fd, peer),
+            move |base, fd, peer| {
+                if failing.replace(false) {
+                    eprintln!("revent echo: accepting connections again");
+                }
+                accept(base, &a, &stats, &conns, fd, peer)
+            },
         )
         .map_err(|e| format!("listen on {}: {e}", args.socket_addr()))?
     };
-    listener.set_error_cb(|_, e| eprintln!("revent echo: accept: {e}"));
+    listener.set_error_cb(move |_, e| {
+        if !accept_failing.replace(true) {
+            eprintln!("revent echo: accept: {e} (retrying quietly until a connection is accepted)");
+        }
+    });
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let stoppers = if stop_rx.is_none() {
         spawn_workers(local)?
