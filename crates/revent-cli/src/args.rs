@@ -29,7 +29,11 @@ pub enum Command {
 const ECHO_ABOUT: &str = "Echo every byte back (the seed's service).
 
 Listens on 0.0.0.0:9999 unless told otherwise. SIGINT or SIGTERM stops it and prints one summary
-line: connections served, connections refused, and bytes echoed.";
+line: connections served, connections refused, and bytes echoed.
+
+A client that sends without reading costs at most about --max-output plus --read-high bytes of
+memory: past --max-output of pending echo the server stops reading from it until half of that has
+gone out.";
 
 #[derive(Args, Debug, Clone)]
 pub struct EchoArgs {
@@ -52,6 +56,11 @@ pub struct EchoArgs {
     /// Read high watermark per connection: read at most this much before echoing it (0: no limit)
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub read_high: usize,
+
+    /// Stop reading from a connection while more than BYTES of its echo wait to be sent; resume
+    /// once they drained to half of that. Bounds what a client that sends without reading costs.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = at_least_one)]
+    pub max_output: usize,
 
     /// N event bases sharing the port with SO_REUSEPORT
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
@@ -118,7 +127,10 @@ mod tests {
         assert_eq!(a.socket_addr(), "0.0.0.0:9999".parse().unwrap());
         assert_eq!(a.idle_timeout, None);
         assert_eq!(a.max_conns, None);
-        assert_eq!((a.read_high, a.threads), (1 << 20, 1));
+        assert_eq!(
+            (a.read_high, a.max_output, a.threads),
+            (1 << 20, 1 << 20, 1)
+        );
         assert!(!a.verbose);
     }
 
@@ -144,6 +156,8 @@ mod tests {
             "5",
             "--read-high",
             "4096",
+            "--max-output",
+            "65536",
             "--threads",
             "3",
             "-v",
@@ -154,7 +168,7 @@ mod tests {
         assert_eq!(a.socket_addr(), "127.0.0.1:0".parse().unwrap());
         assert_eq!(a.idle_timeout, Some(Duration::from_millis(250)));
         assert_eq!(a.max_conns, Some(5));
-        assert_eq!((a.read_high, a.threads), (4096, 3));
+        assert_eq!((a.read_high, a.max_output, a.threads), (4096, 65536, 3));
         assert!(a.verbose);
     }
 
@@ -162,6 +176,7 @@ mod tests {
     fn bad_values_are_refused() {
         for argv in [
             &["echo", "--threads", "0"][..],
+            &["echo", "--max-output", "0"],
             &["echo", "--idle-timeout", "-1"],
             &["echo", "--idle-timeout", "inf"],
             &["echo", "--port", "65536"],

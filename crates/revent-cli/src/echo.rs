@@ -3,9 +3,16 @@
 //! One event base per thread; with `--threads N` each thread listens on the same port with
 //! SO_REUSEPORT and the kernel spreads connections (the memcached model). SIGINT and SIGTERM stop
 //! every thread: listeners close, pending output gets a last write, and one summary line is printed.
+//!
+//! A client that sends faster than it reads cannot make the server buffer without end: once more
+//! than `--max-output` bytes of its echo wait, the server stops reading from it until they drained
+//! to half of that (as libevent's le-proxy sample does). Only such a connection has a write
+//! callback; an ordinary one has none, so the usual echo trip runs no extra callback.
 
 use crate::args::EchoArgs;
-use revent::{BevFlags, BevOptions, BufferEvent, EventBase, Listener, ListenerOptions, What};
+use revent::{
+    BevFlags, BevOptions, BufferEvent, DataCb, EventBase, EventCb, Listener, ListenerOptions, What,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::io::Write;
@@ -65,7 +72,14 @@ pub fn run(args: &EchoArgs) -> Result<(), String> {
     result
 }
 
-type Conns = Rc<RefCell<HashSet<BufferEvent>>>;
+/// What one thread's callbacks share: the options, the process-wide counters, and the thread's
+/// open connections (closed by the shutdown).
+struct Thread {
+    args: EchoArgs,
+    stats: Arc<Stats>,
+    conns: RefCell<HashSet<BufferEvent>>,
+}
+
 type SpawnWorkers<'a> = dyn FnMut(SocketAddr) -> Result<Vec<OwnedFd>, String> + 'a;
 
 fn no_workers(_: SocketAddr) -> Result<Vec<OwnedFd>, String> {
@@ -82,7 +96,11 @@ fn serve(
     spawn_workers: &mut SpawnWorkers<'_>,
 ) -> Result<(), String> {
     let mut base = EventBase::new().map_err(|e| e.to_string())?;
-    let conns: Conns = Rc::default();
+    let th = Rc::new(Thread {
+        args: args.clone(),
+        stats: stats.clone(),
+        conns: RefCell::default(),
+    });
     let mut opts = ListenerOptions::REUSEABLE | ListenerOptions::CLOSE_ON_EXEC;
     if reuse_port {
         opts = opts | ListenerOptions::REUSEABLE_PORT;
@@ -91,8 +109,7 @@ fn serve(
     // failure; one line when the streak starts and one when it ends is enough for the log.
     let accept_failing = Rc::new(Cell::new(false));
     let listener = {
-        let (a, stats, conns) = (args.clone(), stats.clone(), conns.clone());
-        let failing = accept_failing.clone();
+        let (th, failing) = (th.clone(), accept_failing.clone());
         Listener::bind(
             &mut base,
             args.socket_addr(),
@@ -102,7 +119,7 @@ fn serve(
                 if failing.replace(false) {
                     eprintln!("revent echo: accepting connections again");
                 }
-                accept(base, &a, &stats, &conns, fd, peer)
+                accept(base, &th, fd, peer)
             },
         )
         .map_err(|e| format!("listen on {}: {e}", args.socket_addr()))?
@@ -120,12 +137,12 @@ fn serve(
     };
 
     let shutdown = {
-        let (listener, conns) = (listener.clone(), conns.clone());
+        let (listener, th) = (listener.clone(), th.clone());
         Rc::new(move |base: &mut EventBase| {
             let _ = listener.clone().free(base);
-            let open: Vec<BufferEvent> = conns.borrow_mut().drain().collect();
+            let open: Vec<BufferEvent> = th.conns.borrow().iter().copied().collect();
             for bev in open {
-                let _ = bev.free(base);
+                close(base, bev, &th);
             }
             let _ = base.loopexit(None);
         })
@@ -177,14 +194,8 @@ fn serve(
     Ok(())
 }
 
-fn accept(
-    base: &mut EventBase,
-    args: &EchoArgs,
-    stats: &Arc<Stats>,
-    conns: &Conns,
-    fd: OwnedFd,
-    peer: std::net::SocketAddr,
-) {
+fn accept(base: &mut EventBase, th: &Rc<Thread>, fd: OwnedFd, peer: SocketAddr) {
+    let (args, stats) = (&th.args, &th.stats);
     // Check and take a slot in one step: with --threads, another thread may be taking the last one.
     let max = args.max_conns.unwrap_or(usize::MAX);
     let admitted = stats
@@ -215,36 +226,114 @@ fn accept(
         }
     };
     stats.accepted.fetch_add(1, Ordering::Relaxed);
-    conns.borrow_mut().insert(bev);
+    th.conns.borrow_mut().insert(bev);
     if args.verbose {
         eprintln!("open {peer}");
     }
     let _ = bev.set_watermark(base, What::READ, 0, args.read_high);
     let _ = bev.set_timeouts(base, args.idle_timeout, args.idle_timeout);
-    let st = stats.clone();
-    bev.set_read_cb(base, move |base, bev| {
-        if let Ok((input, output)) = bev.buffers(base) {
-            st.bytes.fetch_add(input.len() as u64, Ordering::Relaxed);
-            let _ = output.add_buffer(input);
-        }
+    let conn = Rc::new(Conn {
+        peer,
+        flow: Cell::new(Flow::Echoing),
     });
-    let (st, conns, verbose) = (stats.clone(), conns.clone(), args.verbose);
-    bev.set_event_cb(base, move |base, bev, what| {
-        if what.contains(BevFlags::EOF)
-            || what.contains(BevFlags::ERROR)
-            || what.contains(BevFlags::TIMEOUT)
-        {
-            if verbose {
-                let why = bev
-                    .error(base)
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default();
-                eprintln!("close {peer} ({what:?}{why})");
-            }
-            conns.borrow_mut().remove(&bev);
-            st.open.fetch_sub(1, Ordering::Relaxed);
-            let _ = bev.free(base);
-        }
-    });
+    set_lean_callbacks(base, bev, th, &conn);
     let _ = bev.enable(base, What::READ | What::WRITE);
+}
+
+/// Where a connection stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Reading and echoing; no write callback.
+    Echoing,
+    /// More than --max-output of echo waits: not reading until the output drains to half of that.
+    Paused,
+    /// Reading again, but the write callback is still set: a callback cannot unset itself (the
+    /// bufferevent puts it back when it returns), so the next read callback removes it.
+    Resumed,
+}
+
+struct Conn {
+    peer: SocketAddr,
+    flow: Cell<Flow>,
+}
+
+/// Sets the read and event callbacks and clears the write callback: an ordinary connection runs
+/// no callback after its writes.
+fn set_lean_callbacks(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Conn>) {
+    let read: Box<DataCb> = {
+        let (th, conn) = (th.clone(), conn.clone());
+        Box::new(move |base, bev| on_read(base, bev, &th, &conn))
+    };
+    let event: Box<EventCb> = {
+        let (th, conn) = (th.clone(), conn.clone());
+        Box::new(move |base, bev, what| on_event(base, bev, what, &th, &conn))
+    };
+    let _ = bev.set_callbacks(base, Some(read), None, Some(event));
+}
+
+/// Sets the write callback, for a connection that waits for its output to drain.
+fn set_write_cb(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Conn>) {
+    let (th, conn) = (th.clone(), conn.clone());
+    bev.set_write_cb(base, move |base, bev| on_drained(base, bev, &th, &conn));
+}
+
+fn on_read(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Conn>) {
+    let Ok((input, output)) = bev.buffers(base) else {
+        return;
+    };
+    th.stats
+        .bytes
+        .fetch_add(input.len() as u64, Ordering::Relaxed);
+    let _ = output.add_buffer(input);
+    let queued = output.len();
+    let max = th.args.max_output;
+    if queued > max {
+        // The client reads slower than it sends: stop taking its input until half went out.
+        let _ = bev.disable(base, What::READ);
+        let _ = bev.set_watermark(base, What::WRITE, max / 2, 0);
+        if conn.flow.get() == Flow::Echoing {
+            set_write_cb(base, bev, th, conn);
+        }
+        conn.flow.set(Flow::Paused);
+    } else if conn.flow.get() == Flow::Resumed {
+        set_lean_callbacks(base, bev, th, conn);
+        conn.flow.set(Flow::Echoing);
+    }
+}
+
+/// The write callback: the output drained to the low watermark.
+fn on_drained(base: &mut EventBase, bev: BufferEvent, _th: &Rc<Thread>, conn: &Rc<Conn>) {
+    if conn.flow.get() == Flow::Paused {
+        let _ = bev.set_watermark(base, What::WRITE, 0, 0);
+        let _ = bev.enable(base, What::READ);
+        conn.flow.set(Flow::Resumed);
+    }
+}
+
+fn on_event(
+    base: &mut EventBase,
+    bev: BufferEvent,
+    what: BevFlags,
+    th: &Rc<Thread>,
+    conn: &Rc<Conn>,
+) {
+    if what.contains(BevFlags::EOF)
+        || what.contains(BevFlags::ERROR)
+        || what.contains(BevFlags::TIMEOUT)
+    {
+        if th.args.verbose {
+            let why = bev
+                .error(base)
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            eprintln!("close {} ({what:?}{why})", conn.peer);
+        }
+        close(base, bev, th);
+    }
+}
+
+fn close(base: &mut EventBase, bev: BufferEvent, th: &Thread) {
+    th.conns.borrow_mut().remove(&bev);
+    th.stats.open.fetch_sub(1, Ordering::Relaxed);
+    let _ = bev.free(base);
 }

@@ -4,11 +4,101 @@
 mod common;
 
 use common::*;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// The server's resident set in KiB (`VmRSS` in /proc/<pid>/status).
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+}
+
+/// How long the memory test's client sends without reading: 4 s, or `REVENT_ECHO_ABUSE_SECS`.
+fn abuse_time() -> Duration {
+    let secs = std::env::var("REVENT_ECHO_ABUSE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4.0);
+    Duration::from_secs_f64(secs)
+}
+
+/// Writes `block` on the non-blocking `s` until `deadline` or until `cap` bytes went out; returns
+/// the count. With `give_up_after`, also stops once the socket took nothing for that long.
+fn send_without_reading(
+    s: &mut TcpStream,
+    block: &[u8],
+    deadline: Instant,
+    cap: u64,
+    give_up_after: Option<Duration>,
+) -> u64 {
+    let mut sent = 0u64;
+    let mut last_progress = Instant::now();
+    while Instant::now() < deadline && sent < cap {
+        match s.write(block) {
+            Ok(n) => {
+                sent += n as u64;
+                last_progress = Instant::now();
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if give_up_after.is_some_and(|t| last_progress.elapsed() >= t) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("send failed after {sent} bytes: {e}"),
+        }
+    }
+    sent
+}
+
+// ---- 1. a client that sends and never reads costs bounded memory ----
+
+#[test]
+fn a_client_that_never_reads_leaves_the_server_small_and_others_served() {
+    const RSS_LIMIT_KIB: u64 = 64 * 1024;
+    // The unfixed server takes everything it is sent; stop there rather than fill the machine.
+    const SEND_CAP: u64 = 256 << 20;
+    let e = Echo::start(&[]);
+    let pid = e.child.id();
+    let mut hog = e.connect();
+    hog.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + abuse_time();
+    let sender = thread::spawn(move || {
+        let block = vec![0x5a; 256 * 1024];
+        let sent = send_without_reading(&mut hog, &block, deadline, SEND_CAP, None);
+        (hog, sent)
+    });
+    // Meanwhile another client is echoed byte for byte, and the server's size is watched.
+    let mut other = e.connect();
+    let block = pattern_block();
+    let mut peak = 0;
+    let mut round = 0usize;
+    while !sender.is_finished() {
+        let off = (round * 7919) % PERIOD;
+        echo_once(&mut other, &block[off..off + 64 * 1024]);
+        peak = peak.max(vm_rss_kib(pid));
+        round += 1;
+        thread::sleep(Duration::from_millis(10));
+    }
+    let (hog, sent) = sender.join().unwrap();
+    peak = peak.max(vm_rss_kib(pid));
+    // Shown with --nocapture (REVENT_ECHO_ABUSE_SECS=30 for the long run).
+    eprintln!("server RSS peak {peak} KiB; the client sent {sent} bytes; {round} echoes meanwhile");
+    assert!(
+        peak < RSS_LIMIT_KIB,
+        "the server's RSS reached {peak} KiB while a client sent {sent} bytes without reading"
+    );
+    assert!(round > 0, "the other client was never echoed");
+    echo_once(&mut other, b"still served");
+    drop(hog);
+}
 
 // ---- 5. a full fd table: one line per streak of accept errors ----
 
