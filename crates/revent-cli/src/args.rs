@@ -33,7 +33,8 @@ line: connections served, connections refused, and bytes echoed.
 
 A client that sends without reading costs at most about --max-output plus --read-high bytes of
 memory: past --max-output of pending echo the server stops reading from it until half of that has
-gone out.";
+gone out. A client that half-closes gets all its echo before the server closes, unless the echo
+makes no progress for --drain-timeout seconds.";
 
 #[derive(Args, Debug, Clone)]
 pub struct EchoArgs {
@@ -61,6 +62,11 @@ pub struct EchoArgs {
     /// once they drained to half of that. Bounds what a client that sends without reading costs.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = at_least_one)]
     pub max_output: usize,
+
+    /// After a client half-closes, its remaining echo is still sent; close anyway if that makes
+    /// no progress for S seconds
+    #[arg(long, value_name = "S", default_value = "30", value_parser = seconds)]
+    pub drain_timeout: Duration,
 
     /// N event bases sharing the port with SO_REUSEPORT
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
@@ -158,6 +164,8 @@ mod tests {
             "4096",
             "--max-output",
             "65536",
+            "--drain-timeout",
+            "2.5",
             "--threads",
             "3",
             "-v",
@@ -169,6 +177,7 @@ mod tests {
         assert_eq!(a.idle_timeout, Some(Duration::from_millis(250)));
         assert_eq!(a.max_conns, Some(5));
         assert_eq!((a.read_high, a.max_output, a.threads), (4096, 65536, 3));
+        assert_eq!(a.drain_timeout, Duration::from_millis(2500));
         assert!(a.verbose);
     }
 
@@ -177,6 +186,7 @@ mod tests {
         for argv in [
             &["echo", "--threads", "0"][..],
             &["echo", "--max-output", "0"],
+            &["echo", "--drain-timeout", "0"],
             &["echo", "--idle-timeout", "-1"],
             &["echo", "--idle-timeout", "inf"],
             &["echo", "--port", "65536"],

@@ -6,8 +6,10 @@
 //!
 //! A client that sends faster than it reads cannot make the server buffer without end: once more
 //! than `--max-output` bytes of its echo wait, the server stops reading from it until they drained
-//! to half of that (as libevent's le-proxy sample does). Only such a connection has a write
-//! callback; an ordinary one has none, so the usual echo trip runs no extra callback.
+//! to half of that (as libevent's le-proxy sample does). A client that half-closes gets all its echo
+//! before the server closes, unless the echo makes no progress for `--drain-timeout`. Only such
+//! connections have a write callback; an ordinary one has none, so the usual echo trip runs no
+//! extra callback.
 
 use crate::args::EchoArgs;
 use revent::{
@@ -250,6 +252,9 @@ enum Flow {
     /// Reading again, but the write callback is still set: a callback cannot unset itself (the
     /// bufferevent puts it back when it returns), so the next read callback removes it.
     Resumed,
+    /// The client half-closed: not reading, closing once the output is empty (or the write made
+    /// no progress for --drain-timeout).
+    Draining,
 }
 
 struct Conn {
@@ -302,11 +307,19 @@ fn on_read(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Co
 }
 
 /// The write callback: the output drained to the low watermark.
-fn on_drained(base: &mut EventBase, bev: BufferEvent, _th: &Rc<Thread>, conn: &Rc<Conn>) {
-    if conn.flow.get() == Flow::Paused {
-        let _ = bev.set_watermark(base, What::WRITE, 0, 0);
-        let _ = bev.enable(base, What::READ);
-        conn.flow.set(Flow::Resumed);
+fn on_drained(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Conn>) {
+    match conn.flow.get() {
+        Flow::Paused => {
+            let _ = bev.set_watermark(base, What::WRITE, 0, 0);
+            let _ = bev.enable(base, What::READ);
+            conn.flow.set(Flow::Resumed);
+        }
+        Flow::Draining => {
+            if bev.output(base).map_or(true, |o| o.is_empty()) {
+                finish(base, bev, th, conn, BevFlags::EOF | BevFlags::READING);
+            }
+        }
+        Flow::Echoing | Flow::Resumed => {}
     }
 }
 
@@ -317,19 +330,35 @@ fn on_event(
     th: &Rc<Thread>,
     conn: &Rc<Conn>,
 ) {
-    if what.contains(BevFlags::EOF)
-        || what.contains(BevFlags::ERROR)
-        || what.contains(BevFlags::TIMEOUT)
-    {
-        if th.args.verbose {
-            let why = bev
-                .error(base)
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
-            eprintln!("close {} ({what:?}{why})", conn.peer);
+    if what.contains(BevFlags::EOF) && !what.contains(BevFlags::ERROR) {
+        // Half-closed: the client may still be reading. The bufferevent stopped reading; close
+        // once everything it sent went back.
+        let queued = bev.output(base).map_or(0, |o| o.len());
+        if queued == 0 {
+            finish(base, bev, th, conn, what);
+            return;
         }
-        close(base, bev, th);
+        let _ = bev.set_watermark(base, What::WRITE, 0, 0);
+        let _ = bev.set_timeouts(base, None, Some(th.args.drain_timeout));
+        if conn.flow.get() == Flow::Echoing {
+            set_write_cb(base, bev, th, conn);
+        }
+        conn.flow.set(Flow::Draining);
+    } else if what.contains(BevFlags::ERROR) || what.contains(BevFlags::TIMEOUT) {
+        finish(base, bev, th, conn, what);
     }
+}
+
+/// Closes a connection for the reason `what`, with a line under -v.
+fn finish(base: &mut EventBase, bev: BufferEvent, th: &Thread, conn: &Conn, what: BevFlags) {
+    if th.args.verbose {
+        let why = bev
+            .error(base)
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        eprintln!("close {} ({what:?}{why})", conn.peer);
+    }
+    close(base, bev, th);
 }
 
 fn close(base: &mut EventBase, bev: BufferEvent, th: &Thread) {

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use std::io::{self, BufReader, ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::sync::{Arc, Barrier};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,21 @@ fn send_without_reading(
     sent
 }
 
+/// The server's stderr, line by line, from a thread.
+fn stderr_lines(e: &mut Echo) -> mpsc::Receiver<String> {
+    let err = BufReader::new(e.stderr());
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in err.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 // ---- 1. a client that sends and never reads costs bounded memory ----
 
 #[test]
@@ -98,6 +113,63 @@ fn a_client_that_never_reads_leaves_the_server_small_and_others_served() {
     assert!(round > 0, "the other client was never echoed");
     echo_once(&mut other, b"still served");
     drop(hog);
+}
+
+// ---- 2. half-close: every byte comes back before the server closes ----
+
+#[test]
+fn half_close_gets_all_32_mib_back() {
+    let total = 32u64 << 20;
+    // With the default --max-output the server stops reading while echo is queued; with a large
+    // one it takes all 32 MiB at once, so most of it is still queued when the EOF arrives.
+    for opts in [&[][..], &["--max-output", "67108864"]] {
+        let mut e = Echo::start(opts);
+        let c = e.connect();
+        set_buf(&c, libc::SO_RCVBUF, 32 * 1024);
+        // A reader slower than the writer, so that echo is still queued in the server when the
+        // client's EOF arrives.
+        exchange(c, total, 64 * 1024, Duration::from_millis(1));
+        let (status, out) = e.terminate();
+        assert_eq!(status.code(), Some(0));
+        assert_eq!(
+            summary_line(&out),
+            format!("revent echo: 1 connections, 0 refused, {total} bytes echoed"),
+            "{opts:?}"
+        );
+    }
+}
+
+#[test]
+fn a_half_closed_client_that_never_reads_is_closed_after_the_drain_timeout() {
+    // --max-output above what is sent, so the server reads up to the EOF.
+    let mut e = Echo::start(&["-v", "--drain-timeout", "0.5", "--max-output", "67108864"]);
+    let lines = stderr_lines(&mut e);
+    let mut c = e.connect();
+    set_buf(&c, libc::SO_RCVBUF, 32 * 1024);
+    let me = c.local_addr().unwrap();
+    c.set_nonblocking(true).unwrap();
+    // More than the kernel buffers on both sides hold, so echo stays queued in the server.
+    let total = 16u64 << 20;
+    let block = vec![0x3c; 256 * 1024];
+    let sent = send_without_reading(&mut c, &block, Instant::now() + LIMIT, total, None);
+    assert!(sent >= total, "the server took only {sent} bytes");
+    c.shutdown(Shutdown::Write).unwrap();
+    let half_closed = Instant::now();
+    let want = format!("close {me} (");
+    let line = loop {
+        let line = lines
+            .recv_timeout(LIMIT)
+            .expect("the server never closed the connection");
+        if line.starts_with(&want) {
+            break line;
+        }
+    };
+    let waited = half_closed.elapsed();
+    assert!(line.contains("TIMEOUT"), "{line}");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "closed {waited:?} after the EOF, before the drain timeout: {line}"
+    );
 }
 
 // ---- 5. a full fd table: one line per streak of accept errors ----
