@@ -29,7 +29,8 @@ pub enum Command {
 const ECHO_ABOUT: &str = "Echo every byte back (the seed's service).
 
 Listens on 0.0.0.0:9999 unless told otherwise. SIGINT or SIGTERM stops it and prints one summary
-line: connections served, connections refused, and bytes echoed.
+line: connections served, connections refused, and bytes echoed (bytes that reached the clients,
+not bytes read from them).
 
 A client that sends without reading costs at most about --max-output plus --read-high bytes of
 memory: past --max-output of pending echo the server stops reading from it until half of that has

@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,6 +28,8 @@ use std::sync::Arc;
 struct Stats {
     accepted: AtomicU64,
     refused: AtomicU64,
+    /// Bytes echoed: added when moved to an output, taken back at a close for what will never
+    /// reach the client (see `undelivered`).
     bytes: AtomicU64,
     open: AtomicUsize,
 }
@@ -144,7 +146,7 @@ fn serve(
             let _ = listener.clone().free(base);
             let open: Vec<BufferEvent> = th.conns.borrow().iter().copied().collect();
             for bev in open {
-                close(base, bev, &th);
+                close(base, bev, &th, Ending::Stopped);
             }
             let _ = base.loopexit(None);
         })
@@ -358,11 +360,71 @@ fn finish(base: &mut EventBase, bev: BufferEvent, th: &Thread, conn: &Conn, what
             .unwrap_or_default();
         eprintln!("close {} ({what:?}{why})", conn.peer);
     }
-    close(base, bev, th);
+    let ending = if what.contains(BevFlags::ERROR) || what.contains(BevFlags::TIMEOUT) {
+        Ending::Failed
+    } else {
+        Ending::Drained
+    };
+    close(base, bev, th, ending);
 }
 
-fn close(base: &mut EventBase, bev: BufferEvent, th: &Thread) {
+/// Why a connection closes, for the count of bytes echoed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// EOF and the output is empty: what the kernel still holds goes out before its FIN.
+    Drained,
+    /// The server stops (SIGINT, SIGTERM).
+    Stopped,
+    /// An error or a timeout: the client is gone or not reading.
+    Failed,
+}
+
+fn close(base: &mut EventBase, bev: BufferEvent, th: &Thread, ending: Ending) {
+    if ending != Ending::Drained {
+        let lost = undelivered(base, bev, ending);
+        th.stats.bytes.fetch_sub(lost, Ordering::Relaxed);
+    }
     th.conns.borrow_mut().remove(&bev);
     th.stats.open.fetch_sub(1, Ordering::Relaxed);
     let _ = bev.free(base);
+}
+
+/// The bytes echoed to a connection that is about to close without draining, which will never
+/// reach the client. They were counted when moved to the output, so this is what to take back.
+///
+/// The last write that `free` would make is made here, so that what remains is known exactly; the
+/// output is then emptied. Of what the kernel holds, the bytes the client has not acknowledged are
+/// lost when the connection fails, and when the close resets it (Linux resets a connection closed
+/// with unread input, discarding its send queue).
+fn undelivered(base: &mut EventBase, bev: BufferEvent, ending: Ending) -> u64 {
+    let fd = bev.fd(base).ok().flatten();
+    let Ok(output) = bev.output(base) else {
+        return 0;
+    };
+    if let (Some(fd), false) = (fd, output.is_empty()) {
+        // SAFETY: the bufferevent owns the socket and keeps it open until it is freed, after this.
+        let _ = output.write(unsafe { BorrowedFd::borrow_raw(fd) });
+    }
+    let left = output.len();
+    let _ = output.drain(left);
+    let mut lost = left as u64;
+    if let Some(fd) = fd {
+        if ending == Ending::Failed || socket_queue(fd, libc::FIONREAD) > 0 {
+            // SIOCOUTQ (TIOCOUTQ's value): sent or not, not yet acknowledged.
+            lost += socket_queue(fd, libc::TIOCOUTQ);
+        }
+    }
+    lost
+}
+
+/// The byte count an ioctl reports for a socket queue (0 if it fails).
+fn socket_queue(fd: RawFd, request: libc::Ioctl) -> u64 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: both requests write one int to the pointer, which points to ours.
+    let r = unsafe { libc::ioctl(fd, request, &mut n as *mut libc::c_int) };
+    if r == 0 {
+        n.max(0) as u64
+    } else {
+        0
+    }
 }

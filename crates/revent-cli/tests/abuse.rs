@@ -172,6 +172,66 @@ fn a_half_closed_client_that_never_reads_is_closed_after_the_drain_timeout() {
     );
 }
 
+// ---- 3. the summary counts bytes that reached the client ----
+
+fn bytes_echoed(summary: &str) -> u64 {
+    summary
+        .strip_suffix(" bytes echoed")
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in {summary:?}"))
+}
+
+/// Reads until EOF or a reset; returns the count.
+fn read_all_there_is(s: &mut TcpStream) -> u64 {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = 0u64;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got += n as u64,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("read failed after {got} bytes: {e}"),
+        }
+    }
+}
+
+#[test]
+fn summary_does_not_count_echo_the_client_never_got() {
+    let mut e = Echo::start(&[]);
+    let mut c = e.connect();
+    c.set_nonblocking(true).unwrap();
+    let block = vec![0xa5; 256 * 1024];
+    // Until the server (or its kernel) stops taking more, never reading.
+    let sent = send_without_reading(
+        &mut c,
+        &block,
+        Instant::now() + LIMIT,
+        64 << 20,
+        Some(Duration::from_millis(300)),
+    );
+    let (status, out) = e.terminate();
+    assert_eq!(status.code(), Some(0));
+    let echoed = bytes_echoed(summary_line(&out));
+    // The server is gone: what it sent is all in this socket now.
+    c.set_nonblocking(false).unwrap();
+    let received = read_all_there_is(&mut c);
+    assert!(
+        received < sent,
+        "the test needs echo left unsent: sent {sent}, received {received}"
+    );
+    assert!(
+        echoed <= received,
+        "summary says {echoed} bytes echoed, the client received {received} (sent {sent})"
+    );
+    // Not trivially: what the client received and acknowledged counts.
+    assert!(
+        echoed > 0,
+        "the client received {received} bytes, none counted"
+    );
+}
+
 // ---- 5. a full fd table: one line per streak of accept errors ----
 
 #[test]
