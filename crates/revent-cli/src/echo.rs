@@ -292,7 +292,17 @@ fn on_read(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Co
         .bytes
         .fetch_add(input.len() as u64, Ordering::Relaxed);
     let _ = output.add_buffer(input);
-    let queued = output.len();
+    if output.len() > th.args.max_output || conn.flow.get() == Flow::Resumed {
+        change_flow(base, bev, th, conn);
+    }
+}
+
+/// After a read: pause a connection whose output passed --max-output, or take the write callback
+/// off one that resumed. Out of line, to keep the usual read callback short.
+#[cold]
+#[inline(never)]
+fn change_flow(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Conn>) {
+    let queued = bev.output(base).map_or(0, |o| o.len());
     let max = th.args.max_output;
     if queued > max {
         // The client reads slower than it sends: stop taking its input until half went out.
@@ -302,7 +312,7 @@ fn on_read(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Co
             set_write_cb(base, bev, th, conn);
         }
         conn.flow.set(Flow::Paused);
-    } else if conn.flow.get() == Flow::Resumed {
+    } else {
         set_lean_callbacks(base, bev, th, conn);
         conn.flow.set(Flow::Echoing);
     }
