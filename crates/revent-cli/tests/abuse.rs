@@ -294,9 +294,9 @@ fn is_served(mut c: &TcpStream) -> bool {
 #[test]
 fn max_conns_holds_under_two_threads() {
     const K: usize = 5;
-    const ROUNDS: usize = 60;
-    const CLIENTS: usize = 5;
-    const EACH: usize = 10;
+    const ROUNDS: usize = 100;
+    const CLIENTS: usize = 2;
+    const EACH: usize = 25;
     let e = Echo::start(&["--threads", "2", "--max-conns", &K.to_string()]);
     let start = Instant::now();
     while listeners_on(e.addr.port()) < 2 {
