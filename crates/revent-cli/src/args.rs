@@ -1,69 +1,202 @@
-//! Command-line options shared by the services.
+//! The command line, parsed with clap: one subcommand per service, each with its own `--help`.
 
+use clap::{Args, Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
-pub struct Args {
-    pub addr: SocketAddr,
+/// Services built on revent.
+#[derive(Parser, Debug)]
+#[command(
+    name = "revent",
+    about,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Echo every byte back (the seed's service, port 9999 by default)
+    #[command(long_about = ECHO_ABOUT)]
+    Echo(EchoArgs),
+    /// Answer "Hello, World!\n" and close (libevent's hello-world sample)
+    Hello(HelloArgs),
+}
+
+const ECHO_ABOUT: &str = "Echo every byte back (the seed's service).
+
+Listens on 0.0.0.0:9999 unless told otherwise. SIGINT or SIGTERM stops it and prints one summary
+line: connections served, connections refused, and bytes echoed (bytes that reached the clients,
+not bytes read from them).
+
+A client that sends without reading costs at most about --max-output plus --read-high bytes of
+memory: past --max-output of pending echo the server stops reading from it until half of that has
+gone out. A client that half-closes gets all its echo before the server closes, unless the echo
+makes no progress for --drain-timeout seconds.";
+
+#[derive(Args, Debug, Clone)]
+pub struct EchoArgs {
+    /// Listen address
+    #[arg(long, value_name = "A", default_value = "0.0.0.0")]
+    pub addr: IpAddr,
+
+    /// Listen port (0: any free port, printed at start)
+    #[arg(long, value_name = "P", default_value_t = 9999)]
+    pub port: u16,
+
+    /// Close connections idle for S seconds [default: never]
+    #[arg(long, value_name = "S", value_parser = seconds)]
     pub idle_timeout: Option<Duration>,
-    pub max_conns: usize,
+
+    /// Refuse connections beyond N open at once [default: unlimited]
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+
+    /// Read high watermark per connection: read at most this much before echoing it (0: no limit)
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub read_high: usize,
+
+    /// Stop reading from a connection while more than BYTES of its echo wait to be sent; resume
+    /// once they drained to half of that. Bounds what a client that sends without reading costs.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = at_least_one)]
+    pub max_output: usize,
+
+    /// After a client half-closes, its remaining echo is still sent; close anyway if that makes
+    /// no progress for S seconds
+    #[arg(long, value_name = "S", default_value = "30", value_parser = seconds)]
+    pub drain_timeout: Duration,
+
+    /// N event bases sharing the port with SO_REUSEPORT
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
     pub threads: usize,
+
+    /// A line per connection on stderr
+    #[arg(short, long)]
     pub verbose: bool,
 }
 
-impl Args {
-    pub fn parse(argv: &[String], default_port: u16) -> Result<Args, String> {
-        let mut ip: IpAddr = [0, 0, 0, 0].into();
-        let mut port = default_port;
-        let mut a = Args {
-            addr: SocketAddr::new(ip, port),
-            idle_timeout: None,
-            max_conns: usize::MAX,
-            read_high: 1 << 20,
-            threads: 1,
-            verbose: false,
-        };
-        let mut it = argv.iter();
-        while let Some(flag) = it.next() {
-            let mut value = |name: &str| {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            match flag.as_str() {
-                "--addr" => {
-                    let v = value("--addr")?;
-                    ip = v.parse().map_err(|_| format!("bad address {v:?}"))?;
-                }
-                "--port" => port = num(&value("--port")?)?,
-                "--idle-timeout" => {
-                    let secs: f64 = value("--idle-timeout")?
-                        .parse()
-                        .map_err(|_| "bad --idle-timeout".to_string())?;
-                    if !(secs.is_finite() && secs > 0.0) {
-                        return Err("--idle-timeout must be positive".into());
-                    }
-                    a.idle_timeout = Some(Duration::from_secs_f64(secs));
-                }
-                "--max-conns" => a.max_conns = num(&value("--max-conns")?)?,
-                "--read-high" => a.read_high = num(&value("--read-high")?)?,
-                "--threads" => {
-                    a.threads = num(&value("--threads")?)?;
-                    if a.threads == 0 {
-                        return Err("--threads must be at least 1".into());
-                    }
-                }
-                "-v" | "--verbose" => a.verbose = true,
-                other => return Err(format!("unknown option {other:?}")),
-            }
-        }
-        a.addr = SocketAddr::new(ip, port);
-        Ok(a)
+impl EchoArgs {
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.addr, self.port)
     }
 }
 
-fn num<T: std::str::FromStr>(s: &str) -> Result<T, String> {
-    s.parse().map_err(|_| format!("not a number: {s:?}"))
+#[derive(Args, Debug, Clone)]
+pub struct HelloArgs {
+    /// Listen address
+    #[arg(long, value_name = "A", default_value = "0.0.0.0")]
+    pub addr: IpAddr,
+
+    /// Listen port
+    #[arg(long, value_name = "P", default_value_t = 9995)]
+    pub port: u16,
+}
+
+impl HelloArgs {
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.addr, self.port)
+    }
+}
+
+/// A positive, finite number of seconds (fractions allowed).
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| format!("not a number: {s:?}"))?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err("must be a positive number of seconds".into());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("not a number: {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("revent").chain(argv.iter().copied()))
+    }
+
+    #[test]
+    fn echo_defaults_are_the_seeds_port_on_every_address() {
+        let Command::Echo(a) = parse(&["echo"]).unwrap().command else {
+            panic!("not echo")
+        };
+        assert_eq!(a.socket_addr(), "0.0.0.0:9999".parse().unwrap());
+        assert_eq!(a.idle_timeout, None);
+        assert_eq!(a.max_conns, None);
+        assert_eq!(
+            (a.read_high, a.max_output, a.threads),
+            (1 << 20, 1 << 20, 1)
+        );
+        assert!(!a.verbose);
+    }
+
+    #[test]
+    fn hello_defaults_to_9995() {
+        let Command::Hello(a) = parse(&["hello"]).unwrap().command else {
+            panic!("not hello")
+        };
+        assert_eq!(a.socket_addr(), "0.0.0.0:9995".parse().unwrap());
+    }
+
+    #[test]
+    fn echo_options_parse() {
+        let argv = [
+            "echo",
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--idle-timeout",
+            "0.25",
+            "--max-conns",
+            "5",
+            "--read-high",
+            "4096",
+            "--max-output",
+            "65536",
+            "--drain-timeout",
+            "2.5",
+            "--threads",
+            "3",
+            "-v",
+        ];
+        let Command::Echo(a) = parse(&argv).unwrap().command else {
+            panic!("not echo")
+        };
+        assert_eq!(a.socket_addr(), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(a.idle_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(a.max_conns, Some(5));
+        assert_eq!((a.read_high, a.max_output, a.threads), (4096, 65536, 3));
+        assert_eq!(a.drain_timeout, Duration::from_millis(2500));
+        assert!(a.verbose);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for argv in [
+            &["echo", "--threads", "0"][..],
+            &["echo", "--max-output", "0"],
+            &["echo", "--drain-timeout", "0"],
+            &["echo", "--idle-timeout", "-1"],
+            &["echo", "--idle-timeout", "inf"],
+            &["echo", "--port", "65536"],
+            &["echo", "--addr", "nowhere"],
+            &["echo", "--bogus"],
+            &["hello", "--threads", "2"],
+            &[],
+        ] {
+            assert!(parse(argv).is_err(), "{argv:?} was accepted");
+        }
+    }
 }

@@ -3,10 +3,20 @@
 //! One event base per thread; with `--threads N` each thread listens on the same port with
 //! SO_REUSEPORT and the kernel spreads connections (the memcached model). SIGINT and SIGTERM stop
 //! every thread: listeners close, pending output gets a last write, and one summary line is printed.
+//!
+//! A client that sends faster than it reads cannot make the server buffer without end: once more
+//! than `--max-output` bytes of its echo wait, the server stops reading from it until they drained
+//! to half of that (as libevent's le-proxy sample does). A client that half-closes gets all its echo
+//! before the server closes, unless the echo makes no progress for `--drain-timeout`. Only such
+//! connections have a write callback; an ordinary one has none, so the usual echo trip runs no
+//! extra callback.
 
-use crate::args::Args;
-use revent::{BevFlags, BevOptions, BufferEvent, EventBase, Listener, ListenerOptions, What};
-use std::cell::RefCell;
+use crate::args::EchoArgs;
+use revent::{
+    BevFlags, BevOptions, BufferEvent, DataCb, EventBase, EventCb, FlushMode, Listener,
+    ListenerOptions, PeerAddr, What,
+};
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -19,11 +29,13 @@ use std::sync::Arc;
 struct Stats {
     accepted: AtomicU64,
     refused: AtomicU64,
+    /// Bytes echoed: added when moved to an output, taken back at a close for what will never
+    /// reach the client (see `undelivered`).
     bytes: AtomicU64,
     open: AtomicUsize,
 }
 
-pub fn run(args: &Args) -> Result<(), String> {
+pub fn run(args: &EchoArgs) -> Result<(), String> {
     let stats = Arc::new(Stats::default());
     let reuse_port = args.threads > 1;
     // The workers start once the main thread has bound, and listen on the port it got (which
@@ -35,7 +47,8 @@ pub fn run(args: &Args) -> Result<(), String> {
             let (rx, tx) = revent::util::socketpair().map_err(|e| e.to_string())?;
             stoppers.push(tx);
             let mut args = args.clone();
-            args.addr = addr;
+            args.addr = addr.ip();
+            args.port = addr.port();
             let stats = stats.clone();
             workers.push(
                 std::thread::Builder::new()
@@ -64,7 +77,14 @@ pub fn run(args: &Args) -> Result<(), String> {
     result
 }
 
-type Conns = Rc<RefCell<HashSet<BufferEvent>>>;
+/// What one thread's callbacks share: the options, the process-wide counters, and the thread's
+/// open connections (closed by the shutdown).
+struct Thread {
+    args: EchoArgs,
+    stats: Arc<Stats>,
+    conns: RefCell<HashSet<BufferEvent>>,
+}
+
 type SpawnWorkers<'a> = dyn FnMut(SocketAddr) -> Result<Vec<OwnedFd>, String> + 'a;
 
 fn no_workers(_: SocketAddr) -> Result<Vec<OwnedFd>, String> {
@@ -74,28 +94,35 @@ fn no_workers(_: SocketAddr) -> Result<Vec<OwnedFd>, String> {
 /// Runs one event base until stopped. The main thread (`stop_rx` = None) starts the workers once
 /// it listens, handles the signals and tells the workers through the sockets `spawn_workers` gave.
 fn serve(
-    args: &Args,
+    args: &EchoArgs,
     stats: &Arc<Stats>,
     reuse_port: bool,
     stop_rx: Option<OwnedFd>,
     spawn_workers: &mut SpawnWorkers<'_>,
 ) -> Result<(), String> {
     let mut base = EventBase::new().map_err(|e| e.to_string())?;
-    let conns: Conns = Rc::default();
+    let th = Rc::new(Thread {
+        args: args.clone(),
+        stats: stats.clone(),
+        conns: RefCell::default(),
+    });
     let mut opts = ListenerOptions::REUSEABLE | ListenerOptions::CLOSE_ON_EXEC;
     if reuse_port {
         opts |= ListenerOptions::REUSEABLE_PORT;
     }
     let listener = {
-        let (a, stats, conns) = (args.clone(), stats.clone(), conns.clone());
-        Listener::bind(&mut base, args.addr, opts, 1024, move |base, fd, peer| {
-            accept(base, &a, &stats, &conns, fd, peer)
-        })
-        .map_err(|e| format!("listen on {}: {e}", args.addr))?
+        let th = th.clone();
+        Listener::bind(
+            &mut base,
+            args.socket_addr(),
+            opts,
+            1024,
+            move |base, fd, peer| accept(base, &th, fd, peer),
+        )
+        .map_err(|e| format!("listen on {}: {e}", args.socket_addr()))?
     };
-    listener
-        .set_error_cb(&mut base, |_, e| eprintln!("revent echo: accept: {e}"))
-        .map_err(|e| e.to_string())?;
+    // Accept errors need no callback here: the listener logs a full fd table once per streak of
+    // failures (and its end), and retries on its own.
     let local = listener.local_addr(&base).map_err(|e| e.to_string())?;
     let stoppers = if stop_rx.is_none() {
         spawn_workers(local)?
@@ -104,12 +131,12 @@ fn serve(
     };
 
     let shutdown = {
-        let conns = conns.clone();
+        let th = th.clone();
         Rc::new(move |base: &mut EventBase| {
             let _ = listener.free(base);
-            let open: Vec<BufferEvent> = conns.borrow_mut().drain().collect();
+            let open: Vec<BufferEvent> = th.conns.borrow().iter().copied().collect();
             for bev in open {
-                let _ = bev.free(base);
+                close(base, bev, &th, Ending::Stopped);
             }
             let _ = base.loopexit(None);
         })
@@ -161,18 +188,20 @@ fn serve(
     Ok(())
 }
 
-fn accept(
-    base: &mut EventBase,
-    args: &Args,
-    stats: &Arc<Stats>,
-    conns: &Conns,
-    fd: OwnedFd,
-    peer: revent::PeerAddr,
-) {
-    if stats.open.load(Ordering::Relaxed) >= args.max_conns {
+fn accept(base: &mut EventBase, th: &Rc<Thread>, fd: OwnedFd, peer: PeerAddr) {
+    let (args, stats) = (&th.args, &th.stats);
+    // Check and take a slot in one step: with --threads, another thread may be taking the last one.
+    let max = args.max_conns.unwrap_or(usize::MAX);
+    let admitted = stats
+        .open
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok();
+    if !admitted {
         stats.refused.fetch_add(1, Ordering::Relaxed);
         if args.verbose {
-            eprintln!("refused {peer}: {} connections open", args.max_conns);
+            eprintln!("refused {peer}: {max} connections open");
         }
         return;
     }
@@ -185,42 +214,188 @@ fn accept(
     let bev = match BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE) {
         Ok(b) => b,
         Err(e) => {
+            stats.open.fetch_sub(1, Ordering::Relaxed);
             eprintln!("revent echo: {peer}: {e}");
             return;
         }
     };
     stats.accepted.fetch_add(1, Ordering::Relaxed);
-    stats.open.fetch_add(1, Ordering::Relaxed);
-    conns.borrow_mut().insert(bev);
+    th.conns.borrow_mut().insert(bev);
     if args.verbose {
         eprintln!("open {peer}");
     }
     let _ = bev.set_watermark(base, What::READ, 0, args.read_high);
     let _ = bev.set_timeouts(base, args.idle_timeout, args.idle_timeout);
-    let st = stats.clone();
-    let _ = bev.set_read_cb(base, move |base, bev| {
-        if let Ok((input, output)) = bev.buffers(base) {
-            st.bytes.fetch_add(input.len() as u64, Ordering::Relaxed);
-            let _ = output.add_buffer(input);
-        }
+    let conn = Rc::new(Conn {
+        peer,
+        flow: Cell::new(Flow::Echoing),
     });
-    let (st, conns, verbose) = (stats.clone(), conns.clone(), args.verbose);
-    let _ = bev.set_event_cb(base, move |base, bev, what| {
-        if what.contains(BevFlags::EOF)
-            || what.contains(BevFlags::ERROR)
-            || what.contains(BevFlags::TIMEOUT)
-        {
-            if verbose {
-                let why = bev
-                    .error(base)
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default();
-                eprintln!("close {peer} ({what:?}{why})");
-            }
-            conns.borrow_mut().remove(&bev);
-            st.open.fetch_sub(1, Ordering::Relaxed);
-            let _ = bev.free(base);
-        }
-    });
+    set_lean_callbacks(base, bev, th, &conn);
     let _ = bev.enable(base, What::READ | What::WRITE);
+}
+
+/// Where a connection stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Reading and echoing; no write callback.
+    Echoing,
+    /// More than --max-output of echo waits: not reading until the output drains to half of that.
+    Paused,
+    /// The client half-closed: not reading, closing once the output is empty (or the write made
+    /// no progress for --drain-timeout).
+    Draining,
+}
+
+struct Conn {
+    peer: PeerAddr,
+    flow: Cell<Flow>,
+}
+
+/// Sets the read and event callbacks and clears the write callback: an ordinary connection runs
+/// no callback after its writes.
+fn set_lean_callbacks(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Conn>) {
+    let read: Box<DataCb> = {
+        let (th, conn) = (th.clone(), conn.clone());
+        Box::new(move |base, bev| on_read(base, bev, &th, &conn))
+    };
+    let event: Box<EventCb> = {
+        let (th, conn) = (th.clone(), conn.clone());
+        Box::new(move |base, bev, what| on_event(base, bev, what, &th, &conn))
+    };
+    let _ = bev.set_callbacks(base, Some(read), None, Some(event));
+}
+
+/// Sets the write callback, for a connection that waits for its output to drain.
+fn set_write_cb(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Conn>) {
+    let (th, conn) = (th.clone(), conn.clone());
+    let _ = bev.set_write_cb(base, move |base, bev| on_drained(base, bev, &th, &conn));
+}
+
+fn on_read(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Conn>) {
+    let Ok((input, output)) = bev.buffers(base) else {
+        return;
+    };
+    th.stats
+        .bytes
+        .fetch_add(input.len() as u64, Ordering::Relaxed);
+    let _ = output.add_buffer(input);
+    if output.len() > th.args.max_output {
+        pause(base, bev, th, conn);
+    }
+}
+
+/// The client reads slower than it sends: stop taking its input until half of --max-output went
+/// out. Out of line, to keep the usual read callback short.
+#[cold]
+#[inline(never)]
+fn pause(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Conn>) {
+    let _ = bev.disable(base, What::READ);
+    let _ = bev.set_watermark(base, What::WRITE, th.args.max_output / 2, 0);
+    set_write_cb(base, bev, th, conn);
+    conn.flow.set(Flow::Paused);
+}
+
+/// The write callback: the output drained to the low watermark.
+fn on_drained(base: &mut EventBase, bev: BufferEvent, th: &Rc<Thread>, conn: &Rc<Conn>) {
+    match conn.flow.get() {
+        Flow::Paused => {
+            // Back to the lean callbacks (this one clears itself) and reading.
+            let _ = bev.set_watermark(base, What::WRITE, 0, 0);
+            set_lean_callbacks(base, bev, th, conn);
+            let _ = bev.enable(base, What::READ);
+            conn.flow.set(Flow::Echoing);
+        }
+        Flow::Draining => {
+            if bev.output(base).map_or(true, |o| o.is_empty()) {
+                finish(base, bev, th, conn, BevFlags::EOF | BevFlags::READING);
+            }
+        }
+        Flow::Echoing => {}
+    }
+}
+
+fn on_event(
+    base: &mut EventBase,
+    bev: BufferEvent,
+    what: BevFlags,
+    th: &Rc<Thread>,
+    conn: &Rc<Conn>,
+) {
+    if what.contains(BevFlags::EOF) && !what.contains(BevFlags::ERROR) {
+        // Half-closed: the client may still be reading. The bufferevent stopped reading; close
+        // once everything it sent went back.
+        let queued = bev.output(base).map_or(0, |o| o.len());
+        if queued == 0 {
+            finish(base, bev, th, conn, what);
+            return;
+        }
+        let _ = bev.set_watermark(base, What::WRITE, 0, 0);
+        let _ = bev.set_timeouts(base, None, Some(th.args.drain_timeout));
+        set_write_cb(base, bev, th, conn);
+        conn.flow.set(Flow::Draining);
+    } else if what.contains(BevFlags::ERROR) || what.contains(BevFlags::TIMEOUT) {
+        finish(base, bev, th, conn, what);
+    }
+}
+
+/// Closes a connection for the reason `what`, with a line under -v.
+fn finish(base: &mut EventBase, bev: BufferEvent, th: &Thread, conn: &Conn, what: BevFlags) {
+    if th.args.verbose {
+        let why = bev
+            .error(base)
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        eprintln!("close {} ({what:?}{why})", conn.peer);
+    }
+    let ending = if what.contains(BevFlags::ERROR) || what.contains(BevFlags::TIMEOUT) {
+        Ending::Failed
+    } else {
+        Ending::Drained
+    };
+    close(base, bev, th, ending);
+}
+
+/// Why a connection closes, for the count of bytes echoed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// EOF and the output is empty: what the kernel still holds goes out before its FIN.
+    Drained,
+    /// The server stops (SIGINT, SIGTERM).
+    Stopped,
+    /// An error or a timeout: the client is gone or not reading.
+    Failed,
+}
+
+fn close(base: &mut EventBase, bev: BufferEvent, th: &Thread, ending: Ending) {
+    if ending != Ending::Drained {
+        let lost = undelivered(base, bev, ending);
+        th.stats.bytes.fetch_sub(lost, Ordering::Relaxed);
+    }
+    th.conns.borrow_mut().remove(&bev);
+    th.stats.open.fetch_sub(1, Ordering::Relaxed);
+    let _ = bev.free(base);
+}
+
+/// The bytes echoed to a connection that is about to close without draining, which will never
+/// reach the client. They were counted when moved to the output, so this is what to take back.
+///
+/// The last write that `free` would make is made here (a flush), so that what remains is known
+/// exactly; the output is then emptied. Of what the kernel holds, the bytes the client has not
+/// acknowledged are lost when the connection fails, and when the close resets it (Linux resets a
+/// connection closed with unread input, discarding its send queue).
+fn undelivered(base: &mut EventBase, bev: BufferEvent, ending: Ending) -> u64 {
+    let _ = bev.flush(base, What::WRITE, FlushMode::Flush);
+    let Ok(output) = bev.output(base) else {
+        return 0;
+    };
+    let left = output.len();
+    let _ = output.drain(left);
+    let mut lost = left as u64;
+    if let Ok(fd) = bev.fd(base) {
+        let queues = revent::util::socket_queues(fd).unwrap_or_default();
+        if ending == Ending::Failed || queues.unread > 0 {
+            lost += queues.unacked as u64;
+        }
+    }
+    lost
 }

@@ -1,17 +1,17 @@
 //! libevent's hello-world sample: answer "Hello, World!\n" to each connection, close once it is
 //! written; on SIGINT, exit cleanly two seconds later.
 
-use crate::args::Args;
 use revent::{BevOptions, BufferEvent, EventBase, Listener, ListenerOptions, What};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 const MESSAGE: &[u8] = b"Hello, World!\n";
 
-pub fn run(args: &Args) -> Result<(), String> {
+pub fn run(addr: SocketAddr) -> Result<(), String> {
     let mut base = EventBase::new().map_err(|e| e.to_string())?;
     let listener = Listener::bind(
         &mut base,
-        args.addr,
+        addr,
         ListenerOptions::REUSEABLE | ListenerOptions::CLOSE_ON_FREE,
         -1,
         |base, fd, _peer| {
@@ -32,7 +32,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             let _ = bev.write(base, MESSAGE);
         },
     )
-    .map_err(|e| format!("Could not create a listener on {}: {e}", args.addr))?;
+    .map_err(|e| format!("Could not create a listener on {addr}: {e}"))?;
     println!(
         "hello: listening on {}",
         listener.local_addr(&base).map_err(|e| e.to_string())?

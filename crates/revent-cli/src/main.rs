@@ -1,37 +1,23 @@
 //! `revent`: services built on revent. `revent echo` is the seed's echo service (the project's main
-//! job); `revent hello` is libevent's hello-world sample.
+//! job); `revent hello` is libevent's hello-world sample. `revent <command> --help` lists each one's
+//! options.
 
 mod args;
 mod echo;
 mod hello;
+mod logger;
 
+use args::{Cli, Command};
+use clap::Parser;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: revent <command> [options]
-
-commands:
-  echo    echo every byte back (the seed's service)
-          --addr A            listen address (default 0.0.0.0)
-          --port P            listen port (default 9999)
-          --idle-timeout S    close connections idle for S seconds (default: never)
-          --max-conns N       refuse connections beyond N at once (default: unlimited)
-          --read-high BYTES   read high watermark per connection (default 1048576)
-          --threads N         N event bases sharing the port with SO_REUSEPORT (default 1)
-          -v                  a line per connection
-  hello   answer \"Hello, World!\\n\" and close (libevent's hello-world sample)
-          --addr A --port P   (default 0.0.0.0:9995)
-";
-
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let result = match argv.first().map(String::as_str) {
-        Some("echo") => args::Args::parse(&argv[1..], 9999).and_then(|a| echo::run(&a)),
-        Some("hello") => args::Args::parse(&argv[1..], 9995).and_then(|a| hello::run(&a)),
-        Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        _ => Err(format!("unknown or missing command\n{USAGE}")),
+    let cli = Cli::parse();
+    let verbose = matches!(&cli.command, Command::Echo(a) if a.verbose);
+    logger::init(verbose);
+    let result = match cli.command {
+        Command::Echo(a) => echo::run(&a),
+        Command::Hello(a) => hello::run(a.socket_addr()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,6 +15,36 @@ pub fn raise(signo: i32) -> io::Result<()> {
     crate::sys::raise(signo)
 }
 
+/// The bytes waiting in a connected socket's kernel queues (see [`socket_queues`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketQueues {
+    /// Received and not yet read by us (`FIONREAD`).
+    pub unread: usize,
+    /// Handed to the kernel and not yet acknowledged by the peer (`SIOCOUTQ`): sent or not, this is
+    /// what a reset would lose.
+    pub unacked: usize,
+}
+
+/// The byte counts of a TCP socket's receive and send queues.
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+/// let (s, _) = l.accept().unwrap();
+/// c.write_all(b"hello").unwrap();
+/// std::thread::sleep(std::time::Duration::from_millis(50));
+/// assert_eq!(revent::util::socket_queues(s.as_raw_fd()).unwrap().unread, 5);
+/// ```
+pub fn socket_queues(fd: std::os::fd::RawFd) -> io::Result<SocketQueues> {
+    Ok(SocketQueues {
+        unread: crate::sys::socket_queue_len(fd, libc::FIONREAD)?,
+        // SIOCOUTQ has TIOCOUTQ's value on Linux.
+        unacked: crate::sys::socket_queue_len(fd, libc::TIOCOUTQ)?,
+    })
+}
+
 /// Makes `fd` non-blocking (`evutil_make_socket_nonblocking`).
 pub fn make_nonblocking(fd: impl AsFd) -> io::Result<()> {
     crate::sys::set_nonblocking(fd.as_fd().as_raw_fd())

@@ -353,6 +353,14 @@ pub(crate) fn accept(
     Ok((unsafe { std::os::fd::OwnedFd::from_raw_fd(newfd) }, addr))
 }
 
+/// An ioctl that reports one byte count of a socket queue (FIONREAD, SIOCOUTQ).
+pub(crate) fn socket_queue_len(fd: RawFd, request: libc::Ioctl) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: both requests write one int through the pointer, which points to a live local.
+    syscall!(ioctl(fd, request, &mut n as *mut libc::c_int))?;
+    Ok(n.max(0) as usize)
+}
+
 /// The address a socket is bound to (`getsockname`).
 pub(crate) fn local_addr(fd: RawFd) -> io::Result<socket2::SockAddr> {
     // SAFETY: `try_init` hands us storage of the right size and its length; getsockname writes at
