@@ -17,6 +17,7 @@
 //! a poster can never write into an fd number that was closed and reused.
 
 use crate::base::{Core, EventBase};
+use crate::config::Features;
 use crate::error::{Error, Result};
 use crate::event::{EventId, Fired, What};
 use crate::sys;
@@ -157,9 +158,16 @@ impl Local {
     /// Creates the eventfd and its internal event in `base`.
     pub(crate) fn new(base: &mut EventBase) -> Result<Local> {
         let wake = sys::eventfd()?;
-        let ev = base
-            .core
-            .new_internal(wake.as_raw_fd(), What::READ | What::PERSIST, drain)?;
+        // Edge-triggered where the backend can: the drain reads the counter to zero anyway, so a
+        // level-triggered registration would only re-report what the drain handles.
+        let et = if base.core.features().contains(Features::ET) {
+            What::ET
+        } else {
+            What::NONE
+        };
+        let ev =
+            base.core
+                .new_internal(wake.as_raw_fd(), What::READ | What::PERSIST | et, drain)?;
         // Before user events, as the signal wake-up: what a post activates runs in this iteration.
         base.core.set_priority(ev, 0)?;
         base.core.add(ev, None)?;

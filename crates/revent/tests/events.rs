@@ -987,3 +987,16 @@ per_backend!(
     free_self_and_reuse_slot_in_callback,
     changelist_flag_churn,
 );
+
+/// A handle read from zeroed memory (a C caller's `struct event` before `event_assign`) never names
+/// a live event, even when slot 0 is in use.
+#[test]
+fn a_zeroed_handle_is_never_live() {
+    let mut base = revent::EventBase::new().unwrap();
+    let ev = base.new_timer(|_, _| {});
+    assert_eq!(ev.to_raw() as u32, 0, "the first event takes slot 0");
+    let zeroed = revent::EventId::from_raw(0);
+    assert_stale(base.add(zeroed, None), "zeroed handle");
+    assert_stale(base.free(zeroed), "zeroed handle");
+    base.free(ev).unwrap();
+}

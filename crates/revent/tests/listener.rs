@@ -415,3 +415,101 @@ fn thousand_concurrent_connections_epoll_and_poll() {
         }
     }
 }
+
+#[test]
+fn a_unix_domain_listener_keeps_the_connections_it_accepts() {
+    let dir = std::env::temp_dir().join(format!("revent-unix-listener-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sock");
+    let _ = std::fs::remove_file(&path);
+    for m in backends() {
+        let mut base = base(m);
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let g = got.clone();
+        let l = Listener::bind_unix(
+            &mut base,
+            &path,
+            ListenerOptions::NONE,
+            -1,
+            move |base, fd, peer| {
+                assert!(matches!(peer, revent::PeerAddr::Unix(_)), "{peer:?}");
+                let bev = BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+                let g = g.clone();
+                bev.set_read_cb(base, move |base, bev| {
+                    let data = drain_input(base, bev);
+                    g.borrow_mut().extend_from_slice(&data);
+                    bev.write(base, &data).unwrap();
+                })
+                .unwrap();
+                bev.enable(base, What::READ | What::WRITE).unwrap();
+            },
+        )
+        .unwrap();
+        let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        client.set_read_timeout(Some(LIMIT)).unwrap();
+        client.write_all(b"over unix").unwrap();
+        run_until(&mut base, LIMIT, |_| got.borrow().len() == 9);
+        // The echo goes out in the next prepare phase.
+        base.run(LoopFlags::NONBLOCK).unwrap();
+        let mut back = [0u8; 9];
+        client.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"over unix", "{m:?}");
+        l.free(&mut base).unwrap();
+        std::fs::remove_file(&path).unwrap();
+    }
+    let _ = std::fs::remove_dir(&dir);
+}
+
+#[test]
+fn a_listener_whose_handle_is_dropped_keeps_accepting_without_spinning() {
+    for m in backends() {
+        let mut base = base(m);
+        let (l, acc) = bind(&mut base, ListenerOptions::REUSEABLE);
+        let addr = l.local_addr(&base).unwrap();
+        // The handle goes away; the listener lives in the base until freed or the base drops.
+        let _ = l;
+        let _c = TcpStream::connect(addr).unwrap();
+        run_until(&mut base, LIMIT, |_| acc.borrow().len() == 1);
+        // Nothing to accept: one loop iteration blocks until the timeout instead of spinning on a
+        // dead fd (a counting timer shows how many iterations ran).
+        let iterations = Rc::new(Cell::new(0));
+        let it = iterations.clone();
+        let tick = base.new_persistent_timer(move |_, _| it.set(it.get() + 1));
+        base.add(tick, Some(Duration::from_millis(20))).unwrap();
+        base.loopexit(Some(Duration::from_millis(110))).unwrap();
+        let mut loops = 0;
+        while !base.got_exit() {
+            base.run(LoopFlags::ONCE).unwrap();
+            loops += 1;
+            assert!(loops < 1000, "{m:?}: the loop spins");
+        }
+        base.free(tick).unwrap();
+        drop(base);
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "{m:?}: the base's drop did not close it"
+        );
+    }
+}
+
+#[test]
+fn a_socket_reusing_a_freed_listeners_fd_gets_its_events() {
+    for m in backends() {
+        let mut base = base(m);
+        let (l, _acc) = bind(&mut base, ListenerOptions::REUSEABLE);
+        let lfd = l.fd(&base).unwrap();
+        l.free(&mut base).unwrap();
+        // The next socket takes the freed number.
+        let (ours, mut peer) = socketpair();
+        assert_eq!(
+            ours.as_raw_fd(),
+            lfd,
+            "the fd number was not reused; test set-up"
+        );
+        let bev = BufferEvent::socket(&mut base, Some(ours), BevOptions::CLOSE_ON_FREE).unwrap();
+        bev.enable(&mut base, What::READ).unwrap();
+        peer.write_all(b"mine").unwrap();
+        run_until(&mut base, LIMIT, |base| input_len(base, bev) == 4);
+        bev.free(&mut base).unwrap();
+    }
+}

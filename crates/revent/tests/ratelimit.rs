@@ -1,5 +1,8 @@
-//! Rate limits: a bufferevent's read and write rates, and a group sharing one budget. Rates are
-//! measured over 2 s and must be within ±10% of the configured rate (the initial burst aside).
+//! Rate limits: a bufferevent's read and write rates, and a group sharing one budget.
+//!
+//! What is asserted is the budget, not a speed: over a 2 s window the bytes moved never exceed what
+//! the refills allowed (a slow or loaded machine can only move less), and reach at least a loose
+//! fraction of it (the limiter does not starve the connection).
 
 mod bev_common;
 
@@ -54,27 +57,33 @@ fn sink(mut peer: UnixStream) -> JoinHandle<u64> {
     })
 }
 
-fn per_second(bytes: usize, elapsed: Duration) -> f64 {
-    bytes as f64 / elapsed.as_secs_f64()
-}
-
-/// Bytes per second moved between half a tick after the start and 2 s later: a window holding
-/// exactly 20 refills, so the initial burst and the tick phase do not skew the figure.
-fn measure(base: &mut EventBase, mut moved: impl FnMut(&mut EventBase) -> usize) -> f64 {
+/// Bytes moved between half a tick after the start and 2 s later, and how long that was.
+fn measure(
+    base: &mut EventBase,
+    mut moved: impl FnMut(&mut EventBase) -> usize,
+) -> (usize, Duration) {
     let start = Instant::now();
     run_until(base, SPAN * 10, |_| start.elapsed() >= TICK / 2);
     let (t0, n0) = (Instant::now(), moved(base));
     run_until(base, SPAN * 10, |_| t0.elapsed() >= SPAN);
     let (elapsed, n1) = (t0.elapsed(), moved(base));
-    per_second(n1 - n0, elapsed)
+    (n1 - n0, elapsed)
 }
 
-fn assert_near(measured: f64, want: f64, what: &str) {
-    let ratio = measured / want;
-    eprintln!("{what}: {measured:.0} B/s for {want:.0} B/s (ratio {ratio:.3})");
+/// `bytes` moved in `elapsed` kept to the budget: at most a burst plus one refill per tick begun
+/// (the window may straddle ticks at both ends), and at least 30% of the configured rate.
+fn assert_budget(bytes: usize, elapsed: Duration, what: &str) {
+    let ticks = elapsed.as_secs_f64() / TICK.as_secs_f64();
+    let most = RATE * (ticks.ceil() as usize + 1);
+    let least = (0.3 * RATE as f64 * ticks) as usize;
+    eprintln!("{what}: {bytes} bytes in {elapsed:?} ({ticks:.1} ticks); budget {most}");
     assert!(
-        (0.9..=1.1).contains(&ratio),
-        "{what}: {measured:.0} B/s, configured {want:.0} B/s (ratio {ratio:.3})"
+        bytes <= most,
+        "{what}: {bytes} bytes in {ticks:.1} ticks, more than the budget of {most}"
+    );
+    assert!(
+        bytes >= least,
+        "{what}: {bytes} bytes in {ticks:.1} ticks: the limiter starved it (< {least})"
     );
 }
 
@@ -102,11 +111,11 @@ fn read_rate_of_one_bufferevent() {
     let n = count_reads(&mut base, bev);
     bev.set_rate_limit(&mut base, Some(cfg())).unwrap();
     bev.enable(&mut base, What::READ).unwrap();
-    let rate = measure(&mut base, |_| n.get());
+    let (bytes, elapsed) = measure(&mut base, |_| n.get());
     stop.store(true, Ordering::Relaxed);
     bev.free(&mut base).unwrap();
     writer.join().unwrap();
-    assert_near(rate, RATE as f64 / TICK.as_secs_f64(), "read");
+    assert_budget(bytes, elapsed, "read");
 }
 
 #[test]
@@ -127,18 +136,10 @@ fn write_rate_of_one_bufferevent() {
     bev.set_rate_limit(&mut base, Some(cfg())).unwrap();
     bev.write(&mut base, &vec![2u8; 1 << 20]).unwrap();
     queued.set(1 << 20);
-    let start = Instant::now();
-    run_until(&mut base, SPAN * 10, |_| start.elapsed() >= SPAN);
-    let elapsed = start.elapsed();
-    let written = queued.get() - bev.output(&mut base).unwrap().len();
+    let (bytes, elapsed) = measure(&mut base, |b| queued.get() - bev.output(b).unwrap().len());
     bev.free(&mut base).unwrap();
     reader.join().unwrap();
-    let want = RATE as f64 / TICK.as_secs_f64();
-    assert_near(
-        per_second(written.saturating_sub(RATE), elapsed),
-        want,
-        "write",
-    );
+    assert_budget(bytes, elapsed, "write");
 }
 
 #[test]
@@ -166,12 +167,7 @@ fn removing_the_limit_lets_data_flow_freely() {
     stop.store(true, Ordering::Relaxed);
     bev.free(&mut base).unwrap();
     writer.join().unwrap();
-    assert!(RateLimit {
-        tick: Duration::ZERO,
-        ..tiny
-    }
-    .tick
-    .is_zero());
+    // A limit that could never refill is refused.
     let (fd, _p) = socketpair();
     let b2 = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
     assert!(b2
@@ -203,7 +199,7 @@ fn group_shares_one_read_budget() {
         bev.enable(&mut base, What::READ).unwrap();
         members.push(bev);
     }
-    let rate = measure(&mut base, |_| counts.iter().map(|c| c.get()).sum());
+    let (bytes, elapsed) = measure(&mut base, |_| counts.iter().map(|c| c.get()).sum());
     let per: Vec<usize> = counts.iter().map(|c| c.get()).collect();
     let total: usize = per.iter().sum();
     stop.store(true, Ordering::Relaxed);
@@ -214,7 +210,7 @@ fn group_shares_one_read_budget() {
         w.join().unwrap();
     }
     group.free(&mut base).unwrap();
-    assert_near(rate, RATE as f64 / TICK.as_secs_f64(), "group read");
+    assert_budget(bytes, elapsed, "group read");
     for (i, &n) in per.iter().enumerate() {
         assert!(n >= total / 10, "member {i} starved: {per:?}");
     }
@@ -243,7 +239,7 @@ fn group_shares_one_write_budget() {
         queued.set(queued.get() + (1 << 20));
         members.push(bev);
     }
-    let rate = measure(&mut base, |b| {
+    let (bytes, elapsed) = measure(&mut base, |b| {
         let left: usize = members.iter().map(|m| m.output(b).unwrap().len()).sum();
         queued.get() - left
     });
@@ -254,5 +250,5 @@ fn group_shares_one_write_budget() {
         r.join().unwrap();
     }
     group.free(&mut base).unwrap();
-    assert_near(rate, RATE as f64 / TICK.as_secs_f64(), "group write");
+    assert_budget(bytes, elapsed, "group write");
 }
