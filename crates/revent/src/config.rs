@@ -5,6 +5,13 @@ use std::time::Duration;
 
 flags! {
     /// What a backend can do (libevent's `EV_FEATURE_*`).
+    ///
+    /// ```
+    /// use revent::{Config, EventBase, Features};
+    /// let mut cfg = Config::new();
+    /// cfg.require_features(Features::O1);
+    /// assert_eq!(EventBase::with_config(&cfg).unwrap().method(), "epoll");
+    /// ```
     Features: u32 {
         /// Edge-triggered events.
         const ET = 0x01;
@@ -19,6 +26,13 @@ flags! {
 
 flags! {
     /// Flags of a base (libevent's `EVENT_BASE_FLAG_*`).
+    ///
+    /// ```
+    /// use revent::{Config, ConfigFlags, EventBase};
+    /// let mut cfg = Config::new();
+    /// cfg.set_flag(ConfigFlags::IGNORE_ENV | ConfigFlags::NO_CACHE_TIME);
+    /// let _base = EventBase::with_config(&cfg).unwrap();
+    /// ```
     ConfigFlags: u32 {
         /// No locking (revent bases are single-threaded; accepted for compatibility).
         const NOLOCK = 0x01;
@@ -41,6 +55,13 @@ flags! {
 
 flags! {
     /// How [`EventBase::run`](crate::EventBase::run) loops (libevent's `EVLOOP_*`).
+    ///
+    /// ```
+    /// use revent::{EventBase, LoopExit, LoopFlags};
+    /// let mut base = EventBase::new().unwrap();
+    /// // Nothing to do and NONBLOCK: returns at once.
+    /// assert_eq!(base.run(LoopFlags::NONBLOCK | LoopFlags::NO_EXIT_ON_EMPTY).unwrap(), LoopExit::Done);
+    /// ```
     LoopFlags: u32 {
         /// Wait for events to become active, run them, then return.
         const ONCE = 0x01;
@@ -52,6 +73,14 @@ flags! {
 }
 
 /// A kernel mechanism for waiting on fds.
+///
+/// ```
+/// use revent::{Config, EventBase, Method};
+/// let mut cfg = Config::new();
+/// cfg.avoid_method(Method::Epoll).avoid_method(Method::Poll);
+/// assert_eq!(EventBase::with_config(&cfg).unwrap().method(), Method::Select.name());
+/// assert_eq!(Method::from_name("poll"), Some(Method::Poll));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Method {
     /// Linux epoll.

@@ -45,6 +45,15 @@ pub enum Error {
 }
 
 /// The kind of handle a [`Error::Stale`] is about.
+///
+/// ```
+/// use revent::{BevOptions, BufferEvent, Error, EventBase, Handle};
+/// let mut base = EventBase::new().unwrap();
+/// let (a, b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+/// a.free(&mut base).unwrap();
+/// assert!(matches!(a.free(&mut base), Err(Error::Stale(Handle::BufferEvent))));
+/// b.free(&mut base).unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Handle {
     /// An [`EventId`](crate::EventId).
@@ -118,4 +127,13 @@ impl From<Error> for io::Error {
 }
 
 /// `Result` with revent's [`Error`].
+///
+/// ```
+/// fn run() -> revent::Result<()> {
+///     let mut base = revent::EventBase::new()?;
+///     base.dispatch()?;
+///     Ok(())
+/// }
+/// run().unwrap();
+/// ```
 pub type Result<T> = std::result::Result<T, Error>;

@@ -38,7 +38,20 @@ crate::flags::flags! {
 /// A handle to an event inside an [`EventBase`](crate::EventBase).
 ///
 /// Handles are small and `Copy`. Once the event is freed, its handle is stale: every call with it
-/// returns [`Error::StaleEvent`](crate::Error::StaleEvent), even after the slot is reused.
+/// returns [`Error::Stale`](crate::Error::Stale), even after the slot is reused.
+///
+/// ```
+/// use revent::{EventBase, EventId};
+/// let mut base = EventBase::new().unwrap();
+/// let ev = base.new_timer(|_, _| {});
+/// // Kept in foreign memory and back:
+/// let again = EventId::from_raw(ev.to_raw());
+/// base.free(again).unwrap();
+/// let reused = base.new_timer(|_, _| {});
+/// assert!(base.add(ev, None).is_err(), "a freed handle never names the slot's next event");
+/// base.free(reused).unwrap();
+/// ```
+#[must_use = "an event lives in the base until freed; keep its handle to free it"]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EventId {
     pub(crate) index: u32,
@@ -67,6 +80,17 @@ impl fmt::Debug for EventId {
 }
 
 /// What a callback is told when its event runs.
+///
+/// ```
+/// use revent::{EventBase, What};
+/// let mut base = EventBase::new().unwrap();
+/// let ev = base.new_event(-1, What::NONE, |base, fired| {
+///     assert_eq!((fired.fd, fired.what, fired.count), (-1, What::READ, 1));
+///     base.free(fired.id).unwrap();
+/// }).unwrap();
+/// base.activate(ev, What::READ, 1).unwrap();
+/// base.dispatch().unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fired {
     /// The event that fired (so a callback can delete or free itself).

@@ -111,8 +111,18 @@ impl fmt::Display for PeerAddr {
 }
 
 /// An accept callback: the base, the new connection and its peer.
+///
+/// ```
+/// use revent::{AcceptCb, AcceptErrorCb};
+/// let on_accept: Box<AcceptCb> = Box::new(|_base, conn, peer| {
+///     println!("{peer} connected");
+///     drop(conn);
+/// });
+/// let on_error: Box<AcceptErrorCb> = Box::new(|_base, e| eprintln!("accept: {e}"));
+/// # drop((on_accept, on_error));
+/// ```
 pub type AcceptCb = dyn FnMut(&mut EventBase, OwnedFd, PeerAddr);
-/// An accept-error callback.
+/// An accept-error callback (see [`AcceptCb`] for an example).
 pub type AcceptErrorCb = dyn FnMut(&mut EventBase, &io::Error);
 
 struct State {

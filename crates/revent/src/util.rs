@@ -16,6 +16,11 @@ pub fn raise(signo: i32) -> io::Result<()> {
 }
 
 /// The bytes waiting in a connected socket's kernel queues (see [`socket_queues`]).
+///
+/// ```
+/// let q = revent::util::SocketQueues::default();
+/// assert_eq!((q.unread, q.unacked), (0, 0));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SocketQueues {
     /// Received and not yet read by us (`FIONREAD`).

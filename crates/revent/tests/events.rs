@@ -109,7 +109,7 @@ fn level_triggered_fires_while_data_unread(m: Method) {
     let (a, mut b) = socketpair();
     let c = Counter::new();
     let c2 = c.clone();
-    register(
+    let _ = register(
         &mut base,
         a.as_raw_fd(),
         What::READ | What::PERSIST,
@@ -129,7 +129,7 @@ fn write_event_fires(m: Method) {
     let (a, _b) = socketpair();
     let log = Log::new();
     let l = log.clone();
-    register(&mut base, a.as_raw_fd(), What::WRITE, move |_, f| {
+    let _ = register(&mut base, a.as_raw_fd(), What::WRITE, move |_, f| {
         l.push((f.fd, f.what))
     })
     .unwrap();
@@ -164,11 +164,11 @@ fn read_and_write_events_on_one_fd(m: Method) {
     let fd = a.as_raw_fd();
     let log = Log::new();
     let (l1, l2) = (log.clone(), log.clone());
-    register(&mut base, fd, What::READ, move |_, f| {
+    let _ = register(&mut base, fd, What::READ, move |_, f| {
         l1.push(("r", f.what, read_fd(f.fd)));
     })
     .unwrap();
-    register(&mut base, fd, What::WRITE, move |_, f| {
+    let _ = register(&mut base, fd, What::WRITE, move |_, f| {
         l2.push(("w", f.what, Vec::new()))
     })
     .unwrap();
@@ -193,7 +193,7 @@ fn two_read_events_on_one_fd_both_fire(m: Method) {
     let log = Log::new();
     for tag in [1, 2] {
         let l = log.clone();
-        register(&mut base, fd, What::READ, move |_, f| l.push((tag, f.what))).unwrap();
+        let _ = register(&mut base, fd, What::READ, move |_, f| l.push((tag, f.what))).unwrap();
     }
     send(&mut b, b"x");
     assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
@@ -579,7 +579,7 @@ fn edge_triggered(m: Method) {
         assert_unsupported(r, name(m));
         return;
     }
-    r.unwrap();
+    let _ = r.unwrap();
     assert_eq!(step(&mut base).unwrap(), LoopExit::Done);
     assert_eq!(c.get(), 0);
     send(&mut b, b"1");
@@ -611,7 +611,7 @@ fn closed_on_peer_shutdown(m: Method) {
         assert_unsupported(r, name(m));
         return;
     }
-    r.unwrap();
+    let _ = r.unwrap();
     // Data alone is not a close.
     send(&mut b, b"x");
     assert_eq!(step(&mut base).unwrap(), LoopExit::Done);
@@ -644,7 +644,7 @@ fn read_closed_on_peer_close(m: Method) {
         assert_unsupported(r, name(m));
         return;
     }
-    r.unwrap();
+    let _ = r.unwrap();
     drop(b);
     assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
     assert_eq!(log.get(), vec![What::READ | What::CLOSED]);
@@ -758,7 +758,7 @@ fn add_events_from_callback(m: Method) {
     base.once(-1, What::TIMEOUT, None, move |base, _| {
         l.push("first");
         let l1 = l.clone();
-        register(base, afd, What::READ, move |_, f| {
+        let _ = register(base, afd, What::READ, move |_, f| {
             l1.push(if f.what == What::READ { "read" } else { "?" })
         })
         .unwrap();
@@ -872,7 +872,7 @@ fn drop_base_drops_callbacks(m: Method) {
         let mut base = base(m);
         let (a, _b) = socketpair();
         let t1 = token.clone();
-        register(&mut base, a.as_raw_fd(), What::READ, move |_, _| {
+        let _ = register(&mut base, a.as_raw_fd(), What::READ, move |_, _| {
             drop(t1.clone())
         })
         .unwrap();

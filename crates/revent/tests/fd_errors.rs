@@ -86,7 +86,7 @@ fn regular_file(m: Method) {
             other => panic!("epoll on a regular file: expected BadFd, got {other:?}"),
         }
     } else {
-        r.unwrap();
+        let _ = r.unwrap();
         assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
         assert_eq!(c.get(), 1);
     }
@@ -115,7 +115,7 @@ fn fd_too_large_for_select(m: Method) {
                 other => panic!("select, once on fd {fd}: expected FdTooLarge, got {other:?}"),
             }
         } else {
-            r.unwrap();
+            let _ = r.unwrap();
             send(&mut b, b"big");
             assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
             assert_eq!(log.get(), vec![(fd, What::READ, b"big".to_vec())]);
@@ -128,7 +128,7 @@ fn fd_too_large_for_select(m: Method) {
     assert_eq!(r, 1023);
     let c = Counter::new();
     let c2 = c.clone();
-    register(&mut base, 1023, What::READ, move |_, _| c2.inc()).unwrap();
+    let _ = register(&mut base, 1023, What::READ, move |_, _| c2.inc()).unwrap();
     send(&mut b2, b"x");
     assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
     assert_eq!(c.get(), 1);
@@ -199,7 +199,7 @@ fn fd_number_reused_after_del(m: Method) {
     let (_a2, mut b2) = socketpair_at(fd);
     let c = Counter::new();
     let c2 = c.clone();
-    register(&mut base, fd, What::READ, move |_, _| c2.inc()).unwrap();
+    let _ = register(&mut base, fd, What::READ, move |_, _| c2.inc()).unwrap();
     send(&mut b2, b"x");
     let (g, guard_fired) = guard(&mut base, Duration::from_secs(5));
     assert_eq!(base.run(revent::LoopFlags::ONCE).unwrap(), LoopExit::Done);
@@ -233,7 +233,7 @@ fn fd_number_reused_in_one_callback(m: Method) {
         drop(b.take());
         let (a2, mut b2) = socketpair_at(fd);
         let l2 = l.clone();
-        register(base, fd, What::READ, move |_, f| l2.push(read_fd(f.fd))).unwrap();
+        let _ = register(base, fd, What::READ, move |_, f| l2.push(read_fd(f.fd))).unwrap();
         send(&mut b2, b"new");
         *k.borrow_mut() = Some((a2, b2));
     })

@@ -370,7 +370,7 @@ mod scenario {
         let kept_pipe = new_pipes(&p0, &p1);
         assert_eq!(kept_pipe.len(), 1, "one wake pipe: {kept_pipe:?}");
         let mut dropped = base(m);
-        count_signal(&mut dropped, libc::SIGUSR2);
+        let _ = count_signal(&mut dropped, libc::SIGUSR2);
         let dropped_pipe = new_pipes(&p1, &open_pipes());
         assert_eq!(dropped_pipe.len(), 1, "one wake pipe: {dropped_pipe:?}");
         drop(dropped);

@@ -491,25 +491,3 @@ fn a_listener_whose_handle_is_dropped_keeps_accepting_without_spinning() {
         );
     }
 }
-
-#[test]
-fn a_socket_reusing_a_freed_listeners_fd_gets_its_events() {
-    for m in backends() {
-        let mut base = base(m);
-        let (l, _acc) = bind(&mut base, ListenerOptions::REUSEABLE);
-        let lfd = l.fd(&base).unwrap();
-        l.free(&mut base).unwrap();
-        // The next socket takes the freed number.
-        let (ours, mut peer) = socketpair();
-        assert_eq!(
-            ours.as_raw_fd(),
-            lfd,
-            "the fd number was not reused; test set-up"
-        );
-        let bev = BufferEvent::socket(&mut base, Some(ours), BevOptions::CLOSE_ON_FREE).unwrap();
-        bev.enable(&mut base, What::READ).unwrap();
-        peer.write_all(b"mine").unwrap();
-        run_until(&mut base, LIMIT, |base| input_len(base, bev) == 4);
-        bev.free(&mut base).unwrap();
-    }
-}

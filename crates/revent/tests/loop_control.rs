@@ -284,7 +284,7 @@ fn nonblock_does_not_wait(m: Method) {
     // Ready fds are still served.
     let (a, mut b) = socketpair();
     let l = log.clone();
-    register(&mut base, a.as_raw_fd(), What::READ, move |_, _| {
+    let _read = register(&mut base, a.as_raw_fd(), What::READ, move |_, _| {
         l.push("read")
     })
     .unwrap();

@@ -100,7 +100,7 @@ fn dropped_base_keeps_wake_pipe_for_the_next() {
         }
         let mut base = base(m);
         let total = Rc::new(Cell::new(0));
-        watch(&mut base, &total);
+        let _ = watch(&mut base, &total);
         let during = pipe_fds();
         if known.is_some() {
             assert_eq!(
@@ -148,14 +148,14 @@ fn undelivered_arrivals_die_with_their_base() {
     for m in ALL {
         let mut first = base(m);
         let t1 = Rc::new(Cell::new(0));
-        watch(&mut first, &t1);
+        let _ = watch(&mut first, &t1);
         raise(SIG).unwrap();
         drop(first);
         assert_eq!(t1.get(), 0);
 
         let mut second = base(m);
         let t2 = Rc::new(Cell::new(0));
-        watch(&mut second, &t2);
+        let _ = watch(&mut second, &t2);
         step(&mut second).unwrap();
         assert_eq!(
             t2.get(),
@@ -191,7 +191,7 @@ fn arrivals_belong_to_the_base_that_received_them() {
         first.del(id).unwrap();
         let mut second = base(m);
         let t2 = Rc::new(Cell::new(0));
-        watch(&mut second, &t2);
+        let _ = watch(&mut second, &t2);
         step(&mut second).unwrap();
         raise(SIG).unwrap();
         run_until_total(&mut second, &t2, 1);
@@ -216,7 +216,7 @@ fn reinit_without_fork_keeps_the_pipe() {
     for m in ALL {
         let mut base = base(m);
         let total = Rc::new(Cell::new(0));
-        watch(&mut base, &total);
+        let _ = watch(&mut base, &total);
         let before = pipe_fds();
         base.reinit().unwrap();
         assert_eq!(pipe_fds(), before, "{}: reinit changed the pipes", name(m));
@@ -371,7 +371,7 @@ fn no_stray_wake_bytes_while_bases_come_and_go() {
         }
         let m = ALL[rounds as usize % ALL.len()];
         let mut base = base(m);
-        watch(&mut base, &total);
+        let _ = watch(&mut base, &total);
         step(&mut base).unwrap();
         drop(base);
         kept.push_back([socketpair(), socketpair()]);

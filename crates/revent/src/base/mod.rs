@@ -63,6 +63,14 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How a loop run ended.
+///
+/// ```
+/// use revent::{EventBase, LoopExit};
+/// let mut base = EventBase::new().unwrap();
+/// assert_eq!(base.dispatch().unwrap(), LoopExit::NoEvents);
+/// base.loopexit(None).unwrap();
+/// assert_eq!(base.dispatch().unwrap(), LoopExit::Done);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoopExit {
     /// Stopped by `loopexit`, `loopbreak`, or because ONCE/NONBLOCK work was done.

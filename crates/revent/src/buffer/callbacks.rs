@@ -10,6 +10,19 @@ use crate::error::{Error, Result};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 /// What changed, as told to a callback (libevent's `struct evbuffer_cb_info`).
+///
+/// ```
+/// use revent::buffer::{CallbackInfo, Evbuffer};
+/// use std::sync::{Arc, Mutex};
+/// let last = Arc::new(Mutex::new(None));
+/// let l = last.clone();
+/// let mut buf = Evbuffer::new();
+/// buf.add(b"abc").unwrap();
+/// buf.add_cb(move |_, info| *l.lock().unwrap() = Some(*info));
+/// buf.drain(1).unwrap();
+/// let want = CallbackInfo { orig_size: 3, n_added: 0, n_deleted: 1 };
+/// assert_eq!(*last.lock().unwrap(), Some(want));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallbackInfo {
     /// The buffer's length before the change(s) reported here.
@@ -21,10 +34,28 @@ pub struct CallbackInfo {
 }
 
 /// Names a registered callback, for [`Evbuffer::remove_cb`].
+///
+/// ```
+/// use revent::buffer::Evbuffer;
+/// let mut buf = Evbuffer::new();
+/// let id = buf.add_cb(|_, _| panic!("disabled"));
+/// buf.set_cb_enabled(id, false).unwrap();
+/// buf.add(b"x").unwrap();
+/// buf.remove_cb(id).unwrap();
+/// assert!(buf.remove_cb(id).is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallbackId(u64);
 
 /// A change callback: the buffer and what changed.
+///
+/// ```
+/// use revent::buffer::{ChangeCb, Evbuffer};
+/// let log_size: Box<ChangeCb> = Box::new(|buf, info| println!("{} -> {}", info.orig_size, buf.len()));
+/// let mut buf = Evbuffer::new();
+/// buf.add_cb(log_size);
+/// buf.add(b"hi").unwrap();
+/// ```
 pub type ChangeCb = dyn FnMut(&mut Evbuffer, &CallbackInfo) + Send;
 
 struct Entry {

@@ -41,6 +41,15 @@ pub use callbacks::{CallbackId, CallbackInfo, ChangeCb};
 pub use search::{EolStyle, EvbufferPtr, Peek, PtrHow};
 
 /// Which end of a buffer [`Evbuffer::freeze`] acts on.
+///
+/// ```
+/// use revent::buffer::{BufferEnd, Evbuffer};
+/// let mut buf = Evbuffer::new();
+/// buf.freeze(BufferEnd::End);
+/// assert!(buf.add(b"x").is_err());
+/// buf.unfreeze(BufferEnd::End);
+/// assert!(buf.add(b"x").is_ok());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BufferEnd {
     /// The front: draining, removing, reading lines, writing to an fd, prepending.
@@ -58,6 +67,17 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 ///
 /// Every operation that can fail returns [`Error`]: sizes that would overflow, positions past the end,
 /// an operation on a frozen end, or an I/O error. None of them panics on bad input.
+///
+/// ```
+/// use revent::buffer::Evbuffer;
+/// let (mut a, mut b) = (Evbuffer::new(), Evbuffer::new());
+/// a.add(b"moved, ").unwrap();
+/// write!(a, "not copied").unwrap();
+/// b.add_buffer(&mut a).unwrap();
+/// assert!(a.is_empty());
+/// assert_eq!(b.pullup_all().unwrap(), b"moved, not copied");
+/// # use std::fmt::Write as _;
+/// ```
 pub struct Evbuffer {
     /// Invariant: every chunk except the last holds at least one byte. The last may be an empty chunk of
     /// owned memory, kept for its free space.

@@ -14,6 +14,17 @@ use crate::error::{Error, Result};
 /// [`Evbuffer::ptr_set`] and [`PtrHow::Add`] does not walk the chain from the start each time. The
 /// cached part is used only while the buffer is unchanged; after a change the position is found again
 /// from its byte offset, and a position past the (new) end is an error.
+///
+/// ```
+/// use revent::buffer::{Evbuffer, PtrHow};
+/// let mut buf = Evbuffer::new();
+/// buf.add(b"key=value").unwrap();
+/// let mut p = buf.search(b"=", None).unwrap().unwrap();
+/// assert_eq!(p.position(), 3);
+/// buf.ptr_set(&mut p, 1, PtrHow::Add).unwrap();
+/// let value: Vec<u8> = buf.peek_from(&p, 5).unwrap().flatten().copied().collect();
+/// assert_eq!(value, b"value");
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct EvbufferPtr {
     pos: usize,
@@ -37,6 +48,17 @@ impl PartialEq for EvbufferPtr {
 }
 
 /// How [`Evbuffer::ptr_set`] moves a position.
+///
+/// ```
+/// use revent::buffer::{Evbuffer, PtrHow};
+/// let mut buf = Evbuffer::new();
+/// buf.add(b"0123456789").unwrap();
+/// let mut p = buf.ptr_at(0).unwrap();
+/// buf.ptr_set(&mut p, 4, PtrHow::Set).unwrap();
+/// buf.ptr_set(&mut p, 2, PtrHow::Add).unwrap();
+/// assert_eq!(p.position(), 6);
+/// assert!(buf.ptr_set(&mut p, 5, PtrHow::Add).is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PtrHow {
     /// To the given offset from the start (`EVBUFFER_PTR_SET`).
@@ -47,6 +69,15 @@ pub enum PtrHow {
 
 /// What ends a line, for [`Evbuffer::readln`] and [`Evbuffer::search_eol`] (libevent's
 /// `enum evbuffer_eol_style`).
+///
+/// ```
+/// use revent::buffer::{EolStyle, Evbuffer};
+/// let mut buf = Evbuffer::new();
+/// buf.add(b"a\r\nb\n").unwrap();
+/// let (line, used) = buf.readln(EolStyle::Any).unwrap().unwrap();
+/// assert_eq!((line.as_slice(), used), (&b"a"[..], 3));
+/// assert_eq!(buf.readln(EolStyle::Lf).unwrap().unwrap().0, b"b");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EolStyle {
     /// Any run of `\r` and `\n` characters, in any order and number (`EVBUFFER_EOL_ANY`). A run split
@@ -63,6 +94,14 @@ pub enum EolStyle {
 }
 
 /// The chunks' slices over a range of a buffer, in order; from [`Evbuffer::peek`].
+///
+/// ```
+/// use revent::buffer::Evbuffer;
+/// let mut buf = Evbuffer::new();
+/// buf.add(b"hello").unwrap();
+/// let total: usize = buf.peek(usize::MAX).unwrap().map(<[u8]>::len).sum();
+/// assert_eq!(total, 5);
+/// ```
 pub struct Peek<'a> {
     chunks: vec_deque::Iter<'a, Chunk>,
     off: usize,

@@ -14,6 +14,23 @@ use crate::error::{Error, Result};
 use crate::event::What;
 
 /// What a filter did.
+///
+/// ```
+/// use revent::{Evbuffer, FilterResult, FlushMode};
+/// // A filter that passes whole 4-byte records and waits for the rest of a partial one.
+/// let mut records = |src: &mut Evbuffer, dst: &mut Evbuffer, _limit: isize, _mode: FlushMode| {
+///     let whole = src.len() / 4 * 4;
+///     if whole == 0 {
+///         return FilterResult::NeedMore;
+///     }
+///     src.remove_buffer(dst, whole).unwrap();
+///     FilterResult::Ok
+/// };
+/// let (mut src, mut dst) = (Evbuffer::new(), Evbuffer::new());
+/// src.add(b"abcdef").unwrap();
+/// assert_eq!(records(&mut src, &mut dst, -1, FlushMode::Normal), FilterResult::Ok);
+/// assert_eq!((src.len(), dst.len()), (2, 4));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum FilterResult {
     /// It produced what it could.
@@ -27,6 +44,20 @@ pub enum FilterResult {
 /// A filter: moves bytes from `src` to `dst`, transforming them, producing at most `limit` bytes
 /// when `limit` is non-negative. `mode` says whether to hold back data (`Normal`) or push out
 /// everything (`Flush`, `Finished`).
+///
+/// ```
+/// use revent::{BevOptions, BufferEvent, EventBase, FilterFn, FilterResult};
+/// let upper: Box<FilterFn> = Box::new(|src, dst, _, _| {
+///     let bytes = src.pullup_all().unwrap().to_ascii_uppercase();
+///     src.drain(bytes.len()).unwrap();
+///     dst.add(&bytes).unwrap();
+///     FilterResult::Ok
+/// });
+/// let mut base = EventBase::new().unwrap();
+/// let (a, _b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+/// let f = BufferEvent::filter(&mut base, a, None, Some(upper), BevOptions::CLOSE_ON_FREE).unwrap();
+/// f.free(&mut base).unwrap();
+/// ```
 pub type FilterFn = dyn FnMut(&mut Evbuffer, &mut Evbuffer, isize, FlushMode) -> FilterResult;
 
 pub(crate) struct Filter {

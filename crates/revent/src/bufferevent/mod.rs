@@ -77,6 +77,15 @@ flags! {
 }
 
 /// How hard [`BufferEvent::flush`] pushes (libevent's `BEV_NORMAL` / `BEV_FLUSH` / `BEV_FINISHED`).
+///
+/// ```
+/// use revent::{BevOptions, BufferEvent, EventBase, FlushMode, What};
+/// let mut base = EventBase::new().unwrap();
+/// let (a, b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+/// a.write(&mut base, b"now").unwrap();
+/// assert!(a.flush(&mut base, What::WRITE, FlushMode::Flush).unwrap());
+/// assert_eq!(b.input(&mut base).unwrap().len(), 3);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum FlushMode {
     /// As usual.
@@ -88,8 +97,22 @@ pub enum FlushMode {
 }
 
 /// A read or write callback.
+///
+/// ```
+/// use revent::{BevOptions, BufferEvent, DataCb, EventBase, EventCb};
+/// let read: Box<DataCb> = Box::new(|base, bev| {
+///     let _ = bev.input(base).map(|i| i.len());
+/// });
+/// let event: Box<EventCb> = Box::new(|base, bev, what| {
+///     println!("{what:?}");
+///     let _ = bev.free(base);
+/// });
+/// let mut base = EventBase::new().unwrap();
+/// let (a, _b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+/// a.set_callbacks(&mut base, Some(read), None, Some(event)).unwrap();
+/// ```
 pub type DataCb = dyn FnMut(&mut EventBase, BufferEvent);
-/// An event callback.
+/// An event callback (see [`DataCb`] for an example).
 pub type EventCb = dyn FnMut(&mut EventBase, BufferEvent, BevFlags);
 
 /// A handle to a bufferevent in an [`EventBase`].

@@ -15,6 +15,16 @@ use crate::slab::Key;
 use std::time::{Duration, Instant};
 
 /// Token-bucket settings: bytes per tick and the most that can be saved up, for each direction.
+///
+/// ```
+/// use revent::{BevOptions, BufferEvent, EventBase, RateLimit};
+/// use std::time::Duration;
+/// let mut base = EventBase::new().unwrap();
+/// let (a, _b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+/// let slow = RateLimit { read_rate: 1024, read_burst: 4096, write_rate: 512, write_burst: 512, tick: Duration::from_secs(1) };
+/// a.set_rate_limit(&mut base, Some(slow)).unwrap();
+/// a.set_rate_limit(&mut base, None).unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
     /// Bytes that may be read per tick.
