@@ -233,8 +233,7 @@ impl Registry {
     #[inline]
     pub(crate) fn start_run(&mut self, key: u32) -> Run {
         self.deactivate(key);
-        let generation = self.slots.key_at(key).generation;
-        let ev = self.slots.at_mut(key);
+        let (generation, ev) = self.slots.at_mut_with_generation(key);
         Run {
             fd: ev.fd,
             res: ev.res,

@@ -130,6 +130,16 @@ impl<T> Slab<T> {
             .expect("live slab slot")
     }
 
+    /// The live value in slot `index` and its generation, in one access.
+    #[inline]
+    pub(crate) fn at_mut_with_generation(&mut self, index: u32) -> (u32, &mut T) {
+        let slot = &mut self.slots[index as usize];
+        (
+            slot.generation,
+            slot.value.as_mut().expect("live slab slot"),
+        )
+    }
+
     /// The value in slot `index` if it is live with `generation`.
     #[inline]
     pub(crate) fn at_generation_mut(&mut self, index: u32, generation: u32) -> Option<&mut T> {

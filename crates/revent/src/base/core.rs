@@ -456,6 +456,7 @@ impl Core {
 
     /// How many callbacks of priority `pri` may run, and until when (libevent's
     /// `max_dispatch_callbacks` and `max_dispatch_interval`, for priorities at or after the limit).
+    #[inline(always)]
     pub(crate) fn dispatch_limits(&self, pri: usize) -> (usize, Option<u64>) {
         if pri < self.limit_after_prio {
             (usize::MAX, None)
@@ -471,6 +472,7 @@ impl Core {
     /// Takes active event `key` off its queue to run it: re-arms a persistent one (deletes another)
     /// and returns its callback, taken out of the slot, with what to tell it. `None` when the callback
     /// is already out (the event is running further up the stack).
+    #[inline(always)]
     pub(crate) fn start_run(&mut self, key: u32) -> Option<(Box<Callback>, Fired)> {
         let Run {
             fd,
@@ -519,6 +521,7 @@ impl Core {
 
     /// After a callback ran (or unwound): puts it back unless its event was freed meanwhile (the
     /// slot may even hold a new event), and frees a `once` event.
+    #[inline(always)]
     pub(crate) fn finish_run(&mut self, id: EventId, cb: Box<Callback>) {
         match self.reg.slots.at_generation_mut(id.index, id.generation) {
             Some(ev) if ev.cb.is_none() => {

@@ -391,6 +391,7 @@ impl EventBase {
         r.unwrap_or_else(|payload| resume_unwind(payload))
     }
 
+    #[inline(always)]
     fn run_loop(&mut self, flags: LoopFlags) -> Result<LoopExit> {
         let nonblock = flags.contains(LoopFlags::NONBLOCK);
         loop {
