@@ -64,6 +64,11 @@ pub use listener::{
 };
 pub use remote::Remote;
 
+// The README's examples are compiled (and the timer one run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
+
 /// Signal numbers for [`EventBase::new_signal`], so that callers need not depend on `libc`.
 ///
 /// ```
