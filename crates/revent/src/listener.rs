@@ -210,17 +210,15 @@ impl Listener {
     where
         F: FnMut(&mut EventBase, OwnedFd, PeerAddr) + 'static,
     {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-        prepare(&socket2::SockRef::from(&socket), options)?;
-        if addr.is_ipv6() && options.contains(ListenerOptions::BIND_IPV6ONLY) {
-            socket.set_only_v6(true)?;
-        }
-        socket.bind(&addr.into())?;
-        socket.listen(default_backlog(backlog))?;
-        Listener::build(
+        let v6only = addr.is_ipv6() && options.contains(ListenerOptions::BIND_IPV6ONLY);
+        let domain = Domain::for_address(addr);
+        Listener::bind_addr(
             base,
-            OwnedFd::from(socket),
-            options | ListenerOptions::CLOSE_ON_FREE,
+            domain,
+            &addr.into(),
+            v6only,
+            options,
+            backlog,
             Box::new(on_accept),
         )
     }
@@ -237,15 +235,40 @@ impl Listener {
     where
         F: FnMut(&mut EventBase, OwnedFd, PeerAddr) + 'static,
     {
-        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        let addr = SockAddr::unix(path)?;
+        Listener::bind_addr(
+            base,
+            Domain::UNIX,
+            &addr,
+            false,
+            options,
+            backlog,
+            Box::new(on_accept),
+        )
+    }
+
+    /// A new socket of `domain` bound to `addr`, listening, accepting (closed on free).
+    fn bind_addr(
+        base: &mut EventBase,
+        domain: Domain,
+        addr: &SockAddr,
+        v6only: bool,
+        options: ListenerOptions,
+        backlog: i32,
+        on_accept: Box<AcceptCb>,
+    ) -> Result<Listener> {
+        let socket = Socket::new(domain, Type::STREAM, None)?;
         prepare(&socket2::SockRef::from(&socket), options)?;
-        socket.bind(&SockAddr::unix(path)?)?;
+        if v6only {
+            socket.set_only_v6(true)?;
+        }
+        socket.bind(addr)?;
         socket.listen(default_backlog(backlog))?;
         Listener::build(
             base,
             OwnedFd::from(socket),
             options | ListenerOptions::CLOSE_ON_FREE,
-            Box::new(on_accept),
+            on_accept,
         )
     }
 
