@@ -127,9 +127,10 @@ pub type AcceptErrorCb = dyn FnMut(&mut EventBase, &io::Error);
 
 struct State {
     fd: RawFd,
-    /// Keeps the socket open while the listener lives; `None` when the caller owns it (no
-    /// CLOSE_ON_FREE).
+    /// The socket; taken out by `free` (closed, or handed back without CLOSE_ON_FREE).
     socket: Option<OwnedFd>,
+    /// CLOSE_ON_FREE: the listener closes the socket; otherwise its owner gets it back.
+    owned: bool,
     /// The user's wish; a pause for resource errors does not change it.
     enabled: bool,
     /// In a streak of resource errors (logged once per streak).
@@ -150,6 +151,18 @@ pub(crate) struct Store {
 
 impl Layer for Store {
     const SLOT: usize = 1;
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // Dropped with the base: a socket the listener does not own stays open for its owner, as
+        // libevent leaves it (nobody can take it back now).
+        if !self.owned {
+            if let Some(fd) = self.socket.take() {
+                let _ = fd.into_raw_fd();
+            }
+        }
+    }
 }
 
 /// A listening socket that hands accepted connections to a callback. The listener lives in its
@@ -274,7 +287,7 @@ impl Listener {
 
     /// Accepts on an existing socket (TCP or Unix-domain). `backlog` > 0 calls `listen` with it, 0
     /// with a default, and a negative one leaves the socket as it is (already listening). Without
-    /// CLOSE_ON_FREE the socket is left open when the listener is freed.
+    /// CLOSE_ON_FREE, [`free`](Self::free) hands the socket back instead of closing it.
     pub fn from_fd<F>(
         base: &mut EventBase,
         fd: OwnedFd,
@@ -303,11 +316,13 @@ impl Listener {
         if options.contains(ListenerOptions::CLOSE_ON_EXEC) {
             sys::set_cloexec(raw)?;
         }
-        // The handle is known before the events exist: the slot is reserved first.
+        // The handle is known before the events exist: the slot is reserved first. On a failure
+        // below, the socket is closed with the state (the caller handed it over).
         let (core, st) = base.split::<Store>();
         let next = st.listeners.insert(State {
             fd: raw,
-            socket: None,
+            socket: Some(fd),
+            owned: true,
             enabled: false,
             starved: false,
             nonblocking: !options.contains(ListenerOptions::LEAVE_SOCKETS_BLOCKING),
@@ -326,14 +341,7 @@ impl Listener {
         }) {
             Ok(ev) => ev,
             Err(e) => {
-                // Dropping the state leaves an fd the caller owns open (socket is still None).
-                let state = st.listeners.remove(next);
-                if options.contains(ListenerOptions::CLOSE_ON_FREE) {
-                    drop(fd);
-                } else {
-                    let _ = fd.into_raw_fd();
-                }
-                drop(state);
+                drop(st.listeners.remove(next));
                 return Err(e);
             }
         };
@@ -341,14 +349,12 @@ impl Listener {
         let state = st.listeners.get_mut(next).expect("just inserted");
         state.accept_ev = accept_ev;
         state.resume_ev = resume_ev;
-        if options.contains(ListenerOptions::CLOSE_ON_FREE) {
-            state.socket = Some(fd);
-        } else {
-            // The caller keeps ownership of the socket's life: never close it.
-            let _ = fd.into_raw_fd();
-        }
+        state.owned = options.contains(ListenerOptions::CLOSE_ON_FREE);
         if !options.contains(ListenerOptions::DISABLED) {
-            l.enable(base)?;
+            if let Err(e) = l.enable(base) {
+                let _ = l.free(base);
+                return Err(e);
+            }
         }
         Ok(l)
     }
@@ -399,15 +405,17 @@ impl Listener {
     }
 
     /// Frees the listener's events and, with CLOSE_ON_FREE (always for [`bind`](Self::bind)), closes
-    /// the socket. The handle becomes stale.
-    pub fn free(self, base: &mut EventBase) -> Result<()> {
+    /// the socket; without it, hands the socket back. The handle becomes stale.
+    pub fn free(self, base: &mut EventBase) -> Result<Option<OwnedFd>> {
         let (core, st) = base.split::<Store>();
-        let s = st.listeners.remove(self.key()).ok_or(STALE)?;
+        let mut s = st.listeners.remove(self.key()).ok_or(STALE)?;
         let _ = core.free(s.accept_ev);
         let _ = core.free(s.resume_ev);
-        // The socket (if owned) and the callbacks drop here, outside any borrow of the store.
+        let socket = s.socket.take();
+        let owned = s.owned;
+        // The callbacks drop here, outside any borrow of the store.
         drop(s);
-        Ok(())
+        Ok(if owned { None } else { socket })
     }
 
     /// The listening socket's fd.

@@ -10,7 +10,7 @@ use revent::{
 use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -480,15 +480,15 @@ fn free_with_close_on_free_sends_pending_then_eof() {
 }
 
 #[test]
-fn free_without_close_on_free_leaves_fd_open() {
+fn free_without_close_on_free_hands_the_socket_back() {
     let mut base = EventBase::new().unwrap();
     let (fd, mut peer) = socketpair();
     let raw = fd.as_raw_fd();
     let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::NONE).unwrap();
     bev.enable(&mut base, What::READ).unwrap();
-    bev.free(&mut base).unwrap();
+    let back = bev.free(&mut base).unwrap().expect("the socket comes back");
+    assert_eq!(back.as_raw_fd(), raw);
     run_for(&mut base, Duration::from_millis(10));
-    assert!(fd_is_open(raw));
     peer.set_nonblocking(true).unwrap();
     let mut b = [0u8; 1];
     assert_eq!(
@@ -496,11 +496,15 @@ fn free_without_close_on_free_leaves_fd_open() {
         ErrorKind::WouldBlock,
         "peer saw EOF: the fd was closed"
     );
-    // SAFETY: the bufferevent let go of `raw` without closing it; we own it again.
-    drop(unsafe { OwnedFd::from_raw_fd(raw) });
+    // Its owner closes it, by dropping it.
+    drop(back);
     let mut b = [0u8; 1];
     peer.set_nonblocking(false).unwrap();
     assert_eq!(peer.read(&mut b).unwrap(), 0);
+    // With CLOSE_ON_FREE nothing comes back: the bufferevent closed it.
+    let (fd, _peer) = socketpair();
+    let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+    assert!(bev.free(&mut base).unwrap().is_none());
 }
 
 // ---- set_fd ----
@@ -739,4 +743,71 @@ fn no_socket_callback_runs_inside_enable_disable_or_flush() {
         assert_eq!(&got, b"123");
         bev.free(&mut base).unwrap();
     }
+}
+
+/// `flush(Finished)` on a socket still connecting waits for the connection: a shutdown in SYN_SENT
+/// would abort it (Linux), and the peer would never see the connection.
+#[test]
+fn finished_flush_while_connecting_waits_for_the_connection() {
+    let mut base = EventBase::new().unwrap();
+    // A listener whose accept queue is full, so that the next connect stays in SYN_SENT.
+    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&addr.into());
+        fillers.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let bev = BufferEvent::socket(&mut base, None, BevOptions::CLOSE_ON_FREE).unwrap();
+    let events = record_events(&mut base, bev);
+    bev.enable(&mut base, What::READ | What::WRITE).unwrap();
+    bev.connect(&mut base, addr).unwrap();
+    bev.flush(&mut base, What::WRITE, FlushMode::Finished)
+        .unwrap();
+    let ours_port = {
+        let fd = bev.fd(&base).unwrap();
+        // SAFETY: `fd` is the bufferevent's open socket, borrowed only in this block.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let sock = socket2::SockRef::from(&borrowed);
+        sock.local_addr().unwrap().as_socket().unwrap().port()
+    };
+    // Make room by accepting what is queued, until ours is in.
+    l.set_nonblocking(true).unwrap();
+    let mut ours = None;
+    let mut accepted = Vec::new();
+    run_until(&mut base, LIMIT, |_| {
+        while let Ok((c, peer)) = l.accept() {
+            if peer.as_socket().unwrap().port() == ours_port {
+                ours = Some(c);
+            } else {
+                accepted.push(c);
+            }
+        }
+        ours.is_some() && !events.borrow().is_empty()
+    });
+    assert_eq!(
+        events.borrow()[0],
+        BevFlags::CONNECTED,
+        "{:?}",
+        events.borrow()
+    );
+    // And the shutdown happened once connected: the peer sees EOF.
+    let mut ours: std::net::TcpStream = ours.unwrap().into();
+    ours.set_read_timeout(Some(LIMIT)).unwrap();
+    run_for(&mut base, Duration::from_millis(20));
+    let mut buf = [0u8; 8];
+    assert_eq!(ours.read(&mut buf).unwrap(), 0, "no FIN after the connect");
+    bev.free(&mut base).unwrap();
+    drop(fillers);
 }

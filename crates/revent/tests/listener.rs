@@ -187,10 +187,11 @@ fn from_fd_without_close_on_free_leaves_the_socket_open() {
     let _c = TcpStream::connect(addr).unwrap();
     run_until(&mut base, LIMIT, |_| n.get() == 1);
     let lfd = l.fd(&base).unwrap();
-    l.free(&mut base).unwrap();
+    let back = l.free(&mut base).unwrap().expect("the socket comes back");
+    assert_eq!(back.as_raw_fd(), lfd);
     assert!(fd_is_open(lfd), "listener closed a socket it did not own");
     assert!(fd_is_open(raw));
-    drop(std_l);
+    drop((back, std_l));
 }
 
 // ---- EMFILE: a child process with few fds ----

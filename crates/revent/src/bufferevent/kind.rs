@@ -17,7 +17,7 @@ use super::socket::Socket;
 use super::{BevOptions, BufferEvent, FlushMode};
 use crate::error::Result;
 use crate::event::What;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 pub(crate) enum Kind {
     Socket(Socket),
@@ -76,16 +76,23 @@ pub(crate) fn adj_timeouts(cx: &mut Cx, h: BufferEvent) {
 }
 
 /// The bufferevent `b` (already out of the store) is being freed: an API call, so callbacks it
-/// triggers on other bufferevents are deferred.
-pub(crate) fn destruct(cx: &mut Cx, mut b: Bev) {
+/// triggers on other bufferevents are deferred. Returns a socket the bufferevent did not own.
+pub(crate) fn destruct(cx: &mut Cx, mut b: Bev) -> Option<OwnedFd> {
     let kind = std::mem::replace(&mut b.kind, Kind::Pair(Pair::default()));
-    match kind {
+    let fd = match kind {
         Kind::Socket(s) => s.destruct(cx, &mut b),
-        Kind::Pair(p) => p.destruct(cx, &mut b),
-        Kind::Filter(f) => f.destruct(cx, b.options),
-    }
+        Kind::Pair(p) => {
+            p.destruct(cx, &mut b);
+            None
+        }
+        Kind::Filter(f) => {
+            f.destruct(cx, b.options);
+            None
+        }
+    };
     // Callbacks and buffers drop here; nothing of theirs runs.
     drop(b);
+    fd
 }
 
 impl Kind {

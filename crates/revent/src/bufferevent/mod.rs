@@ -165,7 +165,8 @@ fn touch(base: &mut EventBase, h: BufferEvent) -> Result<&mut Bev> {
 
 impl BufferEvent {
     /// A bufferevent on a connected (or, with [`connect`](Self::connect), to-be-connected) socket.
-    /// `None` makes one without a socket yet. The socket is made non-blocking.
+    /// `None` makes one without a socket yet. The socket is made non-blocking. With CLOSE_ON_FREE
+    /// the bufferevent closes it when freed; without, [`free`](Self::free) hands it back.
     pub fn socket(
         base: &mut EventBase,
         fd: Option<OwnedFd>,
@@ -461,8 +462,8 @@ impl BufferEvent {
     }
 
     /// Replaces the socket (libevent's `bufferevent_setfd`). The old socket is closed with
-    /// CLOSE_ON_FREE and otherwise left open.
-    pub fn set_fd(self, base: &mut EventBase, fd: Option<OwnedFd>) -> Result<()> {
+    /// CLOSE_ON_FREE, and otherwise handed back.
+    pub fn set_fd(self, base: &mut EventBase, fd: Option<OwnedFd>) -> Result<Option<OwnedFd>> {
         socket::set_fd(&mut cx(base), self, fd)
     }
 
@@ -516,22 +517,22 @@ impl BufferEvent {
     }
 
     /// Frees the bufferevent. A socket's pending output gets one last non-blocking write attempt;
-    /// with CLOSE_ON_FREE the socket is then closed. A pair's partner sees EOF, and a filter on top
-    /// of this one sees EOF (both from the loop). No callback of this bufferevent runs afterwards,
-    /// and the handle becomes stale.
-    pub fn free(self, base: &mut EventBase) -> Result<()> {
+    /// with CLOSE_ON_FREE the socket is then closed, and without it the socket is handed back
+    /// (libevent leaves such a socket open for its owner; here the owner gets it). A pair's partner
+    /// sees EOF, and a filter on top of this one sees EOF (both from the loop). No callback of this
+    /// bufferevent runs afterwards, and the handle becomes stale.
+    pub fn free(self, base: &mut EventBase) -> Result<Option<OwnedFd>> {
         free(&mut cx(base), self)
     }
 }
 
 /// Frees `h`: an API call, so what it triggers on other bufferevents is deferred.
-fn free(cx: &mut Cx, h: BufferEvent) -> Result<()> {
+fn free(cx: &mut Cx, h: BufferEvent) -> Result<Option<OwnedFd>> {
     let b = bev::unlink(cx, h)?;
     if let Some(up) = b.upper {
         bev::defer(cx, up, Cb::Event(BevFlags::EOF | BevFlags::READING));
     }
-    kind::destruct(cx, b);
-    Ok(())
+    Ok(kind::destruct(cx, b))
 }
 
 fn get(base: &EventBase, h: BufferEvent) -> Result<&Bev> {

@@ -50,12 +50,19 @@ impl Socket {
         self.write_armed = false;
     }
 
-    /// Lets go of the socket: closed with CLOSE_ON_FREE, otherwise left open for its owner.
-    fn release_fd(&mut self, options: BevOptions) {
-        self.forget_unowned_fd(options);
-        self.fd = None;
+    /// Lets go of the socket: closed with CLOSE_ON_FREE, otherwise handed back to its owner.
+    fn release_fd(&mut self, options: BevOptions) -> Option<OwnedFd> {
+        let fd = self.fd.take()?;
+        if options.contains(BevOptions::CLOSE_ON_FREE) {
+            drop(fd);
+            None
+        } else {
+            Some(fd)
+        }
     }
 
+    /// The base is dropped with the bufferevent still there: a socket it does not own stays open,
+    /// as libevent leaves it (nobody can take it back now).
     pub(crate) fn forget_unowned_fd(&mut self, options: BevOptions) {
         if !options.contains(BevOptions::CLOSE_ON_FREE) {
             if let Some(fd) = self.fd.take() {
@@ -64,15 +71,16 @@ impl Socket {
         }
     }
 
-    /// On free: one last attempt to write pending output, then release everything.
-    pub(crate) fn destruct(mut self, cx: &mut Cx, b: &mut Bev) {
+    /// On free: one last attempt to write pending output, then release everything. Returns the
+    /// socket when the bufferevent does not own it.
+    pub(crate) fn destruct(mut self, cx: &mut Cx, b: &mut Bev) -> Option<OwnedFd> {
         if let Some(fd) = &self.fd {
             if !self.connecting && !b.output.get().is_empty() {
                 let _ = b.output().write(fd.as_fd());
             }
         }
         self.release_events(cx.core);
-        self.release_fd(b.options);
+        self.release_fd(b.options)
     }
 }
 
@@ -87,16 +95,19 @@ fn not_a_socket() -> Error {
     Error::Unsupported("a socket operation on a bufferevent without a socket")
 }
 
-/// Installs `fd` (or none), replacing the previous socket and its events.
-pub(crate) fn set_fd(cx: &mut Cx, h: BufferEvent, fd: Option<OwnedFd>) -> Result<()> {
+/// Installs `fd` (or none), replacing the previous socket and its events. Returns the previous
+/// socket when the bufferevent did not own it (no CLOSE_ON_FREE).
+pub(crate) fn set_fd(cx: &mut Cx, h: BufferEvent, fd: Option<OwnedFd>) -> Result<Option<OwnedFd>> {
     let Cx { core, st } = cx;
     let b = st.get_mut(h)?;
     let (options, priority) = (b.options, b.priority);
     let s = sock(b).ok_or_else(not_a_socket)?;
     let mut old = std::mem::take(s);
     old.release_events(core);
-    old.release_fd(options);
-    let Some(fd) = fd else { return Ok(()) };
+    let previous = old.release_fd(options);
+    let Some(fd) = fd else {
+        return Ok(previous);
+    };
     SockRef::from(&fd).set_nonblocking(true)?;
     let raw = fd.as_raw_fd();
     let read_ev = core.new_event(raw, What::READ | What::PERSIST, move |base, f| {
@@ -124,7 +135,7 @@ pub(crate) fn set_fd(cx: &mut Cx, h: BufferEvent, fd: Option<OwnedFd>) -> Result
         };
     }
     st.mark_dirty(h);
-    Ok(())
+    Ok(previous)
 }
 
 /// Arms or disarms the read and write events to match the enable flags and buffers, writing pending
@@ -257,7 +268,9 @@ fn finish_shutdown(cx: &mut Cx, h: BufferEvent) {
     let Ok(b) = cx.st.get_mut(h) else { return };
     let empty = b.output.get().is_empty();
     let Some(s) = sock(b) else { return };
-    if s.shutdown_pending && empty {
+    // Not while connecting: Linux takes a shutdown of a socket in SYN_SENT as an abort. The sync
+    // after the connect completes finishes it.
+    if s.shutdown_pending && empty && !s.connecting {
         s.shutdown_pending = false;
         if let Some(fd) = &s.fd {
             let _ = SockRef::from(fd).shutdown(std::net::Shutdown::Write);
