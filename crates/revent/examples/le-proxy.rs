@@ -127,7 +127,9 @@ fn start_session(base: &mut EventBase, conn: OwnedFd) -> Result<(), revent::Erro
 /// The read callback: move what `src` read to `dst`, and pause `src` if `dst` has too much queued.
 fn relay(base: &mut EventBase, src: BufferEvent, dst: BufferEvent) {
     if src.move_input_to(base, dst).is_err() {
-        // `dst` is gone (the session is closing): nowhere to send this.
+        // `dst` is gone: nowhere to send this, so drop it (as libevent's sample does). The
+        // callbacks below never let it come to this (a side's read callback is cleared before its
+        // partner is freed), but a proxy must not keep unbounded input around if they did.
         if let Ok(input) = src.input(base) {
             let n = input.len();
             let _ = input.drain(n);
@@ -158,8 +160,8 @@ fn on_event(base: &mut EventBase, me: BufferEvent, other: BufferEvent, what: Bev
         // CONNECTED: nothing to do, the data queued meanwhile now goes out by itself.
         return;
     }
-    // Whatever arrived before the end still goes to the other side (a short read can leave input
-    // below the read callback's watermark; with the default watermark this is usually nothing).
+    // The read callback has normally moved everything already; moving again costs nothing and
+    // makes sure no byte read before the end stays behind.
     let _ = me.move_input_to(base, other);
     if what.contains(BevFlags::ERROR) {
         if let Some(e) = me.error(base) {

@@ -6,7 +6,8 @@
 //!
 //! The two ways look the same from outside; they differ in where the next deadline comes from. A
 //! persistent timer's next deadline is its previous one plus the period, so it does not drift; a
-//! re-added one-shot timer counts from when its callback ran, so the callback's lateness adds up.
+//! one-shot timer re-added from its callback counts from the time the loop woke up to run it, so
+//! the lateness of every wake-up adds up.
 //!
 //! libevent's sample runs until killed; `COUNT` (not in libevent's) stops it after that many
 //! firings, by deleting the timer: with nothing left pending, `dispatch` returns.
