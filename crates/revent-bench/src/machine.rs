@@ -88,3 +88,29 @@ pub fn wait_quiet(max_load: f64, limit: std::time::Duration) -> bool {
         }
     }
 }
+
+/// Read-like and write-like system calls process `pid` has made (all its threads): `syscr` and
+/// `syscw` of /proc/PID/io, counted by the kernel without tracing.
+pub fn proc_rw_syscalls(pid: u32) -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((field("syscr:")?, field("syscw:")?))
+}
+
+/// Voluntary context switches (the thread blocked: a sleep in epoll_wait, a futex wait, ...) of the
+/// live threads of process `pid`, summed.
+pub fn proc_sleeps(pid: u32) -> Option<u64> {
+    let mut sum = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+        sum += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())?;
+    }
+    Some(sum)
+}

@@ -53,7 +53,9 @@ usage: revent-bench wakeup [options]
                      burst before the next)
   --secs 2           seconds per run
   --rounds 3         interleaved rounds (median reported; fewer than 3 is a smoke test, not a result)
-  --contenders revent,libevent,tokio   (also: tokio-noio, tokio without its I/O driver)
+  --contenders revent,libevent,tokio   (also: tokio-noio, tokio without its I/O driver; and
+                     NAME=PATH, another revent-bench binary run as `PATH wakeup-child revent`,
+                     e.g. built from a tree with a library change)
   --loop-cpu 0       CPU of every contender's loop thread, or `none`
   --poster-cpu 1     CPU of every contender's poster thread, or `none`
   --stall-secs 10    a burst not done by then is a lost wake-up: the run fails
@@ -195,6 +197,9 @@ struct RunRes {
     loop_cpu_ns: f64,
     /// CPUs' worth of time other processes used during the timed run.
     others: f64,
+    /// Per post in the timed run, counted by the kernel without tracing: read-like syscalls,
+    /// write-like syscalls (/proc/PID/io), voluntary context switches of all threads.
+    untraced: Option<[f64; 3]>,
     /// Posts per second of the counting run (under perf).
     counted_posts_per_s: Option<f64>,
     /// Per post, in the counting run: all syscalls, then one per SPLIT entry (empty without perf; total only without the
@@ -244,8 +249,8 @@ pub fn run(args: &[String]) -> Res<()> {
         return Err("--stall-secs must be positive".into());
     }
     for k in &kinds {
-        if !KINDS.contains(&k.as_str()) {
-            return Err(format!("unknown contender {k:?} (one of {KINDS:?})").into());
+        if !KINDS.contains(&k.as_str()) && !k.contains('=') {
+            return Err(format!("unknown contender {k:?} (one of {KINDS:?}, or NAME=PATH)").into());
         }
     }
     if rounds < 3 {
@@ -274,10 +279,33 @@ pub fn run(args: &[String]) -> Res<()> {
         .iter()
         .any(|k| k == "libevent")
         .then(|| cref::build("wakeup_libevent", &["-levent_core", "-levent_pthreads"]));
+    // The contenders: (name, program, arguments before the common ones), built-in ones in KINDS
+    // order, then NAME=PATH ones (another revent-bench binary, e.g. built with a library change).
+    let mut contenders: Vec<(String, std::path::PathBuf, Vec<String>)> = Vec::new();
+    for kind in KINDS {
+        if !kinds.iter().any(|k| k == kind) {
+            continue;
+        }
+        contenders.push(match kind {
+            "libevent" => (kind.into(), libevent.clone().expect("built"), vec![]),
+            _ => (
+                kind.into(),
+                exe.clone(),
+                vec!["wakeup-child".into(), kind.into()],
+            ),
+        });
+    }
+    for k in &kinds {
+        if let Some((name, path)) = k.split_once('=') {
+            let args = vec!["wakeup-child".into(), "revent".into()];
+            contenders.push((name.into(), path.into(), args));
+        }
+    }
+    let names: Vec<String> = contenders.iter().map(|c| c.0.clone()).collect();
 
     let machine = crate::machine::describe();
     eprintln!("wakeup: {machine}");
-    // rows[b][kind] = runs
+    // rows: (B, runs[contender])
     let mut rows: Vec<(usize, Vec<Vec<RunRes>>)> = Vec::new();
     for &b in &bursts {
         let common: Vec<String> = [
@@ -293,43 +321,40 @@ pub fn run(args: &[String]) -> Res<()> {
             stall.to_string(),
         ]
         .to_vec();
-        let mut specs: Vec<(usize, Spec)> = Vec::new();
-        for (i, kind) in KINDS.iter().enumerate() {
-            if !kinds.iter().any(|k| k == kind) {
-                continue;
-            }
-            let spec = match *kind {
-                "libevent" => Spec::new(kind, libevent.as_ref().expect("built"), &common, None),
-                _ => {
-                    let mut a = vec!["wakeup-child".to_string(), kind.to_string()];
-                    a.extend(common.iter().cloned());
-                    Spec::new(kind, &exe, &a, None)
-                }
-            };
-            specs.push((i, spec));
-        }
+        let specs: Vec<Spec> = contenders
+            .iter()
+            .map(|(name, prog, pre)| {
+                let args: Vec<String> = pre.iter().chain(&common).cloned().collect();
+                Spec::new(name, prog, &args, None)
+            })
+            .collect();
         let mut procs = Vec::new();
-        for (_, spec) in &specs {
+        for spec in &specs {
             procs.push(Proc::start(spec)?);
         }
-        let mut runs: Vec<Vec<RunRes>> = (0..KINDS.len()).map(|_| Vec::new()).collect();
+        let mut runs: Vec<Vec<RunRes>> = specs.iter().map(|_| Vec::new()).collect();
         for r in 0..rounds {
             for j in 0..procs.len() {
                 let k = (r + j) % procs.len();
                 let res = measure(&mut procs[k], b, count.then_some(&events[..]), quiet)?;
+                let u = |i: usize| cell(res.untraced.map(|u| u[i]), 3);
                 eprintln!(
                     "B={b} round {} {:<10} {:>10.0} posts/s (others' load {:.2} CPUs)  poster {:.0} \
-                     ns/post  loop CPU {:.0} ns/post  | counted run: {} syscalls/post at {} posts/s",
+                     ns/post  loop CPU {:.0} ns/post  read {} write {} sleeps {} /post  | counted \
+                     run: {} syscalls/post at {} posts/s",
                     r + 1,
                     procs[k].name,
                     res.posts_per_s,
                     res.others,
                     res.post_ns,
                     res.loop_cpu_ns,
+                    u(0),
+                    u(1),
+                    u(2),
                     cell(res.sys.first().copied(), 3),
                     cell(res.counted_posts_per_s, 0),
                 );
-                runs[specs[k].0].push(res);
+                runs[k].push(res);
             }
         }
         drop(procs);
@@ -342,7 +367,7 @@ pub fn run(args: &[String]) -> Res<()> {
         show_cpu(loop_cpu),
         show_cpu(poster_cpu)
     );
-    print_tables(&kinds, &rows, events.len() > 1);
+    print_tables(&names, &rows, events.len() > 1);
     Ok(())
 }
 
@@ -353,11 +378,21 @@ fn measure(proc: &mut Proc, b: usize, events: Option<&[&str]>, quiet: Duration) 
     if !quiet.is_zero() && !crate::machine::wait_quiet(QUIET_LOAD, quiet) {
         eprintln!("note: the machine did not get quiet within {quiet:?}; measuring anyway");
     }
+    use crate::machine::{cpu_ticks, proc_rw_syscalls, proc_sleeps, proc_ticks};
     let pid = proc.pid();
-    let (t0, p0) = (crate::machine::cpu_ticks(), crate::machine::proc_ticks(pid));
+    let (t0, p0) = (cpu_ticks(), proc_ticks(pid));
+    let (rw0, s0) = (proc_rw_syscalls(pid), proc_sleeps(pid));
     let kv = proc.run()?;
-    let (t1, p1) = (crate::machine::cpu_ticks(), crate::machine::proc_ticks(pid));
-    check(&kv, &proc.name, b)?;
+    let (rw1, s1) = (proc_rw_syscalls(pid), proc_sleeps(pid));
+    let (t1, p1) = (cpu_ticks(), proc_ticks(pid));
+    let posts = check(&kv, &proc.name, b)?;
+    let per_post = |a: u64, z: u64| z.saturating_sub(a) as f64 / posts;
+    let untraced = match (rw0, rw1, s0, s1) {
+        (Some((r0, w0)), Some((r1, w1)), Some(s0), Some(s1)) => {
+            Some([per_post(r0, r1), per_post(w0, w1), per_post(s0, s1)])
+        }
+        _ => None,
+    };
     let others = match (t0, t1, p0, p1) {
         (Some(t0), Some(t1), Some(p0), Some(p1)) => {
             crate::machine::load_between(t0, t1, p1.saturating_sub(p0))
@@ -369,6 +404,7 @@ fn measure(proc: &mut Proc, b: usize, events: Option<&[&str]>, quiet: Duration) 
         post_ns: kv["post_ns"],
         loop_cpu_ns: kv["loop_cpu_ns"],
         others,
+        untraced,
         sys: Vec::new(),
         counted_posts_per_s: None,
     };
@@ -417,16 +453,16 @@ fn check(kv: &Kv, name: &str, b: usize) -> Res<f64> {
     Ok(posts)
 }
 
-fn print_tables(kinds: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: bool) {
-    let present: Vec<usize> = (0..KINDS.len())
-        .filter(|&i| kinds.iter().any(|k| k == KINDS[i]))
-        .collect();
+fn print_tables(names: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: bool) {
+    let present: Vec<usize> = (0..names.len()).collect();
+    let rv = names.iter().position(|n| n == "revent");
     let med = |rs: &[RunRes], f: fn(&RunRes) -> f64| -> Option<f64> {
         let xs: Vec<f64> = rs.iter().map(f).collect();
         (!xs.is_empty()).then(|| median(&xs))
     };
-    let others: Vec<usize> = present.iter().copied().filter(|&i| i != 0).collect();
-    let revent = present.contains(&0);
+    let others: Vec<usize> = present.iter().copied().filter(|&i| Some(i) != rv).collect();
+    let revent = rv.is_some();
+    let rv = rv.unwrap_or(0);
 
     println!(
         "\nPosts per second (a post = one callback run on the loop thread), median [min-max] over the \
@@ -434,11 +470,11 @@ fn print_tables(kinds: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
     );
     let mut head = String::from("| posts per burst |");
     for &i in &present {
-        head += &format!(" {} |", KINDS[i]);
+        head += &format!(" {} |", names[i]);
     }
     if revent {
         for &i in &others {
-            head += &format!(" revent / {} |", KINDS[i]);
+            head += &format!(" revent / {} |", names[i]);
         }
     }
     println!("{head}");
@@ -455,7 +491,7 @@ fn print_tables(kinds: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
         }
         if revent {
             for &i in &others {
-                let per_round: Vec<f64> = runs[0]
+                let per_round: Vec<f64> = runs[rv]
                     .iter()
                     .zip(&runs[i])
                     .map(|(a, c)| a.posts_per_s / c.posts_per_s)
@@ -465,7 +501,7 @@ fn print_tables(kinds: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
                     " {}x ({lo:.2}-{hi:.2}) |",
                     cell(
                         ratio(
-                            med(&runs[0], |r| r.posts_per_s),
+                            med(&runs[rv], |r| r.posts_per_s),
                             med(&runs[i], |r| r.posts_per_s)
                         ),
                         2
@@ -480,15 +516,16 @@ fn print_tables(kinds: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
         .iter()
         .any(|(_, runs)| runs.iter().flatten().any(|r| !r.sys.is_empty()));
     println!(
-        "\nPer post, medians: the loop thread's CPU time and the poster's time inside the posting calls \
-         (timed runs){}.\n",
+        "\nPer post, medians. Timed runs: the loop thread's CPU time; the poster's time inside the \
+         posting calls; read-like and write-like syscalls (/proc/PID/io syscr, syscw) and voluntary \
+         context switches of all threads (sleeps), which the kernel counts without tracing{}.\n",
         match (counted, split) {
             (false, _) => "",
             (true, false) =>
-                "; syscalls of the whole contender process (perf stat -p, all threads) in the counting \
+                ". Counting runs: syscalls of the whole contender process (perf stat -p, all threads) in the counting \
                  runs, and those runs' posts/s",
             (true, true) =>
-                "; syscalls of the whole contender process (perf stat -p, all threads) in the counting \
+                ". Counting runs: syscalls of the whole contender process (perf stat -p, all threads) in the counting \
                  runs, split by syscall (epoll_wait includes epoll_pwait), and those runs' posts/s",
         }
     );
@@ -519,11 +556,18 @@ fn print_tables(kinds: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
                     .collect();
                 (!xs.is_empty()).then(|| median(&xs))
             };
+            let untraced = |k: usize| -> Option<f64> {
+                let xs: Vec<f64> = rs.iter().filter_map(|r| r.untraced.map(|u| u[k])).collect();
+                (!xs.is_empty()).then(|| median(&xs))
+            };
             let mut line = format!(
-                "| {b} | {} | {} | {} |",
-                KINDS[i],
+                "| {b} | {} | {} | {} | {} | {} | {} |",
+                names[i],
                 cell(med(rs, |r| r.loop_cpu_ns), 0),
-                cell(med(rs, |r| r.post_ns), 0)
+                cell(med(rs, |r| r.post_ns), 0),
+                cell(untraced(0), 3),
+                cell(untraced(1), 3),
+                cell(untraced(2), 3),
             );
             if counted {
                 line += &format!(" {} |", cell(sys(0), 3));
@@ -557,12 +601,18 @@ fn print_tables(kinds: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
     if !revent {
         return;
     }
+    // The issue's targets concern the built-in contenders, not NAME=PATH variants of revent.
+    let rivals: Vec<usize> = others
+        .iter()
+        .copied()
+        .filter(|&i| KINDS.contains(&names[i].as_str()))
+        .collect();
     println!("\nTargets:");
     let mut fastest = true;
     for (b, runs) in rows {
-        for &i in &others {
+        for &i in &rivals {
             let x = ratio(
-                med(&runs[0], |r| r.posts_per_s),
+                med(&runs[rv], |r| r.posts_per_s),
                 med(&runs[i], |r| r.posts_per_s),
             );
             if x.is_none_or(|x| x < 1.0) {
@@ -570,20 +620,25 @@ fn print_tables(kinds: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
                 println!(
                     "- bursts of {b}: revent reaches {}x the posts/s of {}",
                     cell(x, 2),
-                    KINDS[i]
+                    names[i]
                 );
             }
         }
     }
     println!(
-        "- revent at least as fast as every other contender in every row: {}",
+        "- revent at least as fast as {} in every row: {}",
+        rivals
+            .iter()
+            .map(|&i| names[i].as_str())
+            .collect::<Vec<_>>()
+            .join(" and "),
         if fastest { "met" } else { "MISSED" }
     );
     for (b, runs) in rows {
         if *b < 100 {
             continue;
         }
-        let xs: Vec<f64> = runs[0]
+        let xs: Vec<f64> = runs[rv]
             .iter()
             .filter_map(|r| r.sys.first().copied())
             .collect();
