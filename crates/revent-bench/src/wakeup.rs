@@ -516,27 +516,29 @@ fn print_tables(names: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
         .iter()
         .any(|(_, runs)| runs.iter().flatten().any(|r| !r.sys.is_empty()));
     println!(
-        "\nPer post, medians. Timed runs: the loop thread's CPU time; the poster's time inside the \
-         posting calls; read-like and write-like syscalls (/proc/PID/io syscr, syscw) and voluntary \
-         context switches of all threads (sleeps), which the kernel counts without tracing{}.\n",
+        "\nPer post, medians. From the timed runs: the loop thread's CPU time (ns); the poster's time \
+         inside the posting calls (ns); read-like and write-like syscalls (reads, writes: syscr and \
+         syscw of /proc/PID/io) and voluntary context switches of all threads (sleeps), which the \
+         kernel counts without tracing{}.\n",
         match (counted, split) {
             (false, _) => "",
             (true, false) =>
-                ". Counting runs: syscalls of the whole contender process (perf stat -p, all threads) in the counting \
-                 runs, and those runs' posts/s",
+                ". From the counting runs: all syscalls of the contender process (perf stat -p, all \
+                 threads) and those runs' posts/s",
             (true, true) =>
-                ". Counting runs: syscalls of the whole contender process (perf stat -p, all threads) in the counting \
-                 runs, split by syscall (epoll_wait includes epoll_pwait), and those runs' posts/s",
+                ". From the counting runs: all syscalls of the contender process (perf stat -p, all \
+                 threads), split by syscall (epoll_wait includes epoll_pwait), and those runs' posts/s",
         }
     );
     let mut head =
-        "| posts per burst | contender | loop CPU ns/post | poster ns/post |".to_string();
+        "| posts per burst | contender | loop CPU ns | poster ns | reads | writes | sleeps |"
+            .to_string();
     if counted {
-        head += " syscalls/post |";
+        head += " perf: syscalls |";
         if split {
             head += " write | read | epoll_wait | futex | other |";
         }
-        head += " posts/s while counted |";
+        head += " posts/s under perf |";
     }
     println!("{head}");
     println!("|{}", "---|".repeat(head.matches('|').count() - 1));
