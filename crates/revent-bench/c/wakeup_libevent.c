@@ -14,12 +14,13 @@
  * the three words has its own cache line, so the callbacks of a burst do not bounce a line with the
  * spinning poster; one line moves each way per burst.
  *
- * Usage: wakeup_libevent -b B -s SECS [-l LOOP_CPU] [-p POSTER_CPU] [-t STALL_SECS]
+ * Usage: wakeup_libevent -b B -s SECS [-l LOOP_CPU] [-p POSTER_CPU] [-t STALL_SECS] [-g GAP_NS]
  * Prints "ready" after a short untimed warm-up, then for each "run" line on stdin posts bursts for
  * SECS seconds and prints "posts=... callbacks=... bursts=... secs=... posts_per_s=... post_ns=...
  * loop_cpu_ns=... stalled=0|1" (post_ns: poster time inside the posting calls, per post; loop_cpu_ns:
  * the loop thread's CPU time, user + system, per post). A burst whose callbacks do not all run within
- * STALL_SECS (default 10) ends the run with stalled=1: a lost wake-up.
+ * STALL_SECS (default 10) ends the run with stalled=1: a lost wake-up. With GAP_NS, the poster idles
+ * that long (spinning on the clock, no syscall) after each burst is done: sparse posts.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -41,6 +42,8 @@ static struct line count, want, done;
 
 static struct event_base *base;
 static int loop_cpu = -1;
+/* Idle time (spinning, no syscall) after each burst is done, in ns. */
+static unsigned long long gap_ns;
 
 static void
 die(const char *what)
@@ -152,6 +155,11 @@ drive(struct event **evs, long b, double secs, double stall_secs, clockid_t loop
 		if (o.stalled)
 			break;
 		o.bursts++;
+		if (gap_ns) {
+			unsigned long long idle = now_ns();
+			while (now_ns() - idle < gap_ns)
+				spin_pause();
+		}
 		if (o.bursts % check_every == 0 && now_ns() - t0 >= limit)
 			break;
 	}
@@ -176,15 +184,17 @@ main(int argc, char **argv)
 	char line[64];
 	struct outcome o;
 
-	while ((c = getopt(argc, argv, "b:s:l:p:t:")) != -1) {
+	while ((c = getopt(argc, argv, "b:s:l:p:t:g:")) != -1) {
 		switch (c) {
 		case 'b': b = atol(optarg); break;
 		case 's': secs = atof(optarg); break;
 		case 'l': loop_cpu = atoi(optarg); break;
 		case 'p': poster_cpu = atoi(optarg); break;
 		case 't': stall_secs = atof(optarg); break;
+		case 'g': gap_ns = strtoull(optarg, NULL, 10); break;
 		default:
-			fprintf(stderr, "usage: %s -b B -s SECS [-l LOOP_CPU] [-p POSTER_CPU] [-t STALL_SECS]\n",
+			fprintf(stderr,
+			    "usage: %s -b B -s SECS [-l LOOP_CPU] [-p POSTER_CPU] [-t STALL_SECS] [-g GAP_NS]\n",
 			    argv[0]);
 			return 2;
 		}

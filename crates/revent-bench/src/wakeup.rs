@@ -59,6 +59,8 @@ usage: revent-bench wakeup [options]
   --loop-cpu 0       CPU of every contender's loop thread, or `none`
   --poster-cpu 1     CPU of every contender's poster thread, or `none`
   --stall-secs 10    a burst not done by then is a lost wake-up: the run fails
+  --gap-us 0         the poster idles this long (spinning, no syscall) after each burst is done:
+                     sparse posts, where the loop has time to fall asleep between them
   --no-syscalls      skip the counting runs (perf stat)
   --no-split         count all syscalls only, not also write/read/epoll_wait/futex apart
   --quiet-wait 30    before each timed run, wait up to this many seconds for the machine to be
@@ -134,12 +136,21 @@ impl Outcome {
     }
 }
 
+/// How the poster paces itself.
+#[derive(Clone, Copy)]
+struct Pace {
+    /// A burst not done by then is a lost wake-up.
+    stall: Duration,
+    /// Idle time (spinning, no syscall) between a burst's completion and the next burst.
+    gap: Duration,
+}
+
 /// The poster: bursts of `b` posts (`post(i)` for i in 0..b) for `secs` seconds, each burst waited
 /// for by spinning on `DONE`.
 fn drive(
     b: usize,
     secs: f64,
-    stall: Duration,
+    pace: Pace,
     loop_clock: &CpuClock,
     post: &mut dyn FnMut(usize) -> Res<()>,
 ) -> Res<Outcome> {
@@ -170,12 +181,18 @@ fn drive(
         while DONE.0.load(Ordering::Acquire) < target {
             spin_loop();
             spins = spins.wrapping_add(1);
-            if spins & 0xffff == 0 && p0.elapsed() > stall {
+            if spins & 0xffff == 0 && p0.elapsed() > pace.stall {
                 o.stalled = true;
                 break 'run;
             }
         }
         o.bursts += 1;
+        if !pace.gap.is_zero() {
+            let idle = Instant::now();
+            while idle.elapsed() < pace.gap {
+                spin_loop();
+            }
+        }
         if o.bursts.is_multiple_of(check_every) && t0.elapsed().as_secs_f64() >= secs {
             break;
         }
@@ -223,6 +240,7 @@ pub fn run(args: &[String]) -> Res<()> {
             "--poster-cpu",
             "--stall-secs",
             "--quiet-wait",
+            "--gap-us",
         ],
         &["--no-syscalls", "--no-split"],
     )
@@ -232,6 +250,11 @@ pub fn run(args: &[String]) -> Res<()> {
     let rounds: usize = opts.num("--rounds", 3)?;
     let stall: f64 = opts.num("--stall-secs", 10.0)?;
     let quiet = Duration::from_secs_f64(opts.num("--quiet-wait", 30.0)?);
+    let gap_us: f64 = opts.num("--gap-us", 0.0)?;
+    if !(gap_us.is_finite() && gap_us >= 0.0) {
+        return Err("--gap-us must be 0 or more".into());
+    }
+    let gap_ns = (gap_us * 1e3) as u64;
     let kinds = opts.words("--contenders", &KINDS[..3]);
     let cpu = |name: &str, default: &str| -> Res<i64> {
         match opts.str(name).unwrap_or(default) {
@@ -319,6 +342,8 @@ pub fn run(args: &[String]) -> Res<()> {
             poster_cpu.to_string(),
             "-t".into(),
             stall.to_string(),
+            "-g".into(),
+            gap_ns.to_string(),
         ]
         .to_vec();
         let specs: Vec<Spec> = contenders
@@ -362,8 +387,13 @@ pub fn run(args: &[String]) -> Res<()> {
     }
 
     println!(
-        "\nwakeup: {rounds} interleaved round(s) of {secs} s per row; loop thread on CPU {}, poster on \
-         CPU {}; {machine}",
+        "\nwakeup: {rounds} interleaved round(s) of {secs} s per row{}; loop thread on CPU {}, poster \
+         on CPU {}; {machine}",
+        if gap_ns > 0 {
+            format!(", {gap_us} µs idle after each burst")
+        } else {
+            String::new()
+        },
         show_cpu(loop_cpu),
         show_cpu(poster_cpu)
     );
@@ -668,18 +698,21 @@ fn kilo(x: f64) -> String {
 
 // ---- the Rust contenders ----
 
-/// `wakeup-child KIND -b B -s SECS -l LOOP_CPU -p POSTER_CPU -t STALL_SECS` (a CPU of -1: not
-/// pinned), speaking the protocol of `c/wakeup_libevent.c`.
+/// `wakeup-child KIND -b B -s SECS -l LOOP_CPU -p POSTER_CPU -t STALL_SECS -g GAP_NS` (a CPU of -1:
+/// not pinned), speaking the protocol of `c/wakeup_libevent.c`.
 pub fn child(args: &[String]) -> Res<()> {
     let (kind, rest) = args
         .split_first()
         .ok_or("usage: wakeup-child revent|tokio|tokio-noio -b B -s SECS ...")?;
-    let opts = Args::parse(rest, &["-b", "-s", "-l", "-p", "-t"], &[])?;
+    let opts = Args::parse(rest, &["-b", "-s", "-l", "-p", "-t", "-g"], &[])?;
     let b: usize = opts.num("-b", 1)?;
     let secs: f64 = opts.num("-s", 2.0)?;
     let loop_cpu: i64 = opts.num("-l", -1)?;
     let poster_cpu: i64 = opts.num("-p", -1)?;
-    let stall = Duration::from_secs_f64(opts.num("-t", 10.0)?);
+    let pace = Pace {
+        stall: Duration::from_secs_f64(opts.num("-t", 10.0)?),
+        gap: Duration::from_nanos(opts.num("-g", 0)?),
+    };
     if b == 0 || !(secs.is_finite() && secs > 0.0) {
         return Err("need B >= 1 and SECS > 0".into());
     }
@@ -721,7 +754,7 @@ pub fn child(args: &[String]) -> Res<()> {
             )?;
             let (ids, remote) = rx.recv()??;
             let clock = CpuClock::of(looper.as_pthread_t())?;
-            serve(b, secs, stall, &clock, &mut |i| {
+            serve(b, secs, pace, &clock, &mut |i| {
                 remote.activate(ids[i], What::READ)?;
                 Ok(())
             })?;
@@ -760,7 +793,7 @@ pub fn child(args: &[String]) -> Res<()> {
             )?;
             let handle = rx.recv()??;
             let clock = CpuClock::of(looper.as_pthread_t())?;
-            serve(b, secs, stall, &clock, &mut |_| {
+            serve(b, secs, pace, &clock, &mut |_| {
                 // The JoinHandle is dropped at once: fire and forget, as a post is.
                 drop(handle.spawn(async { on_post() }));
                 Ok(())
@@ -776,11 +809,11 @@ pub fn child(args: &[String]) -> Res<()> {
 fn serve(
     b: usize,
     secs: f64,
-    stall: Duration,
+    pace: Pace,
     clock: &CpuClock,
     post: &mut dyn FnMut(usize) -> Res<()>,
 ) -> Res<()> {
-    let warm = drive(b, 0.05, stall, clock, post)?;
+    let warm = drive(b, 0.05, pace, clock, post)?;
     if warm.stalled || warm.callbacks != warm.posts {
         return Err(format!("warm-up failed: {}", warm.line()).into());
     }
@@ -789,7 +822,7 @@ fn serve(
         if !line?.starts_with("run") {
             break;
         }
-        println!("{}", drive(b, secs, stall, clock, post)?.line());
+        println!("{}", drive(b, secs, pace, clock, post)?.line());
     }
     Ok(())
 }
@@ -805,7 +838,11 @@ mod tests {
         // SAFETY: pthread_self has no preconditions; this thread stays alive while the clock is read.
         let clock = CpuClock::of(unsafe { libc::pthread_self() }).unwrap();
         // Callbacks run at once, on this thread.
-        let o = drive(3, 0.01, Duration::from_secs(5), &clock, &mut |_| {
+        let pace = |stall_ms: u64, gap_ns: u64| Pace {
+            stall: Duration::from_millis(stall_ms),
+            gap: Duration::from_nanos(gap_ns),
+        };
+        let o = drive(3, 0.01, pace(5000, 0), &clock, &mut |_| {
             on_post();
             Ok(())
         })
@@ -817,13 +854,13 @@ mod tests {
         assert_eq!(check(&parse_kv(&o.line()), "t", 3).unwrap(), o.posts as f64);
 
         // Posts that never run a callback: a lost wake-up, which must fail the run.
-        let o = drive(2, 1.0, Duration::from_millis(50), &clock, &mut |_| Ok(())).unwrap();
+        let o = drive(2, 1.0, pace(50, 0), &clock, &mut |_| Ok(())).unwrap();
         assert!(o.stalled);
         assert!(check(&parse_kv(&o.line()), "t", 2).is_err());
 
         // A callback too many (a post that ran twice) must fail the run too.
         let mut extra = true;
-        let o = drive(1, 0.01, Duration::from_secs(5), &clock, &mut |_| {
+        let o = drive(1, 0.01, pace(5000, 1000), &clock, &mut |_| {
             on_post();
             if std::mem::take(&mut extra) {
                 on_post();
