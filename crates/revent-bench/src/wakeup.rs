@@ -758,12 +758,18 @@ pub fn child(args: &[String]) -> Res<()> {
                 remote.activate(ids[i], What::READ)?;
                 Ok(())
             })?;
-            // Stop the loop through the same handle, and check that it does stop.
+            // Stop the loop through the same handle, and check that it does stop and that the
+            // handle then reports the base gone.
             remote.loopbreak()?;
             looper
                 .join()
                 .map_err(|_| "revent: the loop thread panicked")??;
-            Ok(())
+            match remote.activate(ids[0], What::READ) {
+                Err(revent::Error::BaseGone) => Ok(()),
+                other => {
+                    Err(format!("revent: a post after the base was dropped: {other:?}").into())
+                }
+            }
         }
         "tokio" | "tokio-noio" => {
             let io = kind == "tokio";
