@@ -496,7 +496,8 @@ fn print_tables(names: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
 
     println!(
         "\nPosts per second (a post = one callback run on the loop thread), median [min-max] over the \
-         rounds; ratios: revent's median over the other's (range of the per-round ratios).\n"
+         rounds; ratios: revent's median over the other's (in parentheses: the median and the range of \
+         the ratios of the runs of the same round).\n"
     );
     let mut head = String::from("| posts per burst |");
     for &i in &present {
@@ -528,14 +529,15 @@ fn print_tables(names: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
                     .collect();
                 let (lo, hi) = min_max(&per_round);
                 line += &format!(
-                    " {}x ({lo:.2}-{hi:.2}) |",
+                    " {}x (per round {:.2}, {lo:.2}-{hi:.2}) |",
                     cell(
                         ratio(
                             med(&runs[rv], |r| r.posts_per_s),
                             med(&runs[i], |r| r.posts_per_s)
                         ),
                         2
-                    )
+                    ),
+                    median(&per_round)
                 );
             }
         }
