@@ -635,11 +635,12 @@ fn print_tables(names: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
     if !revent {
         return;
     }
-    // The targets concern the built-in contenders, not NAME=PATH variants of revent.
+    // The targets concern C libevent and tokio (with its I/O driver), not tokio-noio or
+    // NAME=PATH variants of revent.
     let rivals: Vec<usize> = others
         .iter()
         .copied()
-        .filter(|&i| KINDS.contains(&names[i].as_str()))
+        .filter(|&i| names[i] == "libevent" || names[i] == "tokio")
         .collect();
     println!("\nTargets:");
     let mut fastest = true;
