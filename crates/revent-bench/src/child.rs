@@ -7,7 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::io::{BufRead, BufReader, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
@@ -108,6 +112,12 @@ impl Proc {
         Ok(line)
     }
 
+    /// The contender's process id (of `taskset` itself when pinned: it execs the program, so the id
+    /// stays the same).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Asks for one run and returns its result line.
     pub fn run(&mut self) -> Res<Kv> {
         let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
@@ -138,6 +148,151 @@ pub fn perf_available() -> bool {
             o.status.success() && count_from_perf(&String::from_utf8_lossy(&o.stderr)).is_some()
         })
         .unwrap_or(false)
+}
+
+/// Whether `perf stat` can count all of `events` (tracepoints such as `syscalls:sys_enter_write`).
+pub fn perf_supports(events: &[&str]) -> bool {
+    Command::new("perf")
+        .args(["stat", "-x,", "-e", &events.join(","), "--", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stderr);
+            o.status.success()
+                && events.iter().all(|e| {
+                    text.lines().any(|l| {
+                        let f: Vec<&str> = l.split(',').collect();
+                        f.len() > 2 && f[2] == *e && f[0].trim().parse::<u64>().is_ok()
+                    })
+                })
+        })
+        .unwrap_or(false)
+}
+
+/// `perf stat -x, -e EVENTS -p PID` (every thread of the process) attached with its counters off and
+/// switched on and off through a control FIFO (`-D -1 --control fifo:CTL,ACK`), so that the counts
+/// cover exactly the window from [`enable`](Self::enable) to [`finish`](Self::finish): each switch
+/// waits for perf's acknowledgement.
+pub struct PerfSession {
+    child: Child,
+    ctl: File,
+    ack: File,
+    dir: PathBuf,
+    events: Vec<String>,
+}
+
+impl PerfSession {
+    /// Starts perf on `pid` with `events`, counters off.
+    pub fn attach(pid: u32, events: &[&str]) -> Res<PerfSession> {
+        let dir =
+            std::env::temp_dir().join(format!("revent-bench-perf-{}-{pid}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let (ctl_path, ack_path) = (dir.join("ctl"), dir.join("ack"));
+        for p in [&ctl_path, &ack_path] {
+            let _ = std::fs::remove_file(p);
+            mkfifo(p)?;
+        }
+        // Neither open blocks: read-write on the control FIFO, non-blocking read on the ack FIFO.
+        let ctl = OpenOptions::new().read(true).write(true).open(&ctl_path)?;
+        let ack = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&ack_path)?;
+        let control = format!("fifo:{},{}", ctl_path.display(), ack_path.display());
+        let child = Command::new("perf")
+            .args(["stat", "-x,", "-e", &events.join(","), "-D", "-1"])
+            .args(["--control", &control, "-p", &pid.to_string(), "-o"])
+            .arg(dir.join("out"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot run perf: {e}"))?;
+        Ok(PerfSession {
+            child,
+            ctl,
+            ack,
+            dir,
+            events: events.iter().map(|e| e.to_string()).collect(),
+        })
+    }
+
+    fn command(&mut self, cmd: &str) -> Res<()> {
+        self.ctl.write_all(format!("{cmd}\n").as_bytes())?;
+        // perf answers "ack\n" and the terminating NUL.
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"ack\n") {
+            let mut pfd = libc::pollfd {
+                fd: self.ack.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll reads and writes the one live local `pfd`.
+            let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+            if n == 0 {
+                return Err(format!("perf did not acknowledge `{cmd}` within 10 s").into());
+            }
+            let mut buf = [0u8; 64];
+            match self.ack.read(&mut buf) {
+                Ok(0) => return Err(format!("perf exited before acknowledging `{cmd}`").into()),
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Switches the counters on; returns once perf has done so.
+    pub fn enable(&mut self) -> Res<()> {
+        self.command("enable")
+    }
+
+    /// Switches the counters off, ends perf and returns one count per event, in order.
+    pub fn finish(mut self) -> Res<Vec<u64>> {
+        self.command("disable")?;
+        // SAFETY: kill takes no pointers; the pid is our unreaped child's.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        self.child.wait()?;
+        let text = std::fs::read_to_string(self.dir.join("out"))?;
+        self.events
+            .iter()
+            .map(|e| {
+                text.lines()
+                    .find_map(|l| {
+                        let f: Vec<&str> = l.split(',').collect();
+                        (f.len() > 2 && f[2] == e).then(|| f[0].trim().parse::<u64>().ok())?
+                    })
+                    .ok_or_else(|| format!("perf counted no {e}: {text}").into())
+            })
+            .collect()
+    }
+}
+
+impl Drop for PerfSession {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn mkfifo(path: &Path) -> Res<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: `c` is a live NUL-terminated path; mkfifo only reads it.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(format!(
+            "mkfifo {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn count_from_perf(stderr: &str) -> Option<u64> {

@@ -24,3 +24,93 @@ pub fn describe() -> String {
         .unwrap_or_default();
     format!("{date}; nproc {nproc}; CPU {model}; Linux {kernel}")
 }
+
+/// Ticks (USER_HZ) the whole machine has spent busy (not idle, not waiting for I/O) and in total,
+/// over all CPUs, from the first line of /proc/stat.
+pub fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is inside user.
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3)? + f.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Ticks (USER_HZ) of CPU time, user + system over all threads, that process `pid` has used.
+pub fn proc_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The number of CPUs /proc/stat counts (`cpuN` lines).
+fn cpus() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .map(|s| {
+            s.lines()
+                .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+                .count() as u64
+        })
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// CPU time used on the machine between two [`cpu_ticks`] samples, minus `own` ticks, in CPUs
+/// (1.0 = one CPU busy all the time).
+pub fn load_between(a: (u64, u64), b: (u64, u64), own: u64) -> f64 {
+    let total = b.1.saturating_sub(a.1).max(1);
+    let busy = b.0.saturating_sub(a.0).saturating_sub(own);
+    busy as f64 / total as f64 * cpus() as f64
+}
+
+/// Waits until the machine has been quiet (less than `max_load` CPUs busy) over a quarter of a second,
+/// for at most `limit`; returns whether it got quiet.
+pub fn wait_quiet(max_load: f64, limit: std::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        let Some(a) = cpu_ticks() else {
+            return true;
+        };
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let Some(b) = cpu_ticks() else {
+            return true;
+        };
+        if load_between(a, b, 0) < max_load {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+    }
+}
+
+/// Read-like and write-like system calls process `pid` has made (all its threads): `syscr` and
+/// `syscw` of /proc/PID/io, counted by the kernel without tracing.
+pub fn proc_rw_syscalls(pid: u32) -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((field("syscr:")?, field("syscw:")?))
+}
+
+/// Voluntary context switches (the thread blocked: a sleep in epoll_wait, a futex wait, ...) of the
+/// live threads of process `pid`, summed.
+pub fn proc_sleeps(pid: u32) -> Option<u64> {
+    let mut sum = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+        sum += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())?;
+    }
+    Some(sum)
+}

@@ -13,6 +13,7 @@ mod pipes;
 mod stats;
 mod sys;
 mod timers;
+mod wakeup;
 
 const USAGE: &str = "\
 usage: revent-bench <subcommand> [options]
@@ -22,8 +23,11 @@ usage: revent-bench <subcommand> [options]
             (evbuffer [--rounds N] [--only NAME] [--scale F] [--rust-only])
   echo      echo servers: revent vs C libevent vs raw epoll vs tokio (echo --help)
   echo-load HOST PORT CONNS SIZE SECS   the closed-loop, byte-verifying echo load generator
+  wakeup    cross-thread wake-ups: revent's Remote vs libevent's event_active vs tokio's
+            Handle::spawn (wakeup --help)
   cref NAME [LINK...]   compile the C reference program c/NAME.c and print its path
-internal (spawned by the above): pipes-child, timers-child, echo-server-tokio PORT";
+internal (spawned by the above): pipes-child, timers-child, echo-server-tokio PORT,
+  wakeup-child KIND";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,7 +39,9 @@ fn main() {
             evbuffer::run(rest);
             Ok(())
         }
+        Some("wakeup") => wakeup::run(rest),
         Some("pipes-child") => pipes::child(rest),
+        Some("wakeup-child") => wakeup::child(rest),
         Some("timers-child") => timers::child(rest),
         Some(cmd @ ("echo" | "echo-load" | "echo-server-tokio")) => {
             echo::dispatch(cmd, rest).map_err(Into::into)
