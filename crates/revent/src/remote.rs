@@ -10,8 +10,11 @@
 //! `PENDING`; only the post that sets it while `SLEEPING` is set writes the eventfd. The loop sets
 //! `SLEEPING` before it blocks and does not block if `PENDING` was already set; because both bits live
 //! in one word, either the poster sees `SLEEPING` (and writes) or the loop sees `PENDING` (and does
-//! not sleep). So a burst of posts costs one `write` and one `read`, and posts to a loop that is busy
-//! running callbacks cost no syscall at all.
+//! not sleep). So a burst of posts costs one `write` and one `read`, and a post to a loop that is
+//! busy running callbacks costs the poster no syscall at all: the loop sees it at the top of its
+//! next iteration, whose wait then does not block. A loop that just handled posts polls briefly
+//! before it sleeps (`SPIN_NS`), so a thread handing it work one piece at a time rarely has to
+//! wake it.
 //!
 //! The eventfd belongs to the shared state, which lives until the base and every `Remote` are gone:
 //! a poster can never write into an fd number that was closed and reused.
@@ -146,12 +149,30 @@ impl Remote {
     }
 }
 
+/// How long a loop that just handled posts polls for the next one before it sleeps, on a machine
+/// with more than one CPU. A thread that hands work to a loop and waits for the result posts again
+/// within a microsecond or two of getting it; catching that post awake saves the eventfd write, the
+/// wake-up from `epoll_wait` and the read (3 syscalls and a context switch, about 4 µs here). A loop
+/// that handled no post since it last slept does not spin, and one whose spins keep missing (posts
+/// come, but sparsely) spins ever more rarely: after a miss it skips the next 1, 3, 7 ... 63
+/// chances, and a hit makes it spin every time again.
+const SPIN_NS: u64 = 2_000;
+/// The most chances skipped after repeated misses: 2^6 - 1.
+const SPIN_MAX_BACKOFF: u32 = 6;
+
 /// The base's side: the shared state, the internal event on the eventfd, and a spare message vector
 /// (so draining does not allocate).
 pub(crate) struct Local {
     shared: Arc<Shared>,
     ev: EventId,
     spare: Vec<Msg>,
+    /// Posts were handled since the loop last went to sleep: spin before the next sleep.
+    hot: bool,
+    /// Spinning can help: another CPU may be posting while this one polls.
+    may_spin: bool,
+    /// Chances to spin left to skip, and the exponent of the skip after the last miss.
+    spin_skip: u32,
+    spin_backoff: u32,
 }
 
 impl Local {
@@ -182,6 +203,10 @@ impl Local {
             }),
             ev,
             spare: Vec::new(),
+            hot: false,
+            may_spin: sys::online_cpus() > 1,
+            spin_skip: 0,
+            spin_backoff: 0,
         })
     }
 
@@ -208,15 +233,46 @@ impl Local {
     }
 
     /// Before a blocking wait: announce it, unless posts are pending (then do not block). Returns
-    /// whether the loop may block.
+    /// whether the loop may block. A loop that just handled posts first polls for a while (see
+    /// `SPIN_NS`).
     #[inline]
-    pub(crate) fn going_to_sleep(&self) -> bool {
+    pub(crate) fn going_to_sleep(&mut self) -> bool {
+        if self.hot && self.may_spin {
+            self.hot = false;
+            if self.spin_skip > 0 {
+                self.spin_skip -= 1;
+            } else if self.spin_for_post() {
+                self.spin_backoff = 0;
+                return false;
+            } else {
+                self.spin_backoff = (self.spin_backoff + 1).min(SPIN_MAX_BACKOFF);
+                self.spin_skip = (1 << self.spin_backoff) - 1;
+            }
+        }
         let prev = self.shared.state.fetch_or(SLEEPING, Ordering::SeqCst);
         if prev & PENDING != 0 {
             self.shared.state.fetch_and(!SLEEPING, Ordering::SeqCst);
             return false;
         }
         true
+    }
+
+    /// Polls for a post for up to `SPIN_NS`; whether one came.
+    #[cold]
+    fn spin_for_post(&self) -> bool {
+        let start = sys::monotonic_ns();
+        loop {
+            // Reading the clock costs more than a poll: look at it every 32 polls.
+            for _ in 0..32 {
+                if self.shared.state.load(Ordering::Acquire) & PENDING != 0 {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if sys::monotonic_ns().wrapping_sub(start) >= SPIN_NS {
+                return false;
+            }
+        }
     }
 
     #[inline]
@@ -249,6 +305,7 @@ fn drain(base: &mut EventBase, fired: Fired) {
     local.shared.state.fetch_and(!PENDING, Ordering::SeqCst);
     let mut msgs = std::mem::take(&mut local.spare);
     std::mem::swap(&mut msgs, &mut local.shared.inbox().msgs);
+    local.hot |= !msgs.is_empty();
     let mut rest = msgs.drain(..);
     while let Some(msg) = rest.next() {
         let unwound = match msg {

@@ -415,7 +415,7 @@ impl EventBase {
             let mut timeout = self.core.wait_timeout(nonblock || more);
             let mut sleeping = false;
             if timeout != Some(Duration::ZERO) {
-                if let Some(r) = &self.remote {
+                if let Some(r) = &mut self.remote {
                     sleeping = r.going_to_sleep();
                     if !sleeping {
                         r.check(&mut self.core);

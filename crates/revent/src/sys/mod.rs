@@ -103,6 +103,14 @@ pub(crate) fn eventfd_clear(fd: RawFd) {
     let _ = read(fd, &mut n);
 }
 
+/// CPUs online on the machine (not this thread's affinity: a loop pinned to one CPU still shares
+/// the machine with threads on others).
+pub(crate) fn online_cpus() -> usize {
+    // SAFETY: sysconf takes a plain integer and returns one.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    n.max(1) as usize
+}
+
 /// Nanoseconds on `CLOCK_MONOTONIC` (the clock `Instant` reads).
 #[inline]
 pub(crate) fn monotonic_ns() -> u64 {
