@@ -190,8 +190,14 @@ impl Local {
             base.core
                 .new_internal(wake.as_raw_fd(), What::READ | What::PERSIST | et, drain)?;
         // Before user events, as the signal wake-up: what a post activates runs in this iteration.
-        base.core.set_priority(ev, 0)?;
-        base.core.add(ev, None)?;
+        if let Err(e) = base
+            .core
+            .set_priority(ev, 0)
+            .and_then(|()| base.core.add(ev, None))
+        {
+            let _ = base.core.free(ev);
+            return Err(e);
+        }
         Ok(Local {
             shared: Arc::new(Shared {
                 state: AtomicU32::new(0),

@@ -35,7 +35,7 @@
 //! The same holds one level down for buffers. A bufferevent's [`Evbuffer`](crate::Evbuffer)s are heap
 //! values owned through raw pointers (never a `Box`, which would be re-asserted unique on every
 //! move), so their addresses are stable and a foreign holder's pointer
-//! ([`BufferEvent::output_ptr`](crate::BufferEvent::output_ptr)) stays valid until the bufferevent is
+//! ([`BufferEvent::buffer_ptrs`](crate::BufferEvent::buffer_ptrs)) stays valid until the bufferevent is
 //! freed. Rust makes a fresh, short reference from the raw pointer for each operation and never keeps
 //! one across a user callback, so the foreign pointer may be used whenever no Rust call on that buffer
 //! is in progress. An Evbuffer's change callbacks receive the buffer itself (`&mut Evbuffer`) and run
