@@ -5,7 +5,8 @@
 //!    event activated.
 //! 2. The *prepare phase*: each layer that registered a prepare hook (the bufferevents do) brings its
 //!    state up to date: a bufferevent whose output grew writes it now, rather than after another
-//!    readiness round trip. A hook runs no user callback; anything that would call one is queued as a
+//!    readiness round trip. A hook runs no user callback (only a filter bufferevent's filter
+//!    functions, which move bytes between two buffers); anything that would call one is queued as a
 //!    *deferred callback*, an internal event in the active queues.
 //! 3. Interest changes go to the backend; the loop exits if nothing is pending or active.
 //! 4. The wait (zero if anything is active), then ready fds and expired timers join the active
