@@ -314,6 +314,18 @@ impl Core {
         Ok(())
     }
 
+    /// Removes the event's timeout (and a persistent event's interval) and leaves it pending on its
+    /// fd or signal.
+    pub(crate) fn remove_timer(&mut self, id: EventId) -> Result<()> {
+        let key = self.reg.key(id)?;
+        if self.reg.ev(key).flags & TIMEOUT != 0 {
+            self.timers.remove(key);
+            self.reg.clear_flag(key, TIMEOUT);
+        }
+        self.reg.ev_mut(key).interval = NO_INTERVAL;
+        Ok(())
+    }
+
     /// Runs the event's callback at the next chance, as if `what` had happened, without I/O.
     /// Activating an event that is already active adds `what` to what it will see.
     pub(crate) fn activate(&mut self, id: EventId, what: What, count: u32) -> Result<()> {
@@ -361,6 +373,11 @@ impl Core {
             what: ev.events,
             priority: ev.pri as usize,
             pending: Self::pending_flags(ev.flags, ev.events, ev.res),
+            active: if ev.flags & ACTIVE != 0 {
+                ev.res
+            } else {
+                What::NONE
+            },
         }
     }
 

@@ -102,6 +102,8 @@ pub struct EventInfo {
     pub priority: usize,
     /// Which of READ/WRITE/CLOSED/SIGNAL/TIMEOUT it is pending on, plus what it is active with.
     pub pending: What,
+    /// What it is active with (waiting in an active queue to run), or `What::NONE`.
+    pub active: What,
 }
 
 /// How many layers the base has room for (each claims one slot with [`Layer::SLOT`]).
@@ -304,6 +306,23 @@ impl EventBase {
     /// itself from its own callback.
     pub fn free(&mut self, id: EventId) -> Result<()> {
         self.core.free(id)
+    }
+
+    /// Removes the event's timeout (and a persistent event's interval) but leaves it pending on its fd
+    /// or signal (libevent's `event_remove_timer`).
+    ///
+    /// ```
+    /// use revent::{EventBase, What};
+    /// use std::time::Duration;
+    /// let mut base = EventBase::new().unwrap();
+    /// let ev = base.new_signal(revent::sig::SIGUSR2, |_, _| {}).unwrap();
+    /// base.add(ev, Some(Duration::from_secs(5))).unwrap();
+    /// base.remove_timer(ev).unwrap();
+    /// assert_eq!(base.pending(ev, What::SIGNAL | What::TIMEOUT).unwrap().0, What::SIGNAL);
+    /// base.free(ev).unwrap();
+    /// ```
+    pub fn remove_timer(&mut self, id: EventId) -> Result<()> {
+        self.core.remove_timer(id)
     }
 
     /// Runs the event's callback at the next chance, as if `what` had happened, without I/O.

@@ -1,0 +1,685 @@
+//! `struct event`: libevent's 128-byte event, in memory the C program owns (`event_assign` on a struct
+//! of its own) or that `event_new` allocates.
+//!
+//! The struct keeps libevent's layout for every field a program may read (`ev_base` at 64, which
+//! memcached reads; `ev_fd`, `ev_events`, `ev_res`, the callback and its argument, the flags that
+//! `event_initialized` tests). The bytes of libevent's active-queue link (offset 0) hold what revent
+//! needs: the handle of the Rust event that stands for this one, and a marker telling it from
+//! garbage. The Rust event is made when the C event is first added or activated, and freed when the
+//! struct is freed or assigned again.
+
+use crate::base::{self, call_out, opt_duration, with_base, CBase};
+use crate::{evutil_socket_t, guard, logging, mem};
+use libc::{c_int, c_short, c_void, timeval};
+use revent::{EventBase, EventId, Fired, What};
+use std::ptr::{self, addr_of, addr_of_mut};
+use std::time::Duration;
+
+/// `event_callback_fn`.
+pub type event_callback_fn = Option<unsafe extern "C" fn(evutil_socket_t, c_short, *mut c_void)>;
+/// `event_finalize_callback_fn`.
+pub type event_finalize_callback_fn = Option<unsafe extern "C" fn(*mut event, *mut c_void)>;
+
+/// libevent's `struct event` on x86_64, field for field where C may look.
+#[repr(C)]
+pub struct event {
+    /// libevent's `evcb_active_next`: here, the Rust event's handle and [`MAGIC`].
+    id: u64,
+    magic: u64,
+    flags: c_short,
+    pri: u8,
+    closure: u8,
+    _pad0: u32,
+    callback: event_callback_fn,
+    arg: *mut c_void,
+    _timeout_pos: [u64; 2],
+    fd: evutil_socket_t,
+    _pad1: u32,
+    base: *mut CBase,
+    _io: [u64; 4],
+    events: c_short,
+    res: c_short,
+    _pad2: u32,
+    timeout: timeval,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<event>() == 128);
+    assert!(std::mem::offset_of!(event, flags) == 16);
+    assert!(std::mem::offset_of!(event, pri) == 18);
+    assert!(std::mem::offset_of!(event, callback) == 24);
+    assert!(std::mem::offset_of!(event, arg) == 32);
+    assert!(std::mem::offset_of!(event, fd) == 56);
+    assert!(std::mem::offset_of!(event, base) == 64);
+    assert!(std::mem::offset_of!(event, events) == 104);
+    assert!(std::mem::offset_of!(event, res) == 106);
+    assert!(std::mem::offset_of!(event, timeout) == 112);
+};
+
+/// `EVLIST_INIT`: set by `event_assign`, tested by `event_initialized`.
+const EVLIST_INIT: c_short = 0x80;
+/// Marks `id` as revent's (garbage in caller-owned memory is not).
+const MAGIC: u64 = 0x7265_7665_6e74_2121;
+/// What `event_self_cbarg` returns: "pass the event itself as the argument".
+static SELF_CBARG: u8 = 0;
+
+fn self_cbarg() -> *mut c_void {
+    addr_of!(SELF_CBARG).cast_mut().cast()
+}
+
+// Field access through raw pointers only: the C program holds pointers to the struct too.
+macro_rules! get {
+    ($ev:expr, $f:ident) => {{
+        #[allow(unused_unsafe)]
+        // SAFETY: callers pass a pointer to a live struct event (the C API's contract).
+        let v = unsafe { ptr::read(addr_of!((*$ev).$f)) };
+        v
+    }};
+}
+macro_rules! set {
+    ($ev:expr, $f:ident, $v:expr) => {{
+        #[allow(unused_unsafe)]
+        // SAFETY: as in `get!`; the struct is writable.
+        unsafe {
+            ptr::write(addr_of_mut!((*$ev).$f), $v)
+        }
+    }};
+}
+
+/// The Rust event standing for `ev`, if it has one in its base.
+fn rust_id(ev: *mut event) -> Option<EventId> {
+    (get!(ev, magic) == MAGIC && get!(ev, id) != 0).then(|| EventId::from_raw(get!(ev, id)))
+}
+
+/// The address-to-event map of base `b` (outside the Rust base, so reachable while a callback of
+/// the base runs).
+///
+/// # Safety
+/// `b` is a live base.
+unsafe fn events_of<'a>(b: *mut CBase) -> &'a mut std::collections::HashMap<usize, EventId> {
+    // SAFETY: the caller's contract; `events` is a field apart from the `EventBase` that a running
+    // dispatcher borrows, and the reference is used for one map operation at a time.
+    unsafe { &mut *addr_of_mut!((*b).events) }
+}
+
+/// Frees the Rust event standing for the struct at `ev` in base `b`, if there is one. Reads nothing
+/// from the struct: it may be fresh, uninitialized memory about to be assigned.
+fn release_at(b: *mut CBase, ev: *mut event) {
+    if b.is_null() {
+        return;
+    }
+    // SAFETY: a live base (C's contract while its events exist).
+    let old = unsafe { events_of(b) }.remove(&(ev as usize));
+    if let Some(id) = old {
+        // SAFETY: as above.
+        unsafe { with_base(b, |base| base.free(id)) };
+    }
+}
+
+/// Frees the Rust event standing for `ev` (before its memory is freed or moved to another base).
+fn release(ev: *mut event) {
+    release_at(get!(ev, base), ev);
+    set!(ev, id, 0);
+}
+
+/// The Rust event for `ev`, made now if it has none (the first add or activation).
+fn ensure(base: &mut EventBase, ev: *mut event) -> Option<EventId> {
+    if let Some(id) = rust_id(ev) {
+        if base.event_info(id).is_ok() {
+            return Some(id);
+        }
+    }
+    let cbase = get!(ev, base);
+    let fd = get!(ev, fd);
+    let what = What::from_bits_truncate(get!(ev, events) as u16);
+    let evp = ev as usize;
+    let made = base.new_event(fd, what, move |b, fired| {
+        run(cbase, b, evp as *mut event, fired)
+    });
+    let id = match made {
+        Ok(id) => id,
+        Err(e) => {
+            log::warn!("event_add: {e}");
+            return None;
+        }
+    };
+    let pri = get!(ev, pri) as usize;
+    if pri < base.priorities() {
+        let _ = base.set_priority(id, pri);
+    }
+    set!(ev, id, id.to_raw());
+    set!(ev, magic, MAGIC);
+    // SAFETY: the struct's base is live.
+    unsafe { events_of(cbase) }.insert(ev as usize, id);
+    Some(id)
+}
+
+/// The Rust event's callback: calls the C callback with libevent's arguments.
+fn run(cbase: *mut CBase, b: &mut EventBase, ev: *mut event, fired: Fired) {
+    // Read everything first: the C callback may free `ev`.
+    set!(ev, res, fired.what.bits() as c_short);
+    let Some(cb) = get!(ev, callback) else { return };
+    let mut arg = get!(ev, arg);
+    if arg == self_cbarg() {
+        arg = ev.cast();
+    }
+    let fd = get!(ev, fd);
+    let what = fired.what.bits() as c_short;
+    // libevent runs a signal event's callback once per arrival.
+    let times = if fired.what.contains(What::SIGNAL) {
+        fired.count.max(1)
+    } else {
+        1
+    };
+    call_out(cbase, b, || {
+        for _ in 0..times {
+            // SAFETY: the program's callback, called with the arguments it registered.
+            unsafe { cb(fd, what, arg) };
+        }
+    });
+}
+
+/// `event_assign`: fills `ev` (memory the caller owns) for `base`.
+#[no_mangle]
+pub unsafe extern "C" fn event_assign(
+    ev: *mut event,
+    b: *mut CBase,
+    fd: evutil_socket_t,
+    events: c_short,
+    callback: event_callback_fn,
+    arg: *mut c_void,
+) -> c_int {
+    guard(-1, || {
+        if ev.is_null() || b.is_null() {
+            return -1;
+        }
+        let what = What::from_bits_truncate(events as u16);
+        if what.contains(What::SIGNAL) && what.intersects(What::READ | What::WRITE | What::CLOSED) {
+            log::warn!(
+                "event_assign: EV_SIGNAL may not be combined with EV_READ, EV_WRITE or EV_CLOSED"
+            );
+            return -1;
+        }
+        // Memory that held an event of this base before: that event goes.
+        release_at(b, ev);
+        // SAFETY: `ev` points to 128 writable bytes (the caller's contract).
+        unsafe { ptr::write_bytes(ev.cast::<u8>(), 0, std::mem::size_of::<event>()) };
+        set!(ev, flags, EVLIST_INIT);
+        set!(ev, callback, callback);
+        set!(ev, arg, arg);
+        set!(ev, fd, fd);
+        set!(ev, base, b);
+        set!(ev, events, events);
+        // SAFETY: a live base.
+        let pri = unsafe { with_base(b, |base| base.priorities() / 2) }.unwrap_or(0);
+        set!(ev, pri, pri as u8);
+        0
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_new(
+    b: *mut CBase,
+    fd: evutil_socket_t,
+    events: c_short,
+    callback: event_callback_fn,
+    arg: *mut c_void,
+) -> *mut event {
+    guard(ptr::null_mut(), || {
+        let ev = mem::malloc(std::mem::size_of::<event>()).cast::<event>();
+        if ev.is_null() {
+            return ptr::null_mut();
+        }
+        // Fresh memory: not an initialized event.
+        set!(ev, flags, 0);
+        // SAFETY: `ev` is 128 fresh bytes; the rest is the caller's.
+        if unsafe { event_assign(ev, b, fd, events, callback, arg) } != 0 {
+            // SAFETY: from mem::malloc just above.
+            unsafe { mem::free(ev.cast()) };
+            return ptr::null_mut();
+        }
+        ev
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_free(ev: *mut event) {
+    guard((), || {
+        if ev.is_null() {
+            return;
+        }
+        release(ev);
+        set!(ev, flags, 0);
+        // SAFETY: an event from event_new (C's contract), freed once.
+        unsafe { mem::free(ev.cast()) };
+    })
+}
+
+/// `event_set` (1.x): `event_assign` on the current base.
+#[no_mangle]
+pub unsafe extern "C" fn event_set(
+    ev: *mut event,
+    fd: evutil_socket_t,
+    events: c_short,
+    callback: event_callback_fn,
+    arg: *mut c_void,
+) {
+    // libevent's event_set works without a current base too (event_base_set follows): assign to
+    // the current one, or fill the struct with no base.
+    let cur = base::current();
+    if !cur.is_null() {
+        // SAFETY: forwarded with the caller's contract.
+        unsafe { event_assign(ev, cur, fd, events, callback, arg) };
+        return;
+    }
+    guard((), || {
+        if ev.is_null() {
+            return;
+        }
+        // SAFETY: `ev` points to 128 writable bytes.
+        unsafe { ptr::write_bytes(ev.cast::<u8>(), 0, std::mem::size_of::<event>()) };
+        set!(ev, flags, EVLIST_INIT);
+        set!(ev, callback, callback);
+        set!(ev, arg, arg);
+        set!(ev, fd, fd);
+        set!(ev, events, events);
+    })
+}
+
+/// `event_base_set`: moves a not-yet-added event to `base`.
+#[no_mangle]
+pub unsafe extern "C" fn event_base_set(b: *mut CBase, ev: *mut event) -> c_int {
+    guard(-1, || {
+        if ev.is_null() || b.is_null() || get!(ev, flags) & EVLIST_INIT == 0 {
+            return -1;
+        }
+        if get!(ev, base) != b {
+            release(ev);
+            set!(ev, base, b);
+            // SAFETY: a live base.
+            let pri = unsafe { with_base(b, |base| base.priorities() / 2) }.unwrap_or(0);
+            set!(ev, pri, pri as u8);
+        }
+        0
+    })
+}
+
+/// The checks every call on an event makes: a non-null, initialized event with a base.
+fn usable(ev: *mut event, what: &str) -> bool {
+    if ev.is_null() {
+        log::warn!("{what}: NULL event");
+        return false;
+    }
+    if get!(ev, flags) & EVLIST_INIT == 0 {
+        let msg = format!("{what}: event has not been initialized (event_assign/event_new)");
+        if logging::DEBUG_MODE.load(std::sync::atomic::Ordering::Relaxed) {
+            logging::fatal_msg(&msg);
+        }
+        log::warn!("{msg}");
+        return false;
+    }
+    if get!(ev, base).is_null() {
+        log::warn!("{what}: event has no base");
+        return false;
+    }
+    true
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_add(ev: *mut event, tv: *const timeval) -> c_int {
+    guard(-1, || {
+        if !usable(ev, "event_add") {
+            return -1;
+        }
+        // SAFETY: null or a readable timeval (the caller's contract).
+        let timeout = unsafe { opt_duration(tv) };
+        let b = get!(ev, base);
+        // SAFETY: the event's base is live.
+        unsafe {
+            with_base(b, |base| {
+                let Some(id) = ensure(base, ev) else {
+                    return -1;
+                };
+                match base.add(id, timeout) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        log::warn!("event_add: {e}");
+                        -1
+                    }
+                }
+            })
+        }
+        .unwrap_or(-1)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_del(ev: *mut event) -> c_int {
+    guard(-1, || {
+        if ev.is_null() {
+            return -1;
+        }
+        let Some(id) = rust_id(ev) else { return 0 };
+        // SAFETY: the event's base is live.
+        unsafe { with_base(get!(ev, base), |base| base.del(id).map_or(0, |()| 0)) }.unwrap_or(-1)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_del_block(ev: *mut event) -> c_int {
+    // SAFETY: forwarded with the caller's contract.
+    unsafe { event_del(ev) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_del_noblock(ev: *mut event) -> c_int {
+    // SAFETY: forwarded with the caller's contract.
+    unsafe { event_del(ev) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_remove_timer(ev: *mut event) -> c_int {
+    guard(-1, || {
+        if !usable(ev, "event_remove_timer") {
+            return -1;
+        }
+        let Some(id) = rust_id(ev) else { return 0 };
+        // SAFETY: the event's base is live.
+        unsafe {
+            with_base(get!(ev, base), |base| {
+                base.remove_timer(id).map_or(-1, |()| 0)
+            })
+        }
+        .unwrap_or(-1)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_active(ev: *mut event, res: c_int, ncalls: c_short) {
+    guard((), || {
+        if !usable(ev, "event_active") {
+            return;
+        }
+        let what = What::from_bits_truncate(res as u16);
+        // SAFETY: the event's base is live.
+        unsafe {
+            with_base(get!(ev, base), |base| {
+                if let Some(id) = ensure(base, ev) {
+                    let _ = base.activate(id, what, ncalls.max(1) as u32);
+                }
+            })
+        };
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_pending(
+    ev: *const event,
+    events: c_short,
+    tv: *mut timeval,
+) -> c_int {
+    guard(0, || {
+        let ev = ev.cast_mut();
+        if ev.is_null() || get!(ev, flags) & EVLIST_INIT == 0 {
+            return 0;
+        }
+        let Some(id) = rust_id(ev) else { return 0 };
+        let ask = What::from_bits_truncate(events as u16);
+        // SAFETY: the event's base is live.
+        let r = unsafe {
+            with_base(get!(ev, base), |base| {
+                let (what, deadline) = base.pending(id, ask).ok()?;
+                // libevent reports the expiry on the wall clock.
+                let wall = deadline.map(|d| {
+                    let now = base.now_cached();
+                    let wall_now = base.wall_cached();
+                    match d.checked_duration_since(now) {
+                        Some(ahead) => wall_now + ahead,
+                        None => wall_now - now.saturating_duration_since(d),
+                    }
+                });
+                Some((what, wall))
+            })
+        };
+        let Some(Some((what, wall))) = r else {
+            return 0;
+        };
+        if let (false, Some(w)) = (tv.is_null(), wall) {
+            // SAFETY: `tv` is non-null and writable (the caller's contract).
+            unsafe { tv.write(base::to_timeval(w)) };
+        }
+        what.bits() as c_int
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_initialized(ev: *const event) -> c_int {
+    if ev.is_null() {
+        return 0;
+    }
+    (get!(ev.cast_mut(), flags) & EVLIST_INIT != 0) as c_int
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_debug_unassign(ev: *mut event) {
+    guard((), || {
+        if !ev.is_null() {
+            release(ev);
+            set!(ev, flags, 0);
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_priority_set(ev: *mut event, pri: c_int) -> c_int {
+    guard(-1, || {
+        if !usable(ev, "event_priority_set") || pri < 0 {
+            return -1;
+        }
+        // SAFETY: the event's base is live.
+        let ok = unsafe {
+            with_base(get!(ev, base), |base| {
+                if pri as usize >= base.priorities() {
+                    return false;
+                }
+                match rust_id(ev) {
+                    Some(id) => base.set_priority(id, pri as usize).is_ok(),
+                    None => true,
+                }
+            })
+        };
+        if ok != Some(true) {
+            return -1;
+        }
+        set!(ev, pri, pri as u8);
+        0
+    })
+}
+
+// ---- accessors ----
+
+#[no_mangle]
+pub extern "C" fn event_get_struct_event_size() -> usize {
+    std::mem::size_of::<event>()
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_get_fd(ev: *const event) -> evutil_socket_t {
+    get!(ev.cast_mut(), fd)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_get_base(ev: *const event) -> *mut CBase {
+    get!(ev.cast_mut(), base)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_get_events(ev: *const event) -> c_short {
+    get!(ev.cast_mut(), events)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_get_callback(ev: *const event) -> event_callback_fn {
+    get!(ev.cast_mut(), callback)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_get_callback_arg(ev: *const event) -> *mut c_void {
+    get!(ev.cast_mut(), arg)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_get_priority(ev: *const event) -> c_int {
+    get!(ev.cast_mut(), pri) as c_int
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_get_assignment(
+    ev: *const event,
+    base_out: *mut *mut CBase,
+    fd_out: *mut evutil_socket_t,
+    events_out: *mut c_short,
+    callback_out: *mut event_callback_fn,
+    arg_out: *mut *mut c_void,
+) {
+    let ev = ev.cast_mut();
+    // SAFETY: each out pointer is null or writable (the caller's contract).
+    unsafe {
+        if !base_out.is_null() {
+            base_out.write(get!(ev, base));
+        }
+        if !fd_out.is_null() {
+            fd_out.write(get!(ev, fd));
+        }
+        if !events_out.is_null() {
+            events_out.write(get!(ev, events));
+        }
+        if !callback_out.is_null() {
+            callback_out.write(get!(ev, callback));
+        }
+        if !arg_out.is_null() {
+            arg_out.write(get!(ev, arg));
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn event_self_cbarg() -> *mut c_void {
+    self_cbarg()
+}
+
+// ---- once, finalizers ----
+
+struct OnceCall {
+    cb: unsafe extern "C" fn(evutil_socket_t, c_short, *mut c_void),
+    arg: usize,
+    fd: evutil_socket_t,
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_base_once(
+    b: *mut CBase,
+    fd: evutil_socket_t,
+    events: c_short,
+    callback: event_callback_fn,
+    arg: *mut c_void,
+    tv: *const timeval,
+) -> c_int {
+    guard(-1, || {
+        let Some(cb) = callback else { return -1 };
+        let what = What::from_bits_truncate(events as u16);
+        if what.intersects(What::SIGNAL | What::PERSIST) {
+            return -1;
+        }
+        // SAFETY: null or a readable timeval.
+        let timeout = unsafe { opt_duration(tv) };
+        let call = OnceCall {
+            cb,
+            arg: arg as usize,
+            fd,
+        };
+        let schedule = |base: &mut EventBase| {
+            base.once(
+                fd,
+                what & (What::READ | What::WRITE),
+                timeout,
+                move |rb, fired| {
+                    call_out(b, rb, || {
+                        // SAFETY: the program's callback with its own argument.
+                        unsafe {
+                            (call.cb)(
+                                call.fd,
+                                fired.what.bits() as c_short,
+                                call.arg as *mut c_void,
+                            )
+                        }
+                    })
+                },
+            )
+            .map_or(-1, |()| 0)
+        };
+        // SAFETY: a live base.
+        unsafe { with_base(b, schedule) }.unwrap_or(-1)
+    })
+}
+
+/// `event_once` (1.x): `event_base_once` on the current base.
+#[no_mangle]
+pub unsafe extern "C" fn event_once(
+    fd: evutil_socket_t,
+    events: c_short,
+    callback: event_callback_fn,
+    arg: *mut c_void,
+    tv: *const timeval,
+) -> c_int {
+    // SAFETY: forwarded with the caller's contract.
+    unsafe { event_base_once(base::current(), fd, events, callback, arg, tv) }
+}
+
+/// Deletes `ev` and calls `cb(ev, arg)` from the loop once no callback of it can be running (here:
+/// at the next turn of the loop), freeing it afterwards if `free` is set.
+fn finalize(ev: *mut event, cb: event_finalize_callback_fn, free: bool) -> c_int {
+    if !usable(ev, "event_finalize") {
+        return -1;
+    }
+    let b = get!(ev, base);
+    release(ev);
+    let evp = ev as usize;
+    let schedule = |base: &mut EventBase| {
+        base.once(-1, What::NONE, Some(Duration::ZERO), move |rb, _| {
+            let ev = evp as *mut event;
+            call_out(b, rb, || {
+                if let Some(cb) = cb {
+                    // SAFETY: the program's finalizer with the event and its argument.
+                    unsafe { cb(ev, get!(ev, arg)) };
+                }
+            });
+            if free {
+                set!(ev, flags, 0);
+                // SAFETY: an event from event_new, finalized once.
+                unsafe { mem::free(ev.cast()) };
+            }
+        })
+        .map_or(-1, |()| 0)
+    };
+    // SAFETY: the event's base is live.
+    unsafe { with_base(b, schedule) }.unwrap_or(-1)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_finalize(
+    _flags: u32,
+    ev: *mut event,
+    cb: event_finalize_callback_fn,
+) -> c_int {
+    guard(-1, || finalize(ev, cb, false))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_free_finalize(
+    _flags: u32,
+    ev: *mut event,
+    cb: event_finalize_callback_fn,
+) -> c_int {
+    guard(-1, || finalize(ev, cb, true))
+}

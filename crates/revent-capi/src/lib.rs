@@ -1,0 +1,56 @@
+//! libevent 2.1's C ABI over revent: the functions of `event2/*.h` with libevent's names, types and
+//! behaviour, built into `libevent-2.1.so.7` and its siblings by `build-libs.sh`.
+//!
+//! # Conventions every module follows
+//! - **No unwinding into C.** Every exported function runs its body through [`guard`]: a Rust panic is
+//!   caught, reported at error severity through the log callback, and the function returns the error
+//!   value it documents (-1, NULL, 0).
+//! - **The base and the aliasing model.** A `struct event_base *` is a [`base::CBase`] from
+//!   `Box::into_raw`. The Rust base is reached only through [`base::with_base`]: inside a callback it uses
+//!   the pointer derived from the dispatcher's own `&mut EventBase` (see revent's `base` module docs),
+//!   outside one a short-lived `&mut` from the raw pointer. Calls out to C go through
+//!   [`base::call_out`], which publishes that derived pointer while the C code runs.
+//! - **C-visible structs** (`struct event`, `struct bufferevent`) are read and written field by field
+//!   through raw pointers (`ptr::read`/`write` of `addr_of!` places), never held as `&mut`: C holds
+//!   pointers to them too.
+//! - **Memory that C frees** (with `event_free`, `free`) comes from [`mem::malloc`], which honours
+//!   `event_set_mem_functions`.
+//! - **Errors**: bad arguments return -1 or NULL with a message through the log callback (`log::warn!`
+//!   is routed there, see [`logging`]); misuse libevent treats as fatal (in debug mode) goes through
+//!   [`logging::fatal_msg`].
+#![allow(non_camel_case_types)]
+// The C ABI is unsafe by nature: every exported function takes raw pointers from C.
+#![allow(clippy::missing_safety_doc)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod base;
+pub mod event;
+pub mod logging;
+pub mod mem;
+pub mod util;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// `evutil_socket_t` on Unix.
+pub type evutil_socket_t = libc::c_int;
+
+/// Runs `f`, turning a panic into an error report (through the log callback) and `default`, the
+/// function's documented error value.
+#[inline]
+pub fn guard<R>(default: R, f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or(payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("panic");
+            logging::emit(
+                logging::EVENT_LOG_ERR,
+                &format!("revent: internal error: {msg}"),
+            );
+            default
+        }
+    }
+}

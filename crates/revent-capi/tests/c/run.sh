@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The C ABI's tests (run by .ci/run, not by `cargo test`: they need libevent-dev's headers).
+#
+#   crates/revent-capi/tests/c/run.sh [--valgrind]
+#
+# 1. Every tests/c/*.c is compiled against the system's /usr/include/event2 and run twice: linked with
+#    Debian's libevent, which checks the test itself, and with revent's libraries (build-libs.sh), which
+#    checks revent. A test whose name has "thread" links libevent_pthreads too. With --valgrind the
+#    revent runs go through memcheck (no invalid access, no definite leak).
+# 2. Real programs on revent through LD_LIBRARY_PATH (tests/programs/*.sh): the seed's echo server
+#    compiled unchanged, Debian's memcached.
+# Exits non-zero on the first failure; says what to install when something is missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../../.." && pwd)
+valgrind=false
+[ "${1:-}" = --valgrind ] && valgrind=true
+[ -f /usr/include/event2/event.h ] || {
+    echo "run.sh: needs libevent-dev (apt-get install libevent-dev)" >&2
+    exit 2
+}
+
+libs=$root/target/revent-libs
+"$root/crates/revent-capi/build-libs.sh" "$libs" >/dev/null
+bin=$root/target/capi-tests
+mkdir -p "$bin"
+cc=${CC:-cc}
+
+echo "== C tests: each against Debian's libevent, then against revent"
+for src in "$here"/*.c; do
+    name=$(basename "$src" .c)
+    extra=()
+    case $name in *thread*) extra=(-levent_pthreads -lpthread) ;; esac
+    "$cc" -O1 -g -Wall -Werror -I"$here" -o "$bin/$name.libevent" "$src" -levent ${extra[@]+"${extra[@]}"}
+    "$cc" -O1 -g -Wall -Werror -I"$here" -o "$bin/$name.revent" "$src" -L"$libs" -levent \
+        ${extra[@]+"${extra[@]}"}
+    timeout 120 "$bin/$name.libevent" >/dev/null || {
+        echo "FAIL: $name against Debian's libevent (the test itself is wrong)"
+        exit 1
+    }
+    if $valgrind; then
+        LD_LIBRARY_PATH=$libs timeout 600 valgrind -q --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite "$bin/$name.revent" >/dev/null || {
+            echo "FAIL: $name on revent under valgrind"
+            exit 1
+        }
+    else
+        LD_LIBRARY_PATH=$libs timeout 120 "$bin/$name.revent" >/dev/null || {
+            echo "FAIL: $name on revent"
+            exit 1
+        }
+    fi
+    echo "ok: $name"
+done
+
+for prog in "$here"/../programs/*.sh; do
+    echo "== $(basename "$prog" .sh) on revent"
+    "$prog" "$libs" "$bin"
+done
+echo "== C ABI: all checks passed"
