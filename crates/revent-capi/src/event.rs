@@ -683,3 +683,87 @@ pub unsafe extern "C" fn event_free_finalize(
 ) -> c_int {
     guard(-1, || finalize(ev, cb, true))
 }
+
+// ---- the base's view of its C events ----
+
+/// The C struct standing for Rust event `id` in base `b`, if it is one (not an event of the library
+/// itself, such as a bufferevent's).
+fn c_event_of(b: *mut CBase, id: EventId) -> *mut event {
+    // SAFETY: a live base; the map is apart from the Rust base.
+    let map = unsafe { events_of(b) };
+    map.iter()
+        .find(|(_, &v)| v == id)
+        .map_or(ptr::null_mut(), |(&addr, _)| addr as *mut event)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_base_active_by_fd(
+    b: *mut CBase,
+    fd: evutil_socket_t,
+    events: c_short,
+) {
+    guard((), || {
+        let what =
+            What::from_bits_truncate(events as u16) & (What::READ | What::WRITE | What::CLOSED);
+        // SAFETY: a live base.
+        unsafe { with_base(b, |base| base.activate_fd(fd, what)) };
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn event_base_active_by_signal(b: *mut CBase, sig: c_int) {
+    guard((), || {
+        // SAFETY: a live base.
+        unsafe { with_base(b, |base| base.activate_signal(sig)) };
+    })
+}
+
+/// `event_base_foreach_event_cb`.
+pub type event_base_foreach_event_cb =
+    Option<unsafe extern "C" fn(*const CBase, *const event, *mut c_void) -> c_int>;
+
+/// Calls `cb` for every added or active C event of the base until it returns nonzero (returned).
+#[no_mangle]
+pub unsafe extern "C" fn event_base_foreach_event(
+    b: *mut CBase,
+    cb: event_base_foreach_event_cb,
+    arg: *mut c_void,
+) -> c_int {
+    guard(-1, || {
+        let Some(cb) = cb else { return -1 };
+        // SAFETY: a live base.
+        let ids = unsafe {
+            with_base(b, |base| {
+                let mut ids = Vec::new();
+                base.foreach_event(|info| {
+                    ids.push(info.id);
+                    true
+                });
+                ids
+            })
+        };
+        let Some(ids) = ids else { return -1 };
+        for id in ids {
+            let ev = c_event_of(b, id);
+            if ev.is_null() {
+                continue;
+            }
+            // SAFETY: the program's callback with the base, one of its events and its argument.
+            let r = unsafe { cb(b, ev, arg) };
+            if r != 0 {
+                return r;
+            }
+        }
+        0
+    })
+}
+
+/// The C event whose callback is running, or NULL (also for an event of the library itself).
+#[no_mangle]
+pub unsafe extern "C" fn event_base_get_running_event(b: *mut CBase) -> *mut event {
+    guard(ptr::null_mut(), || {
+        // SAFETY: a live base.
+        let id = unsafe { with_base(b, |base| base.running_event()) }.flatten();
+        id.map_or(ptr::null_mut(), |id| c_event_of(b, id))
+    })
+}

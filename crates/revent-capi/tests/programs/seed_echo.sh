@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The seed's echo server (../shared/seed/echo_server.c), compiled unchanged against the system's
+# The seed's echo server (echo_server.c here is ../shared/seed/echo_server.c, copied unchanged; when
+# the shared folder is there, this checks that they still match), compiled against the system's
 # headers and linked with revent's libevent: a client sends lines and gets "reply" to each, and the
 # program prints what it received. It listens on the fixed port 9999, so it runs in a network namespace
 # of its own (unshare -n; needs root), where that port is free whatever the host runs.
@@ -8,8 +9,12 @@ set -euo pipefail
 libs=$1
 bin=$2
 here=$(cd "$(dirname "$0")" && pwd)
-seed=$(cd "$here/../../../../.." && pwd)/shared/seed/echo_server.c
-[ -f "$seed" ] || { echo "seed_echo.sh: no $seed" >&2; exit 2; }
+seed=$here/echo_server.c
+shared=$(cd "$here/../../../../.." && pwd)/shared/seed/echo_server.c
+if [ -f "$shared" ] && ! cmp -s "$seed" "$shared"; then
+    echo "seed_echo.sh: $seed differs from $shared" >&2
+    exit 1
+fi
 "${CC:-cc}" -O2 -o "$bin/seed_echo" "$seed" -L"$libs" -levent
 out=$bin/seed_echo.out
 LD_LIBRARY_PATH=$libs unshare -n bash -c '

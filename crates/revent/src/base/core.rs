@@ -559,6 +559,39 @@ impl Core {
 
     // ---- readiness and expiry, moved into the active queues ----
 
+    /// Activates every event inserted on `fd` for some of `what` (READ, WRITE, CLOSED), as if the
+    /// kernel had reported it. Returns how many.
+    pub(crate) fn activate_fd(&mut self, fd: RawFd, what: What) -> usize {
+        let Some(entry) = self.io.get(fd) else {
+            return 0;
+        };
+        let keys: Vec<u32> = entry.events.clone();
+        let mut n = 0;
+        for key in keys {
+            let w = what & self.reg.ev(key).events & (What::READ | What::WRITE | What::CLOSED);
+            if !w.is_empty() {
+                self.reg.activate(key, w, 1);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Activates every event watching signal `signo`, as if it had arrived once. Returns how many.
+    pub(crate) fn activate_signal(&mut self, signo: i32) -> usize {
+        let Some(keys) = usize::try_from(signo)
+            .ok()
+            .and_then(|s| self.signals.events.get(s))
+            .cloned()
+        else {
+            return 0;
+        };
+        for &key in &keys {
+            self.reg.activate(key, What::SIGNAL, 1);
+        }
+        keys.len()
+    }
+
     pub(crate) fn activate_ready(&mut self) {
         for i in 0..self.ready.len() {
             let r = self.ready[i];

@@ -180,6 +180,8 @@ pub struct EventBase {
     state: Layers,
     pub(crate) core: Core,
     prepare: Vec<fn(&mut EventBase) -> bool>,
+    /// The event whose callback is running (innermost), for `running_event`.
+    running_ev: Option<EventId>,
     pub(crate) remote: Option<remote::Local>,
 }
 
@@ -204,6 +206,7 @@ impl EventBase {
             state: Layers::default(),
             core: Core::with_config(cfg)?,
             prepare: Vec::new(),
+            running_ev: None,
             remote: None,
         })
     }
@@ -323,6 +326,46 @@ impl EventBase {
     /// ```
     pub fn remove_timer(&mut self, id: EventId) -> Result<()> {
         self.core.remove_timer(id)
+    }
+
+    /// Activates every event inserted on `fd` for some of `what` (READ, WRITE, CLOSED), as if the
+    /// kernel had reported it (libevent's `event_base_active_by_fd`). Returns how many.
+    ///
+    /// ```
+    /// use revent::{EventBase, What};
+    /// use std::os::fd::AsRawFd;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut base = EventBase::new().unwrap();
+    /// let ev = base.new_event(a.as_raw_fd(), What::READ, |_, f| assert_eq!(f.what, What::READ)).unwrap();
+    /// base.add(ev, None).unwrap();
+    /// assert_eq!(base.activate_fd(a.as_raw_fd(), What::READ | What::WRITE), 1);
+    /// base.dispatch().unwrap();
+    /// ```
+    pub fn activate_fd(&mut self, fd: RawFd, what: What) -> usize {
+        self.core.activate_fd(fd, what)
+    }
+
+    /// Activates every event watching signal `signo`, as if it had arrived once (libevent's
+    /// `event_base_active_by_signal`). Returns how many.
+    pub fn activate_signal(&mut self, signo: i32) -> usize {
+        self.core.activate_signal(signo)
+    }
+
+    /// The event whose callback is running now (the innermost, if a callback runs the loop of
+    /// another base), or `None` outside callbacks (libevent's `event_base_get_running_event`).
+    ///
+    /// ```
+    /// use revent::{EventBase, What};
+    /// let mut base = EventBase::new().unwrap();
+    /// let ev = base.new_event(-1, What::NONE, |base, fired| {
+    ///     assert_eq!(base.running_event(), Some(fired.id));
+    /// }).unwrap();
+    /// base.activate(ev, What::TIMEOUT, 1).unwrap();
+    /// base.dispatch().unwrap();
+    /// assert_eq!(base.running_event(), None);
+    /// ```
+    pub fn running_event(&self) -> Option<EventId> {
+        self.running_ev
     }
 
     /// Runs the event's callback at the next chance, as if `what` had happened, without I/O.
@@ -511,8 +554,10 @@ impl EventBase {
         let Some((mut cb, fired)) = self.core.start_run(key) else {
             return;
         };
+        let outer = self.running_ev.replace(fired.id);
         // The callback is out of its slot while it runs; if it panics, it goes back all the same.
         let r = catch_unwind(AssertUnwindSafe(|| cb(self, fired)));
+        self.running_ev = outer;
         self.core.finish_run(fired.id, cb);
         if let Err(payload) = r {
             resume_unwind(payload);
