@@ -189,7 +189,7 @@ impl Drop for FrameGuard {
                 // SAFETY: the outermost frame of an operation holds the C pointer itself (a buffer
                 // from evbuffer_new, as evbuffer_free requires); nothing on this thread uses the
                 // buffer any more.
-                unsafe { free_now(fr.ptr) };
+                unsafe { release(fr.ptr) };
             } else {
                 log::warn!(
                     "evbuffer_free: the buffer is in use by a bufferevent operation; not freed"
@@ -278,6 +278,23 @@ unsafe fn with_two<R>(
     // SAFETY: as in `with_buf`, for each; the two buffers are different objects (a != b), so the
     // references do not overlap.
     f(unsafe { &mut *ta }, unsafe { &mut *tb })
+}
+
+/// Frees a buffer from `evbuffer_new` now or, if a run of its deferred callbacks is coming, after
+/// that run: libevent's deferred callback holds a reference to the buffer, so changes made before
+/// `evbuffer_free` are still reported.
+///
+/// # Safety
+/// As for [`free_now`].
+unsafe fn release(p: *mut Evbuffer) {
+    if let Some(st) = state_of(p as usize) {
+        if st.run_coming() {
+            st.free_after_run.store(true, Ordering::Release);
+            return;
+        }
+    }
+    // SAFETY: the caller's contract.
+    unsafe { free_now(p) }
 }
 
 /// Drops a buffer from `evbuffer_new`.
@@ -428,6 +445,33 @@ struct Deferred {
     remote: Remote,
     ev: EventId,
     scheduled: AtomicBool,
+    /// Tells this deferral's event from an earlier one's (see [`DeferredRun`]).
+    token: usize,
+}
+
+static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
+
+/// The deferred event's callback state. If the base goes (and the event with it) while a buffer
+/// freed by the program waits for this run, the buffer is freed then.
+struct DeferredRun {
+    st: Weak<CState>,
+    buf: *mut Evbuffer,
+    token: usize,
+}
+
+impl Drop for DeferredRun {
+    fn drop(&mut self) {
+        let Some(st) = self.st.upgrade() else { return };
+        let current = st.deferred().as_ref().map(|d| d.token) == Some(self.token);
+        if current
+            && st.alive.load(Ordering::Acquire)
+            && st.free_after_run.swap(false, Ordering::AcqRel)
+        {
+            // SAFETY: the program freed this buffer (from evbuffer_new) and only the run that
+            // will not come now kept it.
+            unsafe { free_now(self.buf) };
+        }
+    }
 }
 
 impl Drop for Deferred {
@@ -453,6 +497,8 @@ pub struct CState {
     deferred: Mutex<Option<Deferred>>,
     /// Changes summed for the deferred callbacks.
     pending: Mutex<Option<CallbackInfo>>,
+    /// `evbuffer_free` was called while a deferred run was coming: free after it.
+    free_after_run: AtomicBool,
 }
 
 impl CState {
@@ -482,6 +528,15 @@ impl CState {
         if self.locking.load(Ordering::Acquire) {
             self.lock.unlock();
         }
+    }
+
+    /// Whether a deferred run is on its way with changes to report.
+    fn run_coming(&self) -> bool {
+        self.pending().is_some()
+            && self
+                .deferred()
+                .as_ref()
+                .is_some_and(|d| d.scheduled.load(Ordering::Acquire))
     }
 
     /// Activates the deferred event unless it is already on its way.
@@ -543,6 +598,7 @@ fn state_for(b: &mut Evbuffer, addr: usize) -> Arc<CState> {
         locking: AtomicBool::new(false),
         deferred: Mutex::new(None),
         pending: Mutex::new(None),
+        free_after_run: AtomicBool::new(false),
     });
     let owner = Owner(Arc::clone(&st));
     b.add_cb(move |buf, info| dispatch(&owner.0, buf, info));
@@ -561,8 +617,14 @@ fn state_for(b: &mut Evbuffer, addr: usize) -> Arc<CState> {
 }
 
 fn forget_state(addr: usize) {
-    if let Some(r) = registry().as_mut() {
+    let mut reg = registry();
+    if let Some(r) = reg.as_mut() {
         r.map.remove(&addr);
+        if r.map.is_empty() {
+            // No buffer has state: give the table back (a program that freed its buffers leaves
+            // nothing allocated).
+            *reg = None;
+        }
     }
 }
 
@@ -664,6 +726,10 @@ fn run_deferred(st: &CState, p: *mut Evbuffer) {
         );
     }
     st.unlock_if_enabled();
+    if st.alive.load(Ordering::Acquire) && st.free_after_run.swap(false, Ordering::AcqRel) {
+        // SAFETY: the program freed this buffer (from evbuffer_new) and only this run kept it.
+        unsafe { free_now(p) };
+    }
 }
 
 // ---- small helpers ----
@@ -764,7 +830,7 @@ pub unsafe extern "C" fn evbuffer_free(buf: *mut evbuffer) {
             return;
         }
         // SAFETY: a buffer from evbuffer_new (C frees only its own), not in use on this thread.
-        unsafe { free_now(buf) };
+        unsafe { release(buf) };
     })
 }
 
@@ -1931,12 +1997,17 @@ pub unsafe extern "C" fn evbuffer_defer_callbacks(buf: *mut evbuffer, base: *mut
         }
         let op = |b: &mut Evbuffer| {
             let st = state_for(b, buf as usize);
-            let weak = Arc::downgrade(&st);
+            let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+            let run = DeferredRun {
+                st: Arc::downgrade(&st),
+                buf,
+                token,
+            };
             let make = |eb: &mut EventBase| -> revent::Result<(EventId, Remote)> {
                 let remote = eb.remote()?;
                 let ev = eb.new_event(-1, What::NONE, move |eb: &mut EventBase, _| {
-                    if let Some(st) = weak.upgrade() {
-                        call_out(cbase, eb, || run_deferred(&st, buf));
+                    if let Some(st) = run.st.upgrade() {
+                        call_out(cbase, eb, || run_deferred(&st, run.buf));
                     }
                 })?;
                 let mid = eb.priorities() / 2;
@@ -1950,6 +2021,7 @@ pub unsafe extern "C" fn evbuffer_defer_callbacks(buf: *mut evbuffer, base: *mut
                         remote,
                         ev,
                         scheduled: AtomicBool::new(false),
+                        token,
                     };
                     // The old deferral (if any) frees its event when dropped, outside the lock.
                     let old = st.deferred().replace(d);
