@@ -245,39 +245,29 @@ unsafe fn with_buf<R>(
     f(unsafe { &mut *target })
 }
 
-/// [`with_buf`] for two different buffers at once (locked in address order, as libevent does).
+/// Takes the locks of two buffers (in address order, as libevent does) for an operation on both.
+/// The operation itself reaches each buffer with its own [`with_buf`] calls, one at a time: each
+/// buffer's callbacks then run while only that buffer is in use, so they may look at the other.
+fn lock_two(a: *mut Evbuffer, b: *mut Evbuffer) -> [Option<LockGuard>; 2] {
+    let (x, y) = (a as usize, b as usize);
+    let (first, second) = if x < y { (x, y) } else { (y, x) };
+    [lock_for(first), lock_for(second)]
+}
+
+/// Puts bytes taken out of `src` for a two-buffer operation back in front of it, when the second
+/// half of the operation failed.
 ///
 /// # Safety
-/// As for [`with_buf`], for both; `a != b`.
-unsafe fn with_two<R>(
-    a: *mut Evbuffer,
-    b: *mut Evbuffer,
-    what: &str,
-    err: R,
-    f: impl FnOnce(&mut Evbuffer, &mut Evbuffer) -> R,
-) -> R {
-    if a.is_null() || b.is_null() {
-        log::warn!("{what}: NULL buffer");
-        return err;
+/// As for [`with_buf`].
+unsafe fn put_back(src: *mut Evbuffer, what: &str, tmp: &mut Evbuffer) {
+    if tmp.is_empty() {
+        return;
     }
-    let (aa, ba) = (a as usize, b as usize);
-    let (first, second) = if aa < ba { (aa, ba) } else { (ba, aa) };
-    let _l1 = lock_for(first);
-    let _l2 = lock_for(second);
-    let resolve = |p: *mut Evbuffer| match access(p as usize) {
-        Access::Raw => Some(p),
-        Access::Derived(d) => Some(d),
-        Access::Busy => None,
-    };
-    let (Some(ta), Some(tb)) = (resolve(a), resolve(b)) else {
-        log::warn!("{what}: a buffer is in the middle of another operation");
-        return err;
-    };
-    let _fa = FrameGuard::push(aa, ta, true);
-    let _fb = FrameGuard::push(ba, tb, true);
-    // SAFETY: as in `with_buf`, for each; the two buffers are different objects (a != b), so the
-    // references do not overlap.
-    f(unsafe { &mut *ta }, unsafe { &mut *tb })
+    let op = |s: &mut Evbuffer| s.prepend_buffer(tmp).is_ok();
+    // SAFETY: the caller's contract.
+    if !unsafe { with_buf(src, what, false, op) } {
+        log::warn!("{what}: the bytes could not be put back in the source buffer");
+    }
 }
 
 /// Frees a buffer from `evbuffer_new` now or, if a run of its deferred callbacks is coming, after
@@ -1120,20 +1110,51 @@ pub unsafe extern "C" fn evbuffer_add_reference(
 }
 
 /// `evbuffer_add_buffer`: moves all of `inbuf` to the end of `outbuf` (whole chunks, no copy).
+/// `inbuf`'s callbacks run first, then `outbuf`'s, as in libevent.
 #[no_mangle]
 pub unsafe extern "C" fn evbuffer_add_buffer(outbuf: *mut evbuffer, inbuf: *mut evbuffer) -> c_int {
     guard(-1, || {
+        const WHAT: &str = "evbuffer_add_buffer";
         if outbuf == inbuf {
             return if outbuf.is_null() { -1 } else { 0 };
         }
-        let op = |out: &mut Evbuffer, inb: &mut Evbuffer| {
-            if inb.is_empty() {
-                return 0;
-            }
-            out.add_buffer(inb).map_or(-1, |()| 0)
+        if outbuf.is_null() || inbuf.is_null() {
+            log::warn!("{WHAT}: NULL buffer");
+            return -1;
+        }
+        let _locks = lock_two(outbuf, inbuf);
+        let look_in = |i: &mut Evbuffer| Some((i.len(), i.is_frozen(BufferEnd::Start)));
+        let look_out = |o: &mut Evbuffer| Some(o.is_frozen(BufferEnd::End));
+        let (Some((n, in_frozen)), Some(out_frozen)) = (
+            // SAFETY: C passes live buffers, which differ (checked); so in the with_buf calls
+            // below.
+            unsafe { with_buf(inbuf, WHAT, None, look_in) },
+            // SAFETY: as above.
+            unsafe { with_buf(outbuf, WHAT, None, look_out) },
+        ) else {
+            return -1;
         };
-        // SAFETY: C passes null or live buffers; they differ (checked).
-        unsafe { with_two(outbuf, inbuf, "evbuffer_add_buffer", -1, op) }
+        if n == 0 {
+            return 0;
+        }
+        if in_frozen || out_frozen {
+            return -1;
+        }
+        let mut tmp = Evbuffer::new();
+        let take = |i: &mut Evbuffer| tmp.add_buffer(i).is_ok();
+        // SAFETY: as above.
+        if !unsafe { with_buf(inbuf, WHAT, false, take) } {
+            return -1;
+        }
+        let give = |o: &mut Evbuffer| o.add_buffer(&mut tmp).is_ok();
+        // SAFETY: as above.
+        if unsafe { with_buf(outbuf, WHAT, false, give) } {
+            0
+        } else {
+            // SAFETY: as above.
+            unsafe { put_back(inbuf, WHAT, &mut tmp) };
+            -1
+        }
     })
 }
 
@@ -1146,50 +1167,88 @@ pub unsafe extern "C" fn evbuffer_add_buffer_reference(
     inbuf: *mut evbuffer,
 ) -> c_int {
     guard(-1, || {
-        if outbuf == inbuf {
+        const WHAT: &str = "evbuffer_add_buffer_reference";
+        if outbuf == inbuf || outbuf.is_null() || inbuf.is_null() {
             return -1;
         }
-        let op = |out: &mut Evbuffer, inb: &mut Evbuffer| {
-            if inb.is_empty() {
-                return 0;
+        let _locks = lock_two(outbuf, inbuf);
+        let copy = |i: &mut Evbuffer| {
+            let mut bytes = Vec::with_capacity(i.len());
+            for s in i.peek(usize::MAX).ok()? {
+                bytes.extend_from_slice(s);
             }
-            if out.is_frozen(BufferEnd::End) {
-                return -1;
-            }
-            let Ok(parts) = inb.peek(usize::MAX) else {
-                return -1;
-            };
-            let mut copy = Vec::with_capacity(inb.len());
-            for s in parts {
-                copy.extend_from_slice(s);
-            }
-            out.add(&copy).map_or(-1, |()| 0)
+            Some(bytes)
         };
-        // SAFETY: C passes null or live buffers; they differ (checked).
-        unsafe { with_two(outbuf, inbuf, "evbuffer_add_buffer_reference", -1, op) }
+        // SAFETY: C passes live buffers; they differ (checked).
+        let Some(bytes) = (unsafe { with_buf(inbuf, WHAT, None, copy) }) else {
+            return -1;
+        };
+        if bytes.is_empty() {
+            return 0;
+        }
+        let add = |o: &mut Evbuffer| {
+            if o.is_frozen(BufferEnd::End) {
+                return -1;
+            }
+            o.add(&bytes).map_or(-1, |()| 0)
+        };
+        // SAFETY: as above.
+        unsafe { with_buf(outbuf, WHAT, -1, add) }
     })
 }
 
-/// `evbuffer_prepend_buffer`: moves all of `src` to the front of `dst`.
+/// `evbuffer_prepend_buffer`: moves all of `src` to the front of `dst`; `src`'s callbacks run
+/// first, then `dst`'s.
 #[no_mangle]
 pub unsafe extern "C" fn evbuffer_prepend_buffer(dst: *mut evbuffer, src: *mut evbuffer) -> c_int {
     guard(-1, || {
+        const WHAT: &str = "evbuffer_prepend_buffer";
         if dst == src {
             return if dst.is_null() { -1 } else { 0 };
         }
-        let op = |d: &mut Evbuffer, s: &mut Evbuffer| {
-            if s.is_empty() {
-                return 0;
-            }
-            d.prepend_buffer(s).map_or(-1, |()| 0)
+        if dst.is_null() || src.is_null() {
+            log::warn!("{WHAT}: NULL buffer");
+            return -1;
+        }
+        let _locks = lock_two(dst, src);
+        let look_src = |s: &mut Evbuffer| Some((s.len(), s.is_frozen(BufferEnd::Start)));
+        let look_dst = |d: &mut Evbuffer| Some(d.is_frozen(BufferEnd::Start));
+        let (Some((n, src_frozen)), Some(dst_frozen)) = (
+            // SAFETY: C passes live buffers, which differ (checked); so in the with_buf calls
+            // below.
+            unsafe { with_buf(src, WHAT, None, look_src) },
+            // SAFETY: as above.
+            unsafe { with_buf(dst, WHAT, None, look_dst) },
+        ) else {
+            return -1;
         };
-        // SAFETY: C passes null or live buffers; they differ (checked).
-        unsafe { with_two(dst, src, "evbuffer_prepend_buffer", -1, op) }
+        if n == 0 {
+            return 0;
+        }
+        if src_frozen || dst_frozen {
+            return -1;
+        }
+        let mut tmp = Evbuffer::new();
+        let take = |s: &mut Evbuffer| tmp.add_buffer(s).is_ok();
+        // SAFETY: as above.
+        if !unsafe { with_buf(src, WHAT, false, take) } {
+            return -1;
+        }
+        let give = |d: &mut Evbuffer| d.prepend_buffer(&mut tmp).is_ok();
+        // SAFETY: as above.
+        if unsafe { with_buf(dst, WHAT, false, give) } {
+            0
+        } else {
+            // SAFETY: as above.
+            unsafe { put_back(src, WHAT, &mut tmp) };
+            -1
+        }
     })
 }
 
 /// `evbuffer_remove_buffer`: moves up to `datlen` bytes from the front of `src` to the end of
-/// `dst`; returns how many moved.
+/// `dst` (whole chunks without copying); returns how many moved. `src`'s callbacks run first,
+/// then `dst`'s (libevent runs `dst`'s first).
 #[no_mangle]
 pub unsafe extern "C" fn evbuffer_remove_buffer(
     src: *mut evbuffer,
@@ -1197,17 +1256,50 @@ pub unsafe extern "C" fn evbuffer_remove_buffer(
     datlen: size_t,
 ) -> c_int {
     guard(-1, || {
+        const WHAT: &str = "evbuffer_remove_buffer";
         if src == dst {
             return if src.is_null() { -1 } else { 0 };
         }
-        let op = |s: &mut Evbuffer, d: &mut Evbuffer| {
-            if datlen == 0 {
-                return 0;
-            }
-            s.remove_buffer(d, datlen).map_or(-1, |n| n as c_int)
+        if src.is_null() || dst.is_null() {
+            log::warn!("{WHAT}: NULL buffer");
+            return -1;
+        }
+        if datlen == 0 {
+            return 0;
+        }
+        let _locks = lock_two(src, dst);
+        let look_src = |s: &mut Evbuffer| Some(s.is_frozen(BufferEnd::Start));
+        let look_dst = |d: &mut Evbuffer| Some(d.is_frozen(BufferEnd::End));
+        let (Some(src_frozen), Some(dst_frozen)) = (
+            // SAFETY: C passes live buffers, which differ (checked); so in the with_buf calls
+            // below.
+            unsafe { with_buf(src, WHAT, None, look_src) },
+            // SAFETY: as above.
+            unsafe { with_buf(dst, WHAT, None, look_dst) },
+        ) else {
+            return -1;
         };
-        // SAFETY: C passes null or live buffers; they differ (checked).
-        unsafe { with_two(src, dst, "evbuffer_remove_buffer", -1, op) }
+        if src_frozen || dst_frozen {
+            return -1;
+        }
+        let mut tmp = Evbuffer::new();
+        let take = |s: &mut Evbuffer| s.remove_buffer(&mut tmp, datlen).ok();
+        // SAFETY: as above.
+        let Some(n) = (unsafe { with_buf(src, WHAT, None, take) }) else {
+            return -1;
+        };
+        if n == 0 {
+            return 0;
+        }
+        let give = |d: &mut Evbuffer| d.add_buffer(&mut tmp).is_ok();
+        // SAFETY: as above.
+        if unsafe { with_buf(dst, WHAT, false, give) } {
+            n.min(c_int::MAX as usize) as c_int
+        } else {
+            // SAFETY: as above.
+            unsafe { put_back(src, WHAT, &mut tmp) };
+            -1
+        }
     })
 }
 

@@ -133,6 +133,18 @@ static void test_immediate(void) {
     evbuffer_free(b);
 }
 
+/* On the destination of a move: looks at the source, which the move has already emptied. */
+static struct evbuffer *watched_src;
+static size_t src_len_seen;
+static char dst_seen[16];
+static void dst_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
+    (void)info;
+    (void)arg;
+    src_len_seen = evbuffer_get_length(watched_src);
+    memset(dst_seen, 0, sizeof dst_seen);
+    CHECK(evbuffer_copyout(b, dst_seen, sizeof dst_seen - 1) >= 0);
+}
+
 static void test_changes_from_callbacks(void) {
     /* The callback drains what goes over 10 bytes: both changes are reported, the buffer ends
      * empty. */
@@ -164,6 +176,29 @@ static void test_changes_from_callbacks(void) {
     expect(1 - ci, 'D', 0, 2, 0);
     evbuffer_free(b);
     evbuffer_free(c);
+
+    /* A callback on the destination of add_buffer / remove_buffer / prepend_buffer may look at
+     * the source. */
+    struct evbuffer *src = evbuffer_new(), *dst = evbuffer_new();
+    watched_src = src;
+    evbuffer_add_cb(dst, dst_cb, NULL);
+    CHECK(evbuffer_add(src, "moved", 5) == 0);
+    src_len_seen = 99;
+    CHECK(evbuffer_add_buffer(dst, src) == 0);
+    CHECK(src_len_seen == 0 && strcmp(dst_seen, "moved") == 0);
+    CHECK(evbuffer_add(src, "abcdef", 6) == 0);
+    CHECK(evbuffer_remove_buffer(src, dst, 4) == 4);
+    /* libevent copies a split chunk with an inner evbuffer_add, whose callbacks run before the
+     * source's length is updated: they see 6 there, revent 2. */
+    CHECK((src_len_seen == 2 || src_len_seen == 6) && strcmp(dst_seen, "movedabcd") == 0);
+    CHECK(!on_revent() || src_len_seen == 2);
+    CHECK(evbuffer_prepend_buffer(dst, src) == 0);
+    CHECK(src_len_seen == 0 && strcmp(dst_seen, "efmovedabcd") == 0);
+    CHECK(evbuffer_add(src, "ref", 3) == 0);
+    CHECK(evbuffer_add_buffer_reference(dst, src) == 0);
+    CHECK(src_len_seen == 3 && strcmp(dst_seen, "efmovedabcdref") == 0);
+    evbuffer_free(src);
+    evbuffer_free(dst);
 }
 
 static void test_setcb(void) {
