@@ -4,7 +4,7 @@
 //! `evbuffer_free`) or from a bufferevent (revent's `BufferEvent::buffer_ptrs`, owned by the
 //! bufferevent). Every function works on either and never assumes it owns the buffer.
 //!
-//! # Reaching the buffer: [`with_buf`]
+//! # Reaching the buffer: `with_buf`
 //! Each call makes one short-lived `&mut Evbuffer` and drops it before returning. C code runs while
 //! a buffer operation is in progress only from a change callback (and from an `add_reference`
 //! cleanup function). A change callback is given the buffer by revent as `&mut Evbuffer`; the
@@ -22,15 +22,36 @@
 //! *dispatcher*), so a buffer freed by its bufferevent takes its state with it, and the registry
 //! only holds weak references (a new buffer at the same address never inherits stale state).
 //!
+//! Operations on two buffers (`evbuffer_add_buffer` and the like) hold both locks but reach the
+//! buffers one at a time, moving the bytes through a private buffer: each buffer's callbacks run
+//! while only that buffer is in use, so they may look at the other one.
+//!
+//! # Deferred callbacks
+//! `evbuffer_defer_callbacks` is done here rather than with revent's deferred mode (which a
+//! bufferevent may be using for its own buffers): the dispatcher sums the changes and activates an
+//! internal event of the base through the base's `Remote` (safe from wherever the buffer changes,
+//! including inside revent's own bufferevent code, where the base is borrowed); the event runs the
+//! C callbacks from the loop with the buffer's stable pointer.
+//!
+//! # Bufferevents' buffers
+//! When revent's bufferevent code changes one of its buffers (reading from the socket, say), the
+//! dispatcher runs C callbacks from inside that code, which holds the base's `&mut`: C code there
+//! must not call back into that base (no `call_out` is in effect). libevent allows it; this needs
+//! the bufferevent layer's cooperation (e.g. publishing the base around its buffer operations).
+//!
 //! # Differences from libevent (documented on the functions too)
 //! - Callbacks that change the buffer are reported in a further round once the current round is
 //!   over, rather than by a nested call (revent's rule); `evbuffer_readln` reports the line and its
-//!   end of line as one change, where libevent reports two.
+//!   end of line as one change, where libevent reports two; `evbuffer_remove_buffer` runs the
+//!   source's callbacks before the destination's.
 //! - `evbuffer_add_buffer_reference` copies the bytes (revent has no shared chunks between buffers).
 //! - File segments are mapped (or read) into memory when first added; `evbuffer_add_file` uses
 //!   revent's lazy file chunks, sent with `sendfile`.
 //! - `evbuffer_reserve_space` always hands out one extent.
-//! - `evbuffer_enable_locking` ignores a lock object passed in and uses a recursive lock of its own.
+//! - `evbuffer_enable_locking` ignores a lock object passed in and uses a recursive lock of its own
+//!   (and works without `evthread_use_pthreads`); `evbuffer_set_flags` has no effect.
+//! - `evbuffer_free` from inside one of the buffer's own callbacks frees it when the operation
+//!   that ran the callback returns (libevent would use freed memory).
 
 use crate::base::{self, call_out, with_base, CBase};
 use crate::{evutil_socket_t, guard, mem};
