@@ -24,6 +24,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod base;
+pub mod buffer;
 pub mod event;
 pub mod logging;
 pub mod mem;
