@@ -24,7 +24,9 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod base;
+pub mod bufferevent;
 pub mod event;
+pub mod listener;
 pub mod logging;
 pub mod mem;
 pub mod util;
