@@ -299,3 +299,36 @@ fn bad_arguments_fail_cleanly() {
         event_base_free(b);
     }
 }
+
+static mut DNS_EVENT: c_short = 0;
+
+unsafe extern "C" fn record_event(_bev: *mut bufferevent, what: c_short, _arg: *mut c_void) {
+    // SAFETY: only this test's thread touches it.
+    unsafe { DNS_EVENT = what };
+}
+
+#[test]
+fn hostname_lookup_failure_reaches_the_event_callback() {
+    // SAFETY: the C API used as a C program would.
+    unsafe {
+        let b = event_base_new();
+        let bev = bufferevent_socket_new(b, -1, BEV_OPT_CLOSE_ON_FREE);
+        bufferevent_setcb(bev, None, None, Some(record_event), ptr::null_mut());
+        let name = c"revent-no-such-host.invalid";
+        assert_eq!(
+            bufferevent_socket_connect_hostname(
+                bev,
+                ptr::null_mut(),
+                libc::AF_INET,
+                name.as_ptr(),
+                80
+            ),
+            0
+        );
+        run_for(b, 30);
+        assert_eq!(DNS_EVENT, 0x20, "BEV_EVENT_ERROR");
+        assert_ne!(bufferevent_socket_get_dns_error(bev), 0);
+        bufferevent_free(bev);
+        event_base_free(b);
+    }
+}
