@@ -300,11 +300,9 @@ fn bad_arguments_fail_cleanly() {
     }
 }
 
-static mut DNS_EVENT: c_short = 0;
-
-unsafe extern "C" fn record_event(_bev: *mut bufferevent, what: c_short, _arg: *mut c_void) {
-    // SAFETY: only this test's thread touches it.
-    unsafe { DNS_EVENT = what };
+unsafe extern "C" fn record_event(_bev: *mut bufferevent, what: c_short, arg: *mut c_void) {
+    // SAFETY: arg is the test's c_short.
+    unsafe { *arg.cast::<c_short>() = what };
 }
 
 #[test]
@@ -313,7 +311,9 @@ fn hostname_lookup_failure_reaches_the_event_callback() {
     unsafe {
         let b = event_base_new();
         let bev = bufferevent_socket_new(b, -1, BEV_OPT_CLOSE_ON_FREE);
-        bufferevent_setcb(bev, None, None, Some(record_event), ptr::null_mut());
+        let mut what: c_short = 0;
+        let arg = (&mut what as *mut c_short).cast::<c_void>();
+        bufferevent_setcb(bev, None, None, Some(record_event), arg);
         let name = c"revent-no-such-host.invalid";
         assert_eq!(
             bufferevent_socket_connect_hostname(
@@ -326,7 +326,7 @@ fn hostname_lookup_failure_reaches_the_event_callback() {
             0
         );
         run_for(b, 30);
-        assert_eq!(DNS_EVENT, 0x20, "BEV_EVENT_ERROR");
+        assert_eq!(what, 0x20, "BEV_EVENT_ERROR");
         assert_ne!(bufferevent_socket_get_dns_error(bev), 0);
         bufferevent_free(bev);
         event_base_free(b);
