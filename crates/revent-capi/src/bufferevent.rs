@@ -1612,7 +1612,12 @@ fn connect_on(
 /// event callback gets BEV_EVENT_CONNECTED, or BEV_EVENT_ERROR (refused: errno says why). A NULL
 /// address means the socket is already connecting: CONNECTED comes once it is writable. IPv4 and
 /// IPv6 go through revent; other families (AF_UNIX) are connected here. Returns -1 when the
-/// connect fails at once for another reason.
+/// connect fails at once for another reason (a socket made here is closed again).
+///
+/// For a NULL address, and for an AF_UNIX connect still in progress (Linux completes or refuses
+/// those at once), revent does not know the socket is connecting: reading is not held back until
+/// the connect completes as libevent holds it, so a refused connect with EV_READ enabled may also
+/// report an error while reading.
 #[no_mangle]
 pub unsafe extern "C" fn bufferevent_socket_connect(
     bev: *mut bufferevent,
