@@ -7,7 +7,7 @@
 //! `input`/`output` (tmux, 21 call sites), and some write `wm_read.high`, the callbacks, `cbarg` or
 //! the timeouts directly, so every field keeps libevent's offset (checked at compile time below).
 //! `ev_base` holds what libevent keeps there (the base given at creation: NULL for
-//! `bufferevent_new`, as in libevent). The revent side lives in a [`Private`] record that the
+//! `bufferevent_new`, as in libevent). The revent side lives in a `Private` record that the
 //! `be_ops` word points to: in libevent that word points to an internal table of functions no
 //! program can name, so no program reads it. `ev_read` and `ev_write` are not used for revent's
 //! state: they stay uninitialized events (flags 0), so a program that passes `&bev->ev_read` to
@@ -18,7 +18,7 @@
 //! # Fields C writes directly
 //! libevent keeps its state in the struct, so a direct write takes effect the next time libevent
 //! consults the field. revent keeps watermarks and timeouts in the Rust bufferevent, so the C
-//! fields are *synced in* ([`sync_in`]): the watermarks, timeouts and which callbacks are set are
+//! fields are *synced in* (`sync_in`): the watermarks, timeouts and which callbacks are set are
 //! compared with the values last pushed (a few loads and compares; the Rust setters run only for
 //! what changed), at
 //! - every `bufferevent_*` call on the bufferevent, before it acts;
