@@ -44,15 +44,43 @@ thread_local! {
     static REENTRY: RefCell<Vec<(*mut CBase, *mut EventBase)>> = const { RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// Above zero while foreign code runs where no `&mut EventBase` can be lent to it (a filter
+    /// bufferevent's filter function, called by revent in the middle of its own work).
+    static NO_BASE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs foreign code `f` at a point where revent holds the base but lends no `&mut EventBase` (a
+/// C filter function): [`with_base`] refuses, with a warning, while it runs, instead of making a
+/// second `&mut` to a base that is in use.
+pub fn without_base<R>(f: impl FnOnce() -> R) -> R {
+    NO_BASE.with(|n| n.set(n.get() + 1));
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NO_BASE.with(|n| n.set(n.get() - 1));
+        }
+    }
+    let _restore = Restore;
+    f()
+}
+
 /// Runs `f` with the Rust base behind `p`. Inside a callback of that base (on this thread) this is
 /// the pointer derived from the `&mut EventBase` the dispatcher lent the callback; otherwise a
-/// short-lived `&mut` from `p` itself. `None` for a null `p`.
+/// short-lived `&mut` from `p` itself. `None` for a null `p`, and (with a warning) inside
+/// [`without_base`].
 ///
 /// # Safety
 /// `p` is null or a live base from `event_base_new*`, not used by another thread at the same time
 /// (libevent's rule without `evthread_use_pthreads`).
 pub unsafe fn with_base<R>(p: *mut CBase, f: impl FnOnce(&mut EventBase) -> R) -> Option<R> {
     if p.is_null() {
+        return None;
+    }
+    if NO_BASE.with(|n| n.get()) > 0 {
+        log::warn!(
+            "a filter function may only work on its two evbuffers, not call into the event base"
+        );
         return None;
     }
     let derived = REENTRY.with(|r| {
@@ -167,6 +195,9 @@ pub unsafe extern "C" fn event_base_free(b: *mut event_base) {
             return;
         }
         let _ = CURRENT.compare_exchange(b, ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire);
+        // Bufferevents still in the base die with it (as in libevent, their memory is the
+        // program's leak): forget them, so a later base at the same address does not see them.
+        crate::bufferevent::base_freed(b);
         // SAFETY: a base from event_base_new*, freed once (C's contract); its events' closures hold
         // C pointers but are dropped without being called.
         drop(unsafe { Box::from_raw(b) });
@@ -204,6 +235,10 @@ fn loop_result(r: revent::Result<LoopExit>) -> c_int {
 pub unsafe extern "C" fn event_base_loop(b: *mut event_base, flags: c_int) -> c_int {
     guard(-1, || {
         let flags = LoopFlags::from_bits_truncate(flags as u32);
+        // Fields the program wrote into its `struct bufferevent`s since it last called on them
+        // take effect before the loop reads or writes anything.
+        // SAFETY: the caller passes a live base.
+        unsafe { crate::bufferevent::before_loop(b) };
         // SAFETY: the caller passes a live base.
         unsafe { with_base(b, |base| loop_result(base.run(flags))) }.unwrap_or(-1)
     })

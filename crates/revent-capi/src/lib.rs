@@ -25,7 +25,9 @@
 
 pub mod base;
 pub mod buffer;
+pub mod bufferevent;
 pub mod event;
+pub mod listener;
 pub mod logging;
 pub mod mem;
 pub mod util;

@@ -149,6 +149,9 @@ pub(crate) struct Group {
     bucket: Bucket,
     members: Vec<BufferEvent>,
     min_share: usize,
+    /// Bytes the members read and wrote while in the group (libevent's group totals).
+    total_read: u64,
+    total_written: u64,
 }
 
 /// A handle to a group of bufferevents sharing one rate limit.
@@ -278,8 +281,10 @@ pub(crate) fn consumed(cx: &mut Cx, h: BufferEvent, n: usize, read: bool) {
         if let Ok(group) = group_mut(st, g) {
             if read {
                 group.bucket.read -= n as i64;
+                group.total_read += n as u64;
             } else {
                 group.bucket.write -= n as i64;
+                group.total_written += n as u64;
             }
         }
     }
@@ -353,6 +358,8 @@ impl RateLimitGroup {
             bucket: Bucket::new(cfg, base.now_cached()),
             members: Vec::new(),
             min_share: DEFAULT_MIN_SHARE,
+            total_read: 0,
+            total_written: 0,
         };
         let k = bev::cx(base).st.groups.insert(group);
         Ok(RateLimitGroup {
@@ -423,4 +430,223 @@ pub(crate) fn leave_group(cx: &mut Cx, h: BufferEvent) {
         r.group_write = usize::MAX;
     }
     tidy(cx, h);
+}
+
+/// Brings `h`'s rate suspension in line with its allowance after a bucket changed outside reading
+/// and writing (a decrement through the API): a direction at zero is suspended (and the refill
+/// timer armed), a direction with tokens resumes.
+fn reassess(cx: &mut Cx, h: BufferEvent) {
+    refresh(cx, h);
+    let Ok(b) = cx.st.get_mut(h) else { return };
+    let Some(r) = &b.rate else { return };
+    let (ra, wa) = (r.read_allowance(), r.write_allowance());
+    if ra == 0 {
+        b.read_suspended |= SUSPEND_RATE;
+    } else {
+        b.read_suspended &= !SUSPEND_RATE;
+    }
+    if wa == 0 {
+        b.write_suspended |= SUSPEND_RATE;
+    } else {
+        b.write_suspended &= !SUSPEND_RATE;
+    }
+    if ra == 0 || wa == 0 {
+        arm(cx, h);
+    }
+    cx.st.mark_dirty(h);
+}
+
+// ---- inspection and manual adjustment (libevent's rate-limit inspection functions) ----
+
+impl BufferEvent {
+    /// The tokens left in this bufferevent's own bucket, `(read, write)`, refilled up to now;
+    /// `None` without an own limit (a group's bucket is not counted). Negative once
+    /// [`decrement_rate_limit`](Self::decrement_rate_limit) took more than there was.
+    ///
+    /// ```
+    /// use revent::{BevOptions, BufferEvent, EventBase, RateLimit};
+    /// use std::time::Duration;
+    /// let mut base = EventBase::new().unwrap();
+    /// let (a, _b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+    /// assert_eq!(a.rate_limit_tokens(&mut base).unwrap(), None);
+    /// let cfg = RateLimit::symmetric(100, 400, Duration::from_secs(60));
+    /// a.set_rate_limit(&mut base, Some(cfg)).unwrap();
+    /// assert_eq!(a.rate_limit_tokens(&mut base).unwrap(), Some((400, 400)));
+    /// ```
+    pub fn rate_limit_tokens(self, base: &mut EventBase) -> Result<Option<(i64, i64)>> {
+        let mut cx = bev::cx(base);
+        cx.st.get(self)?;
+        refresh(&mut cx, self);
+        let b = cx.st.get(self)?;
+        Ok(b.rate
+            .as_ref()
+            .and_then(|r| r.own.as_ref())
+            .map(|own| (own.read, own.write)))
+    }
+
+    /// How many bytes this bufferevent may read and write now under its own bucket and its share
+    /// of its group's, `(read, write)`; `usize::MAX` for a direction nothing limits.
+    ///
+    /// ```
+    /// use revent::{BevOptions, BufferEvent, EventBase, RateLimit};
+    /// use std::time::Duration;
+    /// let mut base = EventBase::new().unwrap();
+    /// let (a, _b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+    /// assert_eq!(a.rate_limit_allowance(&mut base).unwrap(), (usize::MAX, usize::MAX));
+    /// let cfg = RateLimit { read_rate: 10, read_burst: 30, write_rate: 5, write_burst: 20, tick: Duration::from_secs(60) };
+    /// a.set_rate_limit(&mut base, Some(cfg)).unwrap();
+    /// assert_eq!(a.rate_limit_allowance(&mut base).unwrap(), (30, 20));
+    /// ```
+    pub fn rate_limit_allowance(self, base: &mut EventBase) -> Result<(usize, usize)> {
+        let mut cx = bev::cx(base);
+        cx.st.get(self)?;
+        refresh(&mut cx, self);
+        let b = cx.st.get(self)?;
+        Ok(b.rate.as_ref().map_or((usize::MAX, usize::MAX), |r| {
+            (r.read_allowance(), r.write_allowance())
+        }))
+    }
+
+    /// Takes `read` and `write` tokens out of this bufferevent's own bucket (negative amounts put
+    /// tokens in, even above the burst), leaving its group's bucket alone. A direction whose
+    /// allowance drops to zero stops until the bucket refills; one that gets tokens back resumes.
+    /// An error without an own limit.
+    ///
+    /// ```
+    /// use revent::{BevOptions, BufferEvent, EventBase, RateLimit};
+    /// use std::time::Duration;
+    /// let mut base = EventBase::new().unwrap();
+    /// let (a, _b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+    /// assert!(a.decrement_rate_limit(&mut base, 1, 0).is_err());
+    /// let cfg = RateLimit::symmetric(100, 400, Duration::from_secs(60));
+    /// a.set_rate_limit(&mut base, Some(cfg)).unwrap();
+    /// a.decrement_rate_limit(&mut base, 500, -50).unwrap();
+    /// assert_eq!(a.rate_limit_tokens(&mut base).unwrap(), Some((-100, 450)));
+    /// assert_eq!(a.rate_limit_allowance(&mut base).unwrap(), (0, 450));
+    /// ```
+    pub fn decrement_rate_limit(self, base: &mut EventBase, read: i64, write: i64) -> Result<()> {
+        let mut cx = bev::cx(base);
+        let own = cx
+            .st
+            .get_mut(self)?
+            .rate
+            .as_mut()
+            .and_then(|r| r.own.as_mut())
+            .ok_or(Error::InvalidArgument(
+                "the bufferevent has no rate limit of its own",
+            ))?;
+        own.read = own.read.saturating_sub(read);
+        own.write = own.write.saturating_sub(write);
+        reassess(&mut cx, self);
+        Ok(())
+    }
+}
+
+impl RateLimitGroup {
+    /// Replaces the group's settings. Tokens above the new bursts are dropped; the refill ticks
+    /// start again from now.
+    ///
+    /// ```
+    /// use revent::{EventBase, RateLimit, RateLimitGroup};
+    /// use std::time::Duration;
+    /// let mut base = EventBase::new().unwrap();
+    /// let g = RateLimitGroup::new(&mut base, RateLimit::symmetric(100, 1000, Duration::from_secs(60))).unwrap();
+    /// g.set_config(&mut base, RateLimit::symmetric(10, 300, Duration::from_secs(60))).unwrap();
+    /// assert_eq!(g.tokens(&mut base).unwrap(), (300, 300));
+    /// ```
+    pub fn set_config(self, base: &mut EventBase, cfg: RateLimit) -> Result<()> {
+        cfg.check()?;
+        let mut cx = bev::cx(base);
+        let now = cx.core.now_cached();
+        let group = group_mut(cx.st, self)?;
+        let b = &mut group.bucket;
+        b.cfg = cfg;
+        b.read = b.read.min(cfg.read_burst as i64);
+        b.write = b.write.min(cfg.write_burst as i64);
+        b.epoch = now;
+        b.tick = 0;
+        for m in group.members.clone() {
+            reassess(&mut cx, m);
+        }
+        Ok(())
+    }
+
+    /// The tokens left in the group's bucket, `(read, write)`, refilled up to now; negative once
+    /// [`decrement`](Self::decrement) took more than there was.
+    ///
+    /// ```
+    /// use revent::{EventBase, RateLimit, RateLimitGroup};
+    /// use std::time::Duration;
+    /// let mut base = EventBase::new().unwrap();
+    /// let g = RateLimitGroup::new(&mut base, RateLimit::symmetric(100, 1000, Duration::from_secs(60))).unwrap();
+    /// assert_eq!(g.tokens(&mut base).unwrap(), (1000, 1000));
+    /// ```
+    pub fn tokens(self, base: &mut EventBase) -> Result<(i64, i64)> {
+        let cx = bev::cx(base);
+        let now = cx.core.now_cached();
+        let group = group_mut(cx.st, self)?;
+        group.bucket.refill(now);
+        Ok((group.bucket.read, group.bucket.write))
+    }
+
+    /// Takes `read` and `write` tokens out of the group's bucket (negative amounts put tokens in);
+    /// the members stop or resume accordingly. Members' own buckets are left alone. As with
+    /// [`BufferEvent::decrement_rate_limit`], putting tokens in may lift the bucket above its burst
+    /// until it is spent.
+    ///
+    /// ```
+    /// use revent::{BevOptions, BufferEvent, EventBase, RateLimit, RateLimitGroup};
+    /// use std::time::Duration;
+    /// let mut base = EventBase::new().unwrap();
+    /// let g = RateLimitGroup::new(&mut base, RateLimit::symmetric(100, 1000, Duration::from_secs(60))).unwrap();
+    /// let (a, _b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+    /// g.add(&mut base, a).unwrap();
+    /// g.decrement(&mut base, 1000, -100).unwrap();
+    /// assert_eq!(g.tokens(&mut base).unwrap(), (0, 1100));
+    /// assert_eq!(a.rate_limit_allowance(&mut base).unwrap().0, 0);
+    /// ```
+    pub fn decrement(self, base: &mut EventBase, read: i64, write: i64) -> Result<()> {
+        let mut cx = bev::cx(base);
+        let now = cx.core.now_cached();
+        let group = group_mut(cx.st, self)?;
+        let b = &mut group.bucket;
+        b.refill(now);
+        b.read = b.read.saturating_sub(read);
+        b.write = b.write.saturating_sub(write);
+        for m in group.members.clone() {
+            reassess(&mut cx, m);
+        }
+        Ok(())
+    }
+
+    /// Bytes the group's members read and wrote while members, `(read, written)`, since the group
+    /// was made or [`reset_totals`](Self::reset_totals) was called.
+    ///
+    /// ```
+    /// use revent::{BevOptions, BufferEvent, EventBase, RateLimit, RateLimitGroup, What};
+    /// use std::time::Duration;
+    /// let mut base = EventBase::new().unwrap();
+    /// let g = RateLimitGroup::new(&mut base, RateLimit::symmetric(1000, 1000, Duration::from_secs(60))).unwrap();
+    /// let (a, b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+    /// g.add(&mut base, b).unwrap();
+    /// b.enable(&mut base, What::READ).unwrap();
+    /// a.write(&mut base, b"twelve bytes").unwrap();
+    /// base.loopexit(Some(Duration::from_millis(20))).unwrap();
+    /// base.dispatch().unwrap();
+    /// assert_eq!(g.totals(&mut base).unwrap(), (12, 0));
+    /// g.reset_totals(&mut base).unwrap();
+    /// assert_eq!(g.totals(&mut base).unwrap(), (0, 0));
+    /// ```
+    pub fn totals(self, base: &mut EventBase) -> Result<(u64, u64)> {
+        let group = group_mut(bev::cx(base).st, self)?;
+        Ok((group.total_read, group.total_written))
+    }
+
+    /// Sets the group's totals (see [`totals`](Self::totals)) back to zero.
+    pub fn reset_totals(self, base: &mut EventBase) -> Result<()> {
+        let group = group_mut(bev::cx(base).st, self)?;
+        group.total_read = 0;
+        group.total_written = 0;
+        Ok(())
+    }
 }
