@@ -360,6 +360,7 @@ fn usable(ev: *mut event, what: &str) -> bool {
 }
 
 /// `event_add` where the base may be used.
+#[inline]
 pub(crate) fn add_now(base: &mut EventBase, ev: *mut event, timeout: Option<Duration>) -> c_int {
     let Some(id) = ensure(base, ev) else {
         return -1;
@@ -399,6 +400,7 @@ pub unsafe extern "C" fn event_add(ev: *mut event, tv: *const timeval) -> c_int 
 }
 
 /// `event_del` where the base may be used.
+#[inline]
 pub(crate) fn del_now(base: &mut EventBase, ev: *mut event) -> c_int {
     if let Some(id) = rust_id(ev) {
         // A stale handle (the event was freed) is not an error: there is nothing to delete.
@@ -409,6 +411,7 @@ pub(crate) fn del_now(base: &mut EventBase, ev: *mut event) -> c_int {
 
 /// The three deletes: from another thread than the loop's, posted, and waited for unless `wait` is
 /// false.
+#[inline]
 fn del(ev: *mut event, wait: bool) -> c_int {
     if ev.is_null() {
         return -1;
@@ -456,6 +459,7 @@ pub unsafe extern "C" fn event_del_noblock(ev: *mut event) -> c_int {
 }
 
 /// `event_remove_timer` where the base may be used.
+#[inline]
 pub(crate) fn remove_timer_now(base: &mut EventBase, ev: *mut event) -> c_int {
     let Some(id) = rust_id(ev) else { return 0 };
     base.remove_timer(id).map_or(-1, |()| 0)
@@ -485,6 +489,7 @@ pub unsafe extern "C" fn event_remove_timer(ev: *mut event) -> c_int {
 }
 
 /// `event_active` where the base may be used.
+#[inline]
 pub(crate) fn active_now(base: &mut EventBase, ev: *mut event, res: c_int, ncalls: c_short) {
     let what = What::from_bits_truncate(res as u16);
     if let Some(id) = ensure(base, ev) {

@@ -584,25 +584,58 @@ pub(crate) struct Poster<'a> {
 ///
 /// # Safety
 /// `p` is null or a live base.
+#[inline]
 pub(crate) unsafe fn reach<R>(p: *mut CBase, f: impl FnOnce(Reach<'_>) -> R) -> Option<R> {
     if p.is_null() {
         return None;
     }
-    if base::in_callback_of(p) || !enabled() {
-        return Some(f(Reach::Here));
-    }
-    // SAFETY: a live base.
-    let sync = unsafe { sync_of(p) };
-    let lock = sync.lock()?;
-    let _g = lock.guard();
-    match sync.owner.load(Ordering::Relaxed) {
-        0 => Some(f(Reach::Here)),
-        owner => Some(f(Reach::Away(&Poster {
-            p,
-            sync,
-            lock,
-            on_loop_thread: owner == me(),
-        }))),
+    // Threads off first: then `with_base_local` looks at the thread-local list itself, and a
+    // single-threaded program pays one relaxed load here and nothing else. `f` is called from one
+    // place only, so that it is inlined into the hot path.
+    let held = if !enabled() || base::in_callback_of(p) {
+        None
+    } else {
+        // SAFETY: the caller's contract.
+        Some(unsafe { Held::take(p) }?)
+    };
+    let route = match held.as_ref().and_then(|h| h.poster.as_ref()) {
+        Some(q) => Reach::Away(q),
+        None => Reach::Here,
+    };
+    Some(f(route))
+}
+
+/// The base lock taken for a routed call, and the poster if a loop runs on another thread.
+struct Held<'a> {
+    poster: Option<Poster<'a>>,
+    _guard: LockGuard<'a>,
+}
+
+impl<'a> Held<'a> {
+    /// Takes `p`'s lock (making it if needed) and looks at the owner.
+    ///
+    /// # Safety
+    /// `p` is a live base, which outlives `'a`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn take(p: *mut CBase) -> Option<Held<'a>> {
+        // SAFETY: the caller's contract.
+        let sync = unsafe { sync_of(p) };
+        let lock = sync.lock()?;
+        let guard = lock.guard();
+        let poster = match sync.owner.load(Ordering::Relaxed) {
+            0 => None,
+            owner => Some(Poster {
+                p,
+                sync,
+                lock,
+                on_loop_thread: owner == me(),
+            }),
+        };
+        Some(Held {
+            poster,
+            _guard: guard,
+        })
     }
 }
 
