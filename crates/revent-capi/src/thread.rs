@@ -52,7 +52,7 @@ use std::cell::{RefCell, UnsafeCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// `EVTHREAD_WRITE`, `EVTHREAD_READ`, `EVTHREAD_TRY`: lock modes.
@@ -190,22 +190,27 @@ fn thread_id() -> c_ulong {
 
 // ---- the base lock ----
 
-/// A base's lock: one lock from the program's callbacks, made recursive here (this thread's hold
-/// count is in `HELD`), with the condition the waiters of the base's queue sleep on.
+/// A base's lock: one lock from the program's callbacks, with the condition the waiters of the
+/// base's queue sleep on. It is taken recursively: by the program's lock itself when its callbacks
+/// make recursive locks (libevent requires them to, and `evthread_use_pthreads` does), otherwise
+/// (and with lock debugging, which checks the holds) by counting this thread's holds in `HELD`.
 pub(crate) struct Lock {
     raw: *mut c_void,
     locktype: c_uint,
+    /// Count the holds in `HELD` (the lock is not recursive, or lock debugging is on).
+    counted: bool,
     fns: LockFns,
     /// The program's condition, if it set condition callbacks before the lock was made.
     cond: Option<(*mut c_void, CondFns)>,
-    /// Without condition callbacks: a generation counter bumped at every notification.
-    fallback: (Mutex<u64>, Condvar),
+    /// Without condition callbacks: where waiters sleep instead.
+    fallback: Fallback,
     /// With lock debugging: the id of the thread holding the lock. Only the holder touches it.
     debug: Option<UnsafeCell<Option<c_ulong>>>,
 }
 
 // SAFETY: `raw` and `cond` are the program's lock and condition, made to be used from any thread;
-// `debug` is only touched by the thread holding the lock (which the lock itself serializes).
+// `debug` is only touched by the thread holding the lock (which the lock itself serializes), and
+// `fallback`'s counter only under its own pthread mutex.
 unsafe impl Send for Lock {}
 // SAFETY: as above.
 unsafe impl Sync for Lock {}
@@ -218,6 +223,7 @@ impl Lock {
             (s.lock?, s.cond)
         };
         let locktype = fns.types & EVTHREAD_LOCKTYPE_RECURSIVE;
+        let debug = DEBUG_LOCKS.load(Ordering::Relaxed);
         // SAFETY: the program's allocation callback.
         let raw = unsafe { (fns.alloc)(locktype) };
         if raw.is_null() {
@@ -232,12 +238,11 @@ impl Lock {
         Some(Lock {
             raw,
             locktype,
+            counted: locktype == 0 || debug,
             fns,
             cond,
-            fallback: (Mutex::new(0), Condvar::new()),
-            debug: DEBUG_LOCKS
-                .load(Ordering::Relaxed)
-                .then(|| UnsafeCell::new(None)),
+            fallback: Fallback::new(),
+            debug: debug.then(|| UnsafeCell::new(None)),
         })
     }
 
@@ -246,7 +251,12 @@ impl Lock {
     }
 
     /// Takes the lock (again, if this thread holds it).
+    #[inline]
     pub(crate) fn acquire(&self) {
+        if !self.counted {
+            self.take_raw();
+            return;
+        }
         let key = self.key();
         let again = HELD.with(|h| {
             let mut h = h.borrow_mut();
@@ -287,7 +297,12 @@ impl Lock {
     }
 
     /// Releases one hold of the lock.
+    #[inline]
     pub(crate) fn release(&self) {
+        if !self.counted {
+            self.give_raw();
+            return;
+        }
         let key = self.key();
         let left = HELD.with(|h| {
             let mut h = h.borrow_mut();
@@ -335,10 +350,14 @@ impl Lock {
     /// Waits, holding the lock once, until `pending` is false; the lock is released while waiting.
     fn wait_while(&self, mut pending: impl FnMut() -> bool) {
         while pending() {
+            // Waits happen at one hold only: a thread holding the lock twice is inside a direct
+            // call, where no loop runs and nothing is waited for. Counted locks check it.
             let key = self.key();
-            let depth = HELD.with(|h| h.borrow().iter().find(|(k, _)| *k == key).map(|e| e.1));
-            if depth != Some(1) {
-                logging::fatal_msg("evthread: waiting on a base lock held more than once");
+            if self.counted {
+                let depth = HELD.with(|h| h.borrow().iter().find(|(k, _)| *k == key).map(|e| e.1));
+                if depth != Some(1) {
+                    logging::fatal_msg("evthread: waiting on a base lock held more than once");
+                }
             }
             match self.cond {
                 Some((cond, fns)) => {
@@ -347,10 +366,14 @@ impl Lock {
                         // SAFETY: this thread holds the lock.
                         unsafe { *d.get() = None };
                     }
-                    HELD.with(|h| h.borrow_mut().retain(|(k, _)| *k != key));
+                    if self.counted {
+                        HELD.with(|h| h.borrow_mut().retain(|(k, _)| *k != key));
+                    }
                     // SAFETY: the program's wait callback with its condition and the lock it holds.
                     let rc = unsafe { (fns.wait)(cond, self.raw, ptr::null()) };
-                    HELD.with(|h| h.borrow_mut().push((key, 1)));
+                    if self.counted {
+                        HELD.with(|h| h.borrow_mut().push((key, 1)));
+                    }
                     if let Some(d) = &self.debug {
                         // SAFETY: the wait callback returns with the lock held again.
                         unsafe { *d.get() = Some(thread_id()) };
@@ -360,14 +383,11 @@ impl Lock {
                     }
                 }
                 None => {
-                    let seen = *self.fallback.0.lock().unwrap_or_else(|e| e.into_inner());
+                    // Read the generation before letting the lock go: a notification after this
+                    // point changes it, so none is missed.
+                    let seen = self.fallback.generation();
                     self.release();
-                    {
-                        let mut g = self.fallback.0.lock().unwrap_or_else(|e| e.into_inner());
-                        while *g == seen {
-                            g = self.fallback.1.wait(g).unwrap_or_else(|e| e.into_inner());
-                        }
-                    }
+                    self.fallback.wait_past(seen);
                     self.acquire();
                 }
             }
@@ -381,10 +401,7 @@ impl Lock {
                 // SAFETY: the program's signal callback on its condition, with the lock held.
                 unsafe { (fns.signal)(cond, 1) };
             }
-            None => {
-                *self.fallback.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-                self.fallback.1.notify_all();
-            }
+            None => self.fallback.bump(),
         }
     }
 }
@@ -398,6 +415,78 @@ impl Drop for Lock {
         }
         // SAFETY: as above, for the lock, which nobody holds.
         unsafe { (self.fns.free)(self.raw, self.locktype) };
+    }
+}
+
+/// Where waiters sleep when the program set no condition callbacks: a generation counter under a
+/// pthread mutex and condition of revent's own (pthread's rather than Rust's, so that thread checkers
+/// such as helgrind see the hand-over). Waiters note the generation while holding the base lock, let
+/// the lock go, and sleep until a notification (made holding the base lock) changes it.
+struct Fallback {
+    sync: Box<UnsafeCell<(libc::pthread_mutex_t, libc::pthread_cond_t)>>,
+    generation: UnsafeCell<u64>,
+}
+
+impl Fallback {
+    fn new() -> Fallback {
+        Fallback {
+            sync: Box::new(UnsafeCell::new((
+                libc::PTHREAD_MUTEX_INITIALIZER,
+                libc::PTHREAD_COND_INITIALIZER,
+            ))),
+            generation: UnsafeCell::new(0),
+        }
+    }
+
+    fn mutex(&self) -> *mut libc::pthread_mutex_t {
+        // SAFETY: the box lives as long as `self`; the field's address is stable.
+        unsafe { ptr::addr_of_mut!((*self.sync.get()).0) }
+    }
+
+    fn cond(&self) -> *mut libc::pthread_cond_t {
+        // SAFETY: as in `mutex`.
+        unsafe { ptr::addr_of_mut!((*self.sync.get()).1) }
+    }
+
+    fn generation(&self) -> u64 {
+        // SAFETY: a mutex initialized in `new`; `generation` is only touched while it is held.
+        unsafe {
+            libc::pthread_mutex_lock(self.mutex());
+            let g = *self.generation.get();
+            libc::pthread_mutex_unlock(self.mutex());
+            g
+        }
+    }
+
+    fn wait_past(&self, seen: u64) {
+        // SAFETY: as in `generation`; pthread_cond_wait releases and re-takes the mutex.
+        unsafe {
+            libc::pthread_mutex_lock(self.mutex());
+            while *self.generation.get() == seen {
+                libc::pthread_cond_wait(self.cond(), self.mutex());
+            }
+            libc::pthread_mutex_unlock(self.mutex());
+        }
+    }
+
+    fn bump(&self) {
+        // SAFETY: as in `generation`.
+        unsafe {
+            libc::pthread_mutex_lock(self.mutex());
+            *self.generation.get() += 1;
+            libc::pthread_cond_broadcast(self.cond());
+            libc::pthread_mutex_unlock(self.mutex());
+        }
+    }
+}
+
+impl Drop for Fallback {
+    fn drop(&mut self) {
+        // SAFETY: nobody waits any more (the base is being freed).
+        unsafe {
+            libc::pthread_cond_destroy(self.cond());
+            libc::pthread_mutex_destroy(self.mutex());
+        }
     }
 }
 
@@ -489,13 +578,19 @@ impl BaseSync {
         s
     }
 
-    /// The base lock, made now if threads are enabled and it does not exist yet.
+    /// The base lock, made now if it does not exist yet.
+    #[inline]
     fn lock(&self) -> Option<&Lock> {
         let p = self.lock.load(Ordering::Acquire);
         if !p.is_null() {
-            // SAFETY: set once below from Box::into_raw, freed only with the base.
+            // SAFETY: set once in `make_lock` from Box::into_raw, freed only with the base.
             return Some(unsafe { &*p });
         }
+        self.make_lock()
+    }
+
+    #[cold]
+    fn make_lock(&self) -> Option<&Lock> {
         let fresh = Box::into_raw(Box::new(Lock::new()?));
         match self.lock.compare_exchange(
             ptr::null_mut(),
@@ -616,8 +711,7 @@ impl<'a> Held<'a> {
     ///
     /// # Safety
     /// `p` is a live base, which outlives `'a`.
-    #[cold]
-    #[inline(never)]
+    #[inline]
     unsafe fn take(p: *mut CBase) -> Option<Held<'a>> {
         // SAFETY: the caller's contract.
         let sync = unsafe { sync_of(p) };
@@ -744,6 +838,10 @@ fn drain(p: *mut CBase, base: &mut EventBase) {
     if ops.is_empty() {
         return;
     }
+    // The loop read its clock before this iteration's callbacks; an op may have been posted since.
+    // Read it again, so that a timeout added from another thread counts from no earlier than the
+    // post (libevent dates it from the loop's cached time, and such a timer can fire early).
+    base.update_cache_time();
     call_out(p, base, || run_ops(p, ops));
     let _g = lock.guard();
     // SAFETY: the lock is held.
