@@ -40,8 +40,9 @@
 //! otherwise (the base lock is still taken again after the wait).
 //!
 //! A single-threaded program that never enables threads pays one relaxed load of a global flag per
-//! call (and nothing inside callbacks, where the thread-local check comes first); see the crate's
-//! `bench/` notes for the measurement.
+//! call; checking that flag rather than one fixed when the base was made (which is what makes the
+//! order of `evthread_use_pthreads` and `event_base_new` not matter) measures as noise:
+//! `bench/README.md`.
 
 use crate::base::{self, call_out, with_base_local, CBase};
 use crate::event::{self as cevent, event};
