@@ -66,7 +66,7 @@ pub fn in_callback_of(p: *mut CBase) -> bool {
 }
 
 /// Runs `f` with the Rust base behind `p`, from any thread: where this thread may use the base (see
-/// [`thread::reach`]) directly, otherwise on the thread running its loop, waiting for the result. So
+/// `thread::reach`) directly, otherwise on the thread running its loop, waiting for the result. So
 /// `f` must not rely on the calling thread (its thread-locals), and must not call C code: C code
 /// that re-enters the base would make a second `&mut` while `f`'s is alive. `None` for a null `p`
 /// (or when `f` could not run, which is reported).

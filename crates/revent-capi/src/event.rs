@@ -8,7 +8,7 @@
 //! garbage. The Rust event is made when the C event is first added or activated, and freed when the
 //! struct is freed or assigned again.
 //!
-//! Every call routes through [`thread::reach`]: from another thread than the one running the base's
+//! Every call routes through `thread::reach`: from another thread than the one running the base's
 //! loop, `event_add`, `event_active`, `event_remove_timer` and `event_del_noblock` are posted to the
 //! loop; `event_del`, `event_del_block` and `event_free` are posted and wait until the loop has done
 //! them (so the callback is not running when they return); the rest run on the loop's thread.

@@ -12,14 +12,14 @@
 //! # How
 //! The Rust base may only be touched by one thread at a time, and while its loop runs only by the
 //! loop's thread (its callbacks hold the dispatcher's `&mut EventBase`, see the crate docs). So every
-//! call on a base is routed ([`reach`]):
+//! call on a base is routed (`reach`):
 //! - **On the loop's thread, inside a callback of that base** (the base is in `call_out`'s
 //!   thread-local list), or **threads are not enabled**: the call acts directly, with no lock.
 //! - **Otherwise** the call takes the base's lock (allocated with the program's lock callbacks) and
 //!   looks at the base's *owner*, the thread running its loop, which `event_base_loop` sets and clears
-//!   under the same lock ([`claim`]):
+//!   under the same lock (`claim`):
 //!   - no loop runs: the call acts directly, holding the lock, so callers serialize;
-//!   - a loop runs on another thread: the call must not touch the Rust base. It appends an [`Op`] to
+//!   - a loop runs on another thread: the call must not touch the Rust base. It appends an `Op` to
 //!     the base's queue (under the lock) and, if the queue had not been handed to the loop yet,
 //!     posts one drain job through revent's [`Remote`] (which coalesces wake-ups: one eventfd write
 //!     per sleep of the loop, none while it is busy). `event_add`, `event_active`,
@@ -36,8 +36,19 @@
 //!   was ending has taken effect by the time `event_base_loop` returns, as under libevent's lock.
 //!
 //! Waiting uses the program's condition callbacks with the base lock when they are set (so tools
-//! that understand pthreads, such as helgrind, see every hand-over), and a Rust condition variable
-//! otherwise (the base lock is still taken again after the wait).
+//! that understand pthreads, such as helgrind, see every hand-over), and a pthread condition of
+//! revent's own otherwise (libevent does not wait at all then); the base lock is taken again after
+//! the wait either way. The loop refreshes its clock before carrying posted ops out, so a timeout
+//! added from another thread counts from the post, not from the loop's older cached time.
+//!
+//! # Differences from libevent
+//! - Calls that must answer wait for the loop's thread to be between callbacks, where libevent
+//!   answers at once under its lock. Like libevent's `event_del`, such a call deadlocks if the loop's
+//!   thread is itself waiting for the caller (say, a callback waiting on a mutex the caller holds).
+//! - `event_base_foreach_event` from another thread runs its callback on the loop's thread (nothing
+//!   else touches the base meanwhile, as under libevent's lock); `event_base_get_running_event`
+//!   from another thread is NULL, as in libevent.
+//! - `event_base_free` refuses (and warns) while a loop runs on the base, in any thread.
 //!
 //! A single-threaded program that never enables threads pays one relaxed load of a global flag per
 //! call; checking that flag rather than one fixed when the base was made (which is what makes the
