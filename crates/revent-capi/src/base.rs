@@ -1,7 +1,9 @@
 //! `struct event_base` and `struct event_config`: creating bases, running the loop, and the one rule
-//! that keeps the C side sound, [`with_base`] (see the crate docs).
+//! that keeps the C side sound, [`with_base`] (see the crate docs; [`crate::thread`] for calls from
+//! other threads).
 
 use crate::guard;
+use crate::thread::{self, BaseSync, Op, Reach};
 use libc::{c_char, c_int, timeval};
 use revent::{Config, ConfigFlags, EventBase, Features, LoopExit, LoopFlags, Method};
 use std::cell::RefCell;
@@ -21,6 +23,8 @@ pub struct CBase {
     /// the base's life (C passes them back to `event_add`), hence boxed: the vector may move.
     #[allow(clippy::vec_box)]
     common: Vec<Box<timeval>>,
+    /// Which thread runs the loop, the base lock, the queue of calls from other threads.
+    pub(crate) sync: BaseSync,
 }
 
 pub type event_base = CBase;
@@ -39,73 +43,33 @@ pub fn current() -> *mut CBase {
 }
 
 thread_local! {
-    /// The bases whose loop is running a callback on this thread, innermost last: the C pointer and
-    /// the pointer derived from the dispatcher's `&mut EventBase`.
+    /// Who holds each base in use on this thread, innermost last: the C pointer, and either the
+    /// pointer derived from the dispatcher's `&mut EventBase`, lent to a foreign callback by
+    /// [`call_out`], or null while revent's own code holds the base (inside [`with_base_local`]).
     static REENTRY: RefCell<Vec<(*mut CBase, *mut EventBase)>> = const { RefCell::new(Vec::new()) };
 }
 
-thread_local! {
-    /// Above zero while foreign code runs where no `&mut EventBase` can be lent to it (a filter
-    /// bufferevent's filter function, called by revent in the middle of its own work).
-    static NO_BASE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// Runs foreign code `f` at a point where revent holds the base but lends no `&mut EventBase` (a
-/// C filter function): [`with_base`] refuses, with a warning, while it runs, instead of making a
-/// second `&mut` to a base that is in use.
-pub fn without_base<R>(f: impl FnOnce() -> R) -> R {
-    NO_BASE.with(|n| n.set(n.get() + 1));
-    struct Restore;
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            NO_BASE.with(|n| n.set(n.get() - 1));
-        }
-    }
-    let _restore = Restore;
-    f()
-}
-
-/// Runs `f` with the Rust base behind `p`. Inside a callback of that base (on this thread) this is
-/// the pointer derived from the `&mut EventBase` the dispatcher lent the callback; otherwise a
-/// short-lived `&mut` from `p` itself. `None` for a null `p`, and (with a warning) inside
-/// [`without_base`].
-///
-/// # Safety
-/// `p` is null or a live base from `event_base_new*`, not used by another thread at the same time
-/// (libevent's rule without `evthread_use_pthreads`).
-pub unsafe fn with_base<R>(p: *mut CBase, f: impl FnOnce(&mut EventBase) -> R) -> Option<R> {
-    if p.is_null() {
-        return None;
-    }
-    if NO_BASE.with(|n| n.get()) > 0 {
-        log::warn!(
-            "a filter function may only work on its two evbuffers, not call into the event base"
-        );
-        return None;
-    }
-    let derived = REENTRY.with(|r| {
+/// The innermost holder of base `p` on this thread: `Some(d)` when a callback was lent `d`,
+/// `Some(null)` when revent's own code holds it without lending it, `None` when nothing does.
+fn holder(p: *mut CBase) -> Option<*mut EventBase> {
+    REENTRY.with(|r| {
         r.borrow()
             .iter()
             .rev()
             .find(|(c, _)| *c == p)
             .map(|&(_, d)| d)
-    });
-    let b: &mut EventBase = match derived {
-        // SAFETY: `d` was derived from the dispatcher's `&mut EventBase`, which is not used while the
-        // foreign callback runs; this reference ends before `call_out` returns.
-        Some(d) => unsafe { &mut *d },
-        // SAFETY: the caller's contract: a live base, and no loop of it running on this thread
-        // (REENTRY would have it), so nothing else borrows it now.
-        None => unsafe { &mut (*p).base },
-    };
-    Some(f(b))
+    })
 }
 
-/// Runs foreign code `f` from inside a callback of `cbase`, publishing `base` (the dispatcher's
-/// reference) for re-entrant calls.
-pub fn call_out<R>(cbase: *mut CBase, base: &mut EventBase, f: impl FnOnce() -> R) -> R {
-    let derived: *mut EventBase = base;
-    REENTRY.with(|r| r.borrow_mut().push((cbase, derived)));
+/// The pointer derived from the dispatcher's `&mut EventBase` if this thread is inside a callback of
+/// base `p` (see [`call_out`]) and nothing has taken the base back since.
+fn derived(p: *mut CBase) -> Option<*mut EventBase> {
+    holder(p).filter(|d| !d.is_null())
+}
+
+/// Pushes a holder of `p` for the life of the returned guard.
+fn hold(p: *mut CBase, d: *mut EventBase) -> impl Drop {
+    REENTRY.with(|r| r.borrow_mut().push((p, d)));
     struct Pop;
     impl Drop for Pop {
         fn drop(&mut self) {
@@ -114,7 +78,72 @@ pub fn call_out<R>(cbase: *mut CBase, base: &mut EventBase, f: impl FnOnce() -> 
             });
         }
     }
-    let _pop = Pop;
+    Pop
+}
+
+/// Whether this thread is running a callback of base `p` (its loop runs here).
+pub fn in_callback_of(p: *mut CBase) -> bool {
+    derived(p).is_some()
+}
+
+/// Runs `f` with the Rust base behind `p`, from any thread: where this thread may use the base (see
+/// `thread::reach`) directly, otherwise on the thread running its loop, waiting for the result. So
+/// `f` must not rely on the calling thread (its thread-locals), and must not call C code: C code
+/// that re-enters the base would make a second `&mut` while `f`'s is alive. `None` for a null `p`
+/// (or when `f` could not run, which is reported).
+///
+/// # Safety
+/// `p` is null or a live base from `event_base_new*`.
+pub unsafe fn with_base<R>(p: *mut CBase, f: impl FnOnce(&mut EventBase) -> R) -> Option<R> {
+    // SAFETY: the caller's contract; each branch runs where the route says the base may be used.
+    let r = unsafe {
+        thread::reach(p, |r| match r {
+            Reach::Here => with_base_local(p, f),
+            Reach::Away(q) => q.call(|| with_base_local(p, f)).flatten(),
+        })
+    };
+    r.flatten()
+}
+
+/// Runs `f` with the Rust base behind `p` on this thread. Inside a callback of that base (on this
+/// thread) this is the pointer derived from the `&mut EventBase` the dispatcher lent the callback;
+/// otherwise a short-lived `&mut` from `p` itself. `None` for a null `p`, and, with a warning, for
+/// foreign code that revent's own work on the base reaches without lending it the base (a C filter
+/// function, a C callback of a bufferevent's evbuffer run while revent reads into it): a second
+/// `&mut` there would alias the one revent is using.
+///
+/// # Safety
+/// `p` is null or a live base from `event_base_new*` that this thread may use now: it runs a
+/// callback of the base, or no loop runs on the base and no other thread uses it (the base lock is
+/// held, or threads are not enabled), or it is the loop's own thread claiming or giving up the base.
+pub unsafe fn with_base_local<R>(p: *mut CBase, f: impl FnOnce(&mut EventBase) -> R) -> Option<R> {
+    if p.is_null() {
+        return None;
+    }
+    let b: &mut EventBase = match holder(p) {
+        Some(d) if d.is_null() => {
+            log::warn!(
+                "revent: this code runs inside the library's own work on the event base, \
+                 which cannot be entered from here"
+            );
+            return None;
+        }
+        // SAFETY: `d` was derived from the dispatcher's `&mut EventBase`, which is not used while the
+        // foreign callback runs; this reference ends before `call_out` returns.
+        Some(d) => unsafe { &mut *d },
+        // SAFETY: the caller's contract: a live base, and nothing holds it on this thread
+        // (REENTRY would have it), so nothing else borrows it now.
+        None => unsafe { &mut (*p).base },
+    };
+    // While `f` has the base, foreign code it reaches without `call_out` is refused (above).
+    let _held = hold(p, ptr::null_mut());
+    Some(f(b))
+}
+
+/// Runs foreign code `f` from inside a callback of `cbase`, publishing `base` (the dispatcher's
+/// reference) for re-entrant calls.
+pub fn call_out<R>(cbase: *mut CBase, base: &mut EventBase, f: impl FnOnce() -> R) -> R {
+    let _lent = hold(cbase, base);
     f()
 }
 
@@ -144,11 +173,13 @@ pub fn to_timeval(t: SystemTime) -> timeval {
 }
 
 fn new_base(cfg: &Config) -> *mut CBase {
+    crate::logging::note_setup();
     match EventBase::with_config(cfg) {
         Ok(base) => Box::into_raw(Box::new(CBase {
             base,
             events: Default::default(),
             common: Vec::new(),
+            sync: BaseSync::new(),
         })),
         Err(e) => {
             log::warn!("event_base_new: {e}");
@@ -194,6 +225,11 @@ pub unsafe extern "C" fn event_base_free(b: *mut event_base) {
         if b.is_null() {
             return;
         }
+        // SAFETY: a live base (C's contract).
+        if !unsafe { thread::can_free(b) } {
+            log::warn!("event_base_free: the base's loop is running; not freed");
+            return;
+        }
         let _ = CURRENT.compare_exchange(b, ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire);
         // Bufferevents still in the base die with it (as in libevent, their memory is the
         // program's leak): forget them, so a later base at the same address does not see them.
@@ -210,11 +246,28 @@ pub unsafe extern "C" fn event_base_free_nofinalize(b: *mut event_base) {
     unsafe { event_base_free(b) }
 }
 
+/// `event_reinit`: re-creates the base's kernel state in a forked child (and its wake-up handle).
 #[no_mangle]
 pub unsafe extern "C" fn event_reinit(b: *mut event_base) -> c_int {
     guard(-1, || {
+        let body = || {
+            // SAFETY: runs where the route below says the base may be used.
+            let r = unsafe { with_base_local(b, |base| base.reinit()) };
+            let r = r.map_or(-1, |r| r.map_or(-1, |()| 0));
+            if r == 0 {
+                // SAFETY: as above.
+                unsafe { thread::after_reinit(b) };
+            }
+            r
+        };
         // SAFETY: the caller passes a live base.
-        unsafe { with_base(b, |base| base.reinit()) }.map_or(-1, |r| r.map_or(-1, |()| 0))
+        let r = unsafe {
+            thread::reach(b, |r| match r {
+                Reach::Here => body(),
+                Reach::Away(q) => q.call(body).unwrap_or(-1),
+            })
+        };
+        r.unwrap_or(-1)
     })
 }
 
@@ -231,16 +284,25 @@ fn loop_result(r: revent::Result<LoopExit>) -> c_int {
     }
 }
 
+/// `event_base_loop`: runs the loop on this thread, which owns the base until it returns (calls from
+/// other threads are then posted to it, see [`crate::thread`]).
 #[no_mangle]
 pub unsafe extern "C" fn event_base_loop(b: *mut event_base, flags: c_int) -> c_int {
     guard(-1, || {
+        if b.is_null() {
+            return -1;
+        }
         let flags = LoopFlags::from_bits_truncate(flags as u32);
         // Fields the program wrote into its `struct bufferevent`s since it last called on them
         // take effect before the loop reads or writes anything.
         // SAFETY: the caller passes a live base.
         unsafe { crate::bufferevent::before_loop(b) };
         // SAFETY: the caller passes a live base.
-        unsafe { with_base(b, |base| loop_result(base.run(flags))) }.unwrap_or(-1)
+        let Some(_owner) = (unsafe { thread::claim(b) }) else {
+            return -1;
+        };
+        // SAFETY: this thread owns the base now: other threads post to it instead of using it.
+        unsafe { with_base_local(b, |base| loop_result(base.run(flags))) }.unwrap_or(-1)
     })
 }
 
@@ -250,21 +312,45 @@ pub unsafe extern "C" fn event_base_dispatch(b: *mut event_base) -> c_int {
     unsafe { event_base_loop(b, 0) }
 }
 
+/// `event_base_loopexit`: the loop returns after the current iteration's callbacks, or after `tv`.
+/// From another thread it is posted to the loop (waking it) and returns 0.
 #[no_mangle]
 pub unsafe extern "C" fn event_base_loopexit(b: *mut event_base, tv: *const timeval) -> c_int {
     guard(-1, || {
         // SAFETY: the caller passes a live base and a null or readable timeval.
         let after = unsafe { opt_duration(tv) };
         // SAFETY: as above.
-        unsafe { with_base(b, |base| base.loopexit(after).map_or(-1, |()| 0)) }.unwrap_or(-1)
+        let r = unsafe {
+            thread::reach(b, |r| match r {
+                Reach::Here => {
+                    with_base_local(b, |base| base.loopexit(after).map_or(-1, |()| 0)).unwrap_or(-1)
+                }
+                Reach::Away(q) => {
+                    q.post(Op::Exit(after));
+                    0
+                }
+            })
+        };
+        r.unwrap_or(-1)
     })
 }
 
+/// `event_base_loopbreak`: the loop returns right after the running callback (or at once, if it
+/// waits). From another thread it is posted to the loop (waking it) and returns 0.
 #[no_mangle]
 pub unsafe extern "C" fn event_base_loopbreak(b: *mut event_base) -> c_int {
     guard(-1, || {
         // SAFETY: the caller passes a live base.
-        unsafe { with_base(b, |base| base.loopbreak()) }.map_or(-1, |()| 0)
+        let r = unsafe {
+            thread::reach(b, |r| match r {
+                Reach::Here => with_base_local(b, |base| base.loopbreak()).map_or(-1, |()| 0),
+                Reach::Away(q) => {
+                    q.post(Op::Break);
+                    0
+                }
+            })
+        };
+        r.unwrap_or(-1)
     })
 }
 
@@ -393,7 +479,12 @@ pub unsafe extern "C" fn event_base_priority_init(b: *mut event_base, n: c_int) 
                 if n < 1 {
                     return -1;
                 }
-                base.init_priorities(n as usize).map_or(-1, |()| 0)
+                if base.init_priorities(n as usize).is_err() {
+                    return -1;
+                }
+                // (A live base; `npri` is an atomic other threads read.)
+                (*b).sync.npri.store(n as usize, Ordering::Relaxed);
+                0
             })
         }
         .unwrap_or(-1)
@@ -511,20 +602,23 @@ pub unsafe extern "C" fn event_base_init_common_timeout(
             return ptr::null();
         };
         // SAFETY: the caller passes a live base.
-        let ok = unsafe { with_base(b, |base| base.init_common_timeout(d).is_ok()) };
-        if ok != Some(true) {
-            return ptr::null();
-        }
-        // A timeval with the same duration selects the common queue in revent; hand out one that
-        // lives as long as the base. Its fields are plain values C may read.
-        let tv = Box::new(timeval {
-            tv_sec: d.as_secs() as libc::time_t,
-            tv_usec: d.subsec_micros() as libc::suseconds_t,
-        });
-        let p: *const timeval = &*tv;
-        // SAFETY: a live base; outside with_base because `common` is C-side state.
-        unsafe { (*b).common.push(tv) };
-        p
+        let made = unsafe {
+            with_base(b, |base| {
+                base.init_common_timeout(d).ok()?;
+                // A timeval with the same duration selects the common queue in revent; hand out
+                // one that lives as long as the base. Its fields are plain values C may read.
+                let tv = Box::new(timeval {
+                    tv_sec: d.as_secs() as libc::time_t,
+                    tv_usec: d.subsec_micros() as libc::suseconds_t,
+                });
+                let p: *const timeval = &*tv;
+                // A live base, used by this thread only now (with_base's routing); `common` is
+                // a field apart from the Rust base.
+                (*b).common.push(tv);
+                Some(p as usize)
+            })
+        };
+        made.flatten().map_or(ptr::null(), |p| p as *const timeval)
     })
 }
 

@@ -563,18 +563,31 @@ impl CState {
     }
 }
 
-/// Marks the state dead when the dispatcher (and so the buffer) is dropped.
-struct Owner(Arc<CState>);
+/// Marks the state dead when the dispatcher (and so the buffer, at `.1`) is dropped, and takes its
+/// entry out of the registry: a program that frees its bufferevents leaves nothing behind.
+struct Owner(Arc<CState>, usize);
 
 impl Drop for Owner {
     fn drop(&mut self) {
         self.0.alive.store(false, Ordering::Release);
+        let mut reg = registry();
+        if let Some(r) = reg.as_mut() {
+            let mine = r
+                .map
+                .get(&self.1)
+                .is_some_and(|w| ptr::eq(w.as_ptr(), Arc::as_ptr(&self.0)));
+            if mine {
+                r.map.remove(&self.1);
+                if r.map.is_empty() {
+                    *reg = None;
+                }
+            }
+        }
     }
 }
 
 struct Registry {
     map: HashMap<usize, Weak<CState>>,
-    purge_at: usize,
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
@@ -611,18 +624,12 @@ fn state_for(b: &mut Evbuffer, addr: usize) -> Arc<CState> {
         pending: Mutex::new(None),
         free_after_run: AtomicBool::new(false),
     });
-    let owner = Owner(Arc::clone(&st));
+    let owner = Owner(Arc::clone(&st), addr);
     b.add_cb(move |buf, info| dispatch(&owner.0, buf, info));
     let mut reg = registry();
     let r = reg.get_or_insert_with(|| Registry {
         map: HashMap::new(),
-        purge_at: 64,
     });
-    // Buffers that bufferevents freed leave dead entries behind: drop them now and then.
-    if r.map.len() >= r.purge_at {
-        r.map.retain(|_, w| w.strong_count() > 0);
-        r.purge_at = (r.map.len() * 2).max(64);
-    }
     r.map.insert(addr, Arc::downgrade(&st));
     st
 }

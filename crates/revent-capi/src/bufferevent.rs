@@ -1908,8 +1908,8 @@ pub unsafe extern "C" fn bufferevent_pair_get_partner(bev: *mut bufferevent) -> 
 // ---- filters ----
 
 /// A C filter function as revent's `FilterFn`. It runs inside revent's own work, where no base can
-/// be lent to it: calls into the event base from it fail with a warning (`base::without_base`); it
-/// may use the evbuffer functions on `src` and `dst`.
+/// be lent to it: calls into that event base from it fail with a warning (`base::with_base_local`);
+/// it may use the evbuffer functions on `src` and `dst`.
 fn c_filter(cb: bufferevent_filter_cb, ctx: *mut c_void) -> Option<Box<FilterFn>> {
     let cb = cb?;
     Some(Box::new(
@@ -1922,7 +1922,7 @@ fn c_filter(cb: bufferevent_filter_cb, ctx: *mut c_void) -> Option<Box<FilterFn>
             let (s, d): (*mut Evbuffer, *mut Evbuffer) = (src, dst);
             // SAFETY: the program's filter with two live evbuffers (derived from the references
             // revent lends for this call) and its own context.
-            match base::without_base(|| unsafe { cb(s, d, limit, mode, ctx) }) {
+            match unsafe { cb(s, d, limit, mode, ctx) } {
                 0 => FilterResult::Ok,
                 1 => FilterResult::NeedMore,
                 _ => FilterResult::Error,

@@ -7,8 +7,14 @@
 //! needs: the handle of the Rust event that stands for this one, and a marker telling it from
 //! garbage. The Rust event is made when the C event is first added or activated, and freed when the
 //! struct is freed or assigned again.
+//!
+//! Every call routes through `thread::reach`: from another thread than the one running the base's
+//! loop, `event_add`, `event_active`, `event_remove_timer` and `event_del_noblock` are posted to the
+//! loop; `event_del`, `event_del_block` and `event_free` are posted and wait until the loop has done
+//! them (so the callback is not running when they return); the rest run on the loop's thread.
 
-use crate::base::{self, call_out, opt_duration, with_base, CBase};
+use crate::base::{self, call_out, opt_duration, with_base, with_base_local, CBase};
+use crate::thread::{self, Op, Reach};
 use crate::{evutil_socket_t, guard, logging, mem};
 use libc::{c_int, c_short, c_void, timeval};
 use revent::{EventBase, EventId, Fired, What};
@@ -103,22 +109,45 @@ unsafe fn events_of<'a>(b: *mut CBase) -> &'a mut std::collections::HashMap<usiz
 }
 
 /// Frees the Rust event standing for the struct at `ev` in base `b`, if there is one. Reads nothing
-/// from the struct: it may be fresh, uninitialized memory about to be assigned.
-fn release_at(b: *mut CBase, ev: *mut event) {
+/// from the struct: it may be fresh, uninitialized memory about to be assigned. Runs where the base
+/// may be used ([`Reach::Here`], or an op on the loop's thread).
+pub(crate) fn release_now(b: *mut CBase, ev: *mut event) {
     if b.is_null() {
         return;
     }
-    // SAFETY: a live base (C's contract while its events exist).
+    // SAFETY: a live base (C's contract while its events exist), used by this thread now.
     let old = unsafe { events_of(b) }.remove(&(ev as usize));
     if let Some(id) = old {
         // SAFETY: as above.
-        unsafe { with_base(b, |base| base.free(id)) };
+        unsafe { with_base_local(b, |base| base.free(id)) };
     }
 }
 
+/// How a release from another thread than the loop's waits.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// Until the loop has done it: the memory is about to be freed (`event_free`).
+    Done,
+    /// Not at all, nor wake the loop: the struct is being assigned again, and the old event (which C
+    /// had to delete first) only needs cleaning up, which happens with the next op.
+    Lazy,
+}
+
+/// Frees the Rust event standing for the struct at `ev` in base `b`, from any thread.
+fn release_at(b: *mut CBase, ev: *mut event, wait: Wait) {
+    // SAFETY: null or a live base (C's contract while its events exist).
+    unsafe {
+        thread::reach(b, |r| match r {
+            Reach::Here => release_now(b, ev),
+            Reach::Away(q) if wait == Wait::Done => q.post_wait(Op::Release { ev: ev as usize }),
+            Reach::Away(q) => q.post_lazy(Op::Release { ev: ev as usize }),
+        })
+    };
+}
+
 /// Frees the Rust event standing for `ev` (before its memory is freed or moved to another base).
-fn release(ev: *mut event) {
-    release_at(get!(ev, base), ev);
+fn release(ev: *mut event, wait: Wait) {
+    release_at(get!(ev, base), ev, wait);
     set!(ev, id, 0);
 }
 
@@ -179,6 +208,13 @@ fn run(cbase: *mut CBase, b: &mut EventBase, ev: *mut event, fired: Fired) {
     });
 }
 
+/// The priority a new event of base `b` gets: the middle one, as in libevent. Read without touching
+/// the Rust base, so that another thread can make events while the loop runs.
+fn default_priority(b: *mut CBase) -> u8 {
+    // SAFETY: a live base; `npri` is an atomic.
+    (unsafe { (*b).sync.npri.load(std::sync::atomic::Ordering::Relaxed) } / 2) as u8
+}
+
 /// `event_assign`: fills `ev` (memory the caller owns) for `base`.
 #[no_mangle]
 pub unsafe extern "C" fn event_assign(
@@ -193,6 +229,7 @@ pub unsafe extern "C" fn event_assign(
         if ev.is_null() || b.is_null() {
             return -1;
         }
+        logging::note_setup();
         let what = What::from_bits_truncate(events as u16);
         if what.contains(What::SIGNAL) && what.intersects(What::READ | What::WRITE | What::CLOSED) {
             log::warn!(
@@ -201,7 +238,7 @@ pub unsafe extern "C" fn event_assign(
             return -1;
         }
         // Memory that held an event of this base before: that event goes.
-        release_at(b, ev);
+        release_at(b, ev, Wait::Lazy);
         // SAFETY: `ev` points to 128 writable bytes (the caller's contract).
         unsafe { ptr::write_bytes(ev.cast::<u8>(), 0, std::mem::size_of::<event>()) };
         set!(ev, flags, EVLIST_INIT);
@@ -210,9 +247,7 @@ pub unsafe extern "C" fn event_assign(
         set!(ev, fd, fd);
         set!(ev, base, b);
         set!(ev, events, events);
-        // SAFETY: a live base.
-        let pri = unsafe { with_base(b, |base| base.priorities() / 2) }.unwrap_or(0);
-        set!(ev, pri, pri as u8);
+        set!(ev, pri, default_priority(b));
         0
     })
 }
@@ -242,13 +277,15 @@ pub unsafe extern "C" fn event_new(
     })
 }
 
+/// `event_free`: deletes and frees an event from `event_new`. From another thread than the loop's it
+/// waits until the loop has deleted it, so its callback is not running when this returns.
 #[no_mangle]
 pub unsafe extern "C" fn event_free(ev: *mut event) {
     guard((), || {
         if ev.is_null() {
             return;
         }
-        release(ev);
+        release(ev, Wait::Done);
         set!(ev, flags, 0);
         // SAFETY: an event from event_new (C's contract), freed once.
         unsafe { mem::free(ev.cast()) };
@@ -294,11 +331,9 @@ pub unsafe extern "C" fn event_base_set(b: *mut CBase, ev: *mut event) -> c_int 
             return -1;
         }
         if get!(ev, base) != b {
-            release(ev);
+            release(ev, Wait::Lazy);
             set!(ev, base, b);
-            // SAFETY: a live base.
-            let pri = unsafe { with_base(b, |base| base.priorities() / 2) }.unwrap_or(0);
-            set!(ev, pri, pri as u8);
+            set!(ev, pri, default_priority(b));
         }
         0
     })
@@ -325,6 +360,23 @@ fn usable(ev: *mut event, what: &str) -> bool {
     true
 }
 
+/// `event_add` where the base may be used.
+#[inline]
+pub(crate) fn add_now(base: &mut EventBase, ev: *mut event, timeout: Option<Duration>) -> c_int {
+    let Some(id) = ensure(base, ev) else {
+        return -1;
+    };
+    match base.add(id, timeout) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::warn!("event_add: {e}");
+            -1
+        }
+    }
+}
+
+/// `event_add`: makes the event pending, with an optional timeout. From another thread than the
+/// loop's it is posted to the loop (waking it) and returns 0; an error shows in the log.
 #[no_mangle]
 pub unsafe extern "C" fn event_add(ev: *mut event, tv: *const timeval) -> c_int {
     guard(-1, || {
@@ -334,78 +386,135 @@ pub unsafe extern "C" fn event_add(ev: *mut event, tv: *const timeval) -> c_int 
         // SAFETY: null or a readable timeval (the caller's contract).
         let timeout = unsafe { opt_duration(tv) };
         let b = get!(ev, base);
-        // SAFETY: the event's base is live.
-        unsafe {
-            with_base(b, |base| {
-                let Some(id) = ensure(base, ev) else {
-                    return -1;
-                };
-                match base.add(id, timeout) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        log::warn!("event_add: {e}");
-                        -1
-                    }
+        // SAFETY: the event's base is live; each branch uses it as routed.
+        let r = unsafe {
+            thread::reach(b, |r| match r {
+                Reach::Here => with_base_local(b, |base| add_now(base, ev, timeout)).unwrap_or(-1),
+                Reach::Away(q) => {
+                    q.post(Op::Add { ev, timeout });
+                    0
                 }
             })
-        }
-        .unwrap_or(-1)
+        };
+        r.unwrap_or(-1)
     })
 }
 
+/// `event_del` where the base may be used.
+#[inline]
+pub(crate) fn del_now(base: &mut EventBase, ev: *mut event) -> c_int {
+    if let Some(id) = rust_id(ev) {
+        // A stale handle (the event was freed) is not an error: there is nothing to delete.
+        let _ = base.del(id);
+    }
+    0
+}
+
+/// The three deletes: from another thread than the loop's, posted, and waited for unless `wait` is
+/// false.
+#[inline]
+fn del(ev: *mut event, wait: bool) -> c_int {
+    if ev.is_null() {
+        return -1;
+    }
+    let b = get!(ev, base);
+    if b.is_null() {
+        log::warn!("event_del: event has no base");
+        return -1;
+    }
+    // SAFETY: the event's base is live; each branch uses it as routed.
+    let r = unsafe {
+        thread::reach(b, |r| match r {
+            Reach::Here => with_base_local(b, |base| del_now(base, ev)).unwrap_or(-1),
+            Reach::Away(q) => {
+                if wait {
+                    q.post_wait(Op::Del { ev });
+                } else {
+                    q.post(Op::Del { ev });
+                }
+                0
+            }
+        })
+    };
+    r.unwrap_or(-1)
+}
+
+/// `event_del`: makes the event non-pending. From another thread than the loop's it waits until the
+/// loop has done it, so the event's callback is not running when this returns (as libevent does).
 #[no_mangle]
 pub unsafe extern "C" fn event_del(ev: *mut event) -> c_int {
-    guard(-1, || {
-        if ev.is_null() {
-            return -1;
-        }
-        let Some(id) = rust_id(ev) else { return 0 };
-        // SAFETY: the event's base is live.
-        unsafe { with_base(get!(ev, base), |base| base.del(id).map_or(0, |()| 0)) }.unwrap_or(-1)
-    })
+    guard(-1, || del(ev, true))
 }
 
+/// `event_del_block`: `event_del`, always waiting for a running callback (as `event_del` does here).
 #[no_mangle]
 pub unsafe extern "C" fn event_del_block(ev: *mut event) -> c_int {
-    // SAFETY: forwarded with the caller's contract.
-    unsafe { event_del(ev) }
+    guard(-1, || del(ev, true))
 }
 
+/// `event_del_noblock`: `event_del` that does not wait for the loop: from another thread the
+/// callback may still be running, or about to run once, when this returns.
 #[no_mangle]
 pub unsafe extern "C" fn event_del_noblock(ev: *mut event) -> c_int {
-    // SAFETY: forwarded with the caller's contract.
-    unsafe { event_del(ev) }
+    guard(-1, || del(ev, false))
 }
 
+/// `event_remove_timer` where the base may be used.
+#[inline]
+pub(crate) fn remove_timer_now(base: &mut EventBase, ev: *mut event) -> c_int {
+    let Some(id) = rust_id(ev) else { return 0 };
+    base.remove_timer(id).map_or(-1, |()| 0)
+}
+
+/// `event_remove_timer`: removes the event's timeout, leaving it pending on its fd or signal. From
+/// another thread than the loop's it is posted and returns 0.
 #[no_mangle]
 pub unsafe extern "C" fn event_remove_timer(ev: *mut event) -> c_int {
     guard(-1, || {
         if !usable(ev, "event_remove_timer") {
             return -1;
         }
-        let Some(id) = rust_id(ev) else { return 0 };
-        // SAFETY: the event's base is live.
-        unsafe {
-            with_base(get!(ev, base), |base| {
-                base.remove_timer(id).map_or(-1, |()| 0)
+        let b = get!(ev, base);
+        // SAFETY: the event's base is live; each branch uses it as routed.
+        let r = unsafe {
+            thread::reach(b, |r| match r {
+                Reach::Here => with_base_local(b, |base| remove_timer_now(base, ev)).unwrap_or(-1),
+                Reach::Away(q) => {
+                    q.post(Op::RemoveTimer { ev });
+                    0
+                }
             })
-        }
-        .unwrap_or(-1)
+        };
+        r.unwrap_or(-1)
     })
 }
 
+/// `event_active` where the base may be used.
+#[inline]
+pub(crate) fn active_now(base: &mut EventBase, ev: *mut event, res: c_int, ncalls: c_short) {
+    let what = What::from_bits_truncate(res as u16);
+    if let Some(id) = ensure(base, ev) {
+        let _ = base.activate(id, what, ncalls.max(1) as u32);
+    }
+}
+
+/// `event_active`: runs the event's callback at the next chance with `res` as its result, as if it
+/// had happened. From another thread than the loop's it is posted (waking the loop).
 #[no_mangle]
 pub unsafe extern "C" fn event_active(ev: *mut event, res: c_int, ncalls: c_short) {
     guard((), || {
         if !usable(ev, "event_active") {
             return;
         }
-        let what = What::from_bits_truncate(res as u16);
-        // SAFETY: the event's base is live.
+        let b = get!(ev, base);
+        // SAFETY: the event's base is live; each branch uses it as routed.
         unsafe {
-            with_base(get!(ev, base), |base| {
-                if let Some(id) = ensure(base, ev) {
-                    let _ = base.activate(id, what, ncalls.max(1) as u32);
+            thread::reach(b, |r| match r {
+                Reach::Here => {
+                    with_base_local(b, |base| active_now(base, ev, res, ncalls));
+                }
+                Reach::Away(q) => {
+                    q.post(Op::Active { ev, res, ncalls });
                 }
             })
         };
@@ -423,11 +532,11 @@ pub unsafe extern "C" fn event_pending(
         if ev.is_null() || get!(ev, flags) & EVLIST_INIT == 0 {
             return 0;
         }
-        let Some(id) = rust_id(ev) else { return 0 };
         let ask = What::from_bits_truncate(events as u16);
         // SAFETY: the event's base is live.
         let r = unsafe {
             with_base(get!(ev, base), |base| {
+                let id = rust_id(ev)?;
                 let (what, deadline) = base.pending(id, ask).ok()?;
                 // libevent reports the expiry on the wall clock.
                 let wall = deadline.map(|d| {
@@ -460,11 +569,13 @@ pub unsafe extern "C" fn event_initialized(ev: *const event) -> c_int {
     (get!(ev.cast_mut(), flags) & EVLIST_INIT != 0) as c_int
 }
 
+/// `event_debug_unassign`: forgets an event whose memory the program is about to free (waiting, from
+/// another thread, until the loop has freed its Rust event).
 #[no_mangle]
 pub unsafe extern "C" fn event_debug_unassign(ev: *mut event) {
     guard((), || {
         if !ev.is_null() {
-            release(ev);
+            release(ev, Wait::Done);
             set!(ev, flags, 0);
         }
     })
@@ -482,16 +593,20 @@ pub unsafe extern "C" fn event_priority_set(ev: *mut event, pri: c_int) -> c_int
                 if pri as usize >= base.priorities() {
                     return false;
                 }
-                match rust_id(ev) {
+                let ok = match rust_id(ev) {
                     Some(id) => base.set_priority(id, pri as usize).is_ok(),
                     None => true,
+                };
+                if ok {
+                    // Here, with the base: the loop's thread reads it when it makes the event.
+                    set!(ev, pri, pri as u8);
                 }
+                ok
             })
         };
         if ok != Some(true) {
             return -1;
         }
-        set!(ev, pri, pri as u8);
         0
     })
 }
@@ -576,6 +691,8 @@ struct OnceCall {
     fd: evutil_socket_t,
 }
 
+/// `event_base_once`: calls `callback` once, when `fd` is ready or `tv` has passed. From another
+/// thread than the loop's it is posted and returns 0.
 #[no_mangle]
 pub unsafe extern "C" fn event_base_once(
     b: *mut CBase,
@@ -598,13 +715,14 @@ pub unsafe extern "C" fn event_base_once(
             arg: arg as usize,
             fd,
         };
-        let schedule = |base: &mut EventBase| {
+        let cbase = b as usize;
+        let schedule = move |base: &mut EventBase| {
             base.once(
                 fd,
                 what & (What::READ | What::WRITE),
                 timeout,
                 move |rb, fired| {
-                    call_out(b, rb, || {
+                    call_out(cbase as *mut CBase, rb, || {
                         // SAFETY: the program's callback with its own argument.
                         unsafe {
                             (call.cb)(
@@ -618,8 +736,20 @@ pub unsafe extern "C" fn event_base_once(
             )
             .map_or(-1, |()| 0)
         };
-        // SAFETY: a live base.
-        unsafe { with_base(b, schedule) }.unwrap_or(-1)
+        // SAFETY: a live base; each branch uses it as routed.
+        let r = unsafe {
+            thread::reach(b, |r| match r {
+                Reach::Here => with_base_local(b, schedule).unwrap_or(-1),
+                Reach::Away(q) => {
+                    q.post(Op::Call(Box::new(move || {
+                        // Ops run where the base may be used.
+                        with_base_local(b, schedule);
+                    })));
+                    0
+                }
+            })
+        };
+        r.unwrap_or(-1)
     })
 }
 
@@ -637,33 +767,51 @@ pub unsafe extern "C" fn event_once(
 }
 
 /// Deletes `ev` and calls `cb(ev, arg)` from the loop once no callback of it can be running (here:
-/// at the next turn of the loop), freeing it afterwards if `free` is set.
+/// at the next turn of the loop), freeing it afterwards if `free` is set. Never waits: from another
+/// thread than the loop's it is posted.
 fn finalize(ev: *mut event, cb: event_finalize_callback_fn, free: bool) -> c_int {
     if !usable(ev, "event_finalize") {
         return -1;
     }
     let b = get!(ev, base);
-    release(ev);
     let evp = ev as usize;
-    let schedule = |base: &mut EventBase| {
-        base.once(-1, What::NONE, Some(Duration::ZERO), move |rb, _| {
-            let ev = evp as *mut event;
-            call_out(b, rb, || {
-                if let Some(cb) = cb {
-                    // SAFETY: the program's finalizer with the event and its argument.
-                    unsafe { cb(ev, get!(ev, arg)) };
+    let cbase = b as usize;
+    let schedule = move || {
+        let (b, ev) = (cbase as *mut CBase, evp as *mut event);
+        release_now(b, ev);
+        set!(ev, id, 0);
+        let once = move |base: &mut EventBase| {
+            base.once(-1, What::NONE, Some(Duration::ZERO), move |rb, _| {
+                call_out(b, rb, || {
+                    if let Some(cb) = cb {
+                        // SAFETY: the program's finalizer with the event and its argument.
+                        unsafe { cb(ev, get!(ev, arg)) };
+                    }
+                });
+                if free {
+                    set!(ev, flags, 0);
+                    // SAFETY: an event from event_new, finalized once.
+                    unsafe { mem::free(ev.cast()) };
                 }
-            });
-            if free {
-                set!(ev, flags, 0);
-                // SAFETY: an event from event_new, finalized once.
-                unsafe { mem::free(ev.cast()) };
+            })
+            .map_or(-1, |()| 0)
+        };
+        // SAFETY: runs where the base may be used (routed below).
+        unsafe { with_base_local(b, once) }.unwrap_or(-1)
+    };
+    // SAFETY: the event's base is live; each branch uses it as routed.
+    let r = unsafe {
+        thread::reach(b, |r| match r {
+            Reach::Here => schedule(),
+            Reach::Away(q) => {
+                q.post(Op::Call(Box::new(move || {
+                    schedule();
+                })));
+                0
             }
         })
-        .map_or(-1, |()| 0)
     };
-    // SAFETY: the event's base is live.
-    unsafe { with_base(b, schedule) }.unwrap_or(-1)
+    r.unwrap_or(-1)
 }
 
 #[no_mangle]
@@ -696,6 +844,8 @@ fn c_event_of(b: *mut CBase, id: EventId) -> *mut event {
         .map_or(ptr::null_mut(), |(&addr, _)| addr as *mut event)
 }
 
+/// `event_base_active_by_fd`: activates the events on `fd` as if it were ready for `events`. From
+/// another thread than the loop's it is posted.
 #[no_mangle]
 pub unsafe extern "C" fn event_base_active_by_fd(
     b: *mut CBase,
@@ -705,17 +855,46 @@ pub unsafe extern "C" fn event_base_active_by_fd(
     guard((), || {
         let what =
             What::from_bits_truncate(events as u16) & (What::READ | What::WRITE | What::CLOSED);
-        // SAFETY: a live base.
-        unsafe { with_base(b, |base| base.activate_fd(fd, what)) };
+        let act = move |base: &mut EventBase| {
+            base.activate_fd(fd, what);
+        };
+        // SAFETY: a live base; each branch uses it as routed.
+        unsafe { on_base_or_post(b, act) };
     })
 }
 
+/// `event_base_active_by_signal`: activates the events of signal `sig` as if it had arrived. From
+/// another thread than the loop's it is posted.
 #[no_mangle]
 pub unsafe extern "C" fn event_base_active_by_signal(b: *mut CBase, sig: c_int) {
     guard((), || {
-        // SAFETY: a live base.
-        unsafe { with_base(b, |base| base.activate_signal(sig)) };
+        let act = move |base: &mut EventBase| {
+            base.activate_signal(sig);
+        };
+        // SAFETY: a live base; each branch uses it as routed.
+        unsafe { on_base_or_post(b, act) };
     })
+}
+
+/// Runs `f` on base `b` here if this thread may use it, or posts it to the loop (not waiting).
+///
+/// # Safety
+/// `b` is null or a live base.
+unsafe fn on_base_or_post(b: *mut CBase, f: impl FnOnce(&mut EventBase) + 'static) {
+    // SAFETY: the caller's contract; each branch uses the base as routed.
+    unsafe {
+        thread::reach(b, |r| match r {
+            Reach::Here => {
+                with_base_local(b, f);
+            }
+            Reach::Away(q) => {
+                q.post(Op::Call(Box::new(move || {
+                    // Ops run where the base may be used.
+                    with_base_local(b, f);
+                })));
+            }
+        })
+    };
 }
 
 /// `event_base_foreach_event_cb`.
@@ -723,6 +902,9 @@ pub type event_base_foreach_event_cb =
     Option<unsafe extern "C" fn(*const CBase, *const event, *mut c_void) -> c_int>;
 
 /// Calls `cb` for every added or active C event of the base until it returns nonzero (returned).
+/// From another thread than the loop's, the walk (and so `cb`) runs on the loop's thread between
+/// two callbacks, while this thread waits: as libevent holds the base lock during the walk, nothing
+/// else changes the base meanwhile.
 #[no_mangle]
 pub unsafe extern "C" fn event_base_foreach_event(
     b: *mut CBase,
@@ -731,39 +913,58 @@ pub unsafe extern "C" fn event_base_foreach_event(
 ) -> c_int {
     guard(-1, || {
         let Some(cb) = cb else { return -1 };
-        // SAFETY: a live base.
-        let ids = unsafe {
-            with_base(b, |base| {
-                let mut ids = Vec::new();
-                base.foreach_event(|info| {
-                    ids.push(info.id);
-                    true
-                });
-                ids
+        let walk = || {
+            // SAFETY: runs where the base may be used (routed below).
+            let ids = unsafe {
+                with_base_local(b, |base| {
+                    let mut ids = Vec::new();
+                    base.foreach_event(|info| {
+                        ids.push(info.id);
+                        true
+                    });
+                    ids
+                })
+            };
+            let Some(ids) = ids else { return -1 };
+            // The callbacks run outside any borrow of the base: they may call back into it.
+            for id in ids {
+                let ev = c_event_of(b, id);
+                if ev.is_null() {
+                    continue;
+                }
+                // SAFETY: the program's callback with the base, one of its events and its argument.
+                let r = unsafe { cb(b, ev, arg) };
+                if r != 0 {
+                    return r;
+                }
+            }
+            0
+        };
+        // SAFETY: a live base; each branch uses it as routed.
+        let r = unsafe {
+            thread::reach(b, |r| match r {
+                Reach::Here => walk(),
+                Reach::Away(q) => q.call(walk).unwrap_or(-1),
             })
         };
-        let Some(ids) = ids else { return -1 };
-        for id in ids {
-            let ev = c_event_of(b, id);
-            if ev.is_null() {
-                continue;
-            }
-            // SAFETY: the program's callback with the base, one of its events and its argument.
-            let r = unsafe { cb(b, ev, arg) };
-            if r != 0 {
-                return r;
-            }
-        }
-        0
+        r.unwrap_or(-1)
     })
 }
 
-/// The C event whose callback is running, or NULL (also for an event of the library itself).
+/// The C event whose callback is running, or NULL (also for an event of the library itself, and, as
+/// in libevent, when called from another thread than the loop's).
 #[no_mangle]
 pub unsafe extern "C" fn event_base_get_running_event(b: *mut CBase) -> *mut event {
     guard(ptr::null_mut(), || {
-        // SAFETY: a live base.
-        let id = unsafe { with_base(b, |base| base.running_event()) }.flatten();
-        id.map_or(ptr::null_mut(), |id| c_event_of(b, id))
+        // SAFETY: a live base; used only when routed here.
+        let r = unsafe {
+            thread::reach(b, |r| match r {
+                Reach::Here => with_base_local(b, |base| base.running_event())
+                    .flatten()
+                    .map_or(ptr::null_mut(), |id| c_event_of(b, id)),
+                Reach::Away(_) => ptr::null_mut(),
+            })
+        };
+        r.unwrap_or(ptr::null_mut())
     })
 }

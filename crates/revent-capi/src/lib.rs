@@ -10,6 +10,10 @@
 //!   the pointer derived from the dispatcher's own `&mut EventBase` (see revent's `base` module docs),
 //!   outside one a short-lived `&mut` from the raw pointer. Calls out to C go through
 //!   [`base::call_out`], which publishes that derived pointer while the C code runs.
+//! - **Threads** ([`thread`]): with `evthread_use_pthreads`, a call from another thread than the one
+//!   running a base's loop never touches the Rust base: `thread::reach` routes it, and it is posted
+//!   to the loop (waiting when libevent's semantics need it). So `with_base`'s closure may run on the
+//!   loop's thread.
 //! - **C-visible structs** (`struct event`, `struct bufferevent`) are read and written field by field
 //!   through raw pointers (`ptr::read`/`write` of `addr_of!` places), never held as `&mut`: C holds
 //!   pointers to them too.
@@ -30,6 +34,7 @@ pub mod event;
 pub mod listener;
 pub mod logging;
 pub mod mem;
+pub mod thread;
 pub mod util;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

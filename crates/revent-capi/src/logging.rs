@@ -61,16 +61,34 @@ pub fn emit(severity: c_int, msg: &str) {
     }
 }
 
-/// libevent's fatal path: the message at error severity, then the fatal callback (and exit, as
-/// libevent does should it return), or abort when none is set.
+/// libevent's fatal path for an internal error or debug-mode misuse: [`fatal`] with
+/// `EVENT_ERR_ABORT_`.
 pub fn fatal_msg(msg: &str) -> ! {
+    fatal(EVENT_ERR_ABORT, msg)
+}
+
+/// libevent's `event_errx`: the message at error severity, then the fatal callback with `code` and
+/// `exit(code)` should it return; without a callback, abort for `EVENT_ERR_ABORT_`, else `exit(code)`.
+pub fn fatal(code: c_int, msg: &str) -> ! {
     emit(EVENT_LOG_ERR, msg);
     if let Some(cb) = fatal_cb() {
         // SAFETY: a C callback the program registered.
-        unsafe { cb(EVENT_ERR_ABORT) };
-        std::process::exit(1);
+        unsafe { cb(code) };
+    } else if code == EVENT_ERR_ABORT {
+        std::process::abort()
     }
-    std::process::abort()
+    std::process::exit(code)
+}
+
+/// Set once a base or an event exists: debug mode can no longer be switched on (libevent's rule,
+/// since events made before it would be unknown to its checks).
+static SETUP_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// Notes that a base or an event was set up (see [`event_enable_debug_mode`]).
+pub(crate) fn note_setup() {
+    if !SETUP_SEEN.load(Ordering::Relaxed) {
+        SETUP_SEEN.store(true, Ordering::Relaxed);
+    }
 }
 
 struct ToCallback;
@@ -135,7 +153,17 @@ pub extern "C" fn event_enable_debug_logging(which: u32) {
 
 /// `event_enable_debug_mode`: libevent's extra checks on event misuse. revent checks every handle
 /// always; the flag only makes the misuse that libevent then reports fatal here too.
+/// As libevent, calling it twice, or after a base or event exists, is fatal.
 #[no_mangle]
 pub extern "C" fn event_enable_debug_mode() {
+    if DEBUG_MODE.load(Ordering::Relaxed) {
+        fatal(1, "event_enable_debug_mode was called twice!");
+    }
+    if SETUP_SEEN.load(Ordering::Relaxed) {
+        fatal(
+            1,
+            "event_enable_debug_mode must be called *before* creating any events or event_bases",
+        );
+    }
     DEBUG_MODE.store(true, Ordering::Relaxed);
 }

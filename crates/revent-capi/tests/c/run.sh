@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The C ABI's tests (run by .ci/run, not by `cargo test`: they need libevent-dev's headers).
 #
-#   crates/revent-capi/tests/c/run.sh [--valgrind]
+#   crates/revent-capi/tests/c/run.sh [--valgrind | --helgrind]
 #
 # 1. Every tests/c/*.c is compiled against the system's /usr/include/event2 and run twice: linked with
 #    Debian's libevent, which checks the test itself, and with revent's libraries (build-libs.sh), which
 #    checks revent. A test whose name has "thread" links libevent_pthreads too. With --valgrind the
-#    revent runs go through memcheck (no invalid access, no definite leak).
+#    revent runs go through memcheck (no invalid access, no definite leak); with --helgrind the revent
+#    runs of the "thread" tests go through helgrind (no race, no lock misuse; helgrind.supp says
+#    what it suppresses and why), the others run as usual.
 # 2. Real programs on revent through LD_LIBRARY_PATH (tests/programs/*.sh): the seed's echo server
 #    compiled unchanged, Debian's memcached.
 # Exits non-zero on the first failure; says what to install when something is missing.
@@ -14,7 +16,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../../.." && pwd)
 valgrind=false
-[ "${1:-}" = --valgrind ] && valgrind=true
+helgrind=false
+case "${1:-}" in
+--valgrind) valgrind=true ;;
+--helgrind) helgrind=true ;;
+"") ;;
+*) echo "usage: run.sh [--valgrind | --helgrind]" >&2; exit 2 ;;
+esac
 [ -f /usr/include/event2/event.h ] || {
     echo "run.sh: needs libevent-dev (apt-get install libevent-dev)" >&2
     exit 2
@@ -32,13 +40,21 @@ for src in "$here"/*.c; do
     extra=()
     case $name in *thread*) extra=(-levent_pthreads -lpthread) ;; esac
     "$cc" -O1 -g -Wall -Werror -I"$here" -o "$bin/$name.libevent" "$src" -levent ${extra[@]+"${extra[@]}"}
-    "$cc" -O1 -g -Wall -Werror -I"$here" -o "$bin/$name.revent" "$src" -L"$libs" -levent \
+    # -DREVENT: a test may check what only revent does (threads.c: a base made before
+    # evthread_use_pthreads, libevent#1130).
+    "$cc" -O1 -g -Wall -Werror -DREVENT -I"$here" -o "$bin/$name.revent" "$src" -L"$libs" -levent \
         ${extra[@]+"${extra[@]}"}
     timeout 120 "$bin/$name.libevent" >/dev/null || {
         echo "FAIL: $name against Debian's libevent (the test itself is wrong)"
         exit 1
     }
-    if $valgrind; then
+    if $helgrind && [[ $name == *thread* ]]; then
+        LD_LIBRARY_PATH=$libs timeout 900 valgrind -q --tool=helgrind --error-exitcode=99 \
+            --suppressions="$here/helgrind.supp" "$bin/$name.revent" >/dev/null || {
+            echo "FAIL: $name on revent under helgrind"
+            exit 1
+        }
+    elif $valgrind; then
         LD_LIBRARY_PATH=$libs timeout 600 valgrind -q --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite "$bin/$name.revent" >/dev/null || {
             echo "FAIL: $name on revent under valgrind"
@@ -53,6 +69,8 @@ for src in "$here"/*.c; do
     echo "ok: $name"
 done
 
+# The real programs are single-threaded: helgrind has nothing to say about them.
+$helgrind && { echo "== C ABI: all checks passed (helgrind)"; exit 0; }
 for prog in "$here"/../programs/*.sh; do
     echo "== $(basename "$prog" .sh) on revent"
     "$prog" "$libs" "$bin"
