@@ -1141,49 +1141,61 @@ pub unsafe extern "C" fn evbuffer_add_reference(
 /// `inbuf`'s callbacks run first, then `outbuf`'s, as in libevent.
 #[no_mangle]
 pub unsafe extern "C" fn evbuffer_add_buffer(outbuf: *mut evbuffer, inbuf: *mut evbuffer) -> c_int {
-    guard(-1, || {
-        const WHAT: &str = "evbuffer_add_buffer";
-        if outbuf == inbuf {
-            return if outbuf.is_null() { -1 } else { 0 };
-        }
-        if outbuf.is_null() || inbuf.is_null() {
-            log::warn!("{WHAT}: NULL buffer");
-            return -1;
-        }
-        let _locks = lock_two(outbuf, inbuf);
-        let look_in = |i: &mut Evbuffer| Some((i.len(), i.is_frozen(BufferEnd::Start)));
-        let look_out = |o: &mut Evbuffer| Some(o.is_frozen(BufferEnd::End));
-        let (Some((n, in_frozen)), Some(out_frozen)) = (
-            // SAFETY: C passes live buffers, which differ (checked); so in the with_buf calls
-            // below.
-            unsafe { with_buf(inbuf, WHAT, None, look_in) },
-            // SAFETY: as above.
-            unsafe { with_buf(outbuf, WHAT, None, look_out) },
-        ) else {
-            return -1;
-        };
-        if n == 0 {
-            return 0;
-        }
-        if in_frozen || out_frozen {
-            return -1;
-        }
-        let mut tmp = Evbuffer::new();
-        let take = |i: &mut Evbuffer| tmp.add_buffer(i).is_ok();
-        // SAFETY: as above.
-        if !unsafe { with_buf(inbuf, WHAT, false, take) } {
-            return -1;
-        }
-        let give = |o: &mut Evbuffer| o.add_buffer(&mut tmp).is_ok();
-        // SAFETY: as above.
-        if unsafe { with_buf(outbuf, WHAT, false, give) } {
-            0
-        } else {
-            // SAFETY: as above.
-            unsafe { put_back(inbuf, WHAT, &mut tmp) };
-            -1
-        }
+    // SAFETY: forwarded with C's contract.
+    guard(-1, || unsafe {
+        move_all(outbuf, inbuf, BufferEnd::End, "evbuffer_add_buffer")
     })
+}
+
+/// Moves all of `src` to the `end` of `dst`: `evbuffer_add_buffer` and `evbuffer_prepend_buffer`.
+///
+/// # Safety
+/// `dst` and `src` are null or live buffers.
+unsafe fn move_all(dst: *mut evbuffer, src: *mut evbuffer, end: BufferEnd, what: &str) -> c_int {
+    if dst == src {
+        return if dst.is_null() { -1 } else { 0 };
+    }
+    if dst.is_null() || src.is_null() {
+        log::warn!("{what}: NULL buffer");
+        return -1;
+    }
+    let _locks = lock_two(dst, src);
+    let look_src = |s: &mut Evbuffer| Some((s.len(), s.is_frozen(BufferEnd::Start)));
+    let look_dst = |d: &mut Evbuffer| Some(d.is_frozen(end));
+    let (Some((n, src_frozen)), Some(dst_frozen)) = (
+        // SAFETY: live buffers (the caller's contract), which differ (checked); so in the
+        // with_buf calls below.
+        unsafe { with_buf(src, what, None, look_src) },
+        // SAFETY: as above.
+        unsafe { with_buf(dst, what, None, look_dst) },
+    ) else {
+        return -1;
+    };
+    if n == 0 {
+        return 0;
+    }
+    if src_frozen || dst_frozen {
+        return -1;
+    }
+    // Through a private buffer, so that each buffer's callbacks run while only it is in use.
+    let mut tmp = Evbuffer::new();
+    let take = |s: &mut Evbuffer| tmp.add_buffer(s).is_ok();
+    // SAFETY: as above.
+    if !unsafe { with_buf(src, what, false, take) } {
+        return -1;
+    }
+    let give = |d: &mut Evbuffer| match end {
+        BufferEnd::End => d.add_buffer(&mut tmp).is_ok(),
+        BufferEnd::Start => d.prepend_buffer(&mut tmp).is_ok(),
+    };
+    // SAFETY: as above.
+    if unsafe { with_buf(dst, what, false, give) } {
+        0
+    } else {
+        // SAFETY: as above.
+        unsafe { put_back(src, what, &mut tmp) };
+        -1
+    }
 }
 
 /// `evbuffer_add_buffer_reference`: appends `inbuf`'s bytes to `outbuf`, leaving `inbuf` as it is.
@@ -1229,48 +1241,9 @@ pub unsafe extern "C" fn evbuffer_add_buffer_reference(
 /// first, then `dst`'s.
 #[no_mangle]
 pub unsafe extern "C" fn evbuffer_prepend_buffer(dst: *mut evbuffer, src: *mut evbuffer) -> c_int {
-    guard(-1, || {
-        const WHAT: &str = "evbuffer_prepend_buffer";
-        if dst == src {
-            return if dst.is_null() { -1 } else { 0 };
-        }
-        if dst.is_null() || src.is_null() {
-            log::warn!("{WHAT}: NULL buffer");
-            return -1;
-        }
-        let _locks = lock_two(dst, src);
-        let look_src = |s: &mut Evbuffer| Some((s.len(), s.is_frozen(BufferEnd::Start)));
-        let look_dst = |d: &mut Evbuffer| Some(d.is_frozen(BufferEnd::Start));
-        let (Some((n, src_frozen)), Some(dst_frozen)) = (
-            // SAFETY: C passes live buffers, which differ (checked); so in the with_buf calls
-            // below.
-            unsafe { with_buf(src, WHAT, None, look_src) },
-            // SAFETY: as above.
-            unsafe { with_buf(dst, WHAT, None, look_dst) },
-        ) else {
-            return -1;
-        };
-        if n == 0 {
-            return 0;
-        }
-        if src_frozen || dst_frozen {
-            return -1;
-        }
-        let mut tmp = Evbuffer::new();
-        let take = |s: &mut Evbuffer| tmp.add_buffer(s).is_ok();
-        // SAFETY: as above.
-        if !unsafe { with_buf(src, WHAT, false, take) } {
-            return -1;
-        }
-        let give = |d: &mut Evbuffer| d.prepend_buffer(&mut tmp).is_ok();
-        // SAFETY: as above.
-        if unsafe { with_buf(dst, WHAT, false, give) } {
-            0
-        } else {
-            // SAFETY: as above.
-            unsafe { put_back(src, WHAT, &mut tmp) };
-            -1
-        }
+    // SAFETY: forwarded with C's contract.
+    guard(-1, || unsafe {
+        move_all(dst, src, BufferEnd::Start, "evbuffer_prepend_buffer")
     })
 }
 
