@@ -4,6 +4,7 @@
 //! BENCHMARKS.md at the repository root for the tables and how they were taken.
 
 mod args;
+mod capi;
 mod child;
 mod cref;
 mod echo;
