@@ -226,15 +226,25 @@ impl PerfSession {
             .custom_flags(libc::O_NONBLOCK)
             .open(&ack_path)?;
         let control = format!("fifo:{},{}", ctl_path.display(), ack_path.display());
-        let child = Command::new("perf")
+        let mut child = Command::new("perf")
             .args(["stat", "-x,", "-e", &events.join(","), "-D", "-1"])
             .args(["--control", &control, "-p", &pid.to_string(), "-o"])
             .arg(dir.join("out"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot run perf: {e}"))?;
+        // Pass perf's messages on, but not the "Events enabled/disabled" of every switch.
+        if let Some(err) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if !line.starts_with("Events enabled") && !line.starts_with("Events disabled") {
+                        eprintln!("{line}");
+                    }
+                }
+            });
+        }
         Ok(PerfSession {
             child,
             ctl,

@@ -57,6 +57,8 @@ usage: revent-bench echo [options]
   --server-cpu N  CPU for the servers (default 0)
   --client-cpu N  CPU for the load generator (default 1)
   --no-perf       skip the syscall counts
+  --quiet-wait S  before each run, wait up to S seconds for the machine to be quiet (other
+                  processes using < 0.15 CPUs over 0.25 s; default 10; 0: do not wait)
   --capi-libs DIR revent's libevent-2.1 libraries for the capi contenders (default
                   target/revent-libs, (re)built with crates/revent-capi/build-libs.sh when missing
                   or older than revent's sources; a DIR given is built only when it lacks
@@ -73,6 +75,7 @@ struct Opts {
     client_cpu: usize,
     perf: bool,
     capi_libs: Option<String>,
+    quiet: f64,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -89,6 +92,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         client_cpu: 1,
         perf: true,
         capi_libs: None,
+        quiet: 10.0,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -130,6 +134,14 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--client-cpu" => o.client_cpu = num(value()?)?,
             "--no-perf" => o.perf = false,
             "--capi-libs" => o.capi_libs = Some(value()?),
+            "--quiet-wait" => {
+                o.quiet = value()?
+                    .parse()
+                    .map_err(|_| "bad --quiet-wait".to_string())?;
+                if !(o.quiet.is_finite() && o.quiet >= 0.0) {
+                    return Err("--quiet-wait must be 0 or more".into());
+                }
+            }
             "-h" | "--help" => {
                 println!("{HELP}");
                 std::process::exit(0);
@@ -309,6 +321,8 @@ struct Run {
     cpu_us: Option<f64>,
     errors: u64,
     mismatches: u64,
+    /// CPUs' worth of time other processes used during the run.
+    others: f64,
 }
 
 impl Run {
@@ -350,6 +364,7 @@ fn measure(
         None
     };
     let cpu_before = cpu_time(srv.pid());
+    let others = crate::machine::OthersLoad::start(&[srv.pid()]);
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let (load, load_args): (&Path, &[&str]) = if srv.seed {
         // This program's echo-load, in the server's network namespace, expecting `reply`.
@@ -380,6 +395,7 @@ fn measure(
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", load.display()))?;
+    let others = others.end(&[srv.pid()]);
     let cpu = match (cpu_before, cpu_time(srv.pid())) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
@@ -418,11 +434,12 @@ fn measure(
         cpu_us: cpu.map(|c| c * 1e6 / trips.max(1.0)),
         errors: num("errors").unwrap_or(1.0) as u64,
         mismatches: num("mismatches").unwrap_or(1.0) as u64,
+        others,
     })
 }
 
 /// User + system CPU seconds process `pid` has used (all its threads), from /proc/PID/stat.
-fn cpu_time(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_time(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
     let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -608,13 +625,20 @@ fn run(args: &[String]) -> Result<(), String> {
                         &fresh
                     }
                 };
+                if o.quiet > 0.0
+                    && !crate::machine::wait_quiet(0.15, Duration::from_secs_f64(o.quiet))
+                {
+                    eprintln!("note: the machine did not get quiet within {} s", o.quiet);
+                }
                 let r = measure(&o, (&load.0, &load.1), s, conns, size)?;
                 eprintln!(
-                    "{conns}x{size} round {round} {:<12} {:>8.0} trips/s {} syscalls/trip {} CPU us/trip{}",
+                    "{conns}x{size} round {round} {:<12} {:>8.0} trips/s {} syscalls/trip {} CPU us/trip \
+                     (others' load {:.2} CPUs){}",
                     s.name,
                     r.tps,
                     r.per_trip.map_or("-".into(), |x| format!("{x:.2}")),
                     r.cpu_us.map_or("-".into(), |x| format!("{x:.2}")),
+                    r.others,
                     if r.ok() {
                         String::new()
                     } else {
@@ -646,6 +670,18 @@ fn run(args: &[String]) -> Result<(), String> {
     );
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     print!("{}", table_md(&names, &table));
+    let others: Vec<f64> = table
+        .iter()
+        .flat_map(|(_, _, runs)| runs.iter().flatten().map(|r| r.others))
+        .filter(|x| x.is_finite())
+        .collect();
+    if !others.is_empty() {
+        println!(
+            "\nOther processes used {:.2} CPUs at most during a run (median {:.2}).",
+            crate::stats::min_max(&others).1,
+            crate::stats::median(&others)
+        );
+    }
     if specs.iter().any(|s| s.seed) {
         println!(
             "\nseed-*: the seed's echo_server.c answers each message with `{SEED_REPLY}` (the load \
