@@ -213,12 +213,15 @@ pub fn run(args: &[String]) -> Res<()> {
          and CPU time (user + system of the contender; leaves out time preempted by other processes); \
          {machine}\n"
     );
-    println!(
-        "| measurement | revent wall ns | libevent wall ns | speed-up (libevent/revent) | \
-         revent CPU ns | libevent CPU ns | speed-up |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for (k, (label, _)) in ROWS.iter().enumerate() {
+    let revent = specs.iter().any(|(i, _)| *i == 0);
+    if revent {
+        println!(
+            "| measurement | revent wall ns | libevent wall ns | speed-up (libevent/revent) | \
+             revent CPU ns | libevent CPU ns | speed-up |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+    }
+    for (k, (label, _)) in ROWS.iter().enumerate().filter(|_| revent) {
         let show = |i: usize| match (med[i][k].0, spread[i][k]) {
             (Some(x), Some((lo, hi))) => format!("{x:.1} [{lo:.1}-{hi:.1}]"),
             _ => "-".to_string(),
