@@ -15,6 +15,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
+use crate::capi::{check_maps, Maps};
+
 pub type Res<T> = Result<T, Box<dyn Error>>;
 
 /// One result line: `key=value` pairs with numeric values.
@@ -30,13 +32,17 @@ pub fn parse_kv(line: &str) -> Kv {
         .collect()
 }
 
-/// How to start a contender: program and arguments, optionally pinned to a CPU with `taskset`.
+/// How to start a contender: program and arguments, optionally pinned to a CPU with `taskset`, with
+/// extra environment variables (the `capi` contenders: `LD_LIBRARY_PATH`).
 #[derive(Clone, Debug)]
 pub struct Spec {
     pub name: String,
     pub program: PathBuf,
     pub args: Vec<String>,
     pub cpu: Option<usize>,
+    pub env: Vec<(String, String)>,
+    /// Which libevent the started process must have mapped ([`Proc::start`] checks).
+    pub maps: Option<Maps>,
 }
 
 impl Spec {
@@ -46,7 +52,23 @@ impl Spec {
             program: program.to_path_buf(),
             args: args.to_vec(),
             cpu,
+            env: Vec::new(),
+            maps: None,
         }
+    }
+
+    /// The `capi` form of a libevent contender: the same program and arguments, run with revent's
+    /// libraries from `dir` (checked in /proc/PID/maps once started).
+    pub fn on_capi(mut self, dir: &Path) -> Spec {
+        self.env = crate::capi::env(dir);
+        self.maps = Some(Maps::From(dir.to_path_buf()));
+        self
+    }
+
+    /// A libevent contender in a run that also has capi ones: checked not to map revent's libraries.
+    pub fn not_on(mut self, dir: Option<&Path>) -> Spec {
+        self.maps = dir.map(|d| Maps::NotFrom(d.to_path_buf()));
+        self
     }
 
     /// The command, wrapped in `taskset -c CPU` when pinned.
@@ -60,6 +82,7 @@ impl Spec {
             None => Command::new(&self.program),
         };
         cmd.args(&self.args).args(extra);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 }
@@ -99,6 +122,9 @@ impl Proc {
         let line = p.read_line()?;
         if line.trim() != "ready" {
             return Err(format!("{}: expected `ready`, got {line:?}", p.name).into());
+        }
+        if let Some(want) = &spec.maps {
+            check_maps(&p.name, p.pid(), want)?;
         }
         Ok(p)
     }
@@ -200,15 +226,25 @@ impl PerfSession {
             .custom_flags(libc::O_NONBLOCK)
             .open(&ack_path)?;
         let control = format!("fifo:{},{}", ctl_path.display(), ack_path.display());
-        let child = Command::new("perf")
+        let mut child = Command::new("perf")
             .args(["stat", "-x,", "-e", &events.join(","), "-D", "-1"])
             .args(["--control", &control, "-p", &pid.to_string(), "-o"])
             .arg(dir.join("out"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot run perf: {e}"))?;
+        // Pass perf's messages on, but not the "Events enabled/disabled" of every switch.
+        if let Some(err) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if !line.starts_with("Events enabled") && !line.starts_with("Events disabled") {
+                        eprintln!("{line}");
+                    }
+                }
+            });
+        }
         Ok(PerfSession {
             child,
             ctl,
@@ -311,6 +347,7 @@ pub fn perf_count(spec: &Spec, extra: &[String]) -> Res<(u64, Kv)> {
     cmd.args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "--"])
         .arg(inner.get_program())
         .args(inner.get_args())
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null());
     let out = cmd.output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -342,6 +379,7 @@ pub fn callgrind_count(spec: &Spec, extra: &[String]) -> Res<(u64, Kv)> {
         .arg(&spec.program)
         .args(&spec.args)
         .args(extra)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);

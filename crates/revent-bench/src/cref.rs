@@ -49,10 +49,21 @@ pub fn build(name: &str, link: &[&str]) -> PathBuf {
 
 /// [`build`] without the exit: the error is a message for the user.
 pub fn try_build(name: &str, link: &[&str]) -> Result<PathBuf, String> {
+    try_build_src(&source_dir().join(format!("{name}.c")), name, &[], link)
+}
+
+/// Compiles the C file `main` (which may live outside `c/`; `c/` is still on the include path) into
+/// the cache as `name`, with `cflags` after the usual ones (e.g. `-w` for a program that is not ours
+/// and warns) and linked with `link`.
+pub fn try_build_src(
+    main: &Path,
+    name: &str,
+    cflags: &[&str],
+    link: &[&str],
+) -> Result<PathBuf, String> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let src_dir = source_dir();
-    let main = src_dir.join(format!("{name}.c"));
-    let main_text = fs::read(&main).map_err(|e| format!("cannot read {}: {e}", main.display()))?;
+    let main_text = fs::read(main).map_err(|e| format!("cannot read {}: {e}", main.display()))?;
 
     // Cache key: the main source, every header beside it, the compiler and the flags.
     let mut key = Fnv::new();
@@ -67,9 +78,12 @@ pub fn try_build(name: &str, link: &[&str]) -> Result<PathBuf, String> {
         key.feed(h.file_name().unwrap_or_default().as_encoded_bytes());
         key.feed(&fs::read(h).map_err(|e| format!("cannot read {}: {e}", h.display()))?);
     }
-    let cflags = ["-O2", "-Wall", "-Wextra"];
+    let cflags: Vec<&str> = ["-O2", "-Wall", "-Wextra"]
+        .into_iter()
+        .chain(cflags.iter().copied())
+        .collect();
     for s in std::iter::once(cc.as_str())
-        .chain(cflags)
+        .chain(cflags.iter().copied())
         .chain(link.iter().copied())
     {
         key.feed(s.as_bytes());
@@ -86,12 +100,12 @@ pub fn try_build(name: &str, link: &[&str]) -> Result<PathBuf, String> {
     fs::create_dir_all(&cache).map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
     let tmp = out.with_extension(format!("tmp{}", process::id()));
     let status = Command::new(&cc)
-        .args(cflags)
+        .args(&cflags)
         .arg("-I")
         .arg(&src_dir)
         .arg("-o")
         .arg(&tmp)
-        .arg(&main)
+        .arg(main)
         .args(link)
         .status()
         .map_err(|e| {

@@ -114,3 +114,47 @@ pub fn proc_sleeps(pid: u32) -> Option<u64> {
     }
     Some(sum)
 }
+
+/// CPU time (user + system) of this process's children that have ended and been waited for, in
+/// ticks (USER_HZ), as [`proc_ticks`] counts.
+pub fn children_ticks() -> u64 {
+    // SAFETY: getrusage writes one `rusage` into the live local.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return 0;
+    }
+    // SAFETY: sysconf takes no pointers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (us(ru.ru_utime) + us(ru.ru_stime)) * hz / 1_000_000
+}
+
+/// Measures what other processes use while something runs: [`OthersLoad::start`] before,
+/// [`OthersLoad::end`] after, with the process ids whose CPU time is ours (servers); children that
+/// ended and were waited for in between (load generators) count as ours too.
+pub struct OthersLoad {
+    machine: Option<(u64, u64)>,
+    own: u64,
+    children: u64,
+}
+
+impl OthersLoad {
+    pub fn start(pids: &[u32]) -> OthersLoad {
+        OthersLoad {
+            machine: cpu_ticks(),
+            own: pids.iter().filter_map(|&p| proc_ticks(p)).sum(),
+            children: children_ticks(),
+        }
+    }
+
+    /// CPUs' worth of time others used since `start` (NaN when /proc/stat cannot be read).
+    pub fn end(&self, pids: &[u32]) -> f64 {
+        let own = pids.iter().filter_map(|&p| proc_ticks(p)).sum::<u64>();
+        let own = own.saturating_sub(self.own) + children_ticks().saturating_sub(self.children);
+        match (self.machine, cpu_ticks()) {
+            (Some(a), Some(b)) => load_between(a, b, own),
+            _ => f64::NAN,
+        }
+    }
+}

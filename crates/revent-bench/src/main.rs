@@ -4,11 +4,13 @@
 //! BENCHMARKS.md at the repository root for the tables and how they were taken.
 
 mod args;
+mod capi;
 mod child;
 mod cref;
 mod echo;
 mod evbuffer;
 mod machine;
+mod memcached;
 mod pipes;
 mod stats;
 mod sys;
@@ -17,14 +19,19 @@ mod wakeup;
 
 const USAGE: &str = "\
 usage: revent-bench <subcommand> [options]
-  pipes     libevent's classic bench: revent vs C libevent vs raw epoll/poll (pipes --help)
-  timers    add/delete/fire 1,000,000 timers: revent vs C libevent (timers --help)
+  pipes     libevent's classic bench: revent vs C libevent vs raw epoll/poll; with
+            --contenders ...,capi also the C program on revent's C ABI (pipes --help)
+  timers    add/delete/fire 1,000,000 timers: revent vs C libevent (and capi) (timers --help)
   evbuffer  Evbuffer vs libevent's evbuffer: add/drain, readln, search, socketpair transfer
             (evbuffer [--rounds N] [--only NAME] [--scale F] [--rust-only])
-  echo      echo servers: revent vs C libevent vs raw epoll vs tokio (echo --help)
-  echo-load HOST PORT CONNS SIZE SECS   the closed-loop, byte-verifying echo load generator
+  echo      echo servers: revent vs C libevent vs raw epoll vs tokio; capi, seed-libevent,
+            seed-capi: C servers on libevent and on revent's C ABI (echo --help)
+  echo-load HOST PORT CONNS SIZE SECS [--reply TEXT]   the closed-loop, byte-verifying echo
+            load generator
   wakeup    cross-thread wake-ups: revent's Remote vs libevent's event_active vs tokio's
             Handle::spawn (wakeup --help)
+  memcached Debian's memcached on Debian's libevent and on revent's C ABI, under memcaslap
+            (memcached --help)
   cref NAME [LINK...]   compile the C reference program c/NAME.c and print its path
 internal (spawned by the above): pipes-child, timers-child, echo-server-tokio PORT,
   wakeup-child KIND";
@@ -40,6 +47,7 @@ fn main() {
             Ok(())
         }
         Some("wakeup") => wakeup::run(rest),
+        Some("memcached") => memcached::run(rest),
         Some("pipes-child") => pipes::child(rest),
         Some("wakeup-child") => wakeup::child(rest),
         Some("timers-child") => timers::child(rest),

@@ -8,7 +8,9 @@
 //! Contenders, each its own process, set up once and then interleaved run by run:
 //! - `revent`: this binary's `pipes-child` (revent's Rust API, epoll or poll backend);
 //! - `libevent`: `c/pipes_libevent.c` against the system's libevent 2.1 (`event_config_avoid_method`);
-//! - `raw`: `c/pipes_epoll.c` (level-triggered epoll) or `c/pipes_poll.c` (poll()).
+//! - `raw`: `c/pipes_epoll.c` (level-triggered epoll) or `c/pipes_poll.c` (poll());
+//! - `capi`: the `libevent` binary run on revent's C ABI (`LD_LIBRARY_PATH=--capi-libs`, see
+//!   [`crate::capi`]): the same C program on libevent.so and on revent's.
 //!
 //! Syscalls per fired event come from `perf stat -e raw_syscalls:sys_enter` around two complete runs of
 //! each contender in counting mode (`-k 1` and `-k 1+D`: the workload repeated without the untimed
@@ -40,14 +42,19 @@ usage: revent-bench pipes [options]
   --w W                   write budget (default: N)
   --runs 25               runs per contender and row (median reported)
   --budget 150            seconds a row may take; past it, fewer runs (at least 5; the table says)
-  --contenders revent,libevent,raw
+  --contenders revent,libevent,raw   (and/or capi: c/pipes_libevent.c on revent's C ABI)
   --cpu 0                 CPU the contenders are pinned to (taskset), or `none`
   --count-runs 5          extra runs D for the syscall count (fewer when a run takes > 0.4 s)
   --no-syscalls           skip the syscall count
   --instructions          also count user-space instructions per fired event with callgrind
-                          (deterministic CPU cost; slow: valgrind runs each contender twice a row)";
+                          (deterministic CPU cost; slow: valgrind runs each contender twice a row)
+";
 
-const KINDS: [&str; 3] = ["revent", "libevent", "raw"];
+const KINDS: [&str; 4] = ["revent", "libevent", "raw", "capi"];
+const REVENT: usize = 0;
+const LIBEVENT: usize = 1;
+const RAW: usize = 2;
+const CAPI: usize = 3;
 
 struct Row {
     backend: String,
@@ -59,19 +66,16 @@ struct Row {
     wall: Timing,
     /// The contender's CPU time (user + system) over the same loop.
     cpu: Timing,
-    sys: [Option<f64>; 3],
+    sys: [Option<f64>; 4],
     /// User-space instructions per fired event (callgrind).
-    instr: [Option<f64>; 3],
+    instr: [Option<f64>; 4],
 }
 
 /// One kind of time of one row, per contender kind (index into KINDS).
 #[derive(Default)]
 struct Timing {
-    /// Median µs.
-    med: [Option<f64>; 3],
-    spread: [Option<(f64, f64)>; 3],
-    /// Median over rounds of revent's time divided by the other's time in the same round.
-    paired: [Option<f64>; 3],
+    /// µs per run in round order; empty for a kind that did not run.
+    runs: [Vec<f64>; 4],
 }
 
 impl Timing {
@@ -79,26 +83,34 @@ impl Timing {
     fn from(times: &[Vec<f64>], specs: &[(usize, Spec)]) -> Timing {
         let mut t = Timing::default();
         for (xs, (i, _)) in times.iter().zip(specs) {
-            t.med[*i] = Some(median(xs));
-            t.spread[*i] = Some(min_max(xs));
-        }
-        if let Some(rv) = specs.iter().position(|(i, _)| *i == 0) {
-            for (j, (i, _)) in specs.iter().enumerate() {
-                let per_round: Vec<f64> = times[rv]
-                    .iter()
-                    .zip(&times[j])
-                    .map(|(a, b)| a / b)
-                    .collect();
-                t.paired[*i] = Some(median(&per_round));
-            }
+            t.runs[*i] = xs.clone();
         }
         t
     }
 
-    /// "ratio of medians (median of per-round ratios)" of revent over contender `k`.
-    fn ratio_cell(&self, k: usize) -> String {
-        match ratio(self.med[0], self.med[k]) {
-            Some(x) => format!("{x:.3} ({})", cell(self.paired[k], 3)),
+    /// Median µs of kind `k`.
+    fn med(&self, k: usize) -> Option<f64> {
+        (!self.runs[k].is_empty()).then(|| median(&self.runs[k]))
+    }
+
+    fn spread(&self, k: usize) -> Option<(f64, f64)> {
+        (!self.runs[k].is_empty()).then(|| min_max(&self.runs[k]))
+    }
+
+    /// The median over rounds of kind `a`'s time divided by kind `b`'s in the same round.
+    fn paired(&self, a: usize, b: usize) -> Option<f64> {
+        let per_round: Vec<f64> = self.runs[a]
+            .iter()
+            .zip(&self.runs[b])
+            .map(|(x, y)| x / y)
+            .collect();
+        (!per_round.is_empty()).then(|| median(&per_round))
+    }
+
+    /// "ratio of medians (median of per-round ratios)" of kind `a` over kind `b`.
+    fn ratio_cell(&self, a: usize, b: usize) -> String {
+        match ratio(self.med(a), self.med(b)) {
+            Some(x) => format!("{x:.3} ({})", cell(self.paired(a, b), 3)),
             None => "-".to_string(),
         }
     }
@@ -106,7 +118,7 @@ impl Timing {
 
 pub fn run(args: &[String]) -> Res<()> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
+        println!("{USAGE}{}", crate::capi::USAGE_LINE);
         return Ok(());
     }
     let opts = Args::parse(
@@ -121,10 +133,11 @@ pub fn run(args: &[String]) -> Res<()> {
             "--contenders",
             "--cpu",
             "--count-runs",
+            "--capi-libs",
         ],
         &["--no-syscalls", "--instructions"],
     )
-    .map_err(|e| format!("{e}\n{USAGE}"))?;
+    .map_err(|e| format!("{e}\n{USAGE}{}", crate::capi::USAGE_LINE))?;
     let backends = opts.words("--backends", &["epoll", "poll"]);
     let ns: Vec<u64> = opts.list("--n", &[100, 1000, 9000])?;
     let actives: Vec<u64> = opts.list("--a", &[1, 100])?;
@@ -167,8 +180,17 @@ pub fn run(args: &[String]) -> Res<()> {
     let exe = std::env::current_exe()?;
     let libevent = kinds
         .iter()
-        .any(|k| k == "libevent")
+        .any(|k| k == "libevent" || k == "capi")
         .then(|| cref::build("pipes_libevent", &["-levent_core"]));
+    // The capi contender: that binary on revent's libraries, which must have all it calls.
+    let capi = if kinds.iter().any(|k| k == "capi") {
+        let dir = crate::capi::libs(opts.str("--capi-libs"))?;
+        crate::capi::preflight(libevent.as_ref().unwrap(), &dir)
+            .map_err(|e| format!("capi: not available: {e}"))?;
+        Some(dir)
+    } else {
+        None
+    };
     let mut raw: Vec<(String, PathBuf)> = Vec::new();
     if kinds.iter().any(|k| k == "raw") {
         for b in &backends {
@@ -199,7 +221,10 @@ pub fn run(args: &[String]) -> Res<()> {
                             a.extend(args.iter().cloned());
                             Spec::new("revent", &exe, &a, cpu)
                         }
-                        "libevent" => Spec::new("libevent", libevent.as_ref().unwrap(), &args, cpu),
+                        "libevent" => Spec::new("libevent", libevent.as_ref().unwrap(), &args, cpu)
+                            .not_on(capi.as_deref()),
+                        "capi" => Spec::new("capi", libevent.as_ref().unwrap(), &args, cpu)
+                            .on_capi(capi.as_ref().unwrap()),
                         _ => {
                             let prog = &raw.iter().find(|(b, _)| b == backend).unwrap().1;
                             Spec::new(&format!("raw {backend}"), prog, &args, cpu)
@@ -286,8 +311,8 @@ fn measure_row(
         runs,
         wall: Timing::default(),
         cpu: Timing::default(),
-        sys: [None; 3],
-        instr: [None; 3],
+        sys: [None; 4],
+        instr: [None; 4],
     };
     let mut procs = Vec::new();
     for (_, spec) in specs {
@@ -322,7 +347,9 @@ fn measure_row(
     row.cpu = Timing::from(&cpu, specs);
 
     // Counts are deterministic: fewer extra runs for rows whose runs take seconds (poll, N = 9000).
-    let slowest = row.wall.med.iter().flatten().fold(0.0f64, |m, &x| m.max(x));
+    let slowest = (0..KINDS.len())
+        .filter_map(|k| row.wall.med(k))
+        .fold(0.0f64, |m, x| m.max(x));
     let few = |d: u64| d.min((2e6 / slowest.max(1.0)) as u64).max(1);
     if let Some(d) = extra_runs {
         let d = few(d);
@@ -338,13 +365,13 @@ fn measure_row(
 
     let mut line = format!("{backend} N={n} A={a} W={w} runs={}:", row.runs);
     for (i, _) in specs {
-        let (lo, hi) = row.wall.spread[*i].unwrap_or((f64::NAN, f64::NAN));
-        let (clo, chi) = row.cpu.spread[*i].unwrap_or((f64::NAN, f64::NAN));
+        let (lo, hi) = row.wall.spread(*i).unwrap_or((f64::NAN, f64::NAN));
+        let (clo, chi) = row.cpu.spread(*i).unwrap_or((f64::NAN, f64::NAN));
         line += &format!(
             "  {} {} µs [{lo:.0}-{hi:.0}] cpu {} µs [{clo:.0}-{chi:.0}] {} sys/ev",
             KINDS[*i],
-            cell(row.wall.med[*i], 1),
-            cell(row.cpu.med[*i], 1),
+            cell(row.wall.med(*i), 1),
+            cell(row.cpu.med(*i), 1),
             cell(row.sys[*i], 3)
         );
         if let Some(x) = row.instr[*i] {
@@ -356,6 +383,16 @@ fn measure_row(
 }
 
 fn print_table(rows: &[Row]) {
+    let ran = |k: usize| rows.iter().any(|r| !r.wall.runs[k].is_empty());
+    if ran(REVENT) || ran(RAW) {
+        print_main_table(rows);
+    }
+    if ran(CAPI) {
+        print_capi_table(rows);
+    }
+}
+
+fn print_main_table(rows: &[Row]) {
     println!(
         "Times: median µs of the timed loop, wall clock and the contender's CPU time (user + system; \
          leaves out time preempted by other processes). Ratios: revent's median over the other's \
@@ -374,21 +411,23 @@ fn print_table(rows: &[Row]) {
             r.a,
             r.w,
             r.runs,
-            cell(r.wall.med[0], 1),
-            cell(r.wall.med[1], 1),
-            cell(r.wall.med[2], 1),
-            r.wall.ratio_cell(1),
-            r.wall.ratio_cell(2),
-            cell(r.cpu.med[0], 1),
-            cell(r.cpu.med[1], 1),
-            cell(r.cpu.med[2], 1),
-            r.cpu.ratio_cell(1),
-            r.cpu.ratio_cell(2),
+            cell(r.wall.med(REVENT), 1),
+            cell(r.wall.med(LIBEVENT), 1),
+            cell(r.wall.med(RAW), 1),
+            r.wall.ratio_cell(REVENT, LIBEVENT),
+            r.wall.ratio_cell(REVENT, RAW),
+            cell(r.cpu.med(REVENT), 1),
+            cell(r.cpu.med(LIBEVENT), 1),
+            cell(r.cpu.med(RAW), 1),
+            r.cpu.ratio_cell(REVENT, LIBEVENT),
+            r.cpu.ratio_cell(REVENT, RAW),
         );
     }
 
-    let instr = rows.iter().any(|r| r.instr.iter().any(Option::is_some));
-    let sys = rows.iter().any(|r| r.sys.iter().any(Option::is_some));
+    let instr = rows
+        .iter()
+        .any(|r| r.instr[..3].iter().any(Option::is_some));
+    let sys = rows.iter().any(|r| r.sys[..3].iter().any(Option::is_some));
     if !instr && !sys {
         return;
     }
@@ -406,12 +445,47 @@ fn print_table(rows: &[Row]) {
             r.backend,
             r.n,
             r.a,
-            cell(r.sys[0], 3),
-            cell(r.sys[1], 3),
-            cell(r.sys[2], 3),
-            cell(r.instr[0], 0),
-            cell(r.instr[1], 0),
-            cell(r.instr[2], 0)
+            cell(r.sys[REVENT], 3),
+            cell(r.sys[LIBEVENT], 3),
+            cell(r.sys[RAW], 3),
+            cell(r.instr[REVENT], 0),
+            cell(r.instr[LIBEVENT], 0),
+            cell(r.instr[RAW], 0)
+        );
+    }
+}
+
+/// The C ABI table: the same C program (c/pipes_libevent.c) on libevent.so and on revent's.
+fn print_capi_table(rows: &[Row]) {
+    println!(
+        "\nThe C ABI: c/pipes_libevent.c, one binary, run on Debian's libevent (libevent) and on \
+         revent's libraries (capi, LD_LIBRARY_PATH). Median µs of the timed loop, wall clock and CPU \
+         time; capi/libevent: ratio of the medians (in parentheses: the median of the per-round \
+         ratios); per fired event: syscalls (perf) and user-space instructions (callgrind).\n"
+    );
+    println!(
+        "| backend | N | A | W | runs | wall µs libevent | capi | capi/libevent | CPU µs libevent | capi | \
+         capi/libevent | syscalls/event libevent | capi | instructions/event libevent | capi |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.backend,
+            r.n,
+            r.a,
+            r.w,
+            r.runs,
+            cell(r.wall.med(LIBEVENT), 1),
+            cell(r.wall.med(CAPI), 1),
+            r.wall.ratio_cell(CAPI, LIBEVENT),
+            cell(r.cpu.med(LIBEVENT), 1),
+            cell(r.cpu.med(CAPI), 1),
+            r.cpu.ratio_cell(CAPI, LIBEVENT),
+            cell(r.sys[LIBEVENT], 3),
+            cell(r.sys[CAPI], 3),
+            cell(r.instr[LIBEVENT], 0),
+            cell(r.instr[CAPI], 0)
         );
     }
 }

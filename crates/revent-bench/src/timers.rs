@@ -30,10 +30,11 @@ const USAGE: &str = "\
 usage: revent-bench timers [options]
   --timers 1000000   timers per measurement
   --rounds 5         rounds per contender (at least 3; median reported)
-  --contenders revent,libevent
-  --cpu 0            CPU the contenders are pinned to (taskset), or `none`";
+  --contenders revent,libevent   (and/or capi: c/timers_libevent.c on revent's C ABI)
+  --cpu 0            CPU the contenders are pinned to (taskset), or `none`
+";
 
-const KINDS: [&str; 2] = ["revent", "libevent"];
+const KINDS: [&str; 3] = ["revent", "libevent", "capi"];
 
 /// The phases each round times, in order, as the result line names them.
 const PHASES: [&str; 10] = [
@@ -94,15 +95,21 @@ impl Rng {
 
 pub fn run(args: &[String]) -> Res<()> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
+        println!("{USAGE}{}", crate::capi::USAGE_LINE);
         return Ok(());
     }
     let opts = Args::parse(
         args,
-        &["--timers", "--rounds", "--contenders", "--cpu"],
+        &[
+            "--timers",
+            "--rounds",
+            "--contenders",
+            "--cpu",
+            "--capi-libs",
+        ],
         &[],
     )
-    .map_err(|e| format!("{e}\n{USAGE}"))?;
+    .map_err(|e| format!("{e}\n{USAGE}{}", crate::capi::USAGE_LINE))?;
     let nt: u64 = opts.num("--timers", 1_000_000)?;
     let rounds: usize = opts.num("--rounds", 5)?;
     let kinds = opts.words("--contenders", &KINDS);
@@ -111,30 +118,48 @@ pub fn run(args: &[String]) -> Res<()> {
         c => Some(c.parse()?),
     };
 
-    let exe = std::env::current_exe()?;
-    let mut specs: Vec<(usize, Spec)> = Vec::new();
-    for (i, kind) in KINDS.iter().enumerate() {
-        if !kinds.iter().any(|k| k == kind) {
-            continue;
-        }
-        let n = nt.to_string();
-        let spec = if *kind == "revent" {
-            Spec::new(
-                "revent",
-                &exe,
-                &["timers-child".into(), "-n".into(), n],
-                cpu,
-            )
-        } else {
-            let prog = cref::build("timers_libevent", &["-levent_core"]);
-            Spec::new("libevent", &prog, &["-n".into(), n], cpu)
-        };
-        specs.push((i, spec));
-    }
     for k in &kinds {
         if !KINDS.contains(&k.as_str()) {
             return Err(format!("unknown contender {k:?}").into());
         }
+    }
+
+    let exe = std::env::current_exe()?;
+    let has = |kind: &str| kinds.iter().any(|k| k == kind);
+    let libevent =
+        (has("libevent") || has("capi")).then(|| cref::build("timers_libevent", &["-levent_core"]));
+    let capi = if has("capi") {
+        let dir = crate::capi::libs(opts.str("--capi-libs"))?;
+        crate::capi::preflight(libevent.as_ref().unwrap(), &dir)
+            .map_err(|e| format!("capi: not available: {e}"))?;
+        Some(dir)
+    } else {
+        None
+    };
+    let mut specs: Vec<(usize, Spec)> = Vec::new();
+    for (i, kind) in KINDS.iter().enumerate() {
+        if !has(kind) {
+            continue;
+        }
+        let n = nt.to_string();
+        let spec = match *kind {
+            "revent" => Spec::new(
+                "revent",
+                &exe,
+                &["timers-child".into(), "-n".into(), n],
+                cpu,
+            ),
+            "libevent" => Spec::new(
+                "libevent",
+                libevent.as_ref().unwrap(),
+                &["-n".into(), n],
+                cpu,
+            )
+            .not_on(capi.as_deref()),
+            _ => Spec::new("capi", libevent.as_ref().unwrap(), &["-n".into(), n], cpu)
+                .on_capi(capi.as_ref().unwrap()),
+        };
+        specs.push((i, spec));
     }
 
     let machine = crate::machine::describe();
@@ -175,8 +200,8 @@ pub fn run(args: &[String]) -> Res<()> {
     drop(procs);
 
     // med[kind][row] = (wall, cpu) medians; spread of the wall times
-    let mut med = [[(None, None); ROWS.len()]; 2];
-    let mut spread = [[None; ROWS.len()]; 2];
+    let mut med = [[(None, None); ROWS.len()]; 3];
+    let mut spread = [[None; ROWS.len()]; 3];
     for (c, (i, _)) in specs.iter().enumerate() {
         for k in 0..ROWS.len() {
             med[*i][k] = (Some(median(&wall[c][k])), Some(median(&cpu[c][k])));
@@ -188,12 +213,15 @@ pub fn run(args: &[String]) -> Res<()> {
          and CPU time (user + system of the contender; leaves out time preempted by other processes); \
          {machine}\n"
     );
-    println!(
-        "| measurement | revent wall ns | libevent wall ns | speed-up (libevent/revent) | \
-         revent CPU ns | libevent CPU ns | speed-up |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for (k, (label, _)) in ROWS.iter().enumerate() {
+    let revent = specs.iter().any(|(i, _)| *i == 0);
+    if revent {
+        println!(
+            "| measurement | revent wall ns | libevent wall ns | speed-up (libevent/revent) | \
+             revent CPU ns | libevent CPU ns | speed-up |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+    }
+    for (k, (label, _)) in ROWS.iter().enumerate().filter(|_| revent) {
         let show = |i: usize| match (med[i][k].0, spread[i][k]) {
             (Some(x), Some((lo, hi))) => format!("{x:.1} [{lo:.1}-{hi:.1}]"),
             _ => "-".to_string(),
@@ -207,6 +235,32 @@ pub fn run(args: &[String]) -> Res<()> {
             cell(med[1][k].1, 1),
             cell(ratio(med[1][k].1, med[0][k].1), 2),
         );
+    }
+    if capi.is_some() {
+        println!(
+            "\nThe C ABI: c/timers_libevent.c, one binary, on Debian's libevent (libevent) and on \
+             revent's libraries (capi, LD_LIBRARY_PATH); same rounds, median ns per timer.\n"
+        );
+        println!(
+            "| measurement | libevent wall ns | capi wall ns | speed-up (libevent/capi) | \
+             libevent CPU ns | capi CPU ns | speed-up |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (k, (label, _)) in ROWS.iter().enumerate() {
+            let show = |i: usize| match (med[i][k].0, spread[i][k]) {
+                (Some(x), Some((lo, hi))) => format!("{x:.1} [{lo:.1}-{hi:.1}]"),
+                _ => "-".to_string(),
+            };
+            println!(
+                "| {label} | {} | {} | {} | {} | {} | {} |",
+                show(1),
+                show(2),
+                cell(ratio(med[1][k].0, med[2][k].0), 2),
+                cell(med[1][k].1, 1),
+                cell(med[2][k].1, 1),
+                cell(ratio(med[1][k].1, med[2][k].1), 2),
+            );
+        }
     }
     Ok(())
 }

@@ -53,7 +53,9 @@ usage: revent-bench wakeup [options]
                      burst before the next)
   --secs 2           seconds per run
   --rounds 3         interleaved rounds (median reported; fewer than 3 is a smoke test, not a result)
-  --contenders revent,libevent,tokio   (also: tokio-noio, tokio without its I/O driver; and
+  --contenders revent,libevent,tokio   (also: tokio-noio, tokio without its I/O driver; capi,
+                     c/wakeup_libevent.c on revent's C ABI, reported `not available` and left out
+                     when revent's libraries lack libevent_pthreads or a function it calls; and
                      NAME=PATH, another revent-bench binary run as `PATH wakeup-child revent`,
                      e.g. built from a tree with a library change)
   --loop-cpu 0       CPU of every contender's loop thread, or `none`
@@ -68,12 +70,13 @@ usage: revent-bench wakeup [options]
 
 Each round runs every contender twice: a timed run (the posts/s) and, unless --no-syscalls, a
 counting run of the same length under `perf stat -e raw_syscalls:sys_enter -p PID` (syscalls per
-post; perf slows syscalls, so that run's posts/s are shown apart).";
+post; perf slows syscalls, so that run's posts/s are shown apart).
+";
 
 /// Below this many CPUs' worth of load from anything, the machine counts as quiet.
 const QUIET_LOAD: f64 = 0.15;
 
-const KINDS: [&str; 4] = ["revent", "libevent", "tokio", "tokio-noio"];
+const KINDS: [&str; 5] = ["revent", "libevent", "tokio", "tokio-noio", "capi"];
 
 /// The syscall tracepoints of the split, after the total (`raw_syscalls:sys_enter`).
 const SPLIT: [&str; 5] = [
@@ -226,7 +229,7 @@ struct RunRes {
 
 pub fn run(args: &[String]) -> Res<()> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
+        println!("{USAGE}{}", crate::capi::USAGE_LINE);
         return Ok(());
     }
     let opts = Args::parse(
@@ -241,10 +244,11 @@ pub fn run(args: &[String]) -> Res<()> {
             "--stall-secs",
             "--quiet-wait",
             "--gap-us",
+            "--capi-libs",
         ],
         &["--no-syscalls", "--no-split"],
     )
-    .map_err(|e| format!("{e}\n{USAGE}"))?;
+    .map_err(|e| format!("{e}\n{USAGE}{}", crate::capi::USAGE_LINE))?;
     let bursts: Vec<usize> = opts.list("--bursts", &[1, 100])?;
     let secs: f64 = opts.num("--secs", 2.0)?;
     let rounds: usize = opts.num("--rounds", 3)?;
@@ -300,28 +304,60 @@ pub fn run(args: &[String]) -> Res<()> {
     let exe = std::env::current_exe()?;
     let libevent = kinds
         .iter()
-        .any(|k| k == "libevent")
+        .any(|k| k == "libevent" || k == "capi")
         .then(|| cref::build("wakeup_libevent", &["-levent_core", "-levent_pthreads"]));
-    // The contenders: (name, program, arguments before the common ones), built-in ones in KINDS
-    // order, then NAME=PATH ones (another revent-bench binary, e.g. built with a library change).
-    let mut contenders: Vec<(String, std::path::PathBuf, Vec<String>)> = Vec::new();
+    let mut capi_missing = None;
+    // The capi contender needs revent's libevent_pthreads and evthread_*: without them it is left out.
+    let capi = if kinds.iter().any(|k| k == "capi") {
+        let dir = crate::capi::libs(opts.str("--capi-libs"))?;
+        match crate::capi::preflight(libevent.as_ref().expect("built"), &dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                eprintln!("capi: not available, left out: {e}");
+                capi_missing = Some(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // The contenders: (name, program, arguments before the common ones, the capi library directory
+    // for the capi one), built-in ones in KINDS order, then NAME=PATH ones (another revent-bench
+    // binary, e.g. built with a library change).
+    type Contender = (
+        String,
+        std::path::PathBuf,
+        Vec<String>,
+        Option<std::path::PathBuf>,
+    );
+    let mut contenders: Vec<Contender> = Vec::new();
     for kind in KINDS {
         if !kinds.iter().any(|k| k == kind) {
             continue;
         }
         contenders.push(match kind {
-            "libevent" => (kind.into(), libevent.clone().expect("built"), vec![]),
+            "libevent" => (kind.into(), libevent.clone().expect("built"), vec![], None),
+            "capi" => match &capi {
+                Some(dir) => (
+                    kind.into(),
+                    libevent.clone().expect("built"),
+                    vec![],
+                    Some(dir.clone()),
+                ),
+                None => continue,
+            },
             _ => (
                 kind.into(),
                 exe.clone(),
                 vec!["wakeup-child".into(), kind.into()],
+                None,
             ),
         });
     }
     for k in &kinds {
         if let Some((name, path)) = k.split_once('=') {
             let args = vec!["wakeup-child".into(), "revent".into()];
-            contenders.push((name.into(), path.into(), args));
+            contenders.push((name.into(), path.into(), args, None));
         }
     }
     let names: Vec<String> = contenders.iter().map(|c| c.0.clone()).collect();
@@ -348,9 +384,14 @@ pub fn run(args: &[String]) -> Res<()> {
         .to_vec();
         let specs: Vec<Spec> = contenders
             .iter()
-            .map(|(name, prog, pre)| {
+            .map(|(name, prog, pre, dir)| {
                 let args: Vec<String> = pre.iter().chain(&common).cloned().collect();
-                Spec::new(name, prog, &args, None)
+                let spec = Spec::new(name, prog, &args, None);
+                match dir {
+                    Some(dir) => spec.on_capi(dir),
+                    None if name == "libevent" => spec.not_on(capi.as_deref()),
+                    None => spec,
+                }
             })
             .collect();
         let mut procs = Vec::new();
@@ -398,6 +439,9 @@ pub fn run(args: &[String]) -> Res<()> {
         show_cpu(poster_cpu)
     );
     print_tables(&names, &rows, events.len() > 1);
+    if let Some(why) = capi_missing {
+        println!("\ncapi: not available, left out: {why}");
+    }
     Ok(())
 }
 
@@ -631,6 +675,35 @@ fn print_tables(names: &[String], rows: &[(usize, Vec<Vec<RunRes>>)], split: boo
         cell(Some(worst), 2),
         cell(Some(median(&foreign)), 2)
     );
+
+    // The C ABI: the same C program on libevent.so and on revent's.
+    let find = |n: &str| names.iter().position(|x| x == n);
+    if let (Some(c), Some(l)) = (find("capi"), find("libevent")) {
+        println!(
+            "\nThe C ABI (c/wakeup_libevent.c on revent's libraries against Debian's libevent):"
+        );
+        for (b, runs) in rows {
+            let sys = |i: usize| {
+                let xs: Vec<f64> = runs[i]
+                    .iter()
+                    .filter_map(|r| r.sys.first().copied())
+                    .collect();
+                (!xs.is_empty()).then(|| median(&xs))
+            };
+            println!(
+                "- bursts of {b}: capi / libevent {}x posts/s; syscalls per post capi {}, libevent {}",
+                cell(
+                    ratio(
+                        med(&runs[c], |r| r.posts_per_s),
+                        med(&runs[l], |r| r.posts_per_s)
+                    ),
+                    2
+                ),
+                cell(sys(c), 3),
+                cell(sys(l), 3)
+            );
+        }
+    }
 
     if !revent {
         return;

@@ -6,6 +6,11 @@
 //! sent, and sends again, for SECS seconds. Prints one line:
 //! `conns=C size=S secs=T trips=N trips_per_s=X MBps=Y errors=E mismatches=M`
 //! and exits 1 when any connection saw an error, an early EOF or a wrong byte.
+//!
+//! `--reply TEXT` after the five arguments: the server answers every message with TEXT instead of
+//! echoing it (the seed's echo_server.c answers `reply`); the message is then SIZE - 1 letters and a NUL
+//! byte (that server prints what it received with `%s` from a buffer it does not terminate), and every
+//! byte of TEXT is checked.
 
 use super::sys::Epoll;
 use std::io::{self, Read, Write};
@@ -49,8 +54,13 @@ impl Summary {
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
+    let usage = "usage: revent-bench echo-load HOST PORT CONNS SIZE SECS [--reply TEXT]";
+    let (args, reply) = match args {
+        [a @ .., flag, text] if flag == "--reply" && !text.is_empty() => (a, Some(text.as_bytes())),
+        a => (a, None),
+    };
     let [host, port, conns, size, secs] = args else {
-        return Err("usage: revent-bench echo-load HOST PORT CONNS SIZE SECS".into());
+        return Err(usage.into());
     };
     let ip: IpAddr = host.parse().map_err(|_| format!("bad host {host:?}"))?;
     let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
@@ -61,7 +71,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err("SIZE and SECS must be positive".into());
     }
     crate::sys::raise_nofile(conns as u64 + 64).map_err(|e| e.to_string())?;
-    let s = load(SocketAddr::new(ip, port), conns, size, secs).map_err(|e| e.to_string())?;
+    let s = load(SocketAddr::new(ip, port), conns, size, secs, reply).map_err(|e| e.to_string())?;
     println!("{}", s.line());
     if s.errors > 0 || s.mismatches > 0 {
         std::process::exit(1);
@@ -69,10 +79,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the closed loop against `addr`.
-pub fn load(addr: SocketAddr, n: usize, size: usize, secs: f64) -> io::Result<Summary> {
-    let msg: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-    let mut buf = vec![0u8; size.max(65536)];
+/// Runs the closed loop against `addr`: each trip sends SIZE bytes and expects them back, or `reply`.
+pub fn load(
+    addr: SocketAddr,
+    n: usize,
+    size: usize,
+    secs: f64,
+    reply: Option<&[u8]>,
+) -> io::Result<Summary> {
+    let mut msg: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+    if reply.is_some() {
+        msg[size - 1] = 0;
+    }
+    let expect: &[u8] = reply.unwrap_or(&msg);
+    let want = expect.len();
+    let mut buf = vec![0u8; want.max(65536)];
     let ep = Epoll::new()?;
     let mut c = Vec::with_capacity(n);
     for i in 0..n {
@@ -109,18 +130,18 @@ pub fn load(addr: SocketAddr, n: usize, size: usize, secs: f64) -> io::Result<Su
                 continue;
             }
             loop {
-                match (&x.stream).read(&mut buf[..size - x.got]) {
+                match (&x.stream).read(&mut buf[..want - x.got]) {
                     Ok(0) => {
                         errors += 1;
                         ep.delete(x.stream.as_raw_fd());
                         break;
                     }
                     Ok(r) => {
-                        if buf[..r] != msg[x.got..x.got + r] {
+                        if buf[..r] != expect[x.got..x.got + r] {
                             mismatches += 1;
                         }
                         x.got += r;
-                        if x.got == size {
+                        if x.got == want {
                             x.trips += 1;
                             x.got = 0;
                             x.sent = 0;
