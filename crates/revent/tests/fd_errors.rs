@@ -251,7 +251,48 @@ fn fd_number_reused_in_one_callback(m: Method) {
     drop(keep);
 }
 
+/// An event that times out is deleted with its fd's interest, which reaches the kernel before the
+/// event's own callback runs: that callback may close the fd, get its number back from a new socket
+/// and watch it, and the new socket fires.
+fn fd_number_reused_after_timeout(m: Method) {
+    let _s = serial();
+    let mut base = base(m);
+    let (a, b) = socketpair();
+    let fd = a.as_raw_fd();
+    let log = Log::new();
+    let l = log.clone();
+    let keep = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let k = keep.clone();
+    let mut a = Some(a);
+    let mut b = Some(b);
+    let timed = base
+        .new_event(fd, What::READ, move |base, fired| {
+            assert!(fired.what.contains(What::TIMEOUT));
+            drop(a.take());
+            drop(b.take());
+            let (a2, mut b2) = socketpair_at(fd);
+            let l2 = l.clone();
+            let _ = register(base, fd, What::READ, move |_, f| l2.push(read_fd(f.fd))).unwrap();
+            send(&mut b2, b"new");
+            *k.borrow_mut() = Some((a2, b2));
+        })
+        .unwrap();
+    base.add(timed, Some(Duration::from_millis(1))).unwrap();
+    let (g, guard_fired) = guard(&mut base, Duration::from_secs(5));
+    // First ONCE runs the timeout above; the second must see the new socket's data.
+    assert_eq!(base.run(revent::LoopFlags::ONCE).unwrap(), LoopExit::Done);
+    assert_eq!(base.run(revent::LoopFlags::ONCE).unwrap(), LoopExit::Done);
+    assert!(
+        !guard_fired.get(),
+        "the new socket on the reused number was never watched"
+    );
+    assert_eq!(log.get(), vec![b"new".to_vec()]);
+    base.free(g).unwrap();
+    drop(keep);
+}
+
 per_backend!(
+    fd_number_reused_after_timeout,
     closed_fd_is_badfd,
     negative_fd_is_badfd,
     regular_file,

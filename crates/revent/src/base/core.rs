@@ -36,6 +36,9 @@ pub(crate) struct Core {
     pub(crate) running: bool,
     /// While expired timers are collected: their fd removals are deferred (see `io_remove`).
     internal_removal: bool,
+    /// A removal was deferred that way and is still queued: it must reach the kernel before the
+    /// next callback (without the changelist). Saves a scan of the whole changelist per callback.
+    removals_queued: bool,
     pub(crate) got_exit: bool,
     pub(crate) got_break: bool,
     pub(crate) cont: bool,
@@ -72,6 +75,7 @@ impl Core {
             arrivals: Vec::new(),
             running: false,
             internal_removal: false,
+            removals_queued: false,
             got_exit: false,
             got_break: false,
             cont: false,
@@ -521,7 +525,7 @@ impl Core {
         let cb = cb?;
         // A removal deferred when the timer expired must reach the kernel before user code runs: the
         // callback may close the fd and get its number back from a new socket.
-        if !self.use_changelist {
+        if self.removals_queued {
             self.flush_changes(true);
         }
         let fired = Fired {
@@ -676,6 +680,7 @@ impl Core {
             let _ = self.backend.update(fd, kernel, What::NONE);
             self.io.set_kernel(fd, What::NONE);
         } else {
+            self.removals_queued |= desired.is_empty() && !self.use_changelist;
             self.io.queue(fd);
         }
     }
@@ -690,6 +695,8 @@ impl Core {
     }
 
     fn flush_changes_now(&mut self, only_removals: bool) {
+        // Either way, no removal is left queued afterwards.
+        self.removals_queued = false;
         let mut changes = std::mem::take(&mut self.changes);
         self.io.take_changes(only_removals, &mut changes);
         for &(fd, old, new) in &changes {
