@@ -136,6 +136,60 @@ fn bytes_added_through_a_foreign_pointer_are_written() {
 }
 
 #[test]
+fn bytes_moved_through_foreign_pointers_inside_a_callback_are_written() {
+    let cases = backends()
+        .into_iter()
+        .flat_map(|m| [(m, BevOptions::NONE), (m, BevOptions::DEFER_CALLBACKS)]);
+    for (m, options) in cases {
+        let mut base = base(m);
+        let (fd, mut peer) = socketpair();
+        let bev = BufferEvent::socket(&mut base, Some(fd), options).unwrap();
+        let (input, output) = bev.buffer_ptrs(&mut base).unwrap();
+        let calls = Rc::new(Cell::new(0));
+        let c = calls.clone();
+        // A C echo server's read callback: evbuffer_add_buffer(output, input) on the pointers it
+        // got from bufferevent_get_input/output, no call on the bufferevent.
+        bev.set_read_cb(&mut base, move |_, _| {
+            c.set(c.get() + 1);
+            // SAFETY: the bufferevent is alive, and while its callback runs no reference to its
+            // buffers is held (the callback got none).
+            let (i, o) = unsafe { (&mut *input.as_ptr(), &mut *output.as_ptr()) };
+            o.add_buffer(i).unwrap();
+        })
+        .unwrap();
+        bev.enable(&mut base, What::READ).unwrap();
+        for (k, msg) in [&b"first"[..], b"second"].into_iter().enumerate() {
+            peer.write_all(msg).unwrap();
+            let mut got = vec![0u8; msg.len()];
+            run_until(&mut base, LIMIT, |base| {
+                calls.get() > k && output_len(base, bev) == 0
+            });
+            peer.read_exact(&mut got).unwrap();
+            assert_eq!(got, msg, "{m:?}");
+        }
+        // From the event callback of a read timeout, where the bufferevent did no I/O of its own.
+        let timeouts = Rc::new(Cell::new(0));
+        let t = timeouts.clone();
+        bev.set_event_cb(&mut base, move |_, _, what| {
+            assert!(what.contains(BevFlags::TIMEOUT));
+            t.set(t.get() + 1);
+            // SAFETY: as in the read callback.
+            unsafe { &mut *output.as_ptr() }.add(b"late").unwrap();
+        })
+        .unwrap();
+        bev.set_timeouts(&mut base, Some(Duration::from_millis(1)), None)
+            .unwrap();
+        run_until(&mut base, LIMIT, |base| {
+            timeouts.get() > 0 && output_len(base, bev) == 0
+        });
+        let mut got = [0u8; 4];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"late", "{m:?}");
+        bev.free(&mut base).unwrap();
+    }
+}
+
+#[test]
 fn input_drained_through_a_foreign_pointer_resumes_reading() {
     for m in backends() {
         let mut base = base(m);

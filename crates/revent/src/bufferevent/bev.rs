@@ -593,7 +593,15 @@ impl Taken {
 /// own callbacks while it runs.
 #[inline]
 fn take_cb(st: &mut Store, h: BufferEvent, which: Cb) -> Option<(Taken, u32)> {
-    let b = st.get_mut(h).ok()?;
+    let mut b = st.get_mut(h).ok()?;
+    if b.watched {
+        // The callback may well change the buffers through the pointers `buffer_ptrs` handed out
+        // (a C callback does): look at them in the prepare phase anyway, which costs less than the
+        // notice each first change would otherwise post through the `Remote`.
+        b = st.touch(h).ok()?;
+        b.input().watch_expect();
+        b.output().watch_expect();
+    }
     let taken = match which {
         Cb::Read => b.cbs.read.take().map(Taken::Read),
         Cb::Write => b.cbs.write.take().map(Taken::Write),
