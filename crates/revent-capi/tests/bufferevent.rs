@@ -88,8 +88,10 @@ fn filter_both_ways() {
         let b = event_base_new();
         let mut p = [ptr::null_mut(); 2];
         assert_eq!(bufferevent_pair_new(b, 0, p.as_mut_ptr()), 0);
-        let mut calls: u32 = 0;
-        let ctx = (&mut calls as *mut u32).cast::<c_void>();
+        // What C callbacks write to is reached only through raw pointers from here on (reading a
+        // local that a pointer derived from `&mut` writes to would be undefined behaviour).
+        let calls: *mut u32 = Box::into_raw(Box::new(0));
+        let ctx = calls.cast::<c_void>();
         let f = bufferevent_filter_new(
             p[0],
             Some(upper),
@@ -100,38 +102,29 @@ fn filter_both_ways() {
         );
         assert!(!f.is_null());
         assert_eq!(bufferevent_get_underlying(f), p[0]);
-        let mut far: Vec<u8> = Vec::new();
-        bufferevent_setcb(
-            p[1],
-            Some(collect),
-            None,
-            None,
-            (&mut far as *mut Vec<u8>).cast(),
-        );
+        let far: *mut Vec<u8> = Box::into_raw(Box::default());
+        bufferevent_setcb(p[1], Some(collect), None, None, far.cast());
         bufferevent_enable(p[1], EV_READ);
         assert_eq!(bufferevent_write(f, b"down we go".as_ptr().cast(), 10), 0);
         run_for(b, 30);
-        assert_eq!(far, b"DOWN WE GO");
-        let mut near: Vec<u8> = Vec::new();
-        bufferevent_setcb(
-            f,
-            Some(collect),
-            None,
-            None,
-            (&mut near as *mut Vec<u8>).cast(),
-        );
+        assert_eq!(*far, b"DOWN WE GO");
+        let near: *mut Vec<u8> = Box::into_raw(Box::default());
+        bufferevent_setcb(f, Some(collect), None, None, near.cast());
         bufferevent_enable(f, EV_READ);
         assert_eq!(bufferevent_write(p[1], b"and up".as_ptr().cast(), 6), 0);
         run_for(b, 30);
-        assert_eq!(near, b"AND UP");
-        assert!(calls >= 2);
+        assert_eq!(*near, b"AND UP");
+        assert!(*calls >= 2);
         // The program drops its own reference to the underlying side first: the filter keeps it
         // alive, and freeing the filter (CLOSE_ON_FREE) frees it.
         bufferevent_free(f);
-        assert!(calls >= 1000, "free_context ran");
+        assert!(*calls >= 1000, "free_context ran");
         bufferevent_free(p[1]);
         event_base_loop(b, EVLOOP_NONBLOCK);
         event_base_free(b);
+        drop(Box::from_raw(calls));
+        drop(Box::from_raw(far));
+        drop(Box::from_raw(near));
     }
 }
 
@@ -161,22 +154,17 @@ fn filter_cannot_reenter_the_base() {
         assert_eq!(bufferevent_pair_new(b, 0, p.as_mut_ptr()), 0);
         let f = bufferevent_filter_new(p[0], None, Some(reentrant), 0, None, p[1].cast());
         assert!(!f.is_null());
-        let mut far: Vec<u8> = Vec::new();
-        bufferevent_setcb(
-            p[1],
-            Some(collect),
-            None,
-            None,
-            (&mut far as *mut Vec<u8>).cast(),
-        );
+        let far: *mut Vec<u8> = Box::into_raw(Box::default());
+        bufferevent_setcb(p[1], Some(collect), None, None, far.cast());
         bufferevent_enable(p[1], EV_READ);
         assert_eq!(bufferevent_write(f, b"abc".as_ptr().cast(), 3), 0);
         run_for(b, 30);
-        assert_eq!(far, b"abc");
+        assert_eq!(*far, b"abc");
         bufferevent_free(f);
         bufferevent_free(p[0]);
         bufferevent_free(p[1]);
         event_base_free(b);
+        drop(Box::from_raw(far));
     }
 }
 
