@@ -2100,7 +2100,9 @@ pub unsafe extern "C" fn evbuffer_defer_callbacks(buf: *mut evbuffer, base: *mut
                 let remote = eb.remote()?;
                 let ev = eb.new_event(-1, What::NONE, move |eb: &mut EventBase, _| {
                     if let Some(st) = run.st.upgrade() {
-                        call_out(cbase, eb, || run_deferred(&st, run.buf));
+                        // SAFETY: `cbase` is the base running this event's callback, on its
+                        // Rust base `eb`.
+                        unsafe { call_out(cbase, eb, || run_deferred(&st, run.buf)) };
                     }
                 })?;
                 let mid = eb.priorities() / 2;

@@ -200,12 +200,14 @@ fn run(cbase: *mut CBase, b: &mut EventBase, ev: *mut event, fired: Fired) {
     } else {
         1
     };
-    call_out(cbase, b, || {
+    let call = || {
         for _ in 0..times {
             // SAFETY: the program's callback, called with the arguments it registered.
             unsafe { cb(fd, what, arg) };
         }
-    });
+    };
+    // SAFETY: `cbase` is the event's base, whose Rust base `b` runs this callback here.
+    unsafe { call_out(cbase, b, call) };
 }
 
 /// The priority a new event of base `b` gets: the middle one, as in libevent. Read without touching
@@ -722,7 +724,7 @@ pub unsafe extern "C" fn event_base_once(
                 what & (What::READ | What::WRITE),
                 timeout,
                 move |rb, fired| {
-                    call_out(cbase as *mut CBase, rb, || {
+                    let run = || {
                         // SAFETY: the program's callback with its own argument.
                         unsafe {
                             (call.cb)(
@@ -731,7 +733,9 @@ pub unsafe extern "C" fn event_base_once(
                                 call.arg as *mut c_void,
                             )
                         }
-                    })
+                    };
+                    // SAFETY: `cbase` is the base running this callback on `rb`, its Rust base.
+                    unsafe { call_out(cbase as *mut CBase, rb, run) }
                 },
             )
             .map_or(-1, |()| 0)
@@ -782,12 +786,14 @@ fn finalize(ev: *mut event, cb: event_finalize_callback_fn, free: bool) -> c_int
         set!(ev, id, 0);
         let once = move |base: &mut EventBase| {
             base.once(-1, What::NONE, Some(Duration::ZERO), move |rb, _| {
-                call_out(b, rb, || {
+                let run = || {
                     if let Some(cb) = cb {
                         // SAFETY: the program's finalizer with the event and its argument.
                         unsafe { cb(ev, get!(ev, arg)) };
                     }
-                });
+                };
+                // SAFETY: `b` is the base running this callback on `rb`, its Rust base.
+                unsafe { call_out(b, rb, run) };
                 if free {
                     set!(ev, flags, 0);
                     // SAFETY: an event from event_new, finalized once.
