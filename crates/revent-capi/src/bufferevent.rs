@@ -350,8 +350,33 @@ fn duration_of(t: (i64, i64)) -> Option<Duration> {
 }
 
 /// Pushes what C may have written into the struct (watermarks, timeouts, which callbacks are set)
-/// into the Rust bufferevent, if it changed since the last push.
+/// into the Rust bufferevent, if it changed since the last push. The check is inlined (a few loads
+/// and compares, run around every callback); the push is not.
+#[inline]
 fn sync_in(b: &mut EventBase, bev: *mut bufferevent, p: *mut Private) {
+    let pr = pv(p);
+    if pr.h.is_none() {
+        return;
+    }
+    if Synced::read(bev) == pr.synced && (!pr.upper.is_null() || wanted(bev) == pr.installed) {
+        return;
+    }
+    sync_changed(b, bev, p);
+}
+
+/// Which C callbacks the struct has (read, write, event).
+#[inline]
+fn wanted(bev: *mut bufferevent) -> [bool; 3] {
+    [
+        get!(bev, readcb).is_some(),
+        get!(bev, writecb).is_some(),
+        get!(bev, errorcb).is_some(),
+    ]
+}
+
+/// [`sync_in`]'s push, for a struct that changed.
+#[inline(never)]
+fn sync_changed(b: &mut EventBase, bev: *mut bufferevent, p: *mut Private) {
     let pr = pv(p);
     let Some(h) = pr.h else { return };
     let now = Synced::read(bev);
@@ -376,11 +401,7 @@ fn sync_in(b: &mut EventBase, bev: *mut bufferevent, p: *mut Private) {
     if !pr.upper.is_null() {
         return;
     }
-    let want = [
-        get!(bev, readcb).is_some(),
-        get!(bev, writecb).is_some(),
-        get!(bev, errorcb).is_some(),
-    ];
+    let want = wanted(bev);
     if want == pr.installed {
         return;
     }
