@@ -6,7 +6,6 @@ use crate::guard;
 use crate::thread::{self, BaseSync, Op, Reach};
 use libc::{c_char, c_int, timeval};
 use revent::{Config, ConfigFlags, EventBase, Features, LoopExit, LoopFlags, Method};
-use std::cell::RefCell;
 use std::ffi::CStr;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -25,6 +24,10 @@ pub struct CBase {
     common: Vec<Box<timeval>>,
     /// Which thread runs the loop, the base lock, the queue of calls from other threads.
     pub(crate) sync: BaseSync,
+    /// Who holds the base on the thread using it ([`with_base_local`], [`call_out`]).
+    holders: Holders,
+    /// Its bufferevents, which `event_base_loop` syncs before it runs.
+    pub(crate) bevs: crate::bufferevent::BaseBevs,
 }
 
 pub type event_base = CBase;
@@ -42,48 +45,95 @@ pub fn current() -> *mut CBase {
     CURRENT.load(Ordering::Acquire)
 }
 
-thread_local! {
-    /// Who holds each base in use on this thread, innermost last: the C pointer, and either the
-    /// pointer derived from the dispatcher's `&mut EventBase`, lent to a foreign callback by
-    /// [`call_out`], or null while revent's own code holds the base (inside [`with_base_local`]).
-    static REENTRY: RefCell<Vec<(*mut CBase, *mut EventBase)>> = const { RefCell::new(Vec::new()) };
+/// Who holds a base now: the innermost of a stack of holders whose frames live on the Rust stack of
+/// the thread using the base (each [`hold`] guard keeps the holder it replaced and puts it back when
+/// dropped). A field of [`CBase`] rather than a thread-local, so that reaching it costs no
+/// `__tls_get_addr` call (which every thread-local access is in a shared library).
+///
+/// One stack per base is enough because only a thread that may use the base (see
+/// [`crate::thread`]) pushes holders, and the holders of a base never interleave between threads:
+/// the loop's thread pushes them while it owns the base (from `event_base_loop`'s claim to its
+/// release), any other thread only under the base lock while no loop runs, and with threads not
+/// enabled one thread uses the base at a time (libevent's contract). So the stack is read only by
+/// the thread that pushed it, or by one that the base lock orders after its pushes and pops: the
+/// thread module reads it only holding the lock and knowing this thread owns the loop. An atomic
+/// (relaxed: a plain move on x86-64) all the same, so that a program breaking that contract cannot
+/// make a data race of it.
+pub(crate) struct Holders {
+    /// The innermost holder: null when nothing holds the base, [`OWN`] while revent's own code
+    /// holds it without lending it (inside [`with_base_local`]), otherwise the pointer derived from
+    /// the dispatcher's `&mut EventBase` that [`call_out`] lent to a foreign callback.
+    top: AtomicPtr<EventBase>,
 }
 
-/// The innermost holder of base `p` on this thread: `Some(d)` when a callback was lent `d`,
-/// `Some(null)` when revent's own code holds it without lending it, `None` when nothing does.
-fn holder(p: *mut CBase) -> Option<*mut EventBase> {
-    REENTRY.with(|r| {
-        r.borrow()
-            .iter()
-            .rev()
-            .find(|(c, _)| *c == p)
-            .map(|&(_, d)| d)
-    })
-}
+/// The holder standing for revent's own code: never a real pointer (not even aligned).
+const OWN: *mut EventBase = ptr::without_provenance_mut(1);
 
-/// The pointer derived from the dispatcher's `&mut EventBase` if this thread is inside a callback of
-/// base `p` (see [`call_out`]) and nothing has taken the base back since.
-fn derived(p: *mut CBase) -> Option<*mut EventBase> {
-    holder(p).filter(|d| !d.is_null())
-}
-
-/// Pushes a holder of `p` for the life of the returned guard.
-fn hold(p: *mut CBase, d: *mut EventBase) -> impl Drop {
-    REENTRY.with(|r| r.borrow_mut().push((p, d)));
-    struct Pop;
-    impl Drop for Pop {
-        fn drop(&mut self) {
-            REENTRY.with(|r| {
-                r.borrow_mut().pop();
-            });
+impl Holders {
+    fn new() -> Holders {
+        Holders {
+            top: AtomicPtr::new(ptr::null_mut()),
         }
     }
-    Pop
 }
 
-/// Whether this thread is running a callback of base `p` (its loop runs here).
-pub fn in_callback_of(p: *mut CBase) -> bool {
-    derived(p).is_some()
+/// The holders of base `p`.
+///
+/// # Safety
+/// `p` is a live base.
+#[inline]
+unsafe fn holders<'a>(p: *mut CBase) -> &'a Holders {
+    // SAFETY: the caller's contract; a shared reference to this one field (an atomic), apart from
+    // the `EventBase` a running dispatcher may borrow mutably.
+    unsafe { &*ptr::addr_of!((*p).holders) }
+}
+
+/// Pushes a holder `d` of `p` (see [`Holders`]) for the life of the returned guard.
+///
+/// # Safety
+/// `p` is a live base that outlives the guard, and this thread may use it now.
+#[inline]
+unsafe fn hold(p: *mut CBase, d: *mut EventBase) -> Hold<'static> {
+    // SAFETY: the caller's contract.
+    let h = unsafe { holders(p) };
+    // Not `swap`: that is a locked instruction, and only this thread writes the holders.
+    let prev = h.top.load(Ordering::Relaxed);
+    Hold::push(h, prev, d)
+}
+
+/// Puts the holder it replaced back when dropped (also on unwinding).
+struct Hold<'a> {
+    h: &'a Holders,
+    prev: *mut EventBase,
+}
+
+impl<'a> Hold<'a> {
+    /// Makes `d` the innermost holder in `h`, whose innermost holder is `prev` now.
+    #[inline]
+    fn push(h: &'a Holders, prev: *mut EventBase, d: *mut EventBase) -> Hold<'a> {
+        h.top.store(d, Ordering::Relaxed);
+        Hold { h, prev }
+    }
+}
+
+impl Drop for Hold<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.h.top.store(self.prev, Ordering::Relaxed);
+    }
+}
+
+/// Whether a callback of base `p` runs with nothing having taken the base back since: the innermost
+/// holder is a pointer [`call_out`] lent.
+///
+/// # Safety
+/// `p` is a live base, and this thread is the one using it (it owns its loop, or threads are not
+/// enabled): otherwise the holders are another thread's.
+#[inline]
+pub(crate) unsafe fn in_callback_of(p: *mut CBase) -> bool {
+    // SAFETY: the caller's contract.
+    let top = unsafe { holders(p) }.top.load(Ordering::Relaxed);
+    !top.is_null() && top != OWN
 }
 
 /// Runs `f` with the Rust base behind `p`, from any thread: where this thread may use the base (see
@@ -120,30 +170,52 @@ pub unsafe fn with_base_local<R>(p: *mut CBase, f: impl FnOnce(&mut EventBase) -
     if p.is_null() {
         return None;
     }
-    let b: &mut EventBase = match holder(p) {
-        Some(d) if d.is_null() => {
-            log::warn!(
-                "revent: this code runs inside the library's own work on the event base, \
-                 which cannot be entered from here"
-            );
-            return None;
-        }
-        // SAFETY: `d` was derived from the dispatcher's `&mut EventBase`, which is not used while the
-        // foreign callback runs; this reference ends before `call_out` returns.
-        Some(d) => unsafe { &mut *d },
-        // SAFETY: the caller's contract: a live base, and nothing holds it on this thread
-        // (REENTRY would have it), so nothing else borrows it now.
-        None => unsafe { &mut (*p).base },
+    // SAFETY: the caller's contract: a live base this thread may use now. Its holders, if any, are
+    // then this thread's (see `Holders`).
+    let h = unsafe { holders(p) };
+    let top = h.top.load(Ordering::Relaxed);
+    let b: &mut EventBase = if top.is_null() {
+        // SAFETY: the caller's contract: a live base, and nothing holds it on this thread (nor on
+        // another: see `Holders`), so nothing else borrows it now.
+        unsafe { &mut (*p).base }
+    } else if top == OWN {
+        refuse_own();
+        return None;
+    } else {
+        // SAFETY: `top` was derived from the dispatcher's `&mut EventBase`, which is not used while
+        // the foreign callback runs; this reference ends before `call_out` returns.
+        unsafe { &mut *top }
     };
     // While `f` has the base, foreign code it reaches without `call_out` is refused (above).
-    let _held = hold(p, ptr::null_mut());
+    let _held = Hold::push(h, top, OWN);
     Some(f(b))
+}
+
+#[cold]
+fn refuse_own() {
+    log::warn!(
+        "revent: this code runs inside the library's own work on the event base, \
+         which cannot be entered from here"
+    );
 }
 
 /// Runs foreign code `f` from inside a callback of `cbase`, publishing `base` (the dispatcher's
 /// reference) for re-entrant calls.
-pub fn call_out<R>(cbase: *mut CBase, base: &mut EventBase, f: impl FnOnce() -> R) -> R {
-    let _lent = hold(cbase, base);
+///
+/// # Safety
+/// `cbase` is null (nothing is published then) or the live base whose Rust base `base` is, which
+/// this thread uses now (a callback of it runs here).
+#[inline]
+pub(crate) unsafe fn call_out<R>(
+    cbase: *mut CBase,
+    base: &mut EventBase,
+    f: impl FnOnce() -> R,
+) -> R {
+    if cbase.is_null() {
+        return f();
+    }
+    // SAFETY: the caller's contract; the guard ends before `base`'s borrow does.
+    let _lent = unsafe { hold(cbase, base) };
     f()
 }
 
@@ -180,6 +252,8 @@ fn new_base(cfg: &Config) -> *mut CBase {
             events: Default::default(),
             common: Vec::new(),
             sync: BaseSync::new(),
+            holders: Holders::new(),
+            bevs: Default::default(),
         })),
         Err(e) => {
             log::warn!("event_base_new: {e}");
@@ -232,8 +306,7 @@ pub unsafe extern "C" fn event_base_free(b: *mut event_base) {
         }
         let _ = CURRENT.compare_exchange(b, ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire);
         // Bufferevents still in the base die with it (as in libevent, their memory is the
-        // program's leak): forget them, so a later base at the same address does not see them.
-        crate::bufferevent::base_freed(b);
+        // program's leak); the base's list of them goes with it.
         // SAFETY: a base from event_base_new*, freed once (C's contract); its events' closures hold
         // C pointers but are dropped without being called.
         drop(unsafe { Box::from_raw(b) });
@@ -293,16 +366,20 @@ pub unsafe extern "C" fn event_base_loop(b: *mut event_base, flags: c_int) -> c_
             return -1;
         }
         let flags = LoopFlags::from_bits_truncate(flags as u32);
-        // Fields the program wrote into its `struct bufferevent`s since it last called on them
-        // take effect before the loop reads or writes anything.
-        // SAFETY: the caller passes a live base.
-        unsafe { crate::bufferevent::before_loop(b) };
         // SAFETY: the caller passes a live base.
         let Some(_owner) = (unsafe { thread::claim(b) }) else {
             return -1;
         };
         // SAFETY: this thread owns the base now: other threads post to it instead of using it.
-        unsafe { with_base_local(b, |base| loop_result(base.run(flags))) }.unwrap_or(-1)
+        unsafe {
+            with_base_local(b, |base| {
+                // Fields the program wrote into its `struct bufferevent`s since it last called on
+                // them take effect before the loop reads or writes anything.
+                crate::bufferevent::before_loop(b, base);
+                loop_result(base.run(flags))
+            })
+        }
+        .unwrap_or(-1)
     })
 }
 

@@ -58,7 +58,7 @@ use crate::{evutil_socket_t, guard, mem};
 use libc::{c_char, c_int, c_uint, c_void, iovec, size_t};
 use revent::buffer::{BufferEnd, CallbackInfo, EolStyle, Evbuffer, EvbufferPtr};
 use revent::{EventBase, EventId, Remote, What};
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr;
@@ -148,18 +148,48 @@ unsafe impl Sync for CArg {}
 // ---- frames: which buffers have an operation or a callback in progress on this thread ----
 
 /// One buffer in use on this thread: an operation (`op`, through [`with_buf`]) or a change
-/// callback (the dispatcher, with the pointer derived from the `&mut` revent gave it).
+/// callback (the dispatcher, with the pointer derived from the `&mut` revent gave it). Frames live
+/// on the Rust stack of the calls that push them, linked innermost first from the thread-local
+/// [`TOP`]: a call reaches the thread-local once, where a `RefCell<Vec>` took three accesses (each
+/// a `__tls_get_addr` call in a shared library) and a push into the vector.
 struct Frame {
     addr: usize,
     ptr: *mut Evbuffer,
     op: bool,
     /// `evbuffer_free` was called while the buffer was in use: free it when this (outermost) frame
     /// ends.
-    free_requested: bool,
+    free_requested: Cell<bool>,
+    /// The frame pushed before this one on this thread, or null.
+    below: *const Frame,
 }
 
 thread_local! {
-    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// This thread's innermost frame, or null.
+    static TOP: Cell<*const Frame> = const { Cell::new(ptr::null()) };
+}
+
+/// This thread's frame stack, for the length of one call.
+///
+/// The cell lives as long as the thread; callers use the pointer within the call that took it.
+#[inline]
+fn frames() -> *const Cell<*const Frame> {
+    TOP.with(|t| t as *const Cell<*const Frame>)
+}
+
+/// The frames of the stack `head`, innermost first.
+///
+/// # Safety
+/// `head` is this thread's stack ([`frames`]): every frame linked from it lives further up this
+/// thread's call stack, and stays there while the iterator is used.
+unsafe fn frames_of<'a>(head: *const Cell<*const Frame>) -> impl Iterator<Item = &'a Frame> {
+    // SAFETY: the caller's contract.
+    let mut at = unsafe { (*head).get() };
+    std::iter::from_fn(move || {
+        // SAFETY: null or a linked frame, live (the caller's contract).
+        let fr = unsafe { at.as_ref() }?;
+        at = fr.below;
+        Some(fr)
+    })
 }
 
 /// How a call may reach the buffer at `addr` now.
@@ -172,66 +202,98 @@ enum Access {
     Busy,
 }
 
+/// How a call may reach `addr`, given this thread's stack `head`.
+///
+/// # Safety
+/// As for [`frames_of`].
+#[inline]
+unsafe fn access_in(head: *const Cell<*const Frame>, addr: usize) -> Access {
+    // SAFETY: the caller's contract.
+    match unsafe { frames_of(head) }.find(|fr| fr.addr == addr) {
+        None => Access::Raw,
+        Some(fr) if fr.op => Access::Busy,
+        Some(fr) => Access::Derived(fr.ptr),
+    }
+}
+
 fn access(addr: usize) -> Access {
-    FRAMES.with(
-        |f| match f.borrow().iter().rev().find(|fr| fr.addr == addr) {
-            None => Access::Raw,
-            Some(fr) if fr.op => Access::Busy,
-            Some(fr) => Access::Derived(fr.ptr),
-        },
-    )
+    // SAFETY: this thread's stack, used within this call.
+    unsafe { access_in(frames(), addr) }
+}
+
+impl Frame {
+    /// A frame for `addr`, to be pushed on the stack `head` with [`FrameGuard::push`].
+    #[inline]
+    fn new(head: *const Cell<*const Frame>, addr: usize, ptr: *mut Evbuffer, op: bool) -> Frame {
+        Frame {
+            addr,
+            ptr,
+            op,
+            free_requested: Cell::new(false),
+            // SAFETY: `head` is this thread's stack (the callers take it from `frames`).
+            below: unsafe { (*head).get() },
+        }
+    }
 }
 
 /// Pops the frame pushed with it (also on unwinding) and carries out a free that was requested
 /// while the buffer was in use.
-struct FrameGuard;
+struct FrameGuard<'a> {
+    head: *const Cell<*const Frame>,
+    frame: &'a Frame,
+}
 
-impl FrameGuard {
-    fn push(addr: usize, ptr: *mut Evbuffer, op: bool) -> FrameGuard {
-        FRAMES.with(|f| {
-            f.borrow_mut().push(Frame {
-                addr,
-                ptr,
-                op,
-                free_requested: false,
-            })
-        });
-        FrameGuard
+impl<'a> FrameGuard<'a> {
+    /// Makes `frame` (made by [`Frame::new`] on `head` just now, nothing pushed since) this
+    /// thread's innermost frame until the guard goes. The guard must be dropped before the frame,
+    /// which it borrows.
+    #[inline]
+    fn push(head: *const Cell<*const Frame>, frame: &'a Frame) -> FrameGuard<'a> {
+        // SAFETY: `head` is this thread's stack; `frame` outlives the guard, which unlinks it.
+        unsafe { (*head).set(frame) };
+        FrameGuard { head, frame }
     }
 }
 
-impl Drop for FrameGuard {
+impl Drop for FrameGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        let Some(fr) = FRAMES.with(|f| f.borrow_mut().pop()) else {
-            return;
-        };
-        if fr.free_requested {
-            if fr.op {
-                // SAFETY: the outermost frame of an operation holds the C pointer itself (a buffer
-                // from evbuffer_new, as evbuffer_free requires); nothing on this thread uses the
-                // buffer any more.
-                unsafe { release(fr.ptr) };
-            } else {
-                log::warn!(
-                    "evbuffer_free: the buffer is in use by a bufferevent operation; not freed"
-                );
-            }
+        // SAFETY: this thread's stack; frames are pushed and popped in LIFO order (guards), so
+        // `frame` is the innermost one.
+        unsafe { (*self.head).set(self.frame.below) };
+        if self.frame.free_requested.get() {
+            self.free_requested();
+        }
+    }
+}
+
+impl FrameGuard<'_> {
+    #[cold]
+    fn free_requested(&self) {
+        if self.frame.op {
+            // SAFETY: the outermost frame of an operation holds the C pointer itself (a buffer
+            // from evbuffer_new, as evbuffer_free requires); nothing on this thread uses the
+            // buffer any more.
+            unsafe { release(self.frame.ptr) };
+        } else {
+            log::warn!("evbuffer_free: the buffer is in use by a bufferevent operation; not freed");
         }
     }
 }
 
 /// Asks the outermost frame of `addr` to free the buffer when it ends; false if there is none.
 fn request_free(addr: usize) -> bool {
-    FRAMES.with(|f| {
-        let mut f = f.borrow_mut();
-        match f.iter_mut().find(|fr| fr.addr == addr) {
-            Some(fr) => {
-                fr.free_requested = true;
-                true
-            }
-            None => false,
+    // SAFETY: this thread's stack, used within this call.
+    let outermost = unsafe { frames_of(frames()) }
+        .filter(|fr| fr.addr == addr)
+        .last();
+    match outermost {
+        Some(fr) => {
+            fr.free_requested.set(true);
+            true
         }
-    })
+        None => false,
+    }
 }
 
 /// Runs `f` with the buffer behind `p` (see the module docs); `err` for a null or busy buffer.
@@ -250,7 +312,9 @@ unsafe fn with_buf<R>(
     }
     let addr = p as usize;
     let _lock = lock_for(addr);
-    let target = match access(addr) {
+    let head = frames();
+    // SAFETY: this thread's stack, used within this call.
+    let target = match unsafe { access_in(head, addr) } {
         Access::Raw => p,
         Access::Derived(d) => d,
         Access::Busy => {
@@ -258,7 +322,8 @@ unsafe fn with_buf<R>(
             return err;
         }
     };
-    let _frame = FrameGuard::push(addr, target, true);
+    let frame = Frame::new(head, addr, target, true);
+    let _frame = FrameGuard::push(head, &frame);
     // SAFETY: `target` is the C pointer when nothing on this thread uses the buffer (the caller's
     // contract covers other threads), or the pointer derived from the `&mut` lent to the change
     // callback that is running now, which revent does not use until the callback returns. The
@@ -320,7 +385,9 @@ unsafe fn free_now(p: *mut Evbuffer) {
     }
     {
         // Calls from cleanup functions run while the chunks drop are refused (the buffer is going).
-        let _frame = FrameGuard::push(addr, p, true);
+        let head = frames();
+        let frame = Frame::new(head, addr, p, true);
+        let _frame = FrameGuard::push(head, &frame);
         // SAFETY: the caller's contract: a Box from evbuffer_new, freed once.
         drop(unsafe { Box::from_raw(p) });
     }
@@ -401,6 +468,16 @@ impl RecLock {
 
 /// Set once any buffer enabled locking: until then no call looks for a lock.
 static ANY_LOCKING: AtomicBool = AtomicBool::new(false);
+
+/// Set (for good) once some buffer may run C code in the middle of an operation: a C change
+/// callback (any buffer with a [`CState`], whose dispatcher is registered), or a chunk whose drop
+/// calls C (`evbuffer_add_reference`'s cleanup, a file segment's). Until then operations that run
+/// nothing but revent's own code may skip what guards C code (see [`move_all`]).
+static C_REACHABLE: AtomicBool = AtomicBool::new(false);
+
+fn note_c_reachable() {
+    C_REACHABLE.store(true, Ordering::Release);
+}
 
 /// Holds a buffer's lock for the length of one call.
 struct LockGuard(Arc<CState>);
@@ -625,6 +702,7 @@ fn state_for(b: &mut Evbuffer, addr: usize) -> Arc<CState> {
         free_after_run: AtomicBool::new(false),
     });
     let owner = Owner(Arc::clone(&st), addr);
+    note_c_reachable();
     b.add_cb(move |buf, info| dispatch(&owner.0, buf, info));
     let mut reg = registry();
     let r = reg.get_or_insert_with(|| Registry {
@@ -674,7 +752,9 @@ fn dispatch(st: &CState, buf: &mut Evbuffer, info: &CallbackInfo) {
         (*info, EVBUFFER_CB_ENABLED, EVBUFFER_CB_ENABLED)
     };
     let p: *mut Evbuffer = buf;
-    let _frame = FrameGuard::push(p as usize, p, false);
+    let head = frames();
+    let frame = Frame::new(head, p as usize, p, false);
+    let _frame = FrameGuard::push(head, &frame);
     run_entries(st, &entries, p, &info, new_size, mask, want);
 }
 
@@ -1123,6 +1203,9 @@ pub unsafe extern "C" fn evbuffer_add_reference(
                 data: data.cast(),
                 len: datlen,
             };
+            if cleanupfn.is_some() {
+                note_c_reachable();
+            }
             let cleanup = move |r: CRef| {
                 if let Some(f) = cleanupfn {
                     // SAFETY: the program's cleanup with the arguments it registered; `r` is
@@ -1158,6 +1241,27 @@ unsafe fn move_all(dst: *mut evbuffer, src: *mut evbuffer, end: BufferEnd, what:
     if dst.is_null() || src.is_null() {
         log::warn!("{what}: NULL buffer");
         return -1;
+    }
+    if !C_REACHABLE.load(Ordering::Acquire) && !ANY_LOCKING.load(Ordering::Acquire) {
+        // SAFETY: this thread's stack, read within this call.
+        if unsafe { (*frames()).get() }.is_null() {
+            // Nothing uses either buffer on this thread (no frame: no operation or change callback
+            // further up), and nothing the move runs can call C code (no buffer has C callbacks
+            // or C cleanups, and revent's own change callbacks only post work to the loop): so no
+            // code can observe the frames or the private buffer that keep each buffer's callbacks
+            // apart (below), and the bytes move directly, whole chunks with no allocation.
+            // SAFETY: live, distinct buffers (the caller's contract, checked above), used by this
+            // thread only (no locking: C's contract); the references end here.
+            let (d, s) = unsafe { (&mut *dst, &mut *src) };
+            if s.is_empty() {
+                return 0;
+            }
+            let r = match end {
+                BufferEnd::End => d.add_buffer(s),
+                BufferEnd::Start => d.prepend_buffer(s),
+            };
+            return r.map_or(-1, |()| 0);
+        }
     }
     let _locks = lock_two(dst, src);
     let look_src = |s: &mut Evbuffer| Some((s.len(), s.is_frozen(BufferEnd::Start)));
@@ -2100,7 +2204,9 @@ pub unsafe extern "C" fn evbuffer_defer_callbacks(buf: *mut evbuffer, base: *mut
                 let remote = eb.remote()?;
                 let ev = eb.new_event(-1, What::NONE, move |eb: &mut EventBase, _| {
                     if let Some(st) = run.st.upgrade() {
-                        call_out(cbase, eb, || run_deferred(&st, run.buf));
+                        // SAFETY: `cbase` is the base running this event's callback, on its
+                        // Rust base `eb`.
+                        unsafe { call_out(cbase, eb, || run_deferred(&st, run.buf)) };
                     }
                 })?;
                 let mid = eb.priorities() / 2;
@@ -2464,6 +2570,8 @@ pub unsafe extern "C" fn evbuffer_add_file_segment(
                 start: off,
                 len,
             };
+            // The segment's cleanup callback runs when its last reference drops.
+            note_c_reachable();
             b.add_reference(r, drop).map_or(-1, |()| 0)
         };
         // SAFETY: C passes null or a live buffer.

@@ -53,11 +53,12 @@ use revent::{
     BevOptions, BufferEvent, Evbuffer, EventBase, FilterFn, FilterResult, FlushMode, RateLimit,
     RateLimitGroup, What,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::CStr;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::ptr::{self, addr_of, addr_of_mut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -263,64 +264,78 @@ fn pv<'a>(p: *mut Private) -> &'a mut Private {
 
 // ---- the base's bufferevents, for the loop-start sync ----
 
-/// The bufferevents of each base (by address), so that `event_base_loop` can sync their C fields.
-static REGISTRY: Mutex<Option<HashMap<usize, HashSet<usize>>>> = Mutex::new(None);
+/// The bufferevents of a base (by address), so that `event_base_loop` can sync their C fields. A
+/// field of [`CBase`]: a base with none costs its loop calls one relaxed load.
+#[derive(Default)]
+pub(crate) struct BaseBevs {
+    /// How many are in `set`: read without the lock by `event_base_loop`.
+    count: AtomicUsize,
+    set: Mutex<HashSet<usize>>,
+}
 
-fn registry<R>(f: impl FnOnce(&mut HashMap<usize, HashSet<usize>>) -> R) -> R {
-    let mut g = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    let r = f(g.get_or_insert_with(HashMap::new));
-    if g.as_ref().is_some_and(HashMap::is_empty) {
-        // Nothing registered: no allocation left behind either.
-        *g = None;
+/// The bufferevent set of base `cbase`.
+///
+/// # Safety
+/// `cbase` is a live base.
+unsafe fn bevs_of<'a>(cbase: *mut CBase) -> &'a BaseBevs {
+    // SAFETY: the caller's contract; a shared reference to this one field (Sync), apart from the
+    // `EventBase` a running dispatcher may borrow mutably.
+    unsafe { &*addr_of!((*cbase).bevs) }
+}
+
+impl BaseBevs {
+    fn change(&self, f: impl FnOnce(&mut HashSet<usize>)) {
+        // A plain set of addresses: a panic elsewhere cannot leave it half-written.
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut set);
+        self.count.store(set.len(), Ordering::Relaxed);
     }
-    r
 }
 
 fn register(cbase: *mut CBase, bev: *mut bufferevent) {
-    registry(|r| r.entry(cbase as usize).or_default().insert(bev as usize));
+    // SAFETY: a bufferevent's base is live while the bufferevent is (C's contract).
+    unsafe { bevs_of(cbase) }.change(|s| {
+        s.insert(bev as usize);
+    });
 }
 
 fn unregister(cbase: *mut CBase, bev: *mut bufferevent) {
-    registry(|r| {
-        if let Some(set) = r.get_mut(&(cbase as usize)) {
-            set.remove(&(bev as usize));
-            if set.is_empty() {
-                r.remove(&(cbase as usize));
-            }
-        }
+    // SAFETY: as in `register`.
+    unsafe { bevs_of(cbase) }.change(|s| {
+        s.remove(&(bev as usize));
     });
 }
 
-/// Called by `event_base_loop` before it runs: pushes the C-visible fields of every bufferevent of
-/// `b` into revent (see the module docs).
+/// Called by `event_base_loop` before it runs, holding the base: pushes the C-visible fields of
+/// every bufferevent of `b` into revent (see the module docs).
 ///
 /// # Safety
-/// `b` is null or a live base, as for [`with_base`].
-pub unsafe fn before_loop(b: *mut CBase) {
-    let bevs: Vec<usize> = registry(|r| {
-        r.get(&(b as usize))
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default()
-    });
-    if bevs.is_empty() {
+/// `b` is a live base and `base` its Rust base, which this thread holds.
+#[inline]
+pub unsafe fn before_loop(b: *mut CBase, base: &mut EventBase) {
+    // SAFETY: the caller's contract.
+    let bevs = unsafe { bevs_of(b) };
+    if bevs.count.load(Ordering::Relaxed) == 0 {
         return;
     }
-    // SAFETY: `b` is a live base (the caller's contract); the registry holds only live
-    // bufferevents of it (each leaves it when freed).
-    unsafe {
-        with_base(b, |base| {
-            for bev in bevs {
-                let bev = bev as *mut bufferevent;
-                let p = get!(bev, be_ops);
-                sync_in(base, bev, p);
-            }
-        })
-    };
+    sync_all(bevs, base);
 }
 
-/// Called by `event_base_free`: the base's bufferevents are gone with it.
-pub fn base_freed(b: *mut CBase) {
-    registry(|r| r.remove(&(b as usize)));
+#[cold]
+#[inline(never)]
+fn sync_all(bevs: &BaseBevs, base: &mut EventBase) {
+    // Copied out: nothing below runs C code, but the lock is not held across revent's setters all
+    // the same.
+    let list: Vec<usize> = {
+        let set = bevs.set.lock().unwrap_or_else(|e| e.into_inner());
+        set.iter().copied().collect()
+    };
+    // The set holds only live bufferevents of this base (each leaves it when freed).
+    for bev in list {
+        let bev = bev as *mut bufferevent;
+        let p = get!(bev, be_ops);
+        sync_in(base, bev, p);
+    }
 }
 
 // ---- keeping the C fields and the Rust bufferevent in step ----
@@ -335,8 +350,33 @@ fn duration_of(t: (i64, i64)) -> Option<Duration> {
 }
 
 /// Pushes what C may have written into the struct (watermarks, timeouts, which callbacks are set)
-/// into the Rust bufferevent, if it changed since the last push.
+/// into the Rust bufferevent, if it changed since the last push. The check is inlined (a few loads
+/// and compares, run around every callback); the push is not.
+#[inline]
 fn sync_in(b: &mut EventBase, bev: *mut bufferevent, p: *mut Private) {
+    let pr = pv(p);
+    if pr.h.is_none() {
+        return;
+    }
+    if Synced::read(bev) == pr.synced && (!pr.upper.is_null() || wanted(bev) == pr.installed) {
+        return;
+    }
+    sync_changed(b, bev, p);
+}
+
+/// Which C callbacks the struct has (read, write, event).
+#[inline]
+fn wanted(bev: *mut bufferevent) -> [bool; 3] {
+    [
+        get!(bev, readcb).is_some(),
+        get!(bev, writecb).is_some(),
+        get!(bev, errorcb).is_some(),
+    ]
+}
+
+/// [`sync_in`]'s push, for a struct that changed.
+#[inline(never)]
+fn sync_changed(b: &mut EventBase, bev: *mut bufferevent, p: *mut Private) {
     let pr = pv(p);
     let Some(h) = pr.h else { return };
     let now = Synced::read(bev);
@@ -361,11 +401,7 @@ fn sync_in(b: &mut EventBase, bev: *mut bufferevent, p: *mut Private) {
     if !pr.upper.is_null() {
         return;
     }
-    let want = [
-        get!(bev, readcb).is_some(),
-        get!(bev, writecb).is_some(),
-        get!(bev, errorcb).is_some(),
-    ];
+    let want = wanted(bev);
     if want == pr.installed {
         return;
     }
@@ -442,8 +478,9 @@ fn run_c(b: &mut EventBase, bev: *mut bufferevent, p: *mut Private, which: CCall
                 get!(bev, writecb)
             };
             if let Some(cb) = cb {
-                // SAFETY: the program's callback with the bufferevent and its argument.
-                call_out(cbase, b, || unsafe { cb(bev, arg) });
+                // SAFETY: the program's callback with the bufferevent and its argument; `cbase`
+                // is the bufferevent's base, whose Rust base `b` runs this callback here.
+                unsafe { call_out(cbase, b, || cb(bev, arg)) };
             }
         }
         CCall::Event(what, errno) => {
@@ -454,14 +491,16 @@ fn run_c(b: &mut EventBase, bev: *mut bufferevent, p: *mut Private, which: CCall
                         .then(|| h.and_then(|h| h.error(b)).and_then(|e| e.raw_os_error()))
                         .flatten()
                 });
-                call_out(cbase, b, || {
+                let call = || {
                     if let Some(e) = errno {
                         set_errno(e);
                     }
                     // SAFETY: the program's callback with the bufferevent, what happened and its
                     // argument.
                     unsafe { cb(bev, what, arg) }
-                });
+                };
+                // SAFETY: as above.
+                unsafe { call_out(cbase, b, call) };
             }
         }
     }
@@ -565,8 +604,9 @@ fn destroy(mut b: Option<&mut EventBase>, bev: *mut bufferevent, p: *mut Private
     // C code last, with the bookkeeping done: it may call back into the library.
     if let (Some(fc), Some(b)) = (pr.free_context, b.as_deref_mut()) {
         let ctx = pr.filter_ctx;
-        // SAFETY: the program's free_context with its own context pointer.
-        call_out(pr.cbase, b, || unsafe { fc(ctx) });
+        // SAFETY: the program's free_context with its own context pointer; `b` is the Rust base
+        // of `pr.cbase`, used on this thread now.
+        unsafe { call_out(pr.cbase, b, || fc(ctx)) };
     }
     if !under.is_null() {
         let up = get!(under, be_ops);

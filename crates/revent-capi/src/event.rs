@@ -22,7 +22,9 @@ use std::ptr::{self, addr_of, addr_of_mut};
 use std::time::Duration;
 
 /// `event_callback_fn`.
-pub type event_callback_fn = Option<unsafe extern "C" fn(evutil_socket_t, c_short, *mut c_void)>;
+pub type event_callback_fn = Option<CallbackFn>;
+/// A non-null `event_callback_fn`.
+type CallbackFn = unsafe extern "C" fn(evutil_socket_t, c_short, *mut c_void);
 /// `event_finalize_callback_fn`.
 pub type event_finalize_callback_fn = Option<unsafe extern "C" fn(*mut event, *mut c_void)>;
 
@@ -151,13 +153,32 @@ fn release(ev: *mut event, wait: Wait) {
     set!(ev, id, 0);
 }
 
-/// The Rust event for `ev`, made now if it has none (the first add or activation).
-fn ensure(base: &mut EventBase, ev: *mut event) -> Option<EventId> {
+/// Runs `op` on the Rust event for `ev`, made first if it has none (the first add or activation)
+/// or if its handle went stale. `None` (reported) if it could not be made.
+///
+/// The common case costs `op` alone: `op` is tried on the handle in the struct, and a
+/// [`revent::Error::Stale`] answer (the handle names no event, so `op` did nothing) sends it to the
+/// slow path.
+#[inline]
+fn with_event<R>(
+    base: &mut EventBase,
+    ev: *mut event,
+    mut op: impl FnMut(&mut EventBase, EventId) -> revent::Result<R>,
+) -> Option<revent::Result<R>> {
     if let Some(id) = rust_id(ev) {
-        if base.event_info(id).is_ok() {
-            return Some(id);
+        match op(base, id) {
+            Err(revent::Error::Stale(_)) => {}
+            r => return Some(r),
         }
     }
+    let id = make(base, ev)?;
+    Some(op(base, id))
+}
+
+/// Makes the Rust event standing for `ev` (replacing a stale handle).
+#[cold]
+#[inline(never)]
+fn make(base: &mut EventBase, ev: *mut event) -> Option<EventId> {
     let cbase = get!(ev, base);
     let fd = get!(ev, fd);
     let what = What::from_bits_truncate(get!(ev, events) as u16);
@@ -194,18 +215,32 @@ fn run(cbase: *mut CBase, b: &mut EventBase, ev: *mut event, fired: Fired) {
     }
     let fd = get!(ev, fd);
     let what = fired.what.bits() as c_short;
-    // libevent runs a signal event's callback once per arrival.
-    let times = if fired.what.contains(What::SIGNAL) {
-        fired.count.max(1)
-    } else {
-        1
-    };
-    call_out(cbase, b, || {
-        for _ in 0..times {
+    if fired.what.contains(What::SIGNAL) {
+        run_signal(cbase, b, (cb, fd, what, arg), fired.count);
+        return;
+    }
+    // SAFETY: the program's callback, called with the arguments it registered; `cbase` is the
+    // event's base, whose Rust base `b` runs this callback here.
+    unsafe { call_out(cbase, b, || cb(fd, what, arg)) };
+}
+
+/// [`run`] for a signal: libevent runs a signal event's callback once per arrival.
+#[cold]
+#[inline(never)]
+fn run_signal(
+    cbase: *mut CBase,
+    b: &mut EventBase,
+    (cb, fd, what, arg): (CallbackFn, evutil_socket_t, c_short, *mut c_void),
+    count: u32,
+) {
+    let call = || {
+        for _ in 0..count.max(1) {
             // SAFETY: the program's callback, called with the arguments it registered.
             unsafe { cb(fd, what, arg) };
         }
-    });
+    };
+    // SAFETY: `cbase` is the event's base, whose Rust base `b` runs this callback here.
+    unsafe { call_out(cbase, b, call) };
 }
 
 /// The priority a new event of base `b` gets: the middle one, as in libevent. Read without touching
@@ -340,10 +375,22 @@ pub unsafe extern "C" fn event_base_set(b: *mut CBase, ev: *mut event) -> c_int 
 }
 
 /// The checks every call on an event makes: a non-null, initialized event with a base.
+#[inline]
 fn usable(ev: *mut event, what: &str) -> bool {
+    if !ev.is_null() && get!(ev, flags) & EVLIST_INIT != 0 && !get!(ev, base).is_null() {
+        return true;
+    }
+    unusable(ev, what);
+    false
+}
+
+/// Reports why [`usable`] refused `ev`.
+#[cold]
+#[inline(never)]
+fn unusable(ev: *mut event, what: &str) {
     if ev.is_null() {
         log::warn!("{what}: NULL event");
-        return false;
+        return;
     }
     if get!(ev, flags) & EVLIST_INIT == 0 {
         let msg = format!("{what}: event has not been initialized (event_assign/event_new)");
@@ -351,28 +398,29 @@ fn usable(ev: *mut event, what: &str) -> bool {
             logging::fatal_msg(&msg);
         }
         log::warn!("{msg}");
-        return false;
+        return;
     }
     if get!(ev, base).is_null() {
         log::warn!("{what}: event has no base");
-        return false;
     }
-    true
 }
 
 /// `event_add` where the base may be used.
 #[inline]
 pub(crate) fn add_now(base: &mut EventBase, ev: *mut event, timeout: Option<Duration>) -> c_int {
-    let Some(id) = ensure(base, ev) else {
-        return -1;
-    };
-    match base.add(id, timeout) {
-        Ok(()) => 0,
-        Err(e) => {
-            log::warn!("event_add: {e}");
-            -1
-        }
+    match with_event(base, ev, |base, id| base.add(id, timeout)) {
+        Some(Ok(())) => 0,
+        Some(Err(e)) => failed("event_add", e),
+        None => -1,
     }
+}
+
+/// Reports a failed call: -1.
+#[cold]
+#[inline(never)]
+fn failed(what: &str, e: revent::Error) -> c_int {
+    log::warn!("{what}: {e}");
+    -1
 }
 
 /// `event_add`: makes the event pending, with an optional timeout. From another thread than the
@@ -390,14 +438,19 @@ pub unsafe extern "C" fn event_add(ev: *mut event, tv: *const timeval) -> c_int 
         let r = unsafe {
             thread::reach(b, |r| match r {
                 Reach::Here => with_base_local(b, |base| add_now(base, ev, timeout)).unwrap_or(-1),
-                Reach::Away(q) => {
-                    q.post(Op::Add { ev, timeout });
-                    0
-                }
+                Reach::Away(q) => post(q, Op::Add { ev, timeout }),
             })
         };
         r.unwrap_or(-1)
     })
+}
+
+/// Posts `op` to the loop running on another thread: 0. Out of line, to keep the direct path lean.
+#[cold]
+#[inline(never)]
+fn post(q: &thread::Poster<'_>, op: Op) -> c_int {
+    q.post(op);
+    0
 }
 
 /// `event_del` where the base may be used.
@@ -493,9 +546,9 @@ pub unsafe extern "C" fn event_remove_timer(ev: *mut event) -> c_int {
 #[inline]
 pub(crate) fn active_now(base: &mut EventBase, ev: *mut event, res: c_int, ncalls: c_short) {
     let what = What::from_bits_truncate(res as u16);
-    if let Some(id) = ensure(base, ev) {
-        let _ = base.activate(id, what, ncalls.max(1) as u32);
-    }
+    let _ = with_event(base, ev, |base, id| {
+        base.activate(id, what, ncalls.max(1) as u32)
+    });
 }
 
 /// `event_active`: runs the event's callback at the next chance with `res` as its result, as if it
@@ -722,7 +775,7 @@ pub unsafe extern "C" fn event_base_once(
                 what & (What::READ | What::WRITE),
                 timeout,
                 move |rb, fired| {
-                    call_out(cbase as *mut CBase, rb, || {
+                    let run = || {
                         // SAFETY: the program's callback with its own argument.
                         unsafe {
                             (call.cb)(
@@ -731,7 +784,9 @@ pub unsafe extern "C" fn event_base_once(
                                 call.arg as *mut c_void,
                             )
                         }
-                    })
+                    };
+                    // SAFETY: `cbase` is the base running this callback on `rb`, its Rust base.
+                    unsafe { call_out(cbase as *mut CBase, rb, run) }
                 },
             )
             .map_or(-1, |()| 0)
@@ -782,12 +837,14 @@ fn finalize(ev: *mut event, cb: event_finalize_callback_fn, free: bool) -> c_int
         set!(ev, id, 0);
         let once = move |base: &mut EventBase| {
             base.once(-1, What::NONE, Some(Duration::ZERO), move |rb, _| {
-                call_out(b, rb, || {
+                let run = || {
                     if let Some(cb) = cb {
                         // SAFETY: the program's finalizer with the event and its argument.
                         unsafe { cb(ev, get!(ev, arg)) };
                     }
-                });
+                };
+                // SAFETY: `b` is the base running this callback on `rb`, its Rust base.
+                unsafe { call_out(b, rb, run) };
                 if free {
                     set!(ev, flags, 0);
                     // SAFETY: an event from event_new, finalized once.

@@ -140,8 +140,9 @@ fn on_accept(b: &mut EventBase, lev: *mut evconnlistener, conn: OwnedFd, peer: P
     let fd = conn.into_raw_fd();
     let sa = (&mut ss as *mut libc::sockaddr_storage).cast::<sockaddr>();
     // SAFETY: the program's callback; it owns `fd` from now on; `sa` points to `len` valid bytes
-    // that live across the call.
-    call_out(cbase, b, || unsafe { cb(lev, fd, sa, len as c_int, arg) });
+    // that live across the call. `cbase` is the listener's base, whose Rust base `b` runs this
+    // callback here.
+    unsafe { call_out(cbase, b, || cb(lev, fd, sa, len as c_int, arg)) };
     release(lev);
 }
 
@@ -155,12 +156,14 @@ fn on_error(b: &mut EventBase, lev: *mut evconnlistener, e: &io::Error) {
     };
     r.refcnt += 1;
     let errno = e.raw_os_error().unwrap_or(libc::EIO);
-    call_out(cbase, b, || {
+    let call = || {
         // SAFETY: this thread's errno, as C's EVUTIL_SOCKET_ERROR() reads it.
         unsafe { *libc::__errno_location() = errno };
         // SAFETY: the program's callback with its listener and argument.
         unsafe { cb(lev, arg) }
-    });
+    };
+    // SAFETY: `cbase` is the listener's base, whose Rust base `b` runs this callback here.
+    unsafe { call_out(cbase, b, call) };
     release(lev);
 }
 

@@ -13,8 +13,11 @@
 //! The Rust base may only be touched by one thread at a time, and while its loop runs only by the
 //! loop's thread (its callbacks hold the dispatcher's `&mut EventBase`, see the crate docs). So every
 //! call on a base is routed (`reach`):
-//! - **On the loop's thread, inside a callback of that base** (the base is in `call_out`'s
-//!   thread-local list), or **threads are not enabled**: the call acts directly, with no lock.
+//! - **Threads are not enabled**: the call acts directly, with no lock.
+//! - **On the loop's thread, inside a callback of that base** (the base's innermost holder is a
+//!   pointer `call_out` lent: `base::Holders`, which the call reads under the base lock once it
+//!   knows this thread owns the loop): the call lets the lock go again and acts directly, so that
+//!   C code it reaches (an evbuffer or log callback) never runs holding the base lock.
 //! - **Otherwise** the call takes the base's lock (allocated with the program's lock callbacks) and
 //!   looks at the base's *owner*, the thread running its loop, which `event_base_loop` sets and clears
 //!   under the same lock (`claim`):
@@ -178,17 +181,19 @@ pub fn enabled() -> bool {
 // ---- thread identity ----
 
 thread_local! {
-    /// Its address tells the threads apart (unique among live threads).
-    static TOKEN: u8 = const { 0 };
     /// The base locks this thread holds, with how many times it took each (they are recursive).
     static HELD: RefCell<Vec<(usize, u32)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// This thread, as a nonzero number. revent's own notion, not the program's id callback: whether a
-/// thread may touch a base must not depend on a callback's answer.
+/// This thread, as a nonzero number unique among live threads. revent's own notion, not the
+/// program's id callback: whether a thread may touch a base must not depend on a callback's answer.
+/// `pthread_self` rather than the address of a thread-local: in a shared library every thread-local
+/// access is a call to `__tls_get_addr`, where `pthread_self` is a load from the thread pointer.
 #[inline]
-fn me() -> usize {
-    TOKEN.with(|t| t as *const u8 as usize)
+pub(crate) fn me() -> usize {
+    // SAFETY: pthread_self has no preconditions; glibc's `pthread_t` is the address of the thread's
+    // descriptor, nonzero and distinct for every live thread.
+    unsafe { libc::pthread_self() as usize }
 }
 
 /// The thread id lock debugging reports: the program's id callback if set, else [`me`].
@@ -696,10 +701,10 @@ pub(crate) unsafe fn reach<R>(p: *mut CBase, f: impl FnOnce(Reach<'_>) -> R) -> 
     if p.is_null() {
         return None;
     }
-    // Threads off first: then `with_base_local` looks at the thread-local list itself, and a
+    // Threads off first: then `with_base_local` looks at the base's holders itself, and a
     // single-threaded program pays one relaxed load here and nothing else. `f` is called from one
     // place only, so that it is inlined into the hot path.
-    let held = if !enabled() || base::in_callback_of(p) {
+    let held = if !enabled() {
         None
     } else {
         // SAFETY: the caller's contract.
@@ -712,14 +717,18 @@ pub(crate) unsafe fn reach<R>(p: *mut CBase, f: impl FnOnce(Reach<'_>) -> R) -> 
     Some(f(route))
 }
 
-/// The base lock taken for a routed call, and the poster if a loop runs on another thread.
+/// The base lock taken for a routed call (none for a call from a callback of the base), and the
+/// poster if a loop runs on another thread.
 struct Held<'a> {
     poster: Option<Poster<'a>>,
-    _guard: LockGuard<'a>,
+    _guard: Option<LockGuard<'a>>,
 }
 
 impl<'a> Held<'a> {
-    /// Takes `p`'s lock (making it if needed) and looks at the owner.
+    /// Takes `p`'s lock (making it if needed) and looks at the owner. A call from a callback of the
+    /// base, on the loop's thread, gives the lock up again and uses the base directly, as with
+    /// threads off: the C code it may reach (an evbuffer callback, a log callback) may then wait for
+    /// something another thread holds while that thread waits for the base lock.
     ///
     /// # Safety
     /// `p` is a live base, which outlives `'a`.
@@ -731,16 +740,28 @@ impl<'a> Held<'a> {
         let guard = lock.guard();
         let poster = match sync.owner.load(Ordering::Relaxed) {
             0 => None,
-            owner => Some(Poster {
-                p,
-                sync,
-                lock,
-                on_loop_thread: owner == me(),
-            }),
+            owner => {
+                let on_loop_thread = owner == me();
+                // SAFETY: `p` is live, and this thread owns its loop: the base's holders are its
+                // own (read under the lock, which ordered the holders of any thread before it).
+                if on_loop_thread && unsafe { base::in_callback_of(p) } {
+                    drop(guard);
+                    return Some(Held {
+                        poster: None,
+                        _guard: None,
+                    });
+                }
+                Some(Poster {
+                    p,
+                    sync,
+                    lock,
+                    on_loop_thread,
+                })
+            }
         };
         Some(Held {
             poster,
-            _guard: guard,
+            _guard: Some(guard),
         })
     }
 }
@@ -854,7 +875,8 @@ fn drain(p: *mut CBase, base: &mut EventBase) {
     // Read it again, so that a timeout added from another thread counts from no earlier than the
     // post (libevent dates it from the loop's cached time, and such a timer can fire early).
     base.update_cache_time();
-    call_out(p, base, || run_ops(p, ops));
+    // SAFETY: `p` is the base whose loop runs this job on `base`, its Rust base.
+    unsafe { call_out(p, base, || run_ops(p, ops)) };
     let _g = lock.guard();
     // SAFETY: the lock is held.
     let sh = unsafe { sync.shared() };

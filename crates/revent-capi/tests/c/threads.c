@@ -1,7 +1,8 @@
 /* Calls from other threads with evthread_use_pthreads(): event_active from poster threads (every
  * callback runs, counted), event_add of timers from another thread, event_del/event_free from another
  * thread returning only after a running callback finished, event_del of a pending timer, loopbreak
- * and loopexit ending a loop blocked in the kernel, event_base_once from another thread.
+ * and loopexit ending a loop blocked in the kernel, event_base_once from another thread, and calls
+ * from a callback on the loop's thread acting at once.
  *
  * Each scenario also runs on a base made *before* evthread_use_pthreads when built against revent
  * (-DREVENT, see run.sh). Against libevent that is libevent#1130: such a base has no lock and no
@@ -339,6 +340,48 @@ static void test_del(struct event_base *base) {
     CHECK(join_loop(&l) == 0);
 }
 
+/* ---- calls from a callback, on the loop's thread, act at once ---- */
+
+static struct event *in_self, *in_other;
+static int in_done, in_bad;
+
+static void in_other_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what; (void)arg;
+}
+
+/* Runs on the loop's thread with threads enabled: each call must act on the base directly (a call
+ * posted to the loop, as from another thread, would not have taken effect when it returns, and
+ * event_base_get_running_event would be NULL). */
+static void in_self_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    struct event_base *base = arg;
+    int bad = 0;
+    struct timeval tv = {5, 0};
+    bad += event_base_get_running_event(base) != in_self;
+    bad += event_add(in_other, &tv) != 0;
+    bad += !event_pending(in_other, EV_TIMEOUT, NULL);
+    bad += event_del(in_other) != 0;
+    bad += event_pending(in_other, EV_TIMEOUT, NULL) != 0;
+    LOCK(); in_bad += bad; in_done++; pthread_cond_broadcast(&cv); UNLOCK();
+}
+
+static void test_in_callback(struct event_base *base) {
+    struct looper l;
+    in_done = in_bad = 0;
+    CHECK((in_self = event_new(base, -1, 0, in_self_cb, base)));
+    CHECK((in_other = evtimer_new(base, in_other_cb, NULL)));
+    start_loop(&l, base);
+    for (int i = 1; i <= 20; i++) {
+        event_active(in_self, EV_READ, 1);
+        WAIT_UNTIL(in_done >= i);
+    }
+    CHECK(event_base_loopbreak(base) == 0);
+    CHECK(join_loop(&l) == 0);
+    LOCK(); CHECK(in_done == 20 && in_bad == 0); UNLOCK();
+    event_free(in_self);
+    event_free(in_other);
+}
+
 /* ---- loopbreak / loopexit from another thread end a loop blocked in the kernel ---- */
 
 static void test_break_exit(struct event_base *base) {
@@ -369,6 +412,7 @@ static void run_all(struct event_base *base) {
     test_active(base);
     test_timers(base);
     test_del(base);
+    test_in_callback(base);
     test_break_exit(base);
 }
 
