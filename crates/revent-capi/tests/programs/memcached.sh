@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian's memcached on revent's libevent (LD_LIBRARY_PATH=LIBS): set/get/delete/incr through the text
-# protocol, 200 connections at once, then memcaslap with verification (libmemcached-tools).
+# protocol, 200 connections at once, libmemcached's clients (memccp/memccat/memcrm, and memccapable,
+# its protocol conformance test), then memcaslap with verification (libmemcached-tools).
 #   memcached.sh LIBS [BINDIR]
 set -euo pipefail
 libs=$1
@@ -43,6 +44,27 @@ for i, c in enumerate(conns):
     cmd(c, b"get k%d\r\n" % i, b"VALUE k%d 0 %d\r\n%s\r\nEND\r\n" % (i, len(v), v))
 print("memcached: text protocol and 200 connections ok")
 PY
+# libmemcached's own clients (libmemcached-tools): a value stored, read back byte for byte, checked,
+# deleted; then memccapable, its protocol conformance test (text and binary protocols).
+if command -v memccp >/dev/null; then
+    dir=$(mktemp -d)
+    trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+    head -c 100000 /dev/urandom >"$dir/blob"
+    (cd "$dir" && memccp --servers="127.0.0.1:$port" blob)
+    memccat --servers="127.0.0.1:$port" --file="$dir/back" blob
+    cmp "$dir/blob" "$dir/back" || { echo "FAIL: memccat returned other bytes than memccp stored"; exit 1; }
+    memcexist --servers="127.0.0.1:$port" blob
+    memcrm --servers="127.0.0.1:$port" blob
+    if memcexist --servers="127.0.0.1:$port" blob 2>/dev/null; then
+        echo "FAIL: blob still exists after memcrm"; exit 1
+    fi
+    out=$(timeout 60 memccapable -h 127.0.0.1 -p "$port" 2>&1) || { echo "FAIL: memccapable"; echo "$out"; exit 1; }
+    echo "$out" | grep -q '^All tests passed' || { echo "FAIL: memccapable"; echo "$out"; exit 1; }
+    echo "memcached: memccp/memccat/memcexist/memcrm ok; memccapable: $(echo "$out" | grep -c '\[pass\]') tests pass"
+elif [ "${CI:-}" = true ]; then
+    echo "memcached.sh: needs memccp (apt-get install libmemcached-tools)" >&2
+    exit 2
+fi
 if command -v memcaslap >/dev/null; then
     out=$(timeout 30 memcaslap -s "127.0.0.1:$port" -T 2 -c 32 -t 3s -v 0.1 2>&1)
     echo "$out" | grep -E '^Run time' || true
