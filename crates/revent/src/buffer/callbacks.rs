@@ -222,6 +222,25 @@ impl Evbuffer {
         }
     }
 
+    /// Runs `f`, a change the owner makes itself (its socket I/O), with no notice to the owner, who
+    /// knows of it; the watch is left as it was. Only for a buffer without change callbacks: one of
+    /// those could change the buffer in the middle of `f`, and that change the owner must hear of.
+    #[inline]
+    pub(crate) fn by_owner<R>(&mut self, f: impl FnOnce(&mut Evbuffer) -> R) -> R {
+        let quiet = match &mut self.watch {
+            Some(w) if !w.notified && self.cbs.is_empty() => {
+                w.notified = true;
+                true
+            }
+            _ => false,
+        };
+        let r = f(self);
+        if quiet {
+            self.watch_seen();
+        }
+        r
+    }
+
     /// The owner already knows a change is coming (it handed out `&mut` itself): no notice needed
     /// until the next [`watch_seen`](Self::watch_seen).
     #[inline]
@@ -229,5 +248,52 @@ impl Evbuffer {
         if let Some(w) = &mut self.watch {
             w.notified = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Evbuffer;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A buffer whose watch counts its notices.
+    fn watched() -> (Evbuffer, Arc<AtomicUsize>) {
+        let notices = Arc::new(AtomicUsize::new(0));
+        let n = Arc::clone(&notices);
+        let mut b = Evbuffer::new();
+        b.set_watch(Box::new(move || {
+            n.fetch_add(1, Ordering::Relaxed);
+        }));
+        (b, notices)
+    }
+
+    #[test]
+    fn the_owners_own_change_sends_no_notice_and_leaves_the_watch_armed() {
+        let (mut b, notices) = watched();
+        b.by_owner(|b| b.add(b"from the socket")).unwrap();
+        assert_eq!(notices.load(Ordering::Relaxed), 0);
+        // A foreign change after it is noticed, once until the owner looks again.
+        b.add(b"through a pointer").unwrap();
+        b.add(b"again").unwrap();
+        assert_eq!(notices.load(Ordering::Relaxed), 1);
+        b.watch_seen();
+        b.drain(3).unwrap();
+        assert_eq!(notices.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn with_change_callbacks_the_owners_change_is_noticed() {
+        // A change callback may change the buffer in the middle of the owner's change: the owner
+        // must hear of it, so nothing is kept quiet then.
+        let (mut b, notices) = watched();
+        b.add_cb(|buf, info| {
+            if info.n_added > 0 && buf.len() == 1 {
+                buf.add(b"more").unwrap();
+            }
+        });
+        b.by_owner(|b| b.add(b"x")).unwrap();
+        assert_eq!(notices.load(Ordering::Relaxed), 1);
+        assert_eq!(b.len(), 5);
     }
 }

@@ -226,7 +226,8 @@ fn write_step(cx: &mut Cx, h: BufferEvent) -> Written {
         return Written::Stopped;
     };
     let output = output.get_mut();
-    match output.write_atmost(fd.as_fd(), budget) {
+    // The bufferevent's own write: no notice through the watch (see `Evbuffer::by_owner`).
+    match output.by_owner(|o| o.write_atmost(fd.as_fd(), budget)) {
         Ok(n) => Written::Some {
             n,
             left: !output.is_empty(),
@@ -324,7 +325,7 @@ fn readable(cx: &mut Cx, h: BufferEvent, what: What) {
     let Kind::Socket(Socket { fd: Some(fd), .. }) = kind else {
         return;
     };
-    match input.get_mut().read(fd.as_fd(), budget) {
+    match input.get_mut().by_owner(|i| i.read(fd.as_fd(), budget)) {
         Ok(0) => report(cx, h, BevFlags::EOF | BevFlags::READING, None),
         Ok(n) => read_done(cx, h, n),
         Err(Error::Io(e)) if is_transient(&e) => {}
