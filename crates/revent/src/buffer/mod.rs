@@ -564,6 +564,13 @@ impl Evbuffer {
             return Ok(());
         }
         self.grow_len(n)?;
+        // An empty tail chunk of ours (what a write that drained us leaves) goes to `src`, which is
+        // about to be empty and will want memory for its next read: an echo's memory then changes
+        // hands between its two buffers without going through the pool.
+        let empty_tail = match self.chunks.back() {
+            Some(l) if l.len() == 0 && l.is_mem() => self.chunks.pop_back(),
+            _ => None,
+        };
         while let Some(c) = src.chunks.pop_front() {
             if c.len() == 0 {
                 src.recycle(c);
@@ -575,6 +582,9 @@ impl Evbuffer {
             self.push_chunk(c);
         }
         src.emptied();
+        if let Some(e) = empty_tail {
+            src.recycle(e);
+        }
         self.grew(n);
         Ok(())
     }
@@ -1088,5 +1098,33 @@ impl std::io::Write for Evbuffer {
 impl std::io::Read for Evbuffer {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         Ok(self.remove(buf)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Evbuffer;
+
+    #[test]
+    fn add_buffer_hands_the_destinations_empty_tail_to_the_source() {
+        // An echo: read into `input`, move it to `output`, write `output` out.
+        let mut input = Evbuffer::new();
+        let mut output = Evbuffer::new();
+        input.add(&[1; 64]).unwrap();
+        output.add_buffer(&mut input).unwrap();
+        output.drain(64).unwrap();
+        let tail = output.chunks.back().map(|c| c.capacity());
+        assert!(
+            tail.is_some(),
+            "a drained buffer keeps its last chunk as an empty tail"
+        );
+        input.add(&[2; 64]).unwrap();
+        output.add_buffer(&mut input).unwrap();
+        // The empty tail went to the source (its next read needs memory), not to the pool.
+        assert_eq!(input.spare.as_ref().map(|s| s.len()), tail);
+        assert_eq!(output.chunks.len(), 1);
+        let mut out = [0; 64];
+        assert_eq!(output.remove(&mut out).unwrap(), 64);
+        assert_eq!(out, [2; 64]);
     }
 }
