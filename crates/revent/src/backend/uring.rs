@@ -1,0 +1,360 @@
+//! The io_uring backend (Linux 5.13+): readiness through `IORING_OP_POLL_ADD` requests, every
+//! interest change queued as a submission entry and sent in the same `io_uring_enter` as the wait.
+//!
+//! # Level-triggered events: one-shot polls, re-armed
+//!
+//! libevent's events are level-triggered: an fd left readable is reported again by the next wait.
+//! A multishot poll (`IORING_POLL_ADD_MULTI`) posts a completion on each *wake-up* of the file, not
+//! while it stays ready, so an undrained fd would be reported once and then never again.
+//! `IORING_POLL_ADD_LEVEL` does not help: this kernel (6.18) refuses it (`-EINVAL`, measured with
+//! both one-shot and multishot polls), and where it existed it only changed how the first arm
+//! completed. So a level-triggered fd gets a *one-shot* poll; when it completes, the fd is queued
+//! and the next wait arms a fresh one-shot poll in its own `io_uring_enter`. A poll armed on a ready
+//! fd completes at once, during submission, so that wait reports the fd again: exactly epoll's level
+//! semantics, at the cost of one submission entry (no syscall) per fired fd per wait.
+//!
+//! ET registrations get a multishot poll: a completion per wake-up, as `EPOLLET` gives. One that
+//! ends (no `IORING_CQE_F_MORE`) is re-armed the same way.
+//!
+//! # Interest changes
+//!
+//! An fd's poll is replaced (a `POLL_REMOVE` of the old request, a `POLL_ADD` of the new one), queued
+//! and submitted with the next wait. Full removals are the exception: a poll request holds a
+//! reference to the file, so until the cancellation reaches the kernel a socket that the caller
+//! closes right after `del` would stay open, and its peer would see no EOF (epoll drops a closed fd
+//! by itself). They are submitted at once, which costs what epoll's `EPOLL_CTL_DEL` costs.
+//!
+//! Each request's `user_data` holds the fd and a generation that every change bumps: a completion
+//! from a cancelled request (`-ECANCELED`, or a readiness posted before the cancellation arrived),
+//! even for an fd number since closed and reused, carries an old generation and is ignored.
+//!
+//! # Errors
+//!
+//! A poll armed on an fd that was closed behind our back completes with `-EBADF`: it is reported
+//! `invalid` (as poll reports `POLLNVAL`) so the base stops watching it. Any other error on a poll is
+//! treated the same way, since re-arming would fail again and spin the loop. Completions that do not
+//! fit the completion queue wait in the kernel (`IORING_FEAT_NODROP`, required) and are flushed by
+//! the next enter. An interrupted wait returns with what was already complete.
+
+use super::Ready;
+use crate::event::What;
+use crate::sys::uring::{self, Sqe};
+use io_uring::{cqueue, types, IoUring};
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Submission queue entries: changes beyond this in one iteration are submitted early, in batches.
+const SQ_ENTRIES: u32 = 256;
+/// Completion queue entries. Each watched fd has at most one poll request in flight, plus two
+/// completions per cancelled one; more than this at once overflow into the kernel's list.
+const CQ_ENTRIES: u32 = 4096;
+/// The `user_data` of `POLL_REMOVE` requests: its low half is never an fd.
+const REMOVE: u64 = u32::MAX as u64;
+
+/// The backend's state for one fd number.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    /// The kernel interest the base asked for.
+    interest: What,
+    /// Generation of the current poll request (the high half of its `user_data`).
+    gen: u32,
+    /// A poll request of generation `gen` is in flight (or queued for submission).
+    armed: bool,
+    /// The fd is on the re-arm list.
+    queued: bool,
+    /// The wait that last reported the fd, and the fd's index in `ready` then (to merge two
+    /// completions for one fd into one report).
+    seen: u32,
+    pos: u32,
+}
+
+pub(crate) struct Uring {
+    ring: IoUring,
+    slots: Vec<Slot>,
+    /// fds whose poll completed and that are still interested: the next wait arms them again.
+    rearm: Vec<RawFd>,
+    /// Number of the current wait, for `Slot::seen`.
+    waits: u32,
+    /// `io_uring_enter` calls made, for the tests that check batching.
+    #[cfg(test)]
+    enters: u64,
+}
+
+fn user_data(fd: RawFd, gen: u32) -> u64 {
+    (u64::from(gen) << 32) | u64::from(fd as u32)
+}
+
+fn poll_mask(w: What) -> u32 {
+    let mut m = 0;
+    if w.contains(What::READ) {
+        m |= libc::POLLIN as u32;
+    }
+    if w.contains(What::WRITE) {
+        m |= libc::POLLOUT as u32;
+    }
+    if w.contains(What::CLOSED) {
+        m |= libc::POLLRDHUP as u32;
+    }
+    m
+}
+
+/// What a completed poll's mask means, as the epoll backend reads the same bits.
+fn what_of(mask: u32) -> What {
+    if mask & (libc::POLLHUP | libc::POLLERR) as u32 != 0 {
+        return What::READ | What::WRITE | What::CLOSED;
+    }
+    let mut w = What::NONE;
+    if mask & libc::POLLIN as u32 != 0 {
+        w |= What::READ;
+    }
+    if mask & libc::POLLOUT as u32 != 0 {
+        w |= What::WRITE;
+    }
+    if mask & libc::POLLRDHUP as u32 != 0 {
+        w |= What::CLOSED;
+    }
+    w
+}
+
+fn is_err(e: &io::Error, codes: &[i32]) -> bool {
+    e.raw_os_error().is_some_and(|c| codes.contains(&c))
+}
+
+/// A ring for one base. `COOP_TASKRUN` (5.19+) lets the kernel leave completion work for our next
+/// enter instead of interrupting the thread, which always enters to wait anyway. Not
+/// `SINGLE_ISSUER`/`DEFER_TASKRUN`: they tie the ring to the thread that made it, and the C ABI lets
+/// a base be made on one thread and run on another.
+fn new_ring() -> io::Result<IoUring> {
+    let ring = match IoUring::builder()
+        .setup_cqsize(CQ_ENTRIES)
+        .setup_coop_taskrun()
+        .build(SQ_ENTRIES)
+    {
+        Err(e) if is_err(&e, &[libc::EINVAL]) => IoUring::builder()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(SQ_ENTRIES)?,
+        r => r?,
+    };
+    let p = ring.params();
+    // NODROP (5.5): no completion is ever lost to an overflow. EXT_ARG (5.11): the wait's timeout
+    // goes in the enter itself. Resource tagging came with multishot poll (5.13), which has no flag.
+    if !(p.is_feature_nodrop() && p.is_feature_ext_arg() && p.is_feature_resource_tagging()) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring lacks multishot poll, NODROP or EXT_ARG (kernel older than 5.13)",
+        ));
+    }
+    Ok(ring)
+}
+
+impl Uring {
+    pub(crate) fn new() -> io::Result<Uring> {
+        Ok(Uring {
+            ring: new_ring()?,
+            slots: Vec::new(),
+            rearm: Vec::new(),
+            waits: 0,
+            #[cfg(test)]
+            enters: 0,
+        })
+    }
+
+    /// Queues `sqe`, submitting what is queued first if the submission queue is full.
+    fn push(&mut self, sqe: Sqe) -> io::Result<()> {
+        if uring::push(&mut self.ring, sqe) {
+            return Ok(());
+        }
+        self.count_enter();
+        self.ring.submit()?;
+        if uring::push(&mut self.ring, sqe) {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(libc::EBUSY))
+        }
+    }
+
+    #[inline]
+    fn count_enter(&mut self) {
+        #[cfg(test)]
+        {
+            self.enters += 1;
+        }
+    }
+
+    pub(crate) fn update(&mut self, fd: RawFd, new: What) -> io::Result<()> {
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        let f = fd as usize;
+        if f >= self.slots.len() {
+            self.slots.resize(f + 1, Slot::default());
+        }
+        let old = self.slots[f];
+        if old.armed {
+            self.push(Sqe::PollRemove {
+                target: user_data(fd, old.gen),
+                user_data: REMOVE,
+            })?;
+        }
+        let slot = &mut self.slots[f];
+        // Whatever the old request still posts is stale from here on.
+        slot.gen = slot.gen.wrapping_add(1);
+        slot.armed = false;
+        slot.interest = new;
+        if !new.is_empty() {
+            self.arm(fd)
+        } else if old.armed {
+            // The cancellation must reach the kernel now: see "Interest changes" above. Should
+            // this enter fail, the entries stay queued and the next wait submits them.
+            let _ = self.enter(Some(Duration::ZERO));
+            Ok(())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Queues a poll request for `fd`'s interest, with its current generation.
+    fn arm(&mut self, fd: RawFd) -> io::Result<()> {
+        let slot = self.slots[fd as usize];
+        self.push(Sqe::PollAdd {
+            fd,
+            mask: poll_mask(slot.interest),
+            multi: slot.interest.contains(What::ET),
+            user_data: user_data(fd, slot.gen),
+        })?;
+        self.slots[fd as usize].armed = true;
+        Ok(())
+    }
+
+    /// Submits what is queued and waits up to `timeout` for a completion. Running out of time, a
+    /// signal, or a completion queue that must be flushed first all end the wait without an error.
+    fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.count_enter();
+        let sub = self.ring.submitter();
+        let r = match timeout {
+            None => sub.submit_and_wait(1),
+            Some(d) => {
+                let ts = types::Timespec::from(d);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                sub.submit_with_args(1, &args)
+            }
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_err(&e, &[libc::ETIME, libc::EINTR, libc::EBUSY, libc::EAGAIN]) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        self.waits = self.waits.wrapping_add(1);
+        // Level-triggered fds that fired last time, and ended multishots: poll them again.
+        let mut rearm = std::mem::take(&mut self.rearm);
+        rearm.retain(|&fd| {
+            let slot = self.slots[fd as usize];
+            // An fd whose poll cannot be queued now stays on the list for the next wait.
+            let keep = !slot.armed && !slot.interest.is_empty() && self.arm(fd).is_err();
+            self.slots[fd as usize].queued = keep;
+            keep
+        });
+        self.rearm = rearm;
+        // Completions already posted (by an earlier enter) are this wait's news too; with some,
+        // the enter only submits.
+        self.reap(ready);
+        if ready.is_empty() {
+            self.enter(timeout)?;
+        } else if !self.ring.submission().is_empty() {
+            self.enter(Some(Duration::ZERO))?;
+        }
+        self.reap(ready);
+        // Completions that overflowed the queue wait in the kernel; an enter moves them over.
+        let mut rounds = 0;
+        while self.ring.submission().cq_overflow() && rounds < 16 {
+            self.count_enter();
+            match self.ring.submitter().submit_and_wait(0) {
+                Ok(_) => {}
+                Err(e) if is_err(&e, &[libc::EINTR, libc::EBUSY, libc::EAGAIN]) => {}
+                Err(e) => return Err(e),
+            }
+            self.reap(ready);
+            rounds += 1;
+        }
+        Ok(())
+    }
+
+    /// Turns posted completions into `ready` entries, one per fd.
+    fn reap(&mut self, ready: &mut Vec<Ready>) {
+        let Uring {
+            ring,
+            slots,
+            rearm,
+            waits,
+            ..
+        } = self;
+        for cqe in ring.completion() {
+            let ud = cqe.user_data();
+            let fd = ud as u32;
+            if fd == u32::MAX {
+                continue; // a POLL_REMOVE's own completion
+            }
+            let Some(slot) = slots.get_mut(fd as usize) else {
+                continue;
+            };
+            if !slot.armed || slot.gen != (ud >> 32) as u32 {
+                continue; // from a request cancelled or replaced since
+            }
+            let fd = fd as RawFd;
+            let res = cqe.result();
+            let last = !cqueue::more(cqe.flags());
+            if last {
+                slot.armed = false;
+            }
+            let (what, invalid) = if res >= 0 {
+                let mask = res as u32;
+                (what_of(mask), mask & libc::POLLNVAL as u32 != 0)
+            } else if res == -libc::ECANCELED {
+                // Cancelled by the kernel, not by us (ours bump the generation): poll again.
+                (What::NONE, false)
+            } else {
+                (What::READ | What::WRITE, true)
+            };
+            if last && !invalid && !slot.interest.is_empty() && !slot.queued {
+                slot.queued = true;
+                rearm.push(fd);
+            }
+            if what.is_empty() && !invalid {
+                continue;
+            }
+            let pos = slot.pos as usize;
+            if slot.seen == *waits && ready.get(pos).is_some_and(|r| r.fd == fd) {
+                ready[pos].what |= what;
+                ready[pos].invalid |= invalid;
+            } else {
+                slot.seen = *waits;
+                slot.pos = ready.len() as u32;
+                ready.push(Ready { fd, what, invalid });
+            }
+        }
+    }
+
+    /// After fork: a ring of our own (the parent's requests stay the parent's), with every watched
+    /// fd polled again by the next wait.
+    pub(crate) fn reinit(&mut self) -> io::Result<()> {
+        self.ring = new_ring()?;
+        self.rearm.clear();
+        for (fd, slot) in self.slots.iter_mut().enumerate() {
+            slot.gen = slot.gen.wrapping_add(1);
+            slot.armed = false;
+            slot.queued = !slot.interest.is_empty();
+            if slot.queued {
+                self.rearm.push(fd as RawFd);
+            }
+        }
+        Ok(())
+    }
+}
