@@ -358,3 +358,222 @@ impl Uring {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(unsafe_code)] // dup2 and pthread_kill, to replace an fd's file and interrupt a wait
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Instant;
+
+    fn pair() -> (UnixStream, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    fn wait_ms(u: &mut Uring, ms: u64) -> Vec<Ready> {
+        let mut ready = Vec::new();
+        u.wait(Some(Duration::from_millis(ms)), &mut ready).unwrap();
+        ready
+    }
+
+    fn fds(ready: &[Ready]) -> Vec<RawFd> {
+        let mut v: Vec<RawFd> = ready.iter().map(|r| r.fd).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Level-triggered: an fd left readable is reported by every wait, and no longer once drained.
+    #[test]
+    fn level_rereports_an_undrained_fd() {
+        let mut u = Uring::new().unwrap();
+        let (mut a, mut b) = pair();
+        u.update(a.as_raw_fd(), What::READ).unwrap();
+        assert!(wait_ms(&mut u, 0).is_empty(), "nothing to read yet");
+        b.write_all(b"xy").unwrap();
+        for i in 0..3 {
+            let r = wait_ms(&mut u, 1000);
+            assert_eq!(r.len(), 1, "wait {i}: {r:?}");
+            assert_eq!(
+                (r[0].fd, r[0].what, r[0].invalid),
+                (a.as_raw_fd(), What::READ, false)
+            );
+        }
+        let mut buf = [0u8; 1];
+        a.read_exact(&mut buf).unwrap(); // one byte of two: still readable
+        assert_eq!(wait_ms(&mut u, 1000).len(), 1, "one byte left");
+        a.read_exact(&mut buf).unwrap();
+        assert!(wait_ms(&mut u, 20).is_empty(), "drained");
+        b.write_all(b"z").unwrap();
+        assert_eq!(
+            wait_ms(&mut u, 1000).len(),
+            1,
+            "new data after a quiet wait"
+        );
+    }
+
+    /// ET: reported once per arrival, not again while the data stays unread.
+    #[test]
+    fn edge_triggered_is_not_rereported() {
+        let mut u = Uring::new().unwrap();
+        let (a, mut b) = pair();
+        u.update(a.as_raw_fd(), What::READ | What::ET).unwrap();
+        b.write_all(b"x").unwrap();
+        let r = wait_ms(&mut u, 1000);
+        assert_eq!(fds(&r), [a.as_raw_fd()]);
+        assert!(wait_ms(&mut u, 20).is_empty(), "undrained, but no new edge");
+        assert!(wait_ms(&mut u, 20).is_empty());
+        b.write_all(b"y").unwrap();
+        assert_eq!(
+            fds(&wait_ms(&mut u, 1000)),
+            [a.as_raw_fd()],
+            "a new arrival"
+        );
+    }
+
+    /// Adds and changes of interest cost no syscall of their own: the wait's one enter carries them.
+    #[test]
+    fn interest_changes_go_with_the_wait() {
+        let mut u = Uring::new().unwrap();
+        let (a, mut b) = pair();
+        let (c, _d) = pair();
+        u.update(a.as_raw_fd(), What::READ).unwrap();
+        u.update(c.as_raw_fd(), What::READ).unwrap();
+        u.update(c.as_raw_fd(), What::READ | What::WRITE).unwrap();
+        u.update(a.as_raw_fd(), What::READ | What::CLOSED).unwrap();
+        assert_eq!(u.enters, 0, "changes are only queued");
+        b.write_all(b"x").unwrap();
+        let r = wait_ms(&mut u, 1000);
+        assert_eq!(u.enters, 1, "one io_uring_enter submitted them and waited");
+        assert_eq!(fds(&r), [a.as_raw_fd(), c.as_raw_fd()]);
+        let w: Vec<What> = r.iter().map(|r| r.what).collect();
+        assert!(w.contains(&What::READ) && w.contains(&What::WRITE), "{r:?}");
+        // A full removal is the one change sent at once, when a poll is in flight (it holds the
+        // file open). `c`'s one-shot poll completed in that wait: nothing to cancel, no enter.
+        u.update(c.as_raw_fd(), What::NONE).unwrap();
+        assert_eq!(u.enters, 1);
+        let (e, _f) = pair();
+        u.update(e.as_raw_fd(), What::READ).unwrap();
+        assert!(wait_ms(&mut u, 0).iter().all(|r| r.fd != e.as_raw_fd()));
+        assert_eq!(u.enters, 2);
+        u.update(e.as_raw_fd(), What::NONE).unwrap();
+        assert_eq!(u.enters, 3, "e's poll was in flight: cancelled at once");
+    }
+
+    /// A completion posted for an fd's old file, still unread when the fd was removed and its number
+    /// given to another socket, is not reported for the new one.
+    #[test]
+    fn stale_completion_after_fd_reuse_is_ignored() {
+        let mut u = Uring::new().unwrap();
+        let (a, mut b) = pair();
+        let (fresh, _fresh_peer) = pair();
+        let fd = a.as_raw_fd();
+        b.write_all(b"x").unwrap();
+        u.update(fd, What::READ).unwrap();
+        // Submit the poll without reading completions: it completes at once, readable.
+        u.enter(Some(Duration::ZERO)).unwrap();
+        assert!(
+            !u.ring.completion().is_empty(),
+            "a completion waits in the queue"
+        );
+        u.update(fd, What::NONE).unwrap();
+        // SAFETY: both fds are open and owned by this test; dup2 makes `fd` (still owned by `a`)
+        // refer to `fresh`'s socket, closing the old one.
+        assert_eq!(unsafe { libc::dup2(fresh.as_raw_fd(), fd) }, fd);
+        u.update(fd, What::READ).unwrap();
+        let r = wait_ms(&mut u, 30);
+        assert!(r.is_empty(), "the old socket's readiness leaked: {r:?}");
+        drop(a);
+    }
+
+    /// An fd closed before its poll was submitted is reported invalid, as poll's POLLNVAL.
+    #[test]
+    fn closed_fd_is_reported_invalid() {
+        let mut u = Uring::new().unwrap();
+        let (a, _b) = pair();
+        // A number that is surely not open: a dup far above the numbers the other tests of this
+        // binary get (they take the lowest free ones), then closed.
+        // SAFETY: F_DUPFD on an open fd creates a new fd, which we close at once.
+        let fd = unsafe { libc::fcntl(a.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 5000) };
+        assert!(fd >= 5000);
+        crate::sys::close(fd);
+        u.update(fd, What::READ).unwrap();
+        let r = wait_ms(&mut u, 1000);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!((r[0].fd, r[0].invalid), (fd, true));
+        // The base then removes it: nothing more is reported.
+        u.update(fd, What::NONE).unwrap();
+        assert!(wait_ms(&mut u, 20).is_empty());
+    }
+
+    /// More completions than the completion queue holds: the rest wait in the kernel and the same
+    /// wait collects them all, none lost, each fd once.
+    #[test]
+    fn completion_queue_overflow_loses_nothing() {
+        let ring = IoUring::builder().setup_cqsize(8).build(8).unwrap();
+        let mut u = Uring {
+            ring,
+            slots: Vec::new(),
+            rearm: Vec::new(),
+            waits: 0,
+            enters: 0,
+        };
+        let pairs: Vec<(UnixStream, UnixStream)> = (0..40).map(|_| pair()).collect();
+        for (a, b) in &pairs {
+            (&*b).write_all(b"x").unwrap();
+            u.update(a.as_raw_fd(), What::READ).unwrap();
+        }
+        let mut want: Vec<RawFd> = pairs.iter().map(|(a, _)| a.as_raw_fd()).collect();
+        want.sort_unstable();
+        assert_eq!(fds(&wait_ms(&mut u, 1000)), want, "first wait");
+        assert_eq!(fds(&wait_ms(&mut u, 1000)), want, "level: all again");
+    }
+
+    extern "C" fn on_signal(_: libc::c_int) {}
+
+    /// A signal during the wait ends it without an error and with nothing ready.
+    #[test]
+    fn interrupted_wait_is_not_an_error() {
+        let mut u = Uring::new().unwrap();
+        let saved = crate::sys::install_handler(libc::SIGUSR2, on_signal).unwrap();
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() } as usize;
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            // SAFETY: `me` is the test thread, alive until it joins this thread.
+            unsafe { libc::pthread_kill(me as libc::pthread_t, libc::SIGUSR2) };
+        });
+        let start = Instant::now();
+        let mut ready = Vec::new();
+        let r = u.wait(Some(Duration::from_secs(10)), &mut ready);
+        t.join().unwrap();
+        crate::sys::restore_handler(libc::SIGUSR2, &saved).unwrap();
+        assert!(r.is_ok(), "{r:?}");
+        assert!(ready.is_empty());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the signal did not end the wait"
+        );
+    }
+
+    /// After fork (here: simply on demand) a new ring polls every watched fd again.
+    #[test]
+    fn reinit_polls_everything_again() {
+        let mut u = Uring::new().unwrap();
+        let (a, mut b) = pair();
+        u.update(a.as_raw_fd(), What::READ | What::ET).unwrap();
+        assert!(wait_ms(&mut u, 0).is_empty());
+        b.write_all(b"x").unwrap();
+        assert_eq!(wait_ms(&mut u, 1000).len(), 1);
+        u.reinit().unwrap();
+        assert_eq!(
+            fds(&wait_ms(&mut u, 1000)),
+            [a.as_raw_fd()],
+            "re-armed on the new ring"
+        );
+    }
+}
