@@ -76,6 +76,8 @@ pub(crate) struct Uring {
     rearm: Vec<RawFd>,
     /// Number of the current wait, for `Slot::seen`.
     waits: u32,
+    /// The process that made the ring: a child after fork must not touch it (see `Drop`).
+    pid: u32,
     /// `io_uring_enter` calls made, for the tests that check batching.
     #[cfg(test)]
     enters: u64,
@@ -155,9 +157,35 @@ impl Uring {
             slots: Vec::new(),
             rearm: Vec::new(),
             waits: 0,
+            pid: crate::sys::getpid(),
             #[cfg(test)]
             enters: 0,
         })
+    }
+
+    /// Cancels every poll in flight and submits the cancellations: closing the ring would cancel
+    /// them too, but in a kernel worker, later, and until then each poll keeps its file (a socket
+    /// the caller closes next) open.
+    fn cancel_all(&mut self) {
+        for fd in 0..self.slots.len() {
+            let slot = self.slots[fd];
+            if slot.armed {
+                let target = user_data(fd as RawFd, slot.gen);
+                if self
+                    .push(Sqe::PollRemove {
+                        target,
+                        user_data: REMOVE,
+                    })
+                    .is_err()
+                {
+                    break; // the ring is unusable: closing it is all that is left
+                }
+                let slot = &mut self.slots[fd];
+                slot.armed = false;
+                slot.gen = slot.gen.wrapping_add(1);
+            }
+        }
+        let _ = self.enter(Some(Duration::ZERO));
     }
 
     /// Queues `sqe`, submitting what is queued first if the submission queue is full.
@@ -350,7 +378,12 @@ impl Uring {
     /// After fork: a ring of our own (the parent's requests stay the parent's), with every watched
     /// fd polled again by the next wait.
     pub(crate) fn reinit(&mut self) -> io::Result<()> {
-        self.ring = new_ring()?;
+        let fresh = new_ring()?;
+        if self.pid == crate::sys::getpid() {
+            self.cancel_all(); // not after fork, where the old ring's requests are the parent's
+        }
+        self.ring = fresh;
+        self.pid = crate::sys::getpid();
         self.rearm.clear();
         for (fd, slot) in self.slots.iter_mut().enumerate() {
             slot.gen = slot.gen.wrapping_add(1);
@@ -361,6 +394,16 @@ impl Uring {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for Uring {
+    fn drop(&mut self) {
+        // After fork the ring is the parent's (its memory shared with ours): only the process that
+        // made it may submit to it.
+        if self.pid == crate::sys::getpid() {
+            self.cancel_all();
+        }
     }
 }
 
@@ -525,6 +568,7 @@ mod tests {
             slots: Vec::new(),
             rearm: Vec::new(),
             waits: 0,
+            pid: crate::sys::getpid(),
             enters: 0,
         };
         let pairs: Vec<(UnixStream, UnixStream)> = (0..40).map(|_| pair()).collect();
@@ -562,6 +606,57 @@ mod tests {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "the signal did not end the wait"
+        );
+    }
+
+    /// Dropping the backend releases the files its polls held at once: a socket closed right after
+    /// is closed for its peer too.
+    #[test]
+    fn drop_releases_the_files_at_once() {
+        for reinit in [false, true] {
+            let mut u = Uring::new().unwrap();
+            let (a, mut b) = pair();
+            u.update(a.as_raw_fd(), What::READ).unwrap();
+            assert!(wait_ms(&mut u, 0).is_empty()); // the poll is in flight now
+            if reinit {
+                u.reinit().unwrap();
+            } else {
+                drop(u);
+            }
+            drop(a);
+            let mut buf = [0u8; 1];
+            match b.read(&mut buf) {
+                Ok(0) => {}
+                other => panic!("reinit {reinit}: the peer sees no EOF yet: {other:?}"),
+            }
+        }
+    }
+
+    /// A child that drops its copy of the backend after fork (without `reinit`) leaves the
+    /// parent's polls alone: the ring is the parent's.
+    #[test]
+    fn child_drop_leaves_the_parents_polls_alone() {
+        let mut u = Uring::new().unwrap();
+        let (a, mut b) = pair();
+        u.update(a.as_raw_fd(), What::READ).unwrap();
+        assert!(wait_ms(&mut u, 0).is_empty()); // the poll is in flight now
+                                                // SAFETY: the child only drops `u` (no locks held by other threads are needed: glibc's
+                                                // malloc is fork-safe) and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            drop(u);
+            // SAFETY: ends the child without running the parent's atexit handlers or tests.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked; `status` is a live int.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        b.write_all(b"x").unwrap();
+        assert_eq!(
+            fds(&wait_ms(&mut u, 1000)),
+            [a.as_raw_fd()],
+            "the parent's poll survived"
         );
     }
 
