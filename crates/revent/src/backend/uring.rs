@@ -49,6 +49,8 @@ const SQ_ENTRIES: u32 = 256;
 /// Completion queue entries. Each watched fd has at most one poll request in flight, plus two
 /// completions per cancelled one; more than this at once overflow into the kernel's list.
 const CQ_ENTRIES: u32 = 4096;
+/// The longest single wait (a year).
+const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The `user_data` of `POLL_REMOVE` requests: its low half is never an fd.
 const REMOVE: u64 = u32::MAX as u64;
 
@@ -268,7 +270,10 @@ impl Uring {
             // the completion queue is as up to date as a zero-timeout wait would leave it.
             Some(d) if d.is_zero() => sub.submit(),
             Some(d) => {
-                let ts = types::Timespec::from(d);
+                // The kernel adds the timeout to the current time without saturating: a huge one
+                // would wrap and expire at once, and the loop would spin. A capped wait that ends
+                // early only makes the loop wait again.
+                let ts = types::Timespec::from(d.min(MAX_WAIT));
                 let args = types::SubmitArgs::new().timespec(&ts);
                 sub.submit_with_args(1, &args)
             }
@@ -580,6 +585,30 @@ mod tests {
         want.sort_unstable();
         assert_eq!(fds(&wait_ms(&mut u, 1000)), want, "first wait");
         assert_eq!(fds(&wait_ms(&mut u, 1000)), want, "level: all again");
+    }
+
+    /// A timeout too large for the kernel's clock arithmetic still waits (it is capped), rather
+    /// than expiring at once.
+    #[test]
+    fn huge_timeout_waits() {
+        let mut u = Uring::new().unwrap();
+        let (a, b) = pair();
+        u.update(a.as_raw_fd(), What::READ).unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            (&b).write_all(b"x").unwrap();
+            b
+        });
+        for d in [Duration::MAX, Duration::from_secs(i64::MAX as u64)] {
+            let mut ready = Vec::new();
+            u.wait(Some(d), &mut ready).unwrap();
+            assert_eq!(
+                fds(&ready),
+                [a.as_raw_fd()],
+                "{d:?}: returned before the data came"
+            );
+        }
+        drop(t.join().unwrap());
     }
 
     extern "C" fn on_signal(_: libc::c_int) {}
