@@ -599,15 +599,13 @@ mod tests {
             (&b).write_all(b"x").unwrap();
             b
         });
-        for d in [Duration::MAX, Duration::from_secs(i64::MAX as u64)] {
-            let mut ready = Vec::new();
-            u.wait(Some(d), &mut ready).unwrap();
-            assert_eq!(
-                fds(&ready),
-                [a.as_raw_fd()],
-                "{d:?}: returned before the data came"
-            );
-        }
+        let mut ready = Vec::new();
+        u.wait(Some(Duration::MAX), &mut ready).unwrap();
+        assert_eq!(
+            fds(&ready),
+            [a.as_raw_fd()],
+            "returned before the data came"
+        );
         drop(t.join().unwrap());
     }
 
