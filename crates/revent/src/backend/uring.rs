@@ -609,6 +609,32 @@ mod tests {
         drop(t.join().unwrap());
     }
 
+    /// A poll cancelled by someone else (`-ECANCELED` with the current generation, as when the
+    /// kernel gives up on a request) is simply armed again.
+    #[test]
+    fn foreign_cancellation_rearms() {
+        let mut u = Uring::new().unwrap();
+        let (a, mut b) = pair();
+        let fd = a.as_raw_fd();
+        u.update(fd, What::READ).unwrap();
+        assert!(wait_ms(&mut u, 0).is_empty()); // in flight
+        let target = user_data(fd, u.slots[fd as usize].gen);
+        assert!(uring::push(
+            &mut u.ring,
+            Sqe::PollRemove {
+                target,
+                user_data: REMOVE
+            }
+        ));
+        let r = wait_ms(&mut u, 0);
+        assert!(r.is_empty(), "a cancellation is no readiness: {r:?}");
+        assert!(u.slots[fd as usize].queued, "queued for re-arming");
+        b.write_all(b"x").unwrap();
+        let r = wait_ms(&mut u, 1000);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!((r[0].fd, r[0].what, r[0].invalid), (fd, What::READ, false));
+    }
+
     extern "C" fn on_signal(_: libc::c_int) {}
 
     /// A signal during the wait ends it without an error and with nothing ready.
