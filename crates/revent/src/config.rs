@@ -102,9 +102,10 @@ pub enum Method {
 }
 
 impl Method {
-    /// In order of preference. epoll stays first: on this machine's pipes benchmark io_uring's
-    /// readiness polls cost more user-space work per event than epoll (see the io_uring backend's
-    /// notes); io_uring comes before poll and select, which scale worse.
+    /// In order of preference. epoll stays first: io_uring's readiness polls make as many
+    /// syscalls per event on the pipes benchmark and cost more user-space instructions (see the
+    /// io_uring backend's notes). io_uring comes next, before poll and select, which scale worse:
+    /// a base that avoids epoll (or `EVENT_NOEPOLL`) gets io_uring where the kernel allows it.
     pub const ALL: [Method; 4] = [Method::Epoll, Method::IoUring, Method::Poll, Method::Select];
 
     /// libevent's name for it.
