@@ -496,7 +496,7 @@ pub extern "C" fn event_get_method() -> *const c_char {
 // ---- inspection and settings ----
 
 /// The methods' names as NUL-terminated statics, in revent's order of preference.
-static METHOD_NAMES: [&CStr; 3] = [c"epoll", c"poll", c"select"];
+static METHOD_NAMES: [&CStr; 4] = [c"epoll", c"io_uring", c"poll", c"select"];
 
 fn method_name(name: &str) -> *const c_char {
     METHOD_NAMES
@@ -516,7 +516,7 @@ pub unsafe extern "C" fn event_base_get_method(b: *const event_base) -> *const c
 /// A NULL-terminated array of the methods this machine has (`event_get_supported_methods`).
 #[no_mangle]
 pub extern "C" fn event_get_supported_methods() -> *const *const c_char {
-    struct Names([*const c_char; 4]);
+    struct Names([*const c_char; 5]);
     // SAFETY: the pointers are to 'static C strings, never written: sharing or moving them across
     // threads is harmless.
     unsafe impl Sync for Names {}
@@ -525,7 +525,7 @@ pub extern "C" fn event_get_supported_methods() -> *const *const c_char {
     static NAMES: std::sync::OnceLock<Names> = std::sync::OnceLock::new();
     NAMES
         .get_or_init(|| {
-            let mut out = [ptr::null(); 4];
+            let mut out = [ptr::null(); 5];
             let mut i = 0;
             for (m, name) in Method::ALL.into_iter().zip(METHOD_NAMES) {
                 if EventBase::method_available(m) {

@@ -1,6 +1,7 @@
 //! The command line, parsed with clap: one subcommand per service, each with its own `--help`.
 
 use clap::{Args, Parser, Subcommand};
+use revent::Method;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -76,6 +77,11 @@ pub struct EchoArgs {
     /// A line per connection on stderr
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Event backend: epoll, io_uring, poll or select [default: the library's choice]. Only that
+    /// one: if this machine cannot have it, the service does not start.
+    #[arg(long, value_name = "NAME", value_parser = method)]
+    pub method: Option<Method>,
 }
 
 impl EchoArgs {
@@ -116,6 +122,14 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!("not a number: {s:?}")),
     }
+}
+
+/// A backend by its libevent name.
+fn method(s: &str) -> Result<Method, String> {
+    Method::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown method {s:?} (one of: {})", names.join(", "))
+    })
 }
 
 #[cfg(test)]

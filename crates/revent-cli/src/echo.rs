@@ -13,8 +13,8 @@
 
 use crate::args::EchoArgs;
 use revent::{
-    BevFlags, BevOptions, BufferEvent, DataCb, EventBase, EventCb, FlushMode, Listener,
-    ListenerOptions, PeerAddr, What,
+    BevFlags, BevOptions, BufferEvent, Config, DataCb, EventBase, EventCb, FlushMode, Listener,
+    ListenerOptions, Method, PeerAddr, What,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -91,6 +91,20 @@ fn no_workers(_: SocketAddr) -> Result<Vec<OwnedFd>, String> {
     Ok(Vec::new())
 }
 
+/// A base on `--method` alone, or on the library's choice without it.
+fn new_base(args: &EchoArgs) -> Result<EventBase, String> {
+    let Some(m) = args.method else {
+        return EventBase::new().map_err(|e| e.to_string());
+    };
+    let mut cfg = Config::new();
+    for other in Method::ALL {
+        if other != m {
+            cfg.avoid_method(other);
+        }
+    }
+    EventBase::with_config(&cfg).map_err(|e| format!("method {}: {e}", m.name()))
+}
+
 /// Runs one event base until stopped. The main thread (`stop_rx` = None) starts the workers once
 /// it listens, handles the signals and tells the workers through the sockets `spawn_workers` gave.
 fn serve(
@@ -100,7 +114,7 @@ fn serve(
     stop_rx: Option<OwnedFd>,
     spawn_workers: &mut SpawnWorkers<'_>,
 ) -> Result<(), String> {
-    let mut base = EventBase::new().map_err(|e| e.to_string())?;
+    let mut base = new_base(args)?;
     let th = Rc::new(Thread {
         args: args.clone(),
         stats: stats.clone(),

@@ -25,6 +25,34 @@ fn echoes_and_exits_cleanly_on_sigterm() {
     );
 }
 
+/// `--method NAME` runs the service on that backend (and says so), whichever it is.
+#[test]
+fn every_method_serves() {
+    for m in ["epoll", "io_uring", "poll", "select"] {
+        let mut e = Echo::start(&["--method", m]);
+        assert!(
+            e.first_line.ends_with(&format!(", {m})\n")),
+            "{m}: {}",
+            e.first_line
+        );
+        let mut conns: Vec<TcpStream> = (0..3).map(|_| e.connect()).collect();
+        for round in 0..3 {
+            for (i, c) in conns.iter_mut().enumerate() {
+                echo_once(c, format!("{m} conn {i} round {round}\n").as_bytes());
+            }
+        }
+        // A MiB through one connection, written and read at once, byte for byte.
+        exchange(conns.remove(0), 1 << 20, 64 * 1024, Duration::ZERO);
+        drop(conns);
+        let (status, out) = e.terminate();
+        assert_eq!(status.code(), Some(0), "{m}: {status}");
+        assert!(
+            summary_line(&out).starts_with("revent echo: 3 connections, 0 refused"),
+            "{m}: {out}"
+        );
+    }
+}
+
 #[test]
 fn sigterm_right_after_start_is_a_clean_exit() {
     let mut e = Echo::start(&[]);
@@ -209,6 +237,7 @@ fn echo_help_lists_its_options() {
             "--max-conns",
             "--read-high",
             "--threads",
+            "--method",
             "-v",
         ] {
             assert!(
@@ -245,6 +274,7 @@ fn bad_options_fail_with_a_message() {
         &["echo", "--port"],
         &["echo", "--threads", "0"],
         &["echo", "--idle-timeout", "soon"],
+        &["echo", "--method", "kqueue"],
         &["hello", "--bogus"],
         &["no-such-command"],
         &[],

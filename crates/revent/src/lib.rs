@@ -1,7 +1,7 @@
 //! revent: libevent's event model in safe Rust.
 //!
 //! An [`EventBase`] waits on file descriptors, timers and signals through the best kernel mechanism
-//! (epoll, poll or select) and runs callbacks by priority. Events are created in the base and named
+//! (epoll, io_uring, poll or select) and runs callbacks by priority. Events are created in the base and named
 //! by [`EventId`] handles; a callback receives the base, so it can add, delete, activate or free any
 //! event (itself included) and stop the loop. On top: [`Evbuffer`] (a chained byte buffer),
 //! [`BufferEvent`] (buffered connections: sockets, pairs, filters), [`Listener`], and [`Remote`] for

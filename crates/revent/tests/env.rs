@@ -4,8 +4,9 @@
 
 use revent::{Config, ConfigFlags, Error, EventBase, Features, Method};
 
-const VARS: [&str; 5] = [
+const VARS: [&str; 6] = [
     "EVENT_NOEPOLL",
+    "EVENT_NOIO_URING",
     "EVENT_NOPOLL",
     "EVENT_NOSELECT",
     "EVENT_SHOW_METHOD",
@@ -42,7 +43,13 @@ fn environment_and_config_choose_the_backend() {
     assert_eq!(new_default(), Ok("epoll"), "the best backend by default");
 
     std::env::set_var("EVENT_NOEPOLL", "1");
-    assert_eq!(new_default(), Ok("poll"), "EVENT_NOEPOLL");
+    assert_eq!(new_default(), Ok("io_uring"), "EVENT_NOEPOLL");
+    std::env::set_var("EVENT_NOIO_URING", "1");
+    assert_eq!(
+        new_default(),
+        Ok("poll"),
+        "EVENT_NOEPOLL + EVENT_NOIO_URING"
+    );
     assert_eq!(
         with(&Config::new()),
         Ok("poll"),
@@ -54,7 +61,7 @@ fn environment_and_config_choose_the_backend() {
     assert_eq!(
         new_default(),
         Ok("select"),
-        "EVENT_NOEPOLL + EVENT_NOPOLL (set, even empty)"
+        "EVENT_NOEPOLL + EVENT_NOIO_URING + EVENT_NOPOLL (set, even empty)"
     );
 
     std::env::set_var("EVENT_NOSELECT", "1");
@@ -73,8 +80,10 @@ fn environment_and_config_choose_the_backend() {
     assert_eq!(
         with(&cfg),
         Err("NoBackend".into()),
-        "ET needs epoll, which EVENT_NOEPOLL disables"
+        "ET needs epoll or io_uring, which EVENT_NOEPOLL and EVENT_NOIO_URING disable"
     );
+    std::env::remove_var("EVENT_NOIO_URING");
+    assert_eq!(with(&cfg), Ok("io_uring"), "ET on io_uring");
     cfg.set_flag(ConfigFlags::IGNORE_ENV);
     assert_eq!(with(&cfg), Ok("epoll"));
     std::env::remove_var("EVENT_NOEPOLL");
@@ -90,6 +99,8 @@ fn environment_and_config_choose_the_backend() {
     // avoid_method and require_features alone.
     let mut cfg = ignoring_env();
     cfg.avoid_method(Method::Epoll);
+    assert_eq!(with(&cfg), Ok("io_uring"));
+    cfg.avoid_method(Method::IoUring);
     assert_eq!(with(&cfg), Ok("poll"));
     cfg.avoid_method(Method::Poll);
     assert_eq!(with(&cfg), Ok("select"));
@@ -109,10 +120,13 @@ fn environment_and_config_choose_the_backend() {
     let mut cfg = ignoring_env();
     cfg.require_features(Features::ET)
         .avoid_method(Method::Epoll);
+    assert_eq!(with(&cfg), Ok("io_uring"));
+    cfg.avoid_method(Method::IoUring);
     assert_eq!(with(&cfg), Err("NoBackend".into()));
     let mut cfg = ignoring_env();
     cfg.require_features(Features::EARLY_CLOSE)
-        .avoid_method(Method::Epoll);
+        .avoid_method(Method::Epoll)
+        .avoid_method(Method::IoUring);
     assert_eq!(
         with(&cfg),
         Ok("poll"),

@@ -23,7 +23,7 @@ fn backend_features(m: Method) {
     );
     assert_eq!(
         f.contains(Features::O1),
-        matches!(m, Method::Epoll),
+        matches!(m, Method::Epoll | Method::IoUring),
         "{}: O1 feature",
         name(m)
     );

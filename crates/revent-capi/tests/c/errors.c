@@ -106,6 +106,7 @@ int main(void) {
     struct event_config *cfg = event_config_new();
     CHECK(cfg);
     event_config_avoid_method(cfg, "epoll");
+    event_config_avoid_method(cfg, "io_uring");
     event_config_avoid_method(cfg, "poll");
     event_config_avoid_method(cfg, "select");
     warnings = 0;

@@ -1,4 +1,5 @@
-//! Kernel readiness backends: epoll, poll and select, one file each behind one small interface.
+//! Kernel readiness backends: epoll, io_uring, poll and select, one file each behind one small
+//! interface.
 //!
 //! A backend is told the *kernel interest* of each fd (some of READ, WRITE, CLOSED, plus ET) whenever
 //! it changes, and reports ready fds after a wait. Everything above it (which events watch which fd,
@@ -7,6 +8,7 @@
 mod epoll;
 mod poll;
 mod select;
+mod uring;
 
 use crate::config::{Features, Method};
 use crate::error::{Error, Result};
@@ -31,6 +33,8 @@ pub(crate) enum Backend {
     Poll(poll::Poll),
     // Boxed: two fd_sets are large, and the hot variants should stay small.
     Select(Box<select::Select>),
+    // Boxed: the ring's bookkeeping is large too.
+    IoUring(Box<uring::Uring>),
 }
 
 impl Backend {
@@ -39,6 +43,7 @@ impl Backend {
             Method::Epoll => Backend::Epoll(epoll::Epoll::new()?),
             Method::Poll => Backend::Poll(poll::Poll::new()),
             Method::Select => Backend::Select(Box::new(select::Select::new())),
+            Method::IoUring => Backend::IoUring(Box::new(uring::Uring::new()?)),
         })
     }
 
@@ -47,6 +52,7 @@ impl Backend {
             Backend::Epoll(_) => Method::Epoll,
             Backend::Poll(_) => Method::Poll,
             Backend::Select(_) => Method::Select,
+            Backend::IoUring(_) => Method::IoUring,
         }
     }
 
@@ -89,6 +95,7 @@ impl Backend {
                 b.update(fd, new);
                 Ok(())
             }
+            Backend::IoUring(b) => b.update(fd, new),
         }
     }
 
@@ -105,6 +112,7 @@ impl Backend {
             Backend::Epoll(b) => b.wait(timeout, ready),
             Backend::Poll(b) => b.wait(timeout, ready),
             Backend::Select(b) => b.wait(timeout, ready),
+            Backend::IoUring(b) => b.wait(timeout, ready),
         };
         match r {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
@@ -112,10 +120,12 @@ impl Backend {
         }
     }
 
-    /// After fork: gives up kernel state shared with the parent. The base then re-registers every fd.
+    /// After fork: gives up kernel state shared with the parent. The base then re-registers every fd
+    /// with epoll; io_uring keeps its table of interests and polls them all again by itself.
     pub(crate) fn reinit(&mut self) -> io::Result<()> {
         match self {
             Backend::Epoll(b) => b.reinit(),
+            Backend::IoUring(b) => b.reinit(),
             Backend::Poll(_) | Backend::Select(_) => Ok(()),
         }
     }

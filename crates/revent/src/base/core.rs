@@ -52,9 +52,20 @@ impl Core {
     pub(crate) fn with_config(cfg: &Config) -> Result<Core> {
         let mut backend = None;
         for m in cfg.candidates() {
-            if let Ok(b) = Backend::new(m) {
-                backend = Some(b);
-                break;
+            match Backend::new(m) {
+                Ok(b) => {
+                    backend = Some(b);
+                    break;
+                }
+                // The kernel refused this method (io_uring: ENOSYS, EPERM from seccomp or
+                // `kernel.io_uring_disabled`): take the next one, and say why when asked to.
+                Err(e) if cfg.show_method() => {
+                    eprintln!(
+                        "[msg] revent: {} unavailable ({e}); trying the next method",
+                        m.name()
+                    );
+                }
+                Err(_) => {}
             }
         }
         let backend = backend.ok_or(Error::NoBackend)?;
@@ -94,7 +105,7 @@ impl Core {
         })
     }
 
-    /// The backend's name: "epoll", "poll" or "select".
+    /// The backend's name: "epoll", "io_uring", "poll" or "select".
     pub(crate) fn method(&self) -> &'static str {
         self.backend.method().name()
     }

@@ -194,7 +194,7 @@ impl Drop for EventBase {
 }
 
 impl EventBase {
-    /// A base with the best available backend (epoll, then poll, then select).
+    /// A base with the best available backend (epoll, then io_uring, poll and select).
     pub fn new() -> Result<EventBase> {
         EventBase::with_config(&Config::new())
     }
@@ -216,7 +216,7 @@ impl EventBase {
         crate::backend::Backend::new(m).is_ok()
     }
 
-    /// The backend's name: "epoll", "poll" or "select".
+    /// The backend's name: "epoll", "io_uring", "poll" or "select".
     pub fn method(&self) -> &'static str {
         self.core.method()
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 mod anybox;
 pub(crate) mod io_ops;
 mod rawbox;
+pub(crate) mod uring;
 
 pub(crate) use anybox::AnyBox;
 pub(crate) use rawbox::RawBox;

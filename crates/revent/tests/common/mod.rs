@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests of the event core.
 //!
 //! Every test of an area is a plain function `fn name(m: Method)`; [`per_backend!`] turns a list of them
-//! into `epoll::name`, `poll::name` and `select::name` tests, each of which builds its base with
+//! into `epoll::name`, `io_uring::name`, `poll::name` and `select::name` tests, each of which builds its base with
 //! [`base`] (or [`base_with`]) so that the backend is forced and checked. Filter one backend with
 //! `cargo test -p revent --test events epoll::`.
 
@@ -26,6 +26,12 @@ macro_rules! per_backend {
             $( #[test] fn $name() {
                 let _w = $crate::common::watchdog(concat!("epoll::", stringify!($name)));
                 super::$name(revent::Method::Epoll)
+            } )+
+        }
+        mod io_uring {
+            $( #[test] fn $name() {
+                let _w = $crate::common::watchdog(concat!("io_uring::", stringify!($name)));
+                super::$name(revent::Method::IoUring)
             } )+
         }
         mod poll {
@@ -96,7 +102,7 @@ pub fn assert_at_least(
 }
 
 /// All backends, for tests that loop over them themselves.
-pub const ALL: [Method; 3] = [Method::Epoll, Method::Poll, Method::Select];
+pub const ALL: [Method; 4] = [Method::Epoll, Method::IoUring, Method::Poll, Method::Select];
 
 /// The name `EventBase::method()` reports for `m`.
 pub fn name(m: Method) -> &'static str {
@@ -104,6 +110,7 @@ pub fn name(m: Method) -> &'static str {
         Method::Epoll => "epoll",
         Method::Poll => "poll",
         Method::Select => "select",
+        Method::IoUring => "io_uring",
     }
 }
 
@@ -141,12 +148,12 @@ pub fn base_prio(m: Method, n: usize) -> EventBase {
 
 /// Whether backend `m` supports `What::ET`.
 pub fn has_et(m: Method) -> bool {
-    matches!(m, Method::Epoll)
+    matches!(m, Method::Epoll | Method::IoUring)
 }
 
 /// Whether backend `m` supports `What::CLOSED` (EPOLLRDHUP / POLLRDHUP).
 pub fn has_closed(m: Method) -> bool {
-    matches!(m, Method::Epoll | Method::Poll)
+    matches!(m, Method::Epoll | Method::IoUring | Method::Poll)
 }
 
 /// A connected, non-blocking pair of Unix stream sockets.
