@@ -7,6 +7,14 @@ pub(crate) fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
+/// `sub-delims = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="`.
+pub(crate) fn is_subdelim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
 /// True when `s[i]` starts a `%HH` escape wholly inside `s`.
 pub(crate) fn is_pct_encoded(s: &[u8], i: usize) -> bool {
     s.get(i) == Some(&b'%')
