@@ -9,8 +9,10 @@
 //!   otherwise there is no scheme, and a relative reference's first path segment may not hold a `:`;
 //! - authority, after `//` up to the next `/`, `?` or `#`: `[userinfo "@"] host [":" [port]]`, where
 //!   userinfo is unreserved, sub-delims, `:` and `%HH`; the host is empty, a reg-name or IPv4 address
-//!   (unreserved, sub-delims and `%HH`), a bracketed IPv6 address or a bracketed `vX.…` IPvFuture;
-//!   the port is decimal digits up to 65535 (an empty port is no port);
+//!   (unreserved, sub-delims and `%HH`), a bracketed IPv6 address (as libevent's own address parser
+//!   reads it, which takes a few forms RFC 4291 does not, such as `[1::2:]`, `[0x12::]` and
+//!   `[::1. 2.3.4]`: see `libevent_inet_pton6` in the source) or a bracketed `vX.…` IPvFuture; the
+//!   port is decimal digits up to 65535 (an empty port is no port);
 //! - path, query and fragment: pchar (`unreserved / sub-delims / ":" / "@" / "/" / %HH`), and `?`
 //!   too in the query and fragment. With [`UriFlags::NONCONFORMANT`] they may hold any character
 //!   except the delimiters that end them: the path ends at `?` or `#`, the query at `#`, the
@@ -29,7 +31,6 @@
 //!   fails in `evhttp_uri_join`. So [`Uri::join`] and `Display` cannot fail.
 
 use std::fmt;
-use std::net::Ipv6Addr;
 use std::str::FromStr;
 
 use crate::chars::{is_pct_encoded, is_subdelim, is_unreserved};
@@ -619,8 +620,8 @@ fn check_regname(s: &[u8]) -> Result<(), usize> {
 
 /// `IP-literal = "[" ( IPv6address / IPvFuture ) "]"` as libevent checks it: after `[v`, at least
 /// one hex digit, a `.`, then unreserved, sub-delims and `:` (none at all is accepted, as libevent
-/// does); otherwise an IPv6 address in text form shorter than 64 bytes. A refused IPv6 address is
-/// reported at its `[`.
+/// does); otherwise an IPv6 address shorter than 64 bytes as [`libevent_inet_pton6`] reads it. A
+/// refused IPv6 address is reported at its `[`.
 fn check_ip_literal(s: &[u8]) -> Result<(), usize> {
     let n = s.len();
     if n < 3 || s[0] != b'[' || s[n - 1] != b']' {
@@ -645,17 +646,133 @@ fn check_ip_literal(s: &[u8]) -> Result<(), usize> {
             None => Ok(()),
         };
     }
-    // libevent copies the address into a 64-byte buffer and hands it to inet_pton.
-    if inner.len() >= 64 {
-        return Err(0);
+    // libevent copies the address into a 64-byte buffer and hands it to evutil_inet_pton.
+    if inner.len() < 64 && libevent_inet_pton6(inner) {
+        Ok(())
+    } else {
+        Err(0)
     }
-    match std::str::from_utf8(inner)
-        .ok()
-        .and_then(|a| a.parse::<Ipv6Addr>().ok())
-    {
-        Some(_) => Ok(()),
-        None => Err(0),
+}
+
+/// Whether libevent 2.1's `evutil_inet_pton(AF_INET6, ..)` takes `src`. libevent uses its own
+/// parser there, not the C library's `inet_pton`, and it is laxer than RFC 4291 in ways a URI
+/// host inherits:
+///
+/// - a group is what `strtol(.., 16)` reads, at most 4 characters, so `0x12` is a group;
+/// - after the last group one `:` may follow (`1::2:`, `1:2:3:4:5:6:7:8:`);
+/// - an embedded IPv4 address is what `sscanf("%u.%u.%u.%u%c")` reads: each number may have
+///   leading zeros, and after the first, leading white space and a sign (`::1. +2.3.4`); each is
+///   taken modulo 2^32 (`::4294967297.1.1.1` is `::1.1.1.1`) and must then be at most 255.
+///
+/// Zone identifiers (`%eth0`) are refused.
+fn libevent_inet_pton6(src: &[u8]) -> bool {
+    let mut set_words = 0;
+    // The words end where the digits before the first '.' begin, if there is a '.'.
+    let eow = match src.iter().position(|&c| c == b'.') {
+        Some(0) => return false,
+        None => src.len(),
+        Some(dot) => {
+            let eow = src[..dot]
+                .iter()
+                .rposition(|c| !c.is_ascii_digit())
+                .map_or(0, |i| i + 1);
+            if !scanf_ipv4(&src[eow..]) {
+                return false;
+            }
+            set_words += 2;
+            eow
+        }
+    };
+    let mut i = 0; // groups read
+    let mut gap = false;
+    let mut s = 0;
+    while s < eow {
+        if i > 7 {
+            return false;
+        }
+        let c = src[s];
+        if c.is_ascii_hexdigit() {
+            // strtol(.., 16) reads an optional "0x" and hex digits, past eow if they go on.
+            let prefix = if c == b'0'
+                && matches!(src.get(s + 1), Some(b'x' | b'X'))
+                && src.get(s + 2).is_some_and(u8::is_ascii_hexdigit)
+            {
+                2
+            } else {
+                0
+            };
+            let len = prefix
+                + src[s + prefix..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_hexdigit())
+                    .count();
+            if len > 4 {
+                return false;
+            }
+            i += 1;
+            set_words += 1;
+            s += len;
+            if src.get(s) != Some(&b':') && s != eow {
+                return false;
+            }
+            s += 1;
+        } else if c == b':' && i > 0 && !gap {
+            gap = true;
+            s += 1;
+        } else if c == b':' && i == 0 && src.get(s + 1) == Some(&b':') && !gap {
+            gap = true;
+            s += 2;
+        } else {
+            return false;
+        }
     }
+    !(set_words > 8 || (set_words == 8 && gap) || (set_words < 8 && !gap))
+}
+
+/// Whether `sscanf(s, "%u.%u.%u.%u%c", ..)` reads exactly four numbers that are each at most 255
+/// (glibc: white space and a sign may precede each number; the value is `strtoul`'s, which is
+/// `u64::MAX` on overflow and negated modulo 2^64 after a `-`, then cut to 32 bits).
+fn scanf_ipv4(s: &[u8]) -> bool {
+    let mut pos = 0;
+    for k in 0..4 {
+        if k > 0 {
+            if s.get(pos) != Some(&b'.') {
+                return false;
+            }
+            pos += 1;
+        }
+        while s
+            .get(pos)
+            .is_some_and(|&c| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        {
+            pos += 1;
+        }
+        let negative = s.get(pos) == Some(&b'-');
+        if matches!(s.get(pos), Some(b'+' | b'-')) {
+            pos += 1;
+        }
+        let digits = s[pos.min(s.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits == 0 {
+            return false;
+        }
+        let mut value: Option<u64> = Some(0);
+        for &d in &s[pos..pos + digits] {
+            value = value.and_then(|v| v.checked_mul(10)?.checked_add(u64::from(d - b'0')));
+        }
+        pos += digits;
+        let value = match value {
+            None => u64::MAX,
+            Some(v) if negative => v.wrapping_neg(),
+            Some(v) => v,
+        };
+        if value as u32 > 255 {
+            return false;
+        }
+    }
+    pos == s.len()
 }
 
 /// The port's digits (all ASCII digits, at least one) as a number up to 65535; the error is the
@@ -763,8 +880,78 @@ mod tests {
         ] {
             assert_eq!(check_ip_literal(bad.as_bytes()), Err(at), "{bad}");
         }
-        let long = format!("[{}::1]", "0".repeat(59)); // 63 bytes inside: parsed, and refused
-        assert_eq!(check_ip_literal(long.as_bytes()), Err(0));
+        // libevent's 64-byte buffer: an address of 63 bytes is read, one of 64 refused unread.
+        let at_most = format!("[::1.2.3.{}4]", "0".repeat(54));
+        assert_eq!(check_ip_literal(at_most.as_bytes()), Ok(()));
+        let too_long = format!("[::1.2.3.{}4]", "0".repeat(55));
+        assert_eq!(check_ip_literal(too_long.as_bytes()), Err(0));
+    }
+
+    /// What Debian's libevent 2.1.12 answers for each (checked with tests/against_libevent.rs).
+    #[test]
+    fn libevents_own_ipv6_parser() {
+        for ok in [
+            "::1",
+            "1::",
+            "1::2:",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:",
+            "1:2:3:4:5:6:7::",
+            "::1:2:3:4:5:6:7",
+            "0x12::",
+            "0X1::",
+            "::0x12",
+            "a::1.2.3.4",
+            "::ffff:1.2.3.4",
+            "1:2:3:4:5:6:1.2.3.4",
+            "::01.2.3.4",
+            "::1.02.3.4",
+            "::1.2.3.0004",
+            "::1. 2.3.4",
+            "::1.\t2.3.4",
+            "::1.2.3. +4",
+            "::1.-0.3.4",
+            "::4294967297.1.1.1",
+            "::1.-4294967295.3.4",
+        ] {
+            assert!(libevent_inet_pton6(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            ":",
+            ":::",
+            ":1::2",
+            "1::2::",
+            "::1::",
+            "1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7:8::",
+            "12345::",
+            "ffff1::",
+            "0x123::",
+            "0x::",
+            "0xg::",
+            ".1.2.3",
+            "::.1.2.3",
+            "::a1.2.3.4",
+            "1.2.3.4",
+            "::1.2.3",
+            "::1.2.3.4.5",
+            "::1.2..3",
+            "::1.2.3.4 ",
+            "::1.2.3.4:5",
+            "::1.2.3.4%x",
+            "::1%eth0",
+            "::0x1.2.3.4",
+            "::256.1.1.1",
+            "::1.-2.3.4",
+            "::2147483648.1.1.1",
+            "::1.-99999999999999999999.3.4",
+            "1:2:3:4:5:6:7:1.2.3.4",
+            " ::1",
+        ] {
+            assert!(!libevent_inet_pton6(bad.as_bytes()), "{bad}");
+        }
     }
 
     #[test]
