@@ -1,6 +1,7 @@
 //! The same inputs through revent-http and through the system's libevent 2.1 (Debian's
 //! libevent-dev), answer for answer: URI parsing in both modes (every component and the join),
-//! encoding, both decoders, query strings and HTML escaping. `libevent/oracle.c` is compiled at run
+//! the six checked setters in both modes, encoding, both decoders, query strings (alone and in a
+//! whole URI) and HTML escaping. `libevent/oracle.c` is compiled at run
 //! time and asked over a pipe.
 //!
 //! Ignored by default, since it needs a C compiler and libevent-dev; `.ci/run` runs it when the
@@ -23,7 +24,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use revent_http::encode::{decode_uri, encode_uri_with, uridecode};
 use revent_http::html::html_escape;
-use revent_http::query::parse_query_str_bytes;
+use revent_http::query::{parse_query_bytes, parse_query_str_bytes, QueryError};
 use revent_http::{Uri, UriFlags};
 
 /// How many generated inputs of each kind.
@@ -57,6 +58,22 @@ fn until_nul(b: &[u8]) -> &[u8] {
     &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]
 }
 
+/// Whether libevent's answer to a Q or W request is revent's `ours`, its values up to any NUL.
+fn same_query(ours: &Result<Vec<(String, Vec<u8>)>, QueryError>, theirs: &str) -> bool {
+    let f: Vec<&str> = theirs.split(' ').collect();
+    match (ours, f[0]) {
+        (Err(_), "ERR") => true,
+        (Ok(pairs), "OK") => {
+            f.len() == 1 + 2 * pairs.len()
+                && pairs.iter().enumerate().all(|(i, (k, v))| {
+                    Some(k.as_bytes().to_vec()) == field(f[1 + 2 * i])
+                        && Some(until_nul(v).to_vec()) == field(f[2 + 2 * i])
+                })
+        }
+        _ => false,
+    }
+}
+
 fn oracle() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let exe = dir.join("revent-http-oracle");
@@ -81,6 +98,9 @@ fn sample<S: Strategy>(runner: &mut TestRunner, s: &S, n: usize) -> Vec<S::Value
         .map(|_| s.new_tree(runner).unwrap().current())
         .collect()
 }
+
+/// The setters compared, by the letter oracle.c knows them by.
+const SETTERS: [char; 6] = ['s', 'u', 'h', 'p', 'q', 'f'];
 
 /// Hand-picked corners: libevent's regress URIs and the edges of each check.
 const CORNERS: &[&str] = &[
@@ -178,6 +198,14 @@ fn same_answers_as_libevent() {
     ));
     groups.push(("IP literals", CASES));
     let queries = sample(&mut runner, &"[a-z=&%+0-9A-F? \u{e9}]{0,24}", CASES);
+    let setter_inputs = sample(
+        &mut runner,
+        &proptest::prop_oneof![
+            r"[a-zA-Z0-9:/?#\[\]@!$&'()*+,;=%._~ v\x01\x{e9}-]{0,16}",
+            r"\[(v[0-9a-f]{0,2}\.?[a-z:!]{0,4}|[0-9a-fx:.]{0,14})\]?",
+        ],
+        CASES / 2,
+    );
     let texts = sample(&mut runner, &"[a-z<>&\"'%+? \u{e9}\u{1}]{0,24}", CASES / 4);
     let bytes = sample(
         &mut runner,
@@ -199,7 +227,19 @@ fn same_answers_as_libevent() {
         ));
     }
     for q in &queries {
-        requests.push_str(&format!("Q {}\n", hex(q.as_bytes())));
+        let h = hex(q.as_bytes());
+        let whole = hex(format!("/p?{q}").as_bytes());
+        requests.push_str(&format!("Q {h}\nW {whole}\n"));
+    }
+    for u in &uris {
+        requests.push_str(&format!("W {}\n", hex(u.as_bytes())));
+    }
+    for v in &setter_inputs {
+        for part in SETTERS {
+            for f in 0..2 {
+                requests.push_str(&format!("S{part}{f} {}\n", hex(v.as_bytes())));
+            }
+        }
     }
     for t in &texts {
         requests.push_str(&format!("H {}\n", hex(t.as_bytes())));
@@ -268,22 +308,52 @@ fn same_answers_as_libevent() {
         }
     }
     for q in &queries {
-        let theirs = next();
-        let f: Vec<&str> = theirs.split(' ').collect();
         let ours = parse_query_str_bytes(q);
-        let same = match (&ours, f[0]) {
-            (Err(_), "ERR") => true,
-            (Ok(pairs), "OK") => {
-                f.len() == 1 + 2 * pairs.len()
-                    && pairs.iter().enumerate().all(|(i, (k, v))| {
-                        Some(k.as_bytes().to_vec()) == field(f[1 + 2 * i])
-                            && Some(until_nul(v).to_vec()) == field(f[2 + 2 * i])
-                    })
-            }
-            _ => false,
-        };
-        if !same {
+        let theirs = next();
+        if !same_query(&ours, &theirs) {
             diffs.push(format!("query {q:?}: ours {ours:?}, libevent {theirs}"));
+        }
+        let whole = format!("/p?{q}");
+        let ours = parse_query_bytes(&whole);
+        let theirs = next();
+        if !same_query(&ours, &theirs) {
+            diffs.push(format!(
+                "parse_query {whole:?}: ours {ours:?}, libevent {theirs}"
+            ));
+        }
+    }
+    for u in &uris {
+        let ours = parse_query_bytes(u);
+        let theirs = next();
+        if !same_query(&ours, &theirs) {
+            diffs.push(format!(
+                "parse_query {u:?}: ours {ours:?}, libevent {theirs}"
+            ));
+        }
+    }
+    let mut set = 0;
+    for v in &setter_inputs {
+        for part in SETTERS {
+            for flags in [UriFlags::empty(), UriFlags::NONCONFORMANT] {
+                let mut uri = Uri::new();
+                uri.set_flags(flags);
+                let value = Some(v.as_str());
+                let ours = match part {
+                    's' => uri.set_scheme(value),
+                    'u' => uri.set_userinfo(value),
+                    'h' => uri.set_host(value),
+                    'p' => uri.set_path(value),
+                    'q' => uri.set_query(value),
+                    _ => uri.set_fragment(value),
+                };
+                set += usize::from(ours.is_ok());
+                let theirs = next();
+                if (ours.is_ok() && theirs != "0") || (ours.is_err() && theirs != "-1") {
+                    diffs.push(format!(
+                        "set {part} {v:?} {flags:?}: ours {ours:?}, libevent {theirs}"
+                    ));
+                }
+            }
         }
     }
     for t in &texts {
@@ -332,8 +402,18 @@ fn same_answers_as_libevent() {
             "too few {name} accepted"
         );
     }
+    let parsed = queries
+        .iter()
+        .filter(|q| parse_query_str_bytes(q).is_ok())
+        .count();
+    assert!(parsed * 10 > queries.len(), "queries parsed: {parsed}");
+    let calls = setter_inputs.len() * SETTERS.len() * 2;
+    assert!(
+        set * 10 > calls && set * 10 < calls * 9,
+        "setters took {set} of {calls}"
+    );
     eprintln!(
-        "{} queries, {} texts, {} byte strings: no difference",
+        "{calls} setter calls ({set} taken), {} queries ({parsed} parsed; each alone and in a URI), {} texts, {} byte strings: no difference",
         queries.len(),
         texts.len(),
         bytes.len() + with_nul.len()

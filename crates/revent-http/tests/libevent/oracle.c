@@ -9,6 +9,10 @@
  *   D      evhttp_decode_uri(input): up to its NUL
  *   Q      evhttp_parse_query_str(input): "ERR", or "OK" then key and value of each pair
  *   H      evhttp_htmlescape(input)
+ *   W      evhttp_parse_query(input), the whole-URI form: as Q
+ *   S<c><f> evhttp_uri_set_<c>(a new URI with flags <f> (0 or 1 for EVHTTP_URI_NONCONFORMANT),
+ *          input), where <c> is s(cheme), u(serinfo), h(ost), p(ath), q(uery) or f(ragment):
+ *          the setter's return value, "0" or "-1"
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,13 +55,16 @@ int main(void)
 	static char joined[1 << 20];
 
 	while (fgets(line, sizeof(line), stdin) != NULL) {
-		char op[3] = {0};
+		char op[4] = {0};
 		const char *h;
-		size_t n = 0;
+		size_t n = 0, oplen;
 
 		line[strcspn(line, "\n")] = '\0';
-		memcpy(op, line, 2);
-		h = line + 2;
+		oplen = strcspn(line, " ");
+		if (oplen >= sizeof(op))
+			oplen = sizeof(op) - 1;
+		memcpy(op, line, oplen);
+		h = line + oplen;
 		if (*h == ' ')
 			++h;
 		while (h[0] && h[1]) {
@@ -96,10 +103,12 @@ int main(void)
 			char *s = evhttp_decode_uri(in);
 			put_hex(s, strlen(s));
 			free(s);
-		} else if (op[0] == 'Q') {
+		} else if (op[0] == 'Q' || op[0] == 'W') {
 			struct evkeyvalq q;
 			struct evkeyval *kv;
-			if (evhttp_parse_query_str(in, &q) != 0) {
+			int r = op[0] == 'Q' ? evhttp_parse_query_str(in, &q)
+			                     : evhttp_parse_query(in, &q);
+			if (r != 0) {
 				fputs("ERR", stdout);
 			} else {
 				fputs("OK", stdout);
@@ -109,6 +118,20 @@ int main(void)
 				}
 				evhttp_clear_headers(&q);
 			}
+		} else if (op[0] == 'S') {
+			struct evhttp_uri *uri = evhttp_uri_new();
+			int r = -2;
+			evhttp_uri_set_flags(uri, op[2] == '1' ? EVHTTP_URI_NONCONFORMANT : 0);
+			switch (op[1]) {
+			case 's': r = evhttp_uri_set_scheme(uri, in); break;
+			case 'u': r = evhttp_uri_set_userinfo(uri, in); break;
+			case 'h': r = evhttp_uri_set_host(uri, in); break;
+			case 'p': r = evhttp_uri_set_path(uri, in); break;
+			case 'q': r = evhttp_uri_set_query(uri, in); break;
+			case 'f': r = evhttp_uri_set_fragment(uri, in); break;
+			}
+			printf("%d", r);
+			evhttp_uri_free(uri);
 		} else if (op[0] == 'H') {
 			char *s = evhttp_htmlescape(in);
 			put_hex(s, strlen(s));
