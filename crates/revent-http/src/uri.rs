@@ -121,9 +121,9 @@ pub enum UriError {
         /// Offset of the NUL.
         at: usize,
     },
-    /// `part` does not match its grammar; `at` is the first byte refused. For a bracketed IP
-    /// literal, which is checked as a whole, and a port too large, it is where the literal starts or
-    /// the digit that made the port exceed 65535.
+    /// `part` does not match its grammar; `at` is the first byte refused. A bracketed IPv6
+    /// address is checked as a whole and refused at its `[`; a port too large, at the digit that
+    /// took it past 65535.
     Invalid {
         /// The component refused.
         part: Part,
