@@ -64,10 +64,16 @@ fn refuse_io_uring_on_this_thread() {
 
 #[test]
 fn refused_io_uring_falls_back_to_poll() {
-    assert!(
-        EventBase::method_available(Method::IoUring),
-        "io_uring works on this machine"
-    );
+    if !EventBase::method_available(Method::IoUring) {
+        // The refusal this test makes is already in place (an old kernel, a container's seccomp
+        // profile); CI runs where io_uring works.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "io_uring is unavailable on this machine, and CI=true requires it"
+        );
+        eprintln!("note: the kernel refuses io_uring here: test skipped");
+        return;
+    }
     std::thread::spawn(|| {
         refuse_io_uring_on_this_thread();
         assert!(!EventBase::method_available(Method::IoUring));
