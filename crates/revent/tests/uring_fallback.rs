@@ -138,3 +138,23 @@ fn show_method_says_why_io_uring_was_skipped() {
         "no method shown: {stderr}"
     );
 }
+
+/// Asking whether io_uring is available leaves the calling thread alone: the kernel's teardown of
+/// the probe's ring notifies the thread that used it, which made that thread's next timed blocking
+/// read fail with EINTR (about one time in six) while the probe ran on the caller's thread.
+#[test]
+fn probing_io_uring_does_not_interrupt_the_callers_next_read() {
+    use std::io::{ErrorKind, Read};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+    let (mut a, _b) = UnixStream::pair().unwrap();
+    a.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    for round in 0..30 {
+        let _ = EventBase::method_available(Method::IoUring);
+        let e = a.read(&mut [0u8; 1]).unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "round {round}: the read failed with {e}"
+        );
+    }
+}
