@@ -268,7 +268,7 @@ pub enum BodyFraming {
 /// assert_eq!(buf.len(), 5); // the body is left in the buffer
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead {
     method: Method,
     target: String,
@@ -336,7 +336,7 @@ impl RequestHead {
 /// assert_eq!(head.framing(), BodyFraming::Length(9));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResponseHead {
     status: u16,
     reason: String,
@@ -565,10 +565,15 @@ fn header_error(e: httparse::Error, max_headers: usize) -> ParseError {
 }
 
 /// Classifies an `httparse` error in a start line whose version is the `version_at`-th
-/// space-separated part (2 for requests, 0 for responses): a version of the form `HTTP/d.d` that
-/// httparse refused is one we do not support (505); other text where the version goes is not a
-/// version (400); anything else is `other`.
-fn start_line_error(head: &[u8], version_at: usize, parts: usize, other: ParseError) -> ParseError {
+/// space-separated part (2 of exactly 3 for requests, 0 of at least 1 for responses): a version of
+/// the form `HTTP/d.d` that httparse refused is one we do not support (505); other text where the
+/// version goes is not a version (400); anything else is `other`.
+fn start_line_error(
+    head: &[u8],
+    version_at: usize,
+    request: bool,
+    other: ParseError,
+) -> ParseError {
     let start = head
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
@@ -578,7 +583,7 @@ fn start_line_error(head: &[u8], version_at: usize, parts: usize, other: ParseEr
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
     let version = match fields.get(version_at) {
-        Some(v) if fields.len() >= parts && v.starts_with(b"HTTP/") => *v,
+        Some(v) if (!request || fields.len() == 3) && v.starts_with(b"HTTP/") => *v,
         _ => return other,
     };
     match version {
@@ -841,7 +846,7 @@ fn parse_request(bytes: &[u8], slots: usize, limits: &Limits) -> Result<RequestH
             return Err(start_line_error(
                 bytes,
                 2,
-                3,
+                true,
                 ParseError::InvalidRequestLine,
             ));
         }
@@ -955,7 +960,12 @@ fn parse_response(
         Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
         Ok(_) => return Err(ParseError::InvalidStatusLine),
         Err(httparse::Error::Version) => {
-            return Err(start_line_error(bytes, 0, 1, ParseError::InvalidStatusLine))
+            return Err(start_line_error(
+                bytes,
+                0,
+                false,
+                ParseError::InvalidStatusLine,
+            ))
         }
         Err(httparse::Error::Status | httparse::Error::Token | httparse::Error::NewLine) => {
             return Err(ParseError::InvalidStatusLine)
