@@ -473,7 +473,7 @@ impl HeadScanner {
         if self.scanned < window {
             let start = buf.ptr_at(self.scanned)?;
             for slice in buf.peek_from(&start, window - self.scanned)? {
-                if let Some(end) = self.scan_slice(slice) {
+                if let Some(end) = self.scan_slice(slice)? {
                     let total = self.scanned + end;
                     self.scanned = total;
                     if total > limit {
@@ -490,8 +490,9 @@ impl HeadScanner {
         Ok(None)
     }
 
-    /// Scans one slice; returns the offset just past the final LF if the head ends in it.
-    fn scan_slice(&mut self, s: &[u8]) -> Option<usize> {
+    /// Scans one slice; returns the offset just past the final LF if the head ends in it. A CR
+    /// at the start of a line must end the head: anything else there is refused at once.
+    fn scan_slice(&mut self, s: &[u8]) -> Result<Option<usize>, ParseError> {
         let mut i = 0;
         while i < s.len() {
             match self.state {
@@ -513,9 +514,10 @@ impl HeadScanner {
                 ScanState::LineStart | ScanState::LineStartCr => match s[i] {
                     b'\n' => {
                         self.lines += 1;
-                        return Some(i + 1);
+                        return Ok(Some(i + 1));
                     }
-                    b'\r' if self.state == ScanState::LineStart => {
+                    _ if self.state == ScanState::LineStartCr => return Err(ParseError::BareCr),
+                    b'\r' => {
                         self.state = ScanState::LineStartCr;
                         i += 1;
                     }
@@ -523,7 +525,7 @@ impl HeadScanner {
                 },
             }
         }
-        None
+        Ok(None)
     }
 
     /// Header slots `httparse` needs: one more than the limit if the head may hold more fields.

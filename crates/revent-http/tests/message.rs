@@ -352,11 +352,7 @@ HEAD /4 HTTP/1.1\r\nHost: h\r\n\r\n\
 GET /5 HTTP/1.1\r\nHost: h\r\n");
     let mut parser = RequestParser::new();
     let mut seen = Vec::new();
-    loop {
-        let head = match parser.parse(&mut input).unwrap() {
-            Progress::Complete(h) => h,
-            Progress::Partial => break,
-        };
+    while let Progress::Complete(head) = parser.parse(&mut input).unwrap() {
         let mut body = Evbuffer::new();
         let mut dec = BodyDecoder::new(head.framing(), parser.limits()).unwrap();
         let trailers = dec
