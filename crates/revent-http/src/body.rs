@@ -175,6 +175,10 @@ impl ChunkedDecoder {
                     }
                     let n = remaining.min(input.len() as u64) as usize;
                     let moved = input.remove_buffer(out, n)? as u64;
+                    if moved == 0 {
+                        // Nothing could move (not expected of a buffer with bytes): never spin.
+                        return Ok(Progress::Partial);
+                    }
                     self.body_len += moved;
                     self.state = match remaining - moved {
                         0 => State::DataCr,

@@ -585,3 +585,22 @@ fn byte_at_a_time_is_linear() {
         start.elapsed()
     );
 }
+
+#[test]
+fn response_heads_byte_by_byte() {
+    let whole = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let mut p = ResponseParser::new();
+    let mut b = Evbuffer::new();
+    let head_len = whole.len() - 5;
+    for (i, &byte) in whole[..head_len].iter().enumerate() {
+        b.add(&[byte]).unwrap();
+        match p.parse(&mut b, &Method::Get).unwrap() {
+            Progress::Partial => assert!(i < head_len - 1),
+            Progress::Complete(h) => {
+                assert_eq!(i, head_len - 1);
+                assert_eq!(h.framing(), BodyFraming::Chunked);
+            }
+        }
+    }
+    assert!(b.is_empty());
+}
