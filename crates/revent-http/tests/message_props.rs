@@ -1,6 +1,7 @@
 //! Properties of the message layer over generated input: feeding a stream in any pieces (one
 //! byte at a time included) gives exactly what feeding it at once gives, for valid and hostile
-//! messages alike; chunked encoding round-trips whatever the chunk boundaries.
+//! messages alike; a valid request parses to exactly what was written; chunked encoding
+//! round-trips whatever the chunk boundaries.
 
 use proptest::prelude::*;
 use revent::Evbuffer;
@@ -196,8 +197,61 @@ fn limits() -> impl Strategy<Value = Limits> {
         )
 }
 
+fn valid_field() -> impl Strategy<Value = (String, String)> {
+    (
+        "[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,10}",
+        prop_oneof![Just(String::new()), "[!-~]", "[!-~][ -~\t]{0,12}[!-~]"],
+    )
+        .prop_filter("framing and Host fields are tested elsewhere", |(n, _)| {
+            !["host", "content-length", "transfer-encoding"]
+                .contains(&n.to_ascii_lowercase().as_str())
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn valid_requests_parse_to_what_was_written(
+        method in "[A-Z]{1,8}",
+        // Not "//...": that is an authority, as in libevent's parser.
+        target in "/([a-z0-9._~-][a-z0-9/._~-]{0,11})?(\\?[a-z0-9=&]{0,8})?",
+        http10 in any::<bool>(),
+        fields in prop::collection::vec(valid_field(), 0..8),
+        length in prop::option::of(0u64..1_000_000),
+        pad in "[ \t]{0,2}",
+    ) {
+        let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+        let mut text = format!("{method} {target} {version}\r\n");
+        for (n, v) in &fields {
+            text.push_str(&format!("{n}:{pad}{v}{pad}\r\n"));
+        }
+        if let Some(n) = length {
+            text.push_str(&format!("Content-Length: {n}\r\n"));
+        }
+        text.push_str("\r\nBODY");
+        let mut input = Evbuffer::new();
+        input.add(text.as_bytes()).unwrap();
+        let head = RequestParser::new().parse(&mut input).unwrap().complete().unwrap();
+        prop_assert_eq!(head.method().as_str(), method.as_str());
+        prop_assert_eq!(head.target(), target.as_str());
+        prop_assert_eq!(head.uri().path(), Some(target.split('?').next().unwrap()));
+        prop_assert_eq!(head.version().to_string(), version);
+        let got: Vec<(String, Vec<u8>)> = head
+            .headers()
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("content-length"))
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
+            .collect();
+        let want: Vec<(String, Vec<u8>)> =
+            fields.iter().map(|(n, v)| (n.clone(), v.as_bytes().to_vec())).collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(
+            head.framing(),
+            length.map_or(revent_http::BodyFraming::None, revent_http::BodyFraming::Length)
+        );
+        prop_assert_eq!(input.pullup_all().unwrap(), b"BODY");
+    }
 
     #[test]
     fn pieces_and_bytes_give_what_the_whole_gives(
