@@ -31,6 +31,33 @@ pub(crate) fn hex_value(b: u8) -> u8 {
     }
 }
 
+/// `tchar` of RFC 9110 §5.6.2: the bytes of a `token` (header names, methods, transfer-codings).
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// A non-empty run of `tchar`.
+pub(crate) fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

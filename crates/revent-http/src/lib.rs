@@ -1,12 +1,20 @@
 //! revent-http: libevent's evhttp in safe Rust.
 //!
-//! For now the helpers of `event2/http.h` that need no connection: [`Uri`] (`evhttp_uri_parse`,
-//! `evhttp_uri_join` and the `evhttp_uri_get_*`/`evhttp_uri_set_*` accessors), percent-encoding
-//! ([`encode`]: `evhttp_encode_uri`, `evhttp_uriencode`, `evhttp_decode_uri`, `evhttp_uridecode`),
-//! query strings ([`query`]: `evhttp_parse_query_str`, `evhttp_parse_query`) and HTML escaping
-//! ([`html`]: `evhttp_htmlescape`). Each follows libevent 2.1's behaviour byte for byte; where it
-//! does not, the item's documentation says so and why (in short: no value is ever cut at a NUL, and
-//! states libevent would refuse only later are refused at once).
+//! So far the parts that need no connection:
+//! - the HTTP/1.1 message layer the server and client stand on: [`Headers`] (`evkeyvalq`),
+//!   [`RequestParser`] and [`ResponseParser`] (heads from an [`Evbuffer`](revent::Evbuffer), on
+//!   `httparse`, with limits and RFC 9112's body framing rules), and the body decoders
+//!   [`ChunkedDecoder`], [`LengthDecoder`] and [`BodyDecoder`]; refusals are a [`ParseError`]
+//!   carrying the status to answer ([`message`] and [`body`] list them and where revent is stricter
+//!   than libevent: every request-smuggling class libevent 2.1.13 fixed is refused);
+//! - [`Uri`] (`evhttp_uri_parse`, `evhttp_uri_join` and the `evhttp_uri_get_*`/`evhttp_uri_set_*`
+//!   accessors), percent-encoding ([`encode`]: `evhttp_encode_uri`, `evhttp_uriencode`,
+//!   `evhttp_decode_uri`, `evhttp_uridecode`), query strings ([`query`]: `evhttp_parse_query_str`,
+//!   `evhttp_parse_query`) and HTML escaping ([`html`]: `evhttp_htmlescape`).
+//!
+//! Each follows libevent 2.1's behaviour; where it does not, the item's documentation says so and
+//! why (in short: no value is ever cut at a NUL, input that can smuggle is refused, and states
+//! libevent would refuse only later are refused at once).
 //!
 //! ```
 //! use revent_http::{query, Uri};
@@ -19,13 +27,39 @@
 //! assert_eq!(uri.to_string(), "http://user@example.com:8080/search?q=libevent+http&lang=en#top");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ```
+//! use revent::Evbuffer;
+//! use revent_http::{BodyDecoder, Limits, Progress, RequestParser};
+//!
+//! let mut input = Evbuffer::new();
+//! input.add(b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")?;
+//! let mut parser = RequestParser::new();
+//! let head = parser.parse(&mut input)?.complete().unwrap();
+//! let mut body = Evbuffer::new();
+//! let mut decoder = BodyDecoder::new(head.framing(), parser.limits())?;
+//! assert!(decoder.decode(&mut input, &mut body)?.is_complete());
+//! assert_eq!(body.pullup_all()?, b"abc");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod body;
 mod chars;
 pub mod encode;
+mod error;
+pub mod headers;
 pub mod html;
+pub mod message;
 pub mod query;
 pub mod uri;
 
+pub use body::{BodyDecoder, ChunkedDecoder, LengthDecoder};
+pub use error::ParseError;
+pub use headers::{HeaderError, Headers, Iter as HeaderIter};
+pub use message::{
+    BodyFraming, Limits, Method, Progress, RequestHead, RequestParser, ResponseHead,
+    ResponseParser, Version,
+};
 pub use uri::{Part, Uri, UriError, UriFlags};
