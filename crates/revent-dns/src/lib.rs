@@ -13,3 +13,9 @@ mod error;
 
 pub use conf::{ResolvConf, MAX_ATTEMPTS, MAX_NAMESERVERS, MAX_NDOTS, MAX_SEARCH, MAX_TIMEOUT};
 pub use error::DnsError;
+mod answer;
+mod wire;
+pub use answer::{Answer, Records};
+mod resolver;
+mod rng;
+pub use resolver::{Outcome, Request, Resolver};
