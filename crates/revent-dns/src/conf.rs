@@ -56,6 +56,7 @@ pub struct ResolvConf {
     max_inflight: usize,
     max_timeouts: u32,
     tcp: bool,
+    probe: Duration,
 }
 
 impl Default for ResolvConf {
@@ -66,8 +67,8 @@ impl Default for ResolvConf {
 
 impl ResolvConf {
     /// libevent's defaults: no nameserver, no search domain, `ndots:1`, `timeout:5`, `attempts:3`,
-    /// no rotation, 64 requests in flight, a server marked down after 3 timeouts in a row, and
-    /// truncated replies retried over TCP.
+    /// no rotation, 64 requests in flight, a server marked down after 3 timeouts in a row and
+    /// probed 10 s later, and truncated replies retried over TCP.
     pub fn new() -> ResolvConf {
         ResolvConf {
             nameservers: Vec::new(),
@@ -79,6 +80,7 @@ impl ResolvConf {
             max_inflight: 64,
             max_timeouts: 3,
             tcp: true,
+            probe: Duration::from_secs(10),
         }
     }
 
@@ -142,7 +144,7 @@ impl ResolvConf {
     }
 
     /// One `options` word: `ndots:N`, `timeout:N`, `attempts:N`, `rotate`, and libevent's
-    /// `max-timeouts:N` and `max-inflight:N`. Anything else is ignored.
+    /// `max-timeouts:N`, `max-inflight:N` and `initial-probe-timeout:N`. Anything else is ignored.
     fn apply_option(&mut self, opt: &str) {
         if opt == "rotate" {
             self.rotate = true;
@@ -161,6 +163,9 @@ impl ResolvConf {
             "attempts" => self.attempts = n32.clamp(1, MAX_ATTEMPTS),
             "max-timeouts" => self.max_timeouts = n32.clamp(1, 255),
             "max-inflight" => self.max_inflight = (n as usize).clamp(1, 65535),
+            "initial-probe-timeout" => {
+                *self = std::mem::take(self).with_initial_probe_timeout(Duration::from_secs(n))
+            }
             _ => {}
         }
     }
@@ -238,6 +243,18 @@ impl ResolvConf {
         self
     }
 
+    /// Sets how long after being marked down a nameserver is first probed (clamped to
+    /// 10 ms ..= [`MAX_TIMEOUT`]); each probe that goes unanswered triples the wait, up to an hour.
+    pub fn with_initial_probe_timeout(mut self, d: Duration) -> ResolvConf {
+        self.probe = d.clamp(Duration::from_millis(10), MAX_TIMEOUT);
+        self
+    }
+
+    /// How long after being marked down a nameserver is first probed.
+    pub fn initial_probe_timeout(&self) -> Duration {
+        self.probe
+    }
+
     /// The nameservers, in order.
     pub fn nameservers(&self) -> &[SocketAddr] {
         &self.nameservers
@@ -287,7 +304,8 @@ mod tests {
     fn reads_every_keyword() {
         let c = ResolvConf::parse(
             "nameserver 10.0.0.1\nnameserver ::1\ndomain old.example\nsearch a.example. .b.example\n\
-             options ndots:3 timeout:2 attempts:5 rotate max-timeouts:7 max-inflight:9\n",
+             options ndots:3 timeout:2 attempts:5 rotate max-timeouts:7 max-inflight:9\n\
+             options initial-probe-timeout:30\n",
         );
         assert_eq!(
             c.nameservers(),
@@ -303,6 +321,7 @@ mod tests {
             (3, 5, 7, 9)
         );
         assert_eq!(c.timeout(), Duration::from_secs(2));
+        assert_eq!(c.initial_probe_timeout(), Duration::from_secs(30));
         assert!(c.rotate());
     }
 

@@ -20,8 +20,9 @@
 //!
 //! A nameserver that times out `max_timeouts` times in a row is marked down: requests start at the
 //! servers that are up (all of them are used when none is). A down server is probed (a query for
-//! the root's NS records), first after 10 s and then three times less often each time up to an
-//! hour; any reply, or any answer to a request that used it anyway, brings it back.
+//! the root's A records), first after [`ResolvConf::initial_probe_timeout`] (10 s) and then three
+//! times less often each time, up to an hour; any reply to a probe, or any answer to a request that
+//! used the server anyway, brings it back.
 //!
 //! # Callbacks
 //! The callback of a request runs exactly once, from the loop, never from inside the call that
@@ -48,7 +49,6 @@ use std::time::Duration;
 pub type Outcome = Result<Answer, DnsError>;
 type Callback = Box<dyn FnOnce(&mut EventBase, Outcome)>;
 
-const PROBE_FIRST: Duration = Duration::from_secs(10);
 const PROBE_MAX: Duration = Duration::from_secs(3600);
 /// The largest DNS message: 2-byte TCP length prefix, and the UDP receive buffer.
 const MAX_MESSAGE: usize = 65535;
@@ -202,7 +202,7 @@ impl Resolver {
                 down: false,
                 probe_timer: None,
                 probe: None,
-                backoff: PROBE_FIRST,
+                backoff: conf.initial_probe_timeout(),
             })
             .collect();
         let inner = Rc::new_cyclic(|me| {
@@ -325,7 +325,6 @@ impl Resolver {
             } else {
                 None
             };
-            let server = inner.first_server();
             inner.reqs.insert(
                 key,
                 Req {
@@ -338,7 +337,7 @@ impl Resolver {
                     tx: None,
                     sent: 0,
                     failed: 0,
-                    server,
+                    server: 0,
                     nodata: false,
                 },
             );
@@ -496,6 +495,8 @@ enum Event {
     Failed {
         timeout: bool,
     },
+    /// No transmission could be made (no socket, no event): an attempt used up, no server blamed.
+    LocalError,
 }
 
 impl Inner {
@@ -548,6 +549,10 @@ impl Inner {
         req.started = true;
         req.timer = Some(timer);
         self.inflight += 1;
+        let server = self.first_server();
+        if let Some(req) = self.reqs.get_mut(&key) {
+            req.server = server;
+        }
         self.transmit(base, key);
     }
 
@@ -624,7 +629,7 @@ impl Inner {
                     let _ = base.add(t, Some(timeout));
                 }
             }
-            Err(_) => self.on_event(base, key, Event::Failed { timeout: false }),
+            Err(_) => self.on_event(base, key, Event::LocalError),
         }
     }
 
@@ -797,13 +802,18 @@ impl Inner {
         };
         let server = req.server;
         match event {
-            Event::Failed { timeout } => {
+            Event::Failed { .. } | Event::LocalError => {
                 if let Some(tx) = req.tx.take() {
                     let _ = base.free(tx.ev);
                 }
                 let s = &mut self.servers[server];
-                s.timeouts += 1;
-                let mark_down = !s.down && (s.timeouts >= max_timeouts || !timeout);
+                let mark_down = match event {
+                    Event::Failed { timeout } => {
+                        s.timeouts += 1;
+                        !s.down && (s.timeouts >= max_timeouts || !timeout)
+                    }
+                    _ => false,
+                };
                 let done = req.sent >= attempts;
                 let failed = req.failed;
                 if mark_down {
@@ -896,7 +906,7 @@ impl Inner {
         s.timeouts = 0;
         if s.down {
             s.down = false;
-            s.backoff = PROBE_FIRST;
+            s.backoff = self.conf.initial_probe_timeout();
             self.stop_probe(base, server);
         }
     }

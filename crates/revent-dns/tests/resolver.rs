@@ -499,3 +499,73 @@ fn bad_names_no_servers_and_shutdown() {
     assert_eq!(results.borrow()[1].1, Err(DnsError::Shutdown));
     assert_eq!(base.num_events(), 0);
 }
+
+#[test]
+fn a_down_server_is_probed_and_comes_back() {
+    // Drops its first query, answers everything after.
+    let count = Arc::new(AtomicUsize::new(0));
+    let c2 = count.clone();
+    let flaky = FakeServer::start(move |_, q, tcp| {
+        if c2.fetch_add(1, Ordering::SeqCst) == 0 {
+            Vec::new()
+        } else {
+            answers(q, tcp)
+        }
+    });
+    let good = FakeServer::start(|_, q, tcp| answers(q, tcp));
+    let mut base = EventBase::new().unwrap();
+    let c = conf(&[&flaky, &good])
+        .with_timeout(Duration::from_millis(100))
+        .with_max_timeouts(1)
+        .with_initial_probe_timeout(Duration::from_millis(50));
+    let resolver = Resolver::new(c);
+    let results: Results = Default::default();
+    resolver.resolve_ipv4(&mut base, "host.example", collect(&results, "a"));
+    run(&mut base, &resolver);
+    assert!(results.borrow()[0].1.is_ok());
+    assert_eq!(resolver.servers_down(), [true, false]);
+    // The probe goes out by itself and its answer brings the server back.
+    let watchdog = base.new_timer(|base, _| base.loopbreak());
+    base.add(watchdog, Some(WATCHDOG)).unwrap();
+    while resolver.servers_down()[0] && !base.got_break() {
+        base.run(revent::LoopFlags::ONCE).unwrap();
+    }
+    assert_eq!(resolver.servers_down(), [false, false]);
+    assert_eq!(
+        flaky.seen().last().unwrap().name,
+        ".",
+        "a probe for the root"
+    );
+    base.free(watchdog).unwrap();
+    assert_eq!(base.num_events(), 0, "the probe is over");
+    // And requests start at it again.
+    resolver.resolve_ipv4(&mut base, "host.example", collect(&results, "b"));
+    run(&mut base, &resolver);
+    assert!(results.borrow()[1].1.is_ok());
+    assert_eq!((flaky.seen().len(), good.seen().len()), (3, 1));
+}
+
+#[test]
+fn rotate_spreads_requests_over_the_servers() {
+    let a = FakeServer::start(|_, q, tcp| answers(q, tcp));
+    let b = FakeServer::start(|_, q, tcp| answers(q, tcp));
+    let mut base = EventBase::new().unwrap();
+    let results: Results = Default::default();
+    let resolver = Resolver::new(conf(&[&a, &b]).with_rotate(true));
+    for _ in 0..4 {
+        resolver.resolve_ipv4(&mut base, "host.example", collect(&results, "r"));
+    }
+    run(&mut base, &resolver);
+    assert_eq!((a.seen().len(), b.seen().len()), (2, 2));
+    let resolver = Resolver::new(conf(&[&a, &b]));
+    for _ in 0..4 {
+        resolver.resolve_ipv4(&mut base, "host.example", collect(&results, "first"));
+    }
+    run(&mut base, &resolver);
+    assert_eq!(
+        (a.seen().len(), b.seen().len()),
+        (6, 2),
+        "without rotate: the first server"
+    );
+    assert!(results.borrow().iter().all(|r| r.1.is_ok()));
+}
