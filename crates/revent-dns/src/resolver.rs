@@ -33,6 +33,7 @@
 use crate::answer::Answer;
 use crate::conf::ResolvConf;
 use crate::error::DnsError;
+use crate::hosts::Hosts;
 use crate::rng::Rng;
 use crate::wire::{self, Kind, Verdict};
 use hickory_proto::rr::Name;
@@ -188,6 +189,7 @@ struct Inner {
     /// Finished requests whose callbacks are still to run (outside the borrow).
     done: VecDeque<(u64, Callback, Outcome)>,
     shut: bool,
+    hosts: Hosts,
 }
 
 impl Resolver {
@@ -219,14 +221,28 @@ impl Resolver {
                 buf: vec![0; MAX_MESSAGE],
                 done: VecDeque::new(),
                 shut: false,
+                hosts: Hosts::new(),
             })
         });
         Resolver { inner }
     }
 
-    /// A resolver configured from `/etc/resolv.conf` ([`ResolvConf::system`]).
+    /// A resolver configured from `/etc/resolv.conf` ([`ResolvConf::system`]), with the names of
+    /// `/etc/hosts` for [`getaddrinfo`](Self::getaddrinfo).
     pub fn system() -> Resolver {
-        Resolver::new(ResolvConf::system())
+        let r = Resolver::new(ResolvConf::system());
+        r.set_hosts(Hosts::system());
+        r
+    }
+
+    /// Sets the hosts file that [`getaddrinfo`](Self::getaddrinfo) answers from before asking a
+    /// server (libevent's `evdns_base_load_hosts`). A new resolver has none.
+    pub fn set_hosts(&self, hosts: Hosts) {
+        self.inner.borrow_mut().hosts = hosts;
+    }
+
+    pub(crate) fn hosts_lookup(&self, name: &str) -> Vec<IpAddr> {
+        self.inner.borrow().hosts.lookup(name).to_vec()
     }
 
     /// The configuration.
