@@ -7,6 +7,7 @@ use std::fmt;
 /// ```
 /// use revent_dns::DnsError;
 /// assert_eq!(DnsError::NotExist.code(), 3);
+/// assert_eq!(DnsError::NotExist.name(), "NXDOMAIN");
 /// assert_eq!(DnsError::Timeout.to_string(), "request timed out");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +42,26 @@ pub enum DnsError {
 }
 
 impl DnsError {
+    /// A short name: the response code where there is one (`NXDOMAIN`, `SERVFAIL`, `REFUSED`,
+    /// `NOTIMP`, `FORMERR`), else `TIMEOUT`, `NODATA`, `TRUNCATED`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            DnsError::Format => "FORMERR",
+            DnsError::ServerFailed => "SERVFAIL",
+            DnsError::NotExist => "NXDOMAIN",
+            DnsError::NotImplemented => "NOTIMP",
+            DnsError::Refused => "REFUSED",
+            DnsError::Truncated => "TRUNCATED",
+            DnsError::Unknown => "UNKNOWN",
+            DnsError::Timeout => "TIMEOUT",
+            DnsError::Shutdown => "SHUTDOWN",
+            DnsError::Cancelled => "CANCELLED",
+            DnsError::NoData => "NODATA",
+            DnsError::InvalidName => "BADNAME",
+            DnsError::NoNameservers => "NOSERVERS",
+        }
+    }
+
     /// libevent's `DNS_ERR_*` value for this error (`DNS_ERR_UNKNOWN`, 66, for the ones libevent
     /// does not have).
     pub fn code(self) -> i32 {

@@ -22,7 +22,8 @@
 //! servers that are up (all of them are used when none is). A down server is probed (a query for
 //! the root's A records), first after [`ResolvConf::initial_probe_timeout`] (10 s) and then three
 //! times less often each time, up to an hour; any reply to a probe, or any answer to a request that
-//! used the server anyway, brings it back.
+//! used the server anyway, brings it back. Probes run only while requests are pending: an idle
+//! resolver keeps no event in the base, so `dispatch` returns once the last request is done.
 //!
 //! # Callbacks
 //! The callback of a request runs exactly once, from the loop, never from inside the call that
@@ -428,6 +429,7 @@ impl Request {
                 inner.inflight -= 1;
                 inner.start_queued(base);
             }
+            inner.stop_probes_if_idle(base);
             let cb = req.cb.take();
             drop(inner);
             run_done(&rc, base);
@@ -568,6 +570,9 @@ impl Inner {
         let server = self.first_server();
         if let Some(req) = self.reqs.get_mut(&key) {
             req.server = server;
+        }
+        for s in 0..self.servers.len() {
+            self.schedule_probe(base, s);
         }
         self.transmit(base, key);
     }
@@ -906,6 +911,15 @@ impl Inner {
             self.inflight -= 1;
             self.start_queued(base);
         }
+        self.stop_probes_if_idle(base);
+    }
+
+    fn stop_probes_if_idle(&mut self, base: &mut EventBase) {
+        if self.reqs.is_empty() {
+            for s in 0..self.servers.len() {
+                self.stop_probe(base, s);
+            }
+        }
     }
 
     fn teardown(&mut self, base: &mut EventBase, req: &mut Req) {
@@ -929,7 +943,16 @@ impl Inner {
 
     fn mark_down(&mut self, base: &mut EventBase, server: usize) {
         self.servers[server].down = true;
-        if self.servers[server].probe_timer.is_some() {
+        self.schedule_probe(base, server);
+    }
+
+    /// Arms a down server's probe timer (if it has none). Probes run only while requests are
+    /// pending, so an idle resolver holds no event and `dispatch` can return.
+    fn schedule_probe(&mut self, base: &mut EventBase, server: usize) {
+        if !self.servers[server].down
+            || self.servers[server].probe_timer.is_some()
+            || self.reqs.is_empty()
+        {
             return;
         }
         let rc = self.rc();
