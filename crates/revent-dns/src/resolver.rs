@@ -300,7 +300,10 @@ impl Resolver {
             let mut inner = self.inner.borrow_mut();
             inner.shut = true;
             inner.queue.clear();
-            let keys: Vec<u64> = inner.reqs.keys().copied().collect();
+            inner.inflight = 0;
+            // In the order they were made.
+            let mut keys: Vec<u64> = inner.reqs.keys().copied().collect();
+            keys.sort_unstable();
             let mut dropped = Vec::new();
             for key in keys {
                 if let Some(mut req) = inner.reqs.remove(&key) {
@@ -705,7 +708,14 @@ impl Inner {
 
     fn on_udp_readable(&mut self, base: &mut EventBase, key: u64) {
         let mut buf = std::mem::take(&mut self.buf);
+        // A bounded number of datagrams a wake-up, so a flood of junk cannot hold the loop (the
+        // event is level-triggered: the rest wake it again).
+        let mut budget = 64;
         let event = loop {
+            if budget == 0 {
+                break None;
+            }
+            budget -= 1;
             let Some(Tx {
                 io: Io::Udp(sock),
                 id,

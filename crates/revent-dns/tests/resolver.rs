@@ -492,11 +492,20 @@ fn bad_names_no_servers_and_shutdown() {
     );
 
     resolver.resolve_ipv4(&mut base, "host.example", collect(&results, "pending"));
+    resolver.resolve_ipv6(&mut base, "host.example", collect(&results, "pending6"));
+    assert_eq!(resolver.inflight(), 2);
     resolver.shutdown(&mut base, true);
-    assert_eq!(results.borrow()[0].1, Err(DnsError::Shutdown));
+    assert_eq!(
+        results.take(),
+        [
+            ("pending".into(), Err(DnsError::Shutdown)),
+            ("pending6".into(), Err(DnsError::Shutdown))
+        ]
+    );
+    assert_eq!((resolver.pending(), resolver.inflight()), (0, 0));
     resolver.resolve_ipv4(&mut base, "host.example", collect(&results, "after"));
     base.dispatch().unwrap();
-    assert_eq!(results.borrow()[1].1, Err(DnsError::Shutdown));
+    assert_eq!(results.borrow()[0].1, Err(DnsError::Shutdown));
     assert_eq!(base.num_events(), 0);
 }
 
