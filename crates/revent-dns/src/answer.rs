@@ -22,6 +22,13 @@ pub struct Answer {
 }
 
 /// The records of an [`Answer`], by the kind of lookup.
+///
+/// ```
+/// use revent_dns::Records;
+/// let r = Records::Ptr(vec!["host.example".into()]);
+/// assert!(!r.is_empty());
+/// assert!(matches!(r, Records::Ptr(ref names) if names[0] == "host.example"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Records {
     /// From [`Resolver::resolve_ipv4`](crate::Resolver::resolve_ipv4).

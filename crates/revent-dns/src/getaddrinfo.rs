@@ -10,6 +10,16 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// Which address families a [`Resolver::getaddrinfo`] lookup wants.
+///
+/// ```
+/// use revent::EventBase;
+/// use revent_dns::{DnsError, Family, ResolvConf, Resolver};
+/// let mut base = EventBase::new().unwrap();
+/// let resolver = Resolver::new(ResolvConf::new());
+/// resolver.getaddrinfo(&mut base, "192.0.2.1", 80, Family::V6, |_, r| {
+///     assert_eq!(r, Err(DnsError::NoData), "an IPv4 literal has no IPv6 address");
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Family {
     /// IPv4 and IPv6 (`AF_UNSPEC`).

@@ -230,6 +230,60 @@ mod tests {
         assert!(!flipped.eq_case(&n), "in another case");
     }
 
+    /// Replies with random bytes changed, cut or appended: never a panic, and an accepted
+    /// answer always has records.
+    #[test]
+    fn mangled_replies_never_panic() {
+        use hickory_proto::rr::rdata::{A, CNAME};
+        use hickory_proto::rr::Record;
+        let name = fqdn("www.example.com").unwrap();
+        let mut m = Message::new(99, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(name.clone(), RecordType::A));
+        let alias = fqdn("alias.example.com").unwrap();
+        m.add_answer(Record::from_rdata(
+            name.clone(),
+            60,
+            RData::CNAME(CNAME(alias.clone())),
+        ));
+        m.add_answer(Record::from_rdata(
+            alias,
+            60,
+            RData::A(A([192, 0, 2, 1].into())),
+        ));
+        let good = m.to_vec().unwrap();
+        match check_reply(&good, 99, &name, Kind::A, false) {
+            Verdict::Answer(a) => assert_eq!(a.records, Records::Ipv4(vec![[192, 0, 2, 1].into()])),
+            v => panic!("the CNAME chain is followed: {v:?}"),
+        }
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..50_000 {
+            let mut b = good.clone();
+            for _ in 0..=(next() % 4) {
+                let i = (next() as usize) % b.len();
+                match next() % 4 {
+                    0 => b[i] = next() as u8,
+                    1 => b.truncate(i),
+                    2 => b.insert(i, next() as u8),
+                    _ => b[i] ^= 0xC0,
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            for kind in [Kind::A, Kind::Aaaa, Kind::Ptr] {
+                if let Verdict::Answer(a) = check_reply(&b, 99, &name, kind, next() % 2 == 0) {
+                    assert!(!a.records.is_empty());
+                }
+            }
+        }
+    }
+
     #[test]
     fn query_round_trip_keeps_case() {
         let n = randomize_case(&fqdn("abc.example").unwrap(), || true);

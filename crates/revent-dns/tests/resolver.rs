@@ -99,6 +99,13 @@ fn a_aaaa_and_ptr_answers() {
 
     // 0x20: across these questions (about 80 letters), the case was mixed.
     let seen = server.seen();
+    assert_eq!(seen.len(), 6);
+    // A socket of its own per query: six source ports; and ids drawn at random (six equal
+    // ones would be a broken generator; 16 random bits repeat among six draws with p < 0.0003).
+    let ports: std::collections::HashSet<u16> = seen.iter().map(|s| s.port).collect();
+    assert_eq!(ports.len(), 6, "{seen:?}");
+    let ids: std::collections::HashSet<u16> = seen.iter().map(|s| s.id).collect();
+    assert!(ids.len() >= 5, "{seen:?}");
     assert!(seen
         .iter()
         .any(|s| s.name.chars().any(|c| c.is_ascii_uppercase())));

@@ -19,6 +19,8 @@ pub struct Seen {
     /// The question's name exactly as sent (0x20 case kept), with the final dot.
     pub name: String,
     pub tcp: bool,
+    /// The client's source port.
+    pub port: u16,
 }
 
 /// The script: from the raw query and its decoded form, the datagrams to send back (none: drop).
@@ -61,7 +63,7 @@ impl FakeServer {
                     let Ok(m) = Message::from_vec(&buf[..n]) else {
                         continue;
                     };
-                    record(&seen, &m, false);
+                    record(&seen, &m, false, from.port());
                     for d in script(&buf[..n], &m, false) {
                         let _ = udp.send_to(&d, from);
                     }
@@ -72,7 +74,7 @@ impl FakeServer {
             let (script, seen, stop) = (script, seen.clone(), stop.clone());
             threads.push(std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok((mut s, _)) = tcp.accept() else {
+                    let Ok((mut s, from)) = tcp.accept() else {
                         std::thread::sleep(Duration::from_millis(10));
                         continue;
                     };
@@ -89,7 +91,7 @@ impl FakeServer {
                     let Ok(m) = Message::from_vec(&q) else {
                         continue;
                     };
-                    record(&seen, &m, true);
+                    record(&seen, &m, true, from.port());
                     if let Some(d) = script(&q, &m, true).into_iter().next() {
                         let mut framed = (d.len() as u16).to_be_bytes().to_vec();
                         framed.extend_from_slice(&d);
@@ -125,7 +127,7 @@ impl Drop for FakeServer {
     }
 }
 
-fn record(seen: &Mutex<Vec<Seen>>, m: &Message, tcp: bool) {
+fn record(seen: &Mutex<Vec<Seen>>, m: &Message, tcp: bool, port: u16) {
     let name = m
         .queries
         .first()
@@ -135,6 +137,7 @@ fn record(seen: &Mutex<Vec<Seen>>, m: &Message, tcp: bool) {
         id: m.metadata.id,
         name,
         tcp,
+        port,
     });
 }
 
