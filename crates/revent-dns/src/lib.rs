@@ -42,3 +42,6 @@ pub use error::DnsError;
 pub use getaddrinfo::{AddrOutcome, Family, Lookup, ALLOW_SKEW};
 pub use hosts::Hosts;
 pub use resolver::{Outcome, Request, Resolver};
+
+#[doc(hidden)]
+pub use wire::fuzzing;

@@ -285,6 +285,23 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_entry_point_reaches_answers() {
+        use hickory_proto::rr::rdata::A;
+        use hickory_proto::rr::Record;
+        let name = fqdn("Fuzz.example").unwrap();
+        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(name.clone(), RecordType::A));
+        m.add_answer(Record::from_rdata(
+            name,
+            1,
+            RData::A(A([192, 0, 2, 1].into())),
+        ));
+        // As a reply to its own question, for A, over UDP and TCP.
+        assert_eq!(fuzzing::check_reply_bytes(&m.to_vec().unwrap()), 2);
+        assert_eq!(fuzzing::check_reply_bytes(b"\xc0\xc0"), 0);
+    }
+
+    #[test]
     fn query_round_trip_keeps_case() {
         let n = randomize_case(&fqdn("abc.example").unwrap(), || true);
         let q = encode_query(7, &n, Kind::A).unwrap();
@@ -295,5 +312,34 @@ mod tests {
             check_reply(&q, 7, &n, Kind::A, false),
             Verdict::Ignore
         ));
+    }
+}
+
+/// Entry points for the fuzz target (`fuzz/fuzz_targets/dns_reply.rs`); not part of the API.
+pub mod fuzzing {
+    use super::*;
+
+    /// Checks `bytes` as a reply to the question it carries itself (so that the fuzzer reaches
+    /// the answer's records) and to a fixed question, for every kind of lookup, over UDP and TCP.
+    /// Returns how many of those checks accepted an answer, which always has records.
+    pub fn check_reply_bytes(bytes: &[u8]) -> usize {
+        let mut questions = vec![(0x1234, Name::from_ascii("www.Example.com.").expect("valid"))];
+        if let Ok(m) = Message::from_vec(bytes) {
+            if let Some(q) = m.queries.first() {
+                questions.push((m.metadata.id, q.name().clone()));
+            }
+        }
+        let mut accepted = 0;
+        for (id, name) in &questions {
+            for kind in [Kind::A, Kind::Aaaa, Kind::Ptr] {
+                for tcp in [false, true] {
+                    if let Verdict::Answer(a) = check_reply(bytes, *id, name, kind, tcp) {
+                        assert!(!a.records.is_empty(), "an answer without records");
+                        accepted += 1;
+                    }
+                }
+            }
+        }
+        accepted
     }
 }
