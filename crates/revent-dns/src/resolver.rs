@@ -38,12 +38,12 @@ use crate::hosts::Hosts;
 use crate::rng::Rng;
 use crate::wire::{self, Kind, Verdict};
 use hickory_proto::rr::Name;
-use revent::{EventBase, EventId, What};
+use revent::{EventBase, EventId, Fired, What};
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -485,6 +485,19 @@ fn candidates(name: &str, conf: &ResolvConf) -> Vec<Name> {
     unique
 }
 
+/// A persistent event on `fd`, added; freed again if it cannot be added.
+fn watch<F>(base: &mut EventBase, fd: RawFd, what: What, cb: F) -> io::Result<EventId>
+where
+    F: FnMut(&mut EventBase, Fired) + 'static,
+{
+    let ev = base.new_event(fd, what, cb).map_err(io::Error::other)?;
+    if let Err(e) = base.add(ev, None) {
+        let _ = base.free(ev);
+        return Err(io::Error::other(e));
+    }
+    Ok(ev)
+}
+
 fn bind_udp(to: SocketAddr) -> io::Result<UdpSocket> {
     let local: SocketAddr = match to {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -614,17 +627,15 @@ impl Inner {
             });
         let armed = sent.and_then(|sock| {
             let rc = self.rc();
-            let ev = base
-                .new_event(
-                    sock.as_raw_fd(),
-                    What::READ | What::PERSIST,
-                    move |base, _| {
-                        rc.borrow_mut().on_udp_readable(base, key);
-                        run_done(&rc, base);
-                    },
-                )
-                .map_err(io::Error::other)?;
-            base.add(ev, None).map_err(io::Error::other)?;
+            let ev = watch(
+                base,
+                sock.as_raw_fd(),
+                What::READ | What::PERSIST,
+                move |base, _| {
+                    rc.borrow_mut().on_udp_readable(base, key);
+                    run_done(&rc, base);
+                },
+            )?;
             Ok(Tx {
                 id,
                 qname,
@@ -678,17 +689,15 @@ impl Inner {
                 out.extend_from_slice(&(q.len() as u16).to_be_bytes());
                 out.extend_from_slice(&q);
                 let rc = self.rc();
-                let ev = base
-                    .new_event(
-                        stream.as_raw_fd(),
-                        What::WRITE | What::PERSIST,
-                        move |base, fired| {
-                            rc.borrow_mut().on_tcp(base, key, fired.what);
-                            run_done(&rc, base);
-                        },
-                    )
-                    .map_err(io::Error::other)?;
-                base.add(ev, None).map_err(io::Error::other)?;
+                let ev = watch(
+                    base,
+                    stream.as_raw_fd(),
+                    What::WRITE | What::PERSIST,
+                    move |base, fired| {
+                        rc.borrow_mut().on_tcp(base, key, fired.what);
+                        run_done(&rc, base);
+                    },
+                )?;
                 Ok(Tx {
                     id,
                     qname,
@@ -781,11 +790,11 @@ impl Inner {
             // All sent: watch for the reply instead.
             let _ = base.free(tx.ev);
             let fd = stream.as_raw_fd();
-            let ev = base.new_event(fd, What::READ | What::PERSIST, move |base, fired| {
+            let ev = watch(base, fd, What::READ | What::PERSIST, move |base, fired| {
                 rc.borrow_mut().on_tcp(base, key, fired.what);
                 run_done(&rc, base);
             });
-            match ev.and_then(|ev| base.add(ev, None).map(|()| ev)) {
+            match ev {
                 Ok(ev) => tx.ev = ev,
                 Err(_) => return self.on_event(base, key, failed),
             }
@@ -1007,17 +1016,15 @@ impl Inner {
             .and_then(|q| {
                 let sock = bind_udp(addr)?;
                 sock.send(&q)?;
-                let ev = base
-                    .new_event(
-                        sock.as_raw_fd(),
-                        What::READ | What::PERSIST,
-                        move |base, _| {
-                            rc.borrow_mut().on_probe_readable(base, server);
-                            run_done(&rc, base);
-                        },
-                    )
-                    .map_err(io::Error::other)?;
-                base.add(ev, None).map_err(io::Error::other)?;
+                let ev = watch(
+                    base,
+                    sock.as_raw_fd(),
+                    What::READ | What::PERSIST,
+                    move |base, _| {
+                        rc.borrow_mut().on_probe_readable(base, server);
+                        run_done(&rc, base);
+                    },
+                )?;
                 Ok(Tx {
                     id,
                     qname,
