@@ -191,6 +191,9 @@ struct Inner {
     done: VecDeque<(u64, Callback, Outcome)>,
     shut: bool,
     hosts: Hosts,
+    /// An event never added, in the base the resolver's events live in; its callback owns the
+    /// `Rc` this `Weak` points to, so the `Weak` dies with the base.
+    marker: Option<(EventId, Weak<()>)>,
 }
 
 impl Resolver {
@@ -223,6 +226,7 @@ impl Resolver {
                 done: VecDeque::new(),
                 shut: false,
                 hosts: Hosts::new(),
+                marker: None,
             })
         });
         Resolver { inner }
@@ -298,6 +302,7 @@ impl Resolver {
     pub fn shutdown(&self, base: &mut EventBase, fail_requests: bool) {
         {
             let mut inner = self.inner.borrow_mut();
+            let stale = inner.bind(base);
             inner.shut = true;
             inner.queue.clear();
             inner.inflight = 0;
@@ -322,13 +327,15 @@ impl Resolver {
             }
             drop(inner);
             drop(dropped);
+            drop(stale);
         }
         run_done(&self.inner, base);
     }
 
     fn submit(&self, base: &mut EventBase, kind: Kind, name: &str, cb: Callback) -> Request {
-        let key = {
+        let (key, stale) = {
             let mut inner = self.inner.borrow_mut();
+            let stale = inner.bind(base);
             let key = inner.next_key;
             inner.next_key += 1;
             let names = if kind == Kind::Ptr {
@@ -376,8 +383,10 @@ impl Resolver {
             } else {
                 inner.queue.push_back(key);
             }
-            key
+            (key, stale)
         };
+        // The callbacks of requests whose base is gone, dropped with the state unborrowed.
+        drop(stale);
         // Requests that failed while being made (the base could not take their events) are
         // reported from the loop too.
         if !self.inner.borrow().done.is_empty() {
@@ -425,6 +434,13 @@ impl Request {
     fn take(&self, base: &mut EventBase) -> Option<Callback> {
         let rc = self.inner.upgrade()?;
         let mut inner = rc.borrow_mut();
+        let stale = inner.bind(base);
+        if !stale.is_empty() {
+            // The request's base is gone, and the request with it.
+            drop(inner);
+            drop(stale);
+            return None;
+        }
         if let Some(mut req) = inner.reqs.remove(&self.key) {
             inner.teardown(base, &mut req);
             inner.queue.retain(|&k| k != self.key);
@@ -534,6 +550,40 @@ enum Event {
 }
 
 impl Inner {
+    /// Makes sure the state belongs to `base`'s lifetime: if the base that the resolver's events
+    /// lived in was dropped, everything that referred to its events is forgotten (those events
+    /// are gone; their ids must never be used in another base). Returns the callbacks of the
+    /// requests that went with it, to drop once the state is no longer borrowed. A resolver used
+    /// with two live bases at once is still a mistake that this cannot see.
+    fn bind(&mut self, base: &mut EventBase) -> Vec<Callback> {
+        if self
+            .marker
+            .as_ref()
+            .is_some_and(|(_, w)| w.strong_count() > 0)
+        {
+            return Vec::new();
+        }
+        let mut stale = Vec::new();
+        if self.marker.is_some() {
+            stale.extend(self.reqs.drain().filter_map(|(_, mut r)| r.cb.take()));
+            stale.extend(self.done.drain(..).map(|(_, cb, _)| cb));
+            self.queue.clear();
+            self.inflight = 0;
+            for s in &mut self.servers {
+                s.probe_timer = None;
+                s.probe = None;
+            }
+        }
+        let token = Rc::new(());
+        let weak = Rc::downgrade(&token);
+        // Never added: it holds the token, and no fd, timer or slot in the loop's count.
+        let id = base.new_timer(move |_, _| {
+            let _ = &token;
+        });
+        self.marker = Some((id, weak));
+        stale
+    }
+
     fn rc(&self) -> Rc<RefCell<Inner>> {
         self.me.upgrade().expect("called through a live Rc")
     }

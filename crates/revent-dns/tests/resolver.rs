@@ -647,3 +647,47 @@ fn every_backend_runs_the_resolver() {
     }
     assert!(tc.seen().iter().any(|s| s.tcp));
 }
+
+#[test]
+fn a_resolver_outlives_its_base() {
+    let silent = FakeServer::silent();
+    let good = FakeServer::start(|_, q, tcp| answers(q, tcp));
+    let resolver = Resolver::new(conf(&[&silent]).with_timeout(Duration::from_secs(3600)));
+    let old_ran = Rc::new(RefCell::new(false));
+    let pending = {
+        let mut base = EventBase::new().unwrap();
+        let r = old_ran.clone();
+        let req = resolver.resolve_ipv4(&mut base, "host.example", move |_, _| {
+            *r.borrow_mut() = true
+        });
+        assert_eq!(resolver.pending(), 1);
+        req
+        // The base goes, with the request's events.
+    };
+    // A new base whose events take the slots the old one used.
+    let mut base = EventBase::new().unwrap();
+    let fired = Rc::new(RefCell::new(0));
+    let mut timers = Vec::new();
+    for _ in 0..4 {
+        let f = fired.clone();
+        let t = base.new_timer(move |_, _| *f.borrow_mut() += 1);
+        base.add(t, Some(Duration::from_millis(1))).unwrap();
+        timers.push(t);
+    }
+    assert!(!pending.cancel(&mut base), "the request went with its base");
+    assert_eq!(resolver.pending(), 0);
+    // The old request's ids were never used on the new base: its timers all fire.
+    base.dispatch().unwrap();
+    assert_eq!(*fired.borrow(), 4);
+    // And the resolver works on the new base.
+    let req = resolver.resolve_ipv4(&mut base, "host.example", |_, _| {});
+    assert_eq!(silent.seen().len(), 2, "sent from the new base");
+    assert!(req.cancel(&mut base));
+    assert_eq!(base.num_events(), 0);
+    let other = Resolver::new(conf(&[&good]));
+    let results: Results = Default::default();
+    other.resolve_ipv4(&mut base, "host.example", collect(&results, "new"));
+    run(&mut base, &other);
+    assert!(results.borrow()[0].1.is_ok());
+    assert!(!*old_ran.borrow());
+}
