@@ -58,8 +58,9 @@ const MAX_MESSAGE: usize = 65535;
 /// An asynchronous DNS resolver (libevent's `evdns_base`) whose requests run on an
 /// [`EventBase`]. Cloning it gives another handle to the same resolver.
 ///
-/// Use one resolver with one base: the events of its requests live in the base given to each
-/// call.
+/// Use one resolver with one base at a time: the events of its requests live in the base given
+/// to each call. If that base is dropped, the requests pending in it go with it (their callbacks
+/// never run) and the resolver can go on with another base.
 ///
 /// ```
 /// use revent::EventBase;
