@@ -29,6 +29,15 @@ fn echoes_and_exits_cleanly_on_sigterm() {
 #[test]
 fn every_method_serves() {
     for m in ["epoll", "io_uring", "poll", "select"] {
+        if m == "io_uring" && !revent::EventBase::method_available(revent::Method::IoUring) {
+            // An old kernel or a container's seccomp profile; CI runs where io_uring works.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "io_uring is unavailable on this machine, and CI=true requires it"
+            );
+            eprintln!("note: the kernel refuses io_uring here: its echo run skipped");
+            continue;
+        }
         let mut e = Echo::start(&["--method", m]);
         assert!(
             e.first_line.ends_with(&format!(", {m})\n")),

@@ -97,7 +97,9 @@ pub enum Method {
     /// POSIX select (fds below 1024 only).
     Select,
     /// Linux io_uring (5.13+): readiness through poll requests, every interest change sent in the
-    /// wait's own `io_uring_enter`.
+    /// wait's own `io_uring_enter`. One kernel behaviour to know: once a base on it is dropped, the
+    /// ring's teardown notifies the thread that ran it, and that thread's next blocking syscall
+    /// with a timeout (a socket read under `SO_RCVTIMEO`, say) may fail once with EINTR.
     IoUring,
 }
 

@@ -325,16 +325,18 @@ fn persistent_fd_event_read_resets_timeout(m: Method) {
             }
         })
         .unwrap();
-    base.add(ev, Some(Duration::from_millis(60))).unwrap();
-    // At ~25 ms, write one byte: READ fires, and the next TIMEOUT must come >= 60 ms after the write,
-    // not 60 ms after the add.
+    // Wide margins: the test fails wrongly only if the thread stalls for longer than the timeout
+    // minus the write's delay (270 ms), which a loaded shared machine can do to 35 ms.
+    base.add(ev, Some(Duration::from_millis(300))).unwrap();
+    // At ~30 ms, write one byte: READ fires, and the next TIMEOUT must come >= 300 ms after the
+    // write, not 300 ms after the add.
     let wrote_at = std::rc::Rc::new(std::cell::Cell::new(None));
     let w = wrote_at.clone();
     let bfd = b.as_raw_fd();
     base.once(
         -1,
         What::TIMEOUT,
-        Some(Duration::from_millis(25)),
+        Some(Duration::from_millis(30)),
         move |_, _| {
             w.set(Some(Instant::now()));
             write_fd(bfd, b"x");
@@ -348,8 +350,8 @@ fn persistent_fd_event_read_resets_timeout(m: Method) {
     let wrote = wrote_at.get().unwrap();
     assert!(got[0].1 >= wrote);
     assert!(
-        got[1].1 - wrote >= Duration::from_millis(60),
-        "timeout came {:?} after the read, expected >= 60ms",
+        got[1].1 - wrote >= Duration::from_millis(300),
+        "timeout came {:?} after the read, expected >= 300ms",
         got[1].1 - wrote
     );
 }

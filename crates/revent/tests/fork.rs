@@ -80,7 +80,7 @@ extern "C" fn scenario_entry() {
     unsafe { libc::alarm(30) };
     let run = || {
         let (scenario, backend) = spec.split_once('/').expect("<scenario>/<backend>");
-        let m = ALL
+        let m = Method::ALL
             .into_iter()
             .find(|&m| name(m) == backend)
             .expect("known backend");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::ALL;
+use common::all;
 use revent::{BevOptions, BufferEvent, EventBase, LoopFlags, What};
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -28,7 +28,7 @@ fn dispatch_panics(base: &mut EventBase, msg: &str) {
 
 #[test]
 fn a_panicking_event_callback_leaves_the_base_usable() {
-    for m in ALL {
+    for m in all() {
         let mut base = base(m);
         let calls = Rc::new(Cell::new(0));
         let c = calls.clone();
@@ -55,7 +55,7 @@ fn a_panicking_event_callback_leaves_the_base_usable() {
 
 #[test]
 fn a_panicking_once_callback_is_not_leaked() {
-    for m in ALL {
+    for m in all() {
         let mut base = base(m);
         base.once(-1, What::TIMEOUT, None, |_, _| panic!("once"))
             .unwrap();
@@ -67,7 +67,7 @@ fn a_panicking_once_callback_is_not_leaked() {
 
 #[test]
 fn events_queued_behind_a_panic_still_run() {
-    for m in ALL {
+    for m in all() {
         let mut base = base(m);
         let ran = Rc::new(Cell::new(false));
         let bad = base.new_timer(|_, _| panic!("bad"));
@@ -89,7 +89,7 @@ fn events_queued_behind_a_panic_still_run() {
 
 #[test]
 fn a_panicking_bufferevent_callback_keeps_its_place() {
-    for m in ALL {
+    for m in all() {
         let mut base = base(m);
         let (a, b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
         let calls = Rc::new(Cell::new(0));
@@ -121,7 +121,7 @@ fn a_panicking_bufferevent_callback_keeps_its_place() {
 #[test]
 fn a_panic_in_a_socket_read_callback_keeps_the_bufferevent_working() {
     use std::io::Write;
-    for m in ALL {
+    for m in all() {
         let mut base = base(m);
         let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
         let bev = BufferEvent::socket(&mut base, Some(ours.into()), BevOptions::NONE).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::ALL;
+use common::all;
 use revent::{Error, EventBase, LoopExit, LoopFlags, Method, What};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -26,7 +26,7 @@ fn thread_writes() -> u64 {
 
 #[test]
 fn many_posters_every_closure_runs_once_on_the_loop_thread() {
-    for m in ALL {
+    for m in all() {
         let mut base = base(m);
         let remote = base.remote().unwrap();
         let loop_thread = thread::current().id();
@@ -72,7 +72,7 @@ fn many_posters_every_closure_runs_once_on_the_loop_thread() {
 
 #[test]
 fn activate_and_loopbreak_wake_a_sleeping_loop() {
-    for m in ALL {
+    for m in all() {
         let mut base = base(m);
         let hits = Arc::new(AtomicUsize::new(0));
         let h = hits.clone();
@@ -112,7 +112,7 @@ fn an_activation_for_a_freed_event_is_ignored() {
 
 #[test]
 fn posts_keep_arriving_while_the_loop_exits_and_wait_for_the_next_run() {
-    for m in ALL {
+    for m in all() {
         let mut base = base(m);
         let remote = base.remote().unwrap();
         let ran = Arc::new(AtomicUsize::new(0));
@@ -285,9 +285,10 @@ fn wake_ups_coalesce() {
     let writes = poster.join().unwrap();
     assert_eq!(ran.load(Ordering::Relaxed), BURST);
     // One write wakes the loop; a loop quick enough to drain and sleep again mid-burst costs one
-    // more each time, never one per post.
+    // more each time, never one per post. The bound leaves room for a loaded machine, where the
+    // poster is preempted between posts and the loop drains and sleeps many times (it once took 6).
     assert!(
-        (1..=5).contains(&writes),
+        (1..=BURST as u64 / 5).contains(&writes),
         "{writes} eventfd writes for a burst of {BURST} posts"
     );
 }

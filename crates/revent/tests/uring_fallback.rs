@@ -64,10 +64,16 @@ fn refuse_io_uring_on_this_thread() {
 
 #[test]
 fn refused_io_uring_falls_back_to_poll() {
-    assert!(
-        EventBase::method_available(Method::IoUring),
-        "io_uring works on this machine"
-    );
+    if !EventBase::method_available(Method::IoUring) {
+        // The refusal this test makes is already in place (an old kernel, a container's seccomp
+        // profile); CI runs where io_uring works.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "io_uring is unavailable on this machine, and CI=true requires it"
+        );
+        eprintln!("note: the kernel refuses io_uring here: test skipped");
+        return;
+    }
     std::thread::spawn(|| {
         refuse_io_uring_on_this_thread();
         assert!(!EventBase::method_available(Method::IoUring));
@@ -131,4 +137,24 @@ fn show_method_says_why_io_uring_was_skipped() {
         stderr.contains("[msg] libevent using: poll"),
         "no method shown: {stderr}"
     );
+}
+
+/// Asking whether io_uring is available leaves the calling thread alone: the kernel's teardown of
+/// the probe's ring notifies the thread that used it, which made that thread's next timed blocking
+/// read fail with EINTR (about one time in six) while the probe ran on the caller's thread.
+#[test]
+fn probing_io_uring_does_not_interrupt_the_callers_next_read() {
+    use std::io::{ErrorKind, Read};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+    let (mut a, _b) = UnixStream::pair().unwrap();
+    a.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    for round in 0..30 {
+        let _ = EventBase::method_available(Method::IoUring);
+        let e = a.read(&mut [0u8; 1]).unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "round {round}: the read failed with {e}"
+        );
+    }
 }

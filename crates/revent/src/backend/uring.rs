@@ -435,6 +435,22 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::time::Instant;
 
+    /// A ring, or `None` (the test is skipped) where the kernel refuses io_uring: an old kernel, a
+    /// container's seccomp profile. Under CI (`CI=true`) that fails instead.
+    fn ring() -> Option<Uring> {
+        match Uring::new() {
+            Ok(u) => Some(u),
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "io_uring is unavailable ({e}), and CI=true requires it"
+                );
+                eprintln!("note: the kernel refuses io_uring here ({e}): test skipped");
+                None
+            }
+        }
+    }
+
     fn pair() -> (UnixStream, UnixStream) {
         let (a, b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
@@ -457,7 +473,7 @@ mod tests {
     /// Level-triggered: an fd left readable is reported by every wait, and no longer once drained.
     #[test]
     fn level_rereports_an_undrained_fd() {
-        let mut u = Uring::new().unwrap();
+        let Some(mut u) = ring() else { return };
         let (mut a, mut b) = pair();
         u.update(a.as_raw_fd(), What::READ).unwrap();
         assert!(wait_ms(&mut u, 0).is_empty(), "nothing to read yet");
@@ -486,7 +502,7 @@ mod tests {
     /// ET: reported once per arrival, not again while the data stays unread.
     #[test]
     fn edge_triggered_is_not_rereported() {
-        let mut u = Uring::new().unwrap();
+        let Some(mut u) = ring() else { return };
         let (a, mut b) = pair();
         u.update(a.as_raw_fd(), What::READ | What::ET).unwrap();
         b.write_all(b"x").unwrap();
@@ -505,7 +521,7 @@ mod tests {
     /// Adds and changes of interest cost no syscall of their own: the wait's one enter carries them.
     #[test]
     fn interest_changes_go_with_the_wait() {
-        let mut u = Uring::new().unwrap();
+        let Some(mut u) = ring() else { return };
         let (a, mut b) = pair();
         let (c, _d) = pair();
         u.update(a.as_raw_fd(), What::READ).unwrap();
@@ -535,7 +551,7 @@ mod tests {
     /// given to another socket, is not reported for the new one.
     #[test]
     fn stale_completion_after_fd_reuse_is_ignored() {
-        let mut u = Uring::new().unwrap();
+        let Some(mut u) = ring() else { return };
         let (a, mut b) = pair();
         let (fresh, _fresh_peer) = pair();
         let fd = a.as_raw_fd();
@@ -560,7 +576,7 @@ mod tests {
     /// An fd closed before its poll was submitted is reported invalid, as poll's POLLNVAL.
     #[test]
     fn closed_fd_is_reported_invalid() {
-        let mut u = Uring::new().unwrap();
+        let Some(mut u) = ring() else { return };
         let (a, _b) = pair();
         // A number that is surely not open: a dup far above the numbers the other tests of this
         // binary get (they take the lowest free ones), then closed.
@@ -581,6 +597,9 @@ mod tests {
     /// wait collects them all, none lost, each fd once.
     #[test]
     fn completion_queue_overflow_loses_nothing() {
+        if ring().is_none() {
+            return;
+        }
         let ring = IoUring::builder().setup_cqsize(8).build(8).unwrap();
         let mut u = Uring {
             ring,
@@ -605,7 +624,7 @@ mod tests {
     /// than expiring at once.
     #[test]
     fn huge_timeout_waits() {
-        let mut u = Uring::new().unwrap();
+        let Some(mut u) = ring() else { return };
         let (a, b) = pair();
         u.update(a.as_raw_fd(), What::READ).unwrap();
         let t = std::thread::spawn(move || {
@@ -627,7 +646,7 @@ mod tests {
     /// kernel gives up on a request) is simply armed again.
     #[test]
     fn foreign_cancellation_rearms() {
-        let mut u = Uring::new().unwrap();
+        let Some(mut u) = ring() else { return };
         let (a, mut b) = pair();
         let fd = a.as_raw_fd();
         u.update(fd, What::READ).unwrap();
@@ -654,7 +673,7 @@ mod tests {
     /// A signal during the wait ends it without an error and with nothing ready.
     #[test]
     fn interrupted_wait_is_not_an_error() {
-        let mut u = Uring::new().unwrap();
+        let Some(mut u) = ring() else { return };
         let saved = crate::sys::install_handler(libc::SIGUSR2, on_signal).unwrap();
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() } as usize;
@@ -681,7 +700,7 @@ mod tests {
     #[test]
     fn drop_releases_the_files_at_once() {
         for reinit in [false, true] {
-            let mut u = Uring::new().unwrap();
+            let Some(mut u) = ring() else { return };
             let (a, mut b) = pair();
             u.update(a.as_raw_fd(), What::READ).unwrap();
             assert!(wait_ms(&mut u, 0).is_empty()); // the poll is in flight now
@@ -703,7 +722,7 @@ mod tests {
     /// parent's polls alone: the ring is the parent's.
     #[test]
     fn child_drop_leaves_the_parents_polls_alone() {
-        let mut u = Uring::new().unwrap();
+        let Some(mut u) = ring() else { return };
         let (a, mut b) = pair();
         u.update(a.as_raw_fd(), What::READ).unwrap();
         assert!(wait_ms(&mut u, 0).is_empty()); // the poll is in flight now
@@ -730,7 +749,7 @@ mod tests {
     /// After fork (here: simply on demand) a new ring polls every watched fd again.
     #[test]
     fn reinit_polls_everything_again() {
-        let mut u = Uring::new().unwrap();
+        let Some(mut u) = ring() else { return };
         let (a, mut b) = pair();
         u.update(a.as_raw_fd(), What::READ | What::ET).unwrap();
         assert!(wait_ms(&mut u, 0).is_empty());

@@ -212,8 +212,22 @@ impl EventBase {
     }
 
     /// Whether a method is available on this machine (for tests and tools).
+    ///
+    /// io_uring is tried on a short-lived thread of its own: when a ring closes, the kernel's
+    /// teardown posts work to every thread that used it, and that notice makes the thread's next
+    /// blocking syscall with a timeout (a socket read under `SO_RCVTIMEO`, say) fail with EINTR
+    /// once. The probe thread takes that notice instead of the caller, and inherits the caller's
+    /// seccomp filters, so the answer is the caller's.
     pub fn method_available(m: Method) -> bool {
-        crate::backend::Backend::new(m).is_ok()
+        if m != Method::IoUring {
+            return crate::backend::Backend::new(m).is_ok();
+        }
+        std::thread::Builder::new()
+            .name("revent-uring-probe".into())
+            .spawn(|| crate::backend::Backend::new(Method::IoUring).is_ok())
+            .ok()
+            .and_then(|t| t.join().ok())
+            .unwrap_or(false)
     }
 
     /// The backend's name: "epoll", "io_uring", "poll" or "select".
