@@ -116,6 +116,19 @@ impl FakeServer {
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// How many queries the server has seen, once it has seen at least `n` (its thread records
+    /// them a moment after they are sent) or 10 s have passed.
+    pub fn seen_at_least(&self, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let len = self.seen.lock().unwrap().len();
+            if len >= n || std::time::Instant::now() >= deadline {
+                return len;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Drop for FakeServer {
