@@ -25,6 +25,54 @@ pub enum Command {
     Echo(EchoArgs),
     /// Answer "Hello, World!\n" and close (libevent's hello-world sample)
     Hello(HelloArgs),
+    /// Resolve names (and addresses, in reverse) with revent-dns, all at once
+    #[command(long_about = RESOLVE_ABOUT)]
+    Resolve(ResolveArgs),
+}
+
+const RESOLVE_ABOUT: &str = "Resolve names with revent-dns, all of them concurrently.
+
+Each NAME is looked up for its IPv4 and IPv6 addresses (through the search list); a NAME that is an
+IP address is looked up in reverse (PTR). One line per NAME, in the order given: its addresses or
+host names, or the error (NXDOMAIN, SERVFAIL, TIMEOUT, ...). The nameservers are those of
+/etc/resolv.conf unless --server names others. Exits 1 if any lookup failed.";
+
+#[derive(Args, Debug, Clone)]
+pub struct ResolveArgs {
+    /// Nameserver to ask, IP:PORT or IP (port 53); repeat for several [default: /etc/resolv.conf's]
+    #[arg(long, value_name = "IP:PORT", value_parser = server)]
+    pub server: Vec<SocketAddr>,
+
+    /// Only IPv4 addresses (A records)
+    #[arg(short = '4', long, conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Only IPv6 addresses (AAAA records)
+    #[arg(short = '6', long)]
+    pub ipv6: bool,
+
+    /// Seconds to wait for each attempt [default: resolv.conf's, else 5]
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    pub timeout: Option<Duration>,
+
+    /// Attempts per query before it fails with TIMEOUT [default: resolv.conf's, else 3]
+    #[arg(long, value_name = "N")]
+    pub attempts: Option<u32>,
+
+    /// Queries in flight at once; the rest wait [default: 64]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub max_inflight: Option<usize>,
+
+    /// Names (or addresses) to resolve
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+/// A nameserver: `IP:PORT`, `[IPv6]:PORT`, or a bare IP for port 53.
+fn server(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("not IP:PORT or IP: {s:?}"))
 }
 
 const ECHO_ABOUT: &str = "Echo every byte back (the seed's service).
@@ -138,6 +186,35 @@ mod tests {
 
     fn parse(argv: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("revent").chain(argv.iter().copied()))
+    }
+
+    #[test]
+    fn resolve_options_parse() {
+        let argv = [
+            "resolve",
+            "--server",
+            "127.0.0.1:5353",
+            "--server",
+            "::1",
+            "-4",
+            "a",
+            "b",
+        ];
+        let Command::Resolve(a) = parse(&argv).unwrap().command else {
+            panic!("not resolve")
+        };
+        assert_eq!(
+            a.server,
+            [
+                "127.0.0.1:5353".parse().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        assert!(a.ipv4 && !a.ipv6);
+        assert_eq!(a.names, ["a", "b"]);
+        assert!(parse(&["resolve"]).is_err(), "a name is required");
+        assert!(parse(&["resolve", "--server", "nonsense", "a"]).is_err());
+        assert!(parse(&["resolve", "-4", "-6", "a"]).is_err());
     }
 
     #[test]

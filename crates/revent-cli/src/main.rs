@@ -1,11 +1,12 @@
 //! `revent`: services built on revent. `revent echo` is the seed's echo service (the project's main
-//! job); `revent hello` is libevent's hello-world sample. `revent <command> --help` lists each one's
-//! options.
+//! job); `revent hello` is libevent's hello-world sample; `revent resolve` looks names up with
+//! revent-dns. `revent <command> --help` lists each one's options.
 
 mod args;
 mod echo;
 mod hello;
 mod logger;
+mod resolve;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -18,6 +19,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Echo(a) => echo::run(&a),
         Command::Hello(a) => hello::run(a.socket_addr()),
+        Command::Resolve(a) => match resolve::run(&a) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,1126 @@
+//! The resolver: requests, their transmissions, nameserver failover, and the calls back.
+//!
+//! # How a request runs
+//! A request is a list of candidate names (the search list applied to the name asked for) and a
+//! callback. At most [`ResolvConf::max_inflight`] requests wait for replies at once; the others
+//! queue in order. A request in flight has one *transmission* at a time: a fresh UDP socket (so a
+//! kernel-chosen port of its own), connected to one nameserver, carrying a query with a random
+//! transaction id and the name in a random 0x20 case, and the request's timer armed with the
+//! timeout. Datagrams that are not the reply to exactly that question are dropped and the request
+//! keeps waiting.
+//!
+//! - **Timeout**: the transmission is dropped and, unless the request has been sent `attempts`
+//!   times, sent again to the next nameserver. So a request fails with [`DnsError::Timeout`] after
+//!   at most `attempts × timeout` however many servers are down.
+//! - **SERVFAIL, REFUSED, NOTIMP**: sent at once to the next nameserver that has not answered so
+//!   for this name (this does not use up an attempt); when all have, that error is the result.
+//! - **NXDOMAIN, no records**: the next candidate name, if any.
+//! - **TC set**: the same question over TCP to the same server (or [`DnsError::Truncated`] if TCP is
+//!   turned off).
+//!
+//! A nameserver that times out `max_timeouts` times in a row is marked down: requests start at the
+//! servers that are up (all of them are used when none is). A down server is probed (a query for
+//! the root's A records), first after [`ResolvConf::initial_probe_timeout`] (10 s) and then three
+//! times less often each time, up to an hour; any reply to a probe, or any answer to a request that
+//! used the server anyway, brings it back. Probes run only while requests are pending: an idle
+//! resolver keeps no event in the base, so `dispatch` returns once the last request is done.
+//!
+//! # Callbacks
+//! The callback of a request runs exactly once, from the loop, never from inside the call that
+//! made the request, unless the request is cancelled with [`Request::cancel`] first (from anywhere,
+//! including another request's callback). The resolver's state is never borrowed while a callback
+//! runs, so a callback may make or cancel requests freely.
+
+use crate::answer::Answer;
+use crate::conf::ResolvConf;
+use crate::error::DnsError;
+use crate::hosts::Hosts;
+use crate::rng::Rng;
+use crate::wire::{self, Kind, Verdict};
+use hickory_proto::rr::Name;
+use revent::{EventBase, EventId, Fired, What};
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+/// What a request's callback receives.
+pub type Outcome = Result<Answer, DnsError>;
+type Callback = Box<dyn FnOnce(&mut EventBase, Outcome)>;
+
+const PROBE_MAX: Duration = Duration::from_secs(3600);
+/// The largest DNS message: 2-byte TCP length prefix, and the UDP receive buffer.
+const MAX_MESSAGE: usize = 65535;
+
+/// An asynchronous DNS resolver (libevent's `evdns_base`) whose requests run on an
+/// [`EventBase`]. Cloning it gives another handle to the same resolver.
+///
+/// Use one resolver with one base at a time: the events of its requests live in the base given
+/// to each call. If that base is dropped, the requests pending in it go with it (their callbacks
+/// never run) and the resolver can go on with another base.
+///
+/// ```
+/// use revent::EventBase;
+/// use revent_dns::{DnsError, ResolvConf, Resolver};
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// let mut base = EventBase::new().unwrap();
+/// // No nameserver: requests fail (from the loop) with NoNameservers, and nothing is sent.
+/// let resolver = Resolver::new(ResolvConf::new());
+/// let seen = Rc::new(Cell::new(None));
+/// let s = seen.clone();
+/// resolver.resolve_ipv4(&mut base, "example.com", move |_base, r| s.set(Some(r.unwrap_err())));
+/// assert_eq!(seen.get(), None, "callbacks run from the loop only");
+/// base.dispatch().unwrap();
+/// assert_eq!(seen.get(), Some(DnsError::NoNameservers));
+/// ```
+///
+/// Against a nameserver (here a local one on port 5353):
+///
+/// ```no_run
+/// use revent::EventBase;
+/// use revent_dns::{ResolvConf, Resolver};
+///
+/// let mut base = EventBase::new().unwrap();
+/// let conf = ResolvConf::new().with_nameserver("127.0.0.1:5353".parse().unwrap());
+/// let resolver = Resolver::new(conf);
+/// resolver.resolve_ipv4(&mut base, "www.example.com", |_base, result| match result {
+///     Ok(answer) => println!("{:?}", answer.addrs()),
+///     Err(e) => println!("error: {e}"),
+/// });
+/// base.dispatch().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Resolver {
+    inner: Rc<RefCell<Inner>>,
+}
+
+/// A pending request, to cancel it. Dropping it does not cancel anything.
+///
+/// ```
+/// use revent::EventBase;
+/// use revent_dns::{ResolvConf, Resolver};
+/// let mut base = EventBase::new().unwrap();
+/// let resolver = Resolver::new(ResolvConf::new());
+/// let req = resolver.resolve_ipv6(&mut base, "example.com", |_, _| unreachable!("cancelled"));
+/// assert!(req.cancel(&mut base));
+/// assert!(!req.cancel(&mut base), "only once");
+/// base.dispatch().unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Request {
+    inner: Weak<RefCell<Inner>>,
+    key: u64,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.inner.borrow();
+        f.debug_struct("Resolver")
+            .field("nameservers", &inner.conf.nameservers())
+            .field("requests", &inner.reqs.len())
+            .field("inflight", &inner.inflight)
+            .finish()
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    timeouts: u32,
+    down: bool,
+    /// The probe's timer while the server is down.
+    probe_timer: Option<EventId>,
+    probe: Option<Tx>,
+    backoff: Duration,
+}
+
+/// One query on the wire: its socket, the event watching it, and the question it asked.
+struct Tx {
+    id: u16,
+    qname: Name,
+    kind: Kind,
+    ev: EventId,
+    io: Io,
+}
+
+enum Io {
+    Udp(UdpSocket),
+    Tcp {
+        stream: TcpStream,
+        connected: bool,
+        out: Vec<u8>,
+        written: usize,
+        input: Vec<u8>,
+    },
+}
+
+struct Req {
+    kind: Kind,
+    names: Vec<Name>,
+    /// Index of the candidate name being asked.
+    cur: usize,
+    cb: Option<Callback>,
+    /// In flight (counted in `inflight`), as opposed to queued or about to fail.
+    started: bool,
+    timer: Option<EventId>,
+    tx: Option<Tx>,
+    /// Transmissions of the current name.
+    sent: u32,
+    /// Servers that answered SERVFAIL/REFUSED/NOTIMP for the current name.
+    failed: u64,
+    server: usize,
+    /// Set once a candidate name had no records of the type (preferred to NXDOMAIN at the end).
+    nodata: bool,
+}
+
+struct Inner {
+    me: Weak<RefCell<Inner>>,
+    conf: ResolvConf,
+    servers: Vec<Server>,
+    reqs: HashMap<u64, Req>,
+    next_key: u64,
+    inflight: usize,
+    queue: VecDeque<u64>,
+    rng: Rng,
+    rotate_next: usize,
+    buf: Vec<u8>,
+    /// Finished requests whose callbacks are still to run (outside the borrow).
+    done: VecDeque<(u64, Callback, Outcome)>,
+    shut: bool,
+    hosts: Hosts,
+    /// An event never added, in the base the resolver's events live in; its callback owns the
+    /// `Rc` this `Weak` points to, so the `Weak` dies with the base.
+    marker: Option<(EventId, Weak<()>)>,
+}
+
+impl Resolver {
+    /// A resolver with this configuration. Nothing is opened until the first request.
+    pub fn new(conf: ResolvConf) -> Resolver {
+        let servers = conf
+            .nameservers()
+            .iter()
+            .map(|&addr| Server {
+                addr,
+                timeouts: 0,
+                down: false,
+                probe_timer: None,
+                probe: None,
+                backoff: conf.initial_probe_timeout(),
+            })
+            .collect();
+        let inner = Rc::new_cyclic(|me| {
+            RefCell::new(Inner {
+                me: me.clone(),
+                conf,
+                servers,
+                reqs: HashMap::new(),
+                next_key: 1,
+                inflight: 0,
+                queue: VecDeque::new(),
+                rng: Rng::new(),
+                rotate_next: 0,
+                buf: vec![0; MAX_MESSAGE],
+                done: VecDeque::new(),
+                shut: false,
+                hosts: Hosts::new(),
+                marker: None,
+            })
+        });
+        Resolver { inner }
+    }
+
+    /// A resolver configured from `/etc/resolv.conf` ([`ResolvConf::system`]), with the names of
+    /// `/etc/hosts` for [`getaddrinfo`](Self::getaddrinfo).
+    pub fn system() -> Resolver {
+        let r = Resolver::new(ResolvConf::system());
+        r.set_hosts(Hosts::system());
+        r
+    }
+
+    /// Sets the hosts file that [`getaddrinfo`](Self::getaddrinfo) answers from before asking a
+    /// server (libevent's `evdns_base_load_hosts`). A new resolver has none.
+    pub fn set_hosts(&self, hosts: Hosts) {
+        self.inner.borrow_mut().hosts = hosts;
+    }
+
+    pub(crate) fn hosts_lookup(&self, name: &str) -> Vec<IpAddr> {
+        self.inner.borrow().hosts.lookup(name).to_vec()
+    }
+
+    /// The configuration.
+    pub fn conf(&self) -> ResolvConf {
+        self.inner.borrow().conf.clone()
+    }
+
+    /// Looks up the IPv4 addresses (A records) of `name`, through the search list unless the
+    /// name ends with a dot. `cb` runs once, from the loop, with the addresses or the error.
+    pub fn resolve_ipv4<F>(&self, base: &mut EventBase, name: &str, cb: F) -> Request
+    where
+        F: FnOnce(&mut EventBase, Outcome) + 'static,
+    {
+        self.submit(base, Kind::A, name, Box::new(cb))
+    }
+
+    /// Looks up the IPv6 addresses (AAAA records) of `name`, as [`resolve_ipv4`](Self::resolve_ipv4).
+    pub fn resolve_ipv6<F>(&self, base: &mut EventBase, name: &str, cb: F) -> Request
+    where
+        F: FnOnce(&mut EventBase, Outcome) + 'static,
+    {
+        self.submit(base, Kind::Aaaa, name, Box::new(cb))
+    }
+
+    /// Looks up the host names of an address (PTR records under `in-addr.arpa` or `ip6.arpa`).
+    pub fn resolve_reverse<F>(&self, base: &mut EventBase, addr: IpAddr, cb: F) -> Request
+    where
+        F: FnOnce(&mut EventBase, Outcome) + 'static,
+    {
+        self.submit(base, Kind::Ptr, &wire::reverse_name(addr), Box::new(cb))
+    }
+
+    /// How many requests have not yet finished (in flight and queued).
+    pub fn pending(&self) -> usize {
+        self.inner.borrow().reqs.len()
+    }
+
+    /// How many requests are in flight (waiting for a reply); the rest of
+    /// [`pending`](Self::pending) are queued.
+    pub fn inflight(&self) -> usize {
+        self.inner.borrow().inflight
+    }
+
+    /// Which nameservers are marked down (by their position in the configuration).
+    pub fn servers_down(&self) -> Vec<bool> {
+        self.inner.borrow().servers.iter().map(|s| s.down).collect()
+    }
+
+    /// Stops the resolver (libevent's `evdns_base_free`): every pending request ends, its
+    /// callback run with [`DnsError::Shutdown`] if `fail_requests` (from inside this call), or
+    /// dropped; probes stop and sockets close. Later requests fail with `Shutdown`.
+    pub fn shutdown(&self, base: &mut EventBase, fail_requests: bool) {
+        {
+            let mut inner = self.inner.borrow_mut();
+            let stale = inner.bind(base);
+            inner.shut = true;
+            inner.queue.clear();
+            inner.inflight = 0;
+            // In the order they were made.
+            let mut keys: Vec<u64> = inner.reqs.keys().copied().collect();
+            keys.sort_unstable();
+            let mut dropped = Vec::new();
+            for key in keys {
+                if let Some(mut req) = inner.reqs.remove(&key) {
+                    inner.teardown(base, &mut req);
+                    if let Some(cb) = req.cb.take() {
+                        if fail_requests {
+                            inner.done.push_back((key, cb, Err(DnsError::Shutdown)));
+                        } else {
+                            dropped.push(cb);
+                        }
+                    }
+                }
+            }
+            for i in 0..inner.servers.len() {
+                inner.stop_probe(base, i);
+            }
+            drop(inner);
+            drop(dropped);
+            drop(stale);
+        }
+        run_done(&self.inner, base);
+    }
+
+    fn submit(&self, base: &mut EventBase, kind: Kind, name: &str, cb: Callback) -> Request {
+        let (key, stale) = {
+            let mut inner = self.inner.borrow_mut();
+            let stale = inner.bind(base);
+            let key = inner.next_key;
+            inner.next_key += 1;
+            let names = if kind == Kind::Ptr {
+                wire::fqdn(name).into_iter().collect()
+            } else {
+                candidates(name, &inner.conf)
+            };
+            let doomed = if inner.shut {
+                Some(DnsError::Shutdown)
+            } else if names.is_empty() {
+                Some(DnsError::InvalidName)
+            } else if inner.servers.is_empty() {
+                Some(DnsError::NoNameservers)
+            } else {
+                None
+            };
+            inner.reqs.insert(
+                key,
+                Req {
+                    kind,
+                    names,
+                    cur: 0,
+                    cb: Some(cb),
+                    started: false,
+                    timer: None,
+                    tx: None,
+                    sent: 0,
+                    failed: 0,
+                    server: 0,
+                    nodata: false,
+                },
+            );
+            if let Some(err) = doomed {
+                // Reported from the loop, like every outcome; cancellable until then.
+                let rc = self.inner.clone();
+                let scheduled = base.once(-1, What::NONE, None, move |base, _| {
+                    rc.borrow_mut().finish(base, key, Err(err));
+                    run_done(&rc, base);
+                });
+                if scheduled.is_err() {
+                    inner.finish(base, key, Err(err));
+                }
+            } else if inner.inflight < inner.conf.max_inflight() {
+                inner.start(base, key);
+            } else {
+                inner.queue.push_back(key);
+            }
+            (key, stale)
+        };
+        // The callbacks of requests whose base is gone, dropped with the state unborrowed.
+        drop(stale);
+        // Requests that failed while being made (the base could not take their events) are
+        // reported from the loop too.
+        if !self.inner.borrow().done.is_empty() {
+            let rc = self.inner.clone();
+            let _ = base.once(-1, What::NONE, None, move |base, _| run_done(&rc, base));
+        }
+        Request {
+            inner: Rc::downgrade(&self.inner),
+            key,
+        }
+    }
+}
+
+impl Request {
+    /// Cancels the request (libevent's `evdns_cancel_request`, except that the callback is
+    /// dropped without running). Works from anywhere, including another request's callback; a
+    /// request whose callback already ran, or is running, is not cancelled. Returns whether it was.
+    pub fn cancel(&self, base: &mut EventBase) -> bool {
+        self.take(base).is_some()
+    }
+
+    /// Cancels the request as libevent does: its callback runs from the loop with
+    /// [`DnsError::Cancelled`]. Returns whether the request was still pending.
+    pub fn cancel_and_notify(&self, base: &mut EventBase) -> bool {
+        let Some(cb) = self.take(base) else {
+            return false;
+        };
+        let mut cb = Some(cb);
+        let scheduled = base.once(-1, What::NONE, None, {
+            let mut slot = cb.take();
+            move |base, _| {
+                if let Some(cb) = slot.take() {
+                    cb(base, Err(DnsError::Cancelled))
+                }
+            }
+        });
+        if scheduled.is_err() {
+            if let Some(cb) = cb {
+                cb(base, Err(DnsError::Cancelled));
+            }
+        }
+        true
+    }
+
+    fn take(&self, base: &mut EventBase) -> Option<Callback> {
+        let rc = self.inner.upgrade()?;
+        let mut inner = rc.borrow_mut();
+        let stale = inner.bind(base);
+        if !stale.is_empty() {
+            // The request's base is gone, and the request with it.
+            drop(inner);
+            drop(stale);
+            return None;
+        }
+        if let Some(mut req) = inner.reqs.remove(&self.key) {
+            inner.teardown(base, &mut req);
+            inner.queue.retain(|&k| k != self.key);
+            if req.started {
+                inner.inflight -= 1;
+                inner.start_queued(base);
+            }
+            inner.stop_probes_if_idle(base);
+            let cb = req.cb.take();
+            drop(inner);
+            run_done(&rc, base);
+            return cb;
+        }
+        let pos = inner.done.iter().position(|(k, _, _)| *k == self.key)?;
+        inner.done.remove(pos).map(|(_, cb, _)| cb)
+    }
+}
+
+/// Runs the callbacks of finished requests, one at a time, with the state not borrowed.
+fn run_done(rc: &Rc<RefCell<Inner>>, base: &mut EventBase) {
+    loop {
+        let next = rc.borrow_mut().done.pop_front();
+        match next {
+            Some((_, cb, r)) => cb(base, r),
+            None => break,
+        }
+    }
+}
+
+/// The names to ask, in order, for `name` (libevent's search rules): as it is if it ends with a
+/// dot; else, with the search domains appended, after the name as it is if it has at least
+/// `ndots` dots, or before it otherwise.
+fn candidates(name: &str, conf: &ResolvConf) -> Vec<Name> {
+    let Some(plain) = wire::fqdn(name) else {
+        return Vec::new();
+    };
+    if name.ends_with('.') || conf.search().is_empty() {
+        return vec![plain];
+    }
+    let searched = conf
+        .search()
+        .iter()
+        .filter_map(|d| wire::fqdn(&format!("{name}.{d}")));
+    let mut out: Vec<Name> = Vec::new();
+    if name.matches('.').count() as u32 >= conf.ndots() {
+        out.push(plain);
+        out.extend(searched);
+    } else {
+        out.extend(searched);
+        out.push(plain);
+    }
+    let mut unique: Vec<Name> = Vec::with_capacity(out.len());
+    for n in out {
+        if !unique.contains(&n) {
+            unique.push(n);
+        }
+    }
+    unique
+}
+
+/// A persistent event on `fd`, added; freed again if it cannot be added.
+fn watch<F>(base: &mut EventBase, fd: RawFd, what: What, cb: F) -> io::Result<EventId>
+where
+    F: FnMut(&mut EventBase, Fired) + 'static,
+{
+    let ev = base.new_event(fd, what, cb).map_err(io::Error::other)?;
+    if let Err(e) = base.add(ev, None) {
+        let _ = base.free(ev);
+        return Err(io::Error::other(e));
+    }
+    Ok(ev)
+}
+
+fn bind_udp(to: SocketAddr) -> io::Result<UdpSocket> {
+    let local: SocketAddr = match to {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let sock = UdpSocket::bind(local)?;
+    sock.set_nonblocking(true)?;
+    sock.connect(to)?;
+    Ok(sock)
+}
+
+fn connect_tcp(to: SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_nonblocking(true)?;
+    match sock.connect(&to.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(sock.into())
+}
+
+/// What happened to a transmission, for the request that made it.
+enum Event {
+    Verdict(Verdict),
+    /// The transmission is dead (timeout, refused, a TCP connection that failed or sent garbage).
+    Failed {
+        timeout: bool,
+    },
+    /// No transmission could be made (no socket, no event): an attempt used up, no server blamed.
+    LocalError,
+}
+
+impl Inner {
+    /// Makes sure the state belongs to `base`'s lifetime: if the base that the resolver's events
+    /// lived in was dropped, everything that referred to its events is forgotten (those events
+    /// are gone; their ids must never be used in another base). Returns the callbacks of the
+    /// requests that went with it, to drop once the state is no longer borrowed. A resolver used
+    /// with two live bases at once is still a mistake that this cannot see.
+    fn bind(&mut self, base: &mut EventBase) -> Vec<Callback> {
+        if self
+            .marker
+            .as_ref()
+            .is_some_and(|(_, w)| w.strong_count() > 0)
+        {
+            return Vec::new();
+        }
+        let mut stale = Vec::new();
+        if self.marker.is_some() {
+            stale.extend(self.reqs.drain().filter_map(|(_, mut r)| r.cb.take()));
+            stale.extend(self.done.drain(..).map(|(_, cb, _)| cb));
+            self.queue.clear();
+            self.inflight = 0;
+            for s in &mut self.servers {
+                s.probe_timer = None;
+                s.probe = None;
+            }
+        }
+        let token = Rc::new(());
+        let weak = Rc::downgrade(&token);
+        // Never added: it holds the token, and no fd, timer or slot in the loop's count.
+        let id = base.new_timer(move |_, _| {
+            let _ = &token;
+        });
+        self.marker = Some((id, weak));
+        stale
+    }
+
+    fn rc(&self) -> Rc<RefCell<Inner>> {
+        self.me.upgrade().expect("called through a live Rc")
+    }
+
+    /// Where a new request starts: the first server that is up, counting from the first (or, with
+    /// `rotate`, from the next in turn).
+    fn first_server(&mut self) -> usize {
+        let n = self.servers.len();
+        if n == 0 {
+            return 0;
+        }
+        let start = if self.conf.rotate() {
+            self.rotate_next = (self.rotate_next + 1) % n;
+            (self.rotate_next + n - 1) % n
+        } else {
+            0
+        };
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&s| !self.servers[s].down)
+            .unwrap_or(start)
+    }
+
+    /// The server after `from` for a request, skipping those in `failed` and preferring those up.
+    fn next_server(&self, from: usize, failed: u64) -> Option<usize> {
+        let n = self.servers.len();
+        let order = (1..=n).map(|i| (from + i) % n);
+        let usable = |s: &usize| failed & (1u64 << s) == 0;
+        order
+            .clone()
+            .filter(usable)
+            .find(|&s| !self.servers[s].down)
+            .or_else(|| order.clone().find(usable))
+    }
+
+    fn start(&mut self, base: &mut EventBase, key: u64) {
+        let rc = self.rc();
+        let timer = base.new_timer(move |base, _| {
+            rc.borrow_mut()
+                .on_event(base, key, Event::Failed { timeout: true });
+            run_done(&rc, base);
+        });
+        let Some(req) = self.reqs.get_mut(&key) else {
+            let _ = base.free(timer);
+            return;
+        };
+        req.started = true;
+        req.timer = Some(timer);
+        self.inflight += 1;
+        let server = self.first_server();
+        if let Some(req) = self.reqs.get_mut(&key) {
+            req.server = server;
+        }
+        for s in 0..self.servers.len() {
+            self.schedule_probe(base, s);
+        }
+        self.transmit(base, key);
+    }
+
+    fn start_queued(&mut self, base: &mut EventBase) {
+        while self.inflight < self.conf.max_inflight() {
+            let Some(key) = self.queue.pop_front() else {
+                break;
+            };
+            if self.reqs.get(&key).is_some_and(|r| !r.started) {
+                self.start(base, key);
+            }
+        }
+    }
+
+    /// Sends the request's current name to its current server over UDP.
+    fn transmit(&mut self, base: &mut EventBase, key: u64) {
+        let id = self.rng.u16();
+        let Some(req) = self.reqs.get_mut(&key) else {
+            return;
+        };
+        if let Some(tx) = req.tx.take() {
+            let _ = base.free(tx.ev);
+        }
+        req.sent += 1;
+        let rng = &mut self.rng;
+        let qname = wire::randomize_case(&req.names[req.cur], || rng.bit());
+        let addr = self.servers[req.server].addr;
+        let kind = req.kind;
+        let sent = wire::encode_query(id, &qname, kind)
+            .ok_or_else(|| io::Error::other("cannot encode"))
+            .and_then(|q| {
+                let sock = bind_udp(addr)?;
+                sock.send(&q)?;
+                Ok(sock)
+            });
+        let armed = sent.and_then(|sock| {
+            let rc = self.rc();
+            let ev = watch(
+                base,
+                sock.as_raw_fd(),
+                What::READ | What::PERSIST,
+                move |base, _| {
+                    rc.borrow_mut().on_udp_readable(base, key);
+                    run_done(&rc, base);
+                },
+            )?;
+            Ok(Tx {
+                id,
+                qname,
+                kind,
+                ev,
+                io: Io::Udp(sock),
+            })
+        });
+        self.arm(base, key, armed);
+    }
+
+    /// Records the new transmission and re-arms the request's timer; a transmission that could
+    /// not be made counts as one that failed at once.
+    fn arm(&mut self, base: &mut EventBase, key: u64, tx: io::Result<Tx>) {
+        let timeout = self.conf.timeout();
+        let Some(req) = self.reqs.get_mut(&key) else {
+            if let Ok(tx) = tx {
+                let _ = base.free(tx.ev);
+            }
+            return;
+        };
+        match tx {
+            Ok(tx) => {
+                req.tx = Some(tx);
+                if let Some(t) = req.timer {
+                    let _ = base.add(t, Some(timeout));
+                }
+            }
+            Err(_) => self.on_event(base, key, Event::LocalError),
+        }
+    }
+
+    /// Asks the request's current question again over TCP, to the same server.
+    fn transmit_tcp(&mut self, base: &mut EventBase, key: u64) {
+        let id = self.rng.u16();
+        let Some(req) = self.reqs.get_mut(&key) else {
+            return;
+        };
+        if let Some(tx) = req.tx.take() {
+            let _ = base.free(tx.ev);
+        }
+        let rng = &mut self.rng;
+        let qname = wire::randomize_case(&req.names[req.cur], || rng.bit());
+        let addr = self.servers[req.server].addr;
+        let kind = req.kind;
+        let made = wire::encode_query(id, &qname, kind)
+            .ok_or_else(|| io::Error::other("cannot encode"))
+            .and_then(|q| {
+                let stream = connect_tcp(addr)?;
+                let mut out = Vec::with_capacity(q.len() + 2);
+                out.extend_from_slice(&(q.len() as u16).to_be_bytes());
+                out.extend_from_slice(&q);
+                let rc = self.rc();
+                let ev = watch(
+                    base,
+                    stream.as_raw_fd(),
+                    What::WRITE | What::PERSIST,
+                    move |base, fired| {
+                        rc.borrow_mut().on_tcp(base, key, fired.what);
+                        run_done(&rc, base);
+                    },
+                )?;
+                Ok(Tx {
+                    id,
+                    qname,
+                    kind,
+                    ev,
+                    io: Io::Tcp {
+                        stream,
+                        connected: false,
+                        out,
+                        written: 0,
+                        input: Vec::new(),
+                    },
+                })
+            });
+        self.arm(base, key, made);
+    }
+
+    fn on_udp_readable(&mut self, base: &mut EventBase, key: u64) {
+        let mut buf = std::mem::take(&mut self.buf);
+        // A bounded number of datagrams a wake-up, so a flood of junk cannot hold the loop (the
+        // event is level-triggered: the rest wake it again).
+        let mut budget = 64;
+        let event = loop {
+            if budget == 0 {
+                break None;
+            }
+            budget -= 1;
+            let Some(Tx {
+                io: Io::Udp(sock),
+                id,
+                qname,
+                kind,
+                ..
+            }) = self.reqs.get(&key).and_then(|r| r.tx.as_ref())
+            else {
+                break None;
+            };
+            match sock.recv(&mut buf) {
+                Ok(n) => match wire::check_reply(&buf[..n], *id, qname, *kind, false) {
+                    Verdict::Ignore => continue,
+                    v => break Some(Event::Verdict(v)),
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // ICMP port unreachable and the like: this server will not answer.
+                Err(_) => break Some(Event::Failed { timeout: false }),
+            }
+        };
+        self.buf = buf;
+        if let Some(event) = event {
+            self.on_event(base, key, event);
+        }
+    }
+
+    fn on_tcp(&mut self, base: &mut EventBase, key: u64, what: What) {
+        let rc = self.rc();
+        let Some(req) = self.reqs.get_mut(&key) else {
+            return;
+        };
+        let Some(tx) = req.tx.as_mut() else {
+            return;
+        };
+        let Io::Tcp {
+            stream,
+            connected,
+            out,
+            written,
+            input,
+        } = &mut tx.io
+        else {
+            return;
+        };
+        let failed = Event::Failed { timeout: false };
+        if what.contains(What::WRITE) {
+            if !*connected {
+                match stream.take_error() {
+                    Ok(None) => *connected = true,
+                    _ => return self.on_event(base, key, failed),
+                }
+            }
+            while *written < out.len() {
+                match stream.write(&out[*written..]) {
+                    Ok(0) => return self.on_event(base, key, failed),
+                    Ok(n) => *written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return self.on_event(base, key, failed),
+                }
+            }
+            // All sent: watch for the reply instead.
+            let _ = base.free(tx.ev);
+            let fd = stream.as_raw_fd();
+            let ev = watch(base, fd, What::READ | What::PERSIST, move |base, fired| {
+                rc.borrow_mut().on_tcp(base, key, fired.what);
+                run_done(&rc, base);
+            });
+            match ev {
+                Ok(ev) => tx.ev = ev,
+                Err(_) => return self.on_event(base, key, failed),
+            }
+            return;
+        }
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => return self.on_event(base, key, failed),
+                Ok(n) => {
+                    input.extend_from_slice(&chunk[..n]);
+                    if input.len() >= 2 {
+                        let len = usize::from(u16::from_be_bytes([input[0], input[1]]));
+                        if input.len() >= 2 + len {
+                            let v = wire::check_reply(
+                                &input[2..2 + len],
+                                tx.id,
+                                &tx.qname,
+                                tx.kind,
+                                true,
+                            );
+                            let event = match v {
+                                // On a stream of its own, anything but the reply is a broken server.
+                                Verdict::Ignore => failed,
+                                v => Event::Verdict(v),
+                            };
+                            return self.on_event(base, key, event);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.on_event(base, key, failed),
+            }
+        }
+    }
+
+    /// Moves a request on after what happened to its transmission.
+    fn on_event(&mut self, base: &mut EventBase, key: u64, event: Event) {
+        let attempts = self.conf.attempts();
+        let max_timeouts = self.conf.max_timeouts();
+        let tcp = self.conf.tcp();
+        let Some(req) = self.reqs.get_mut(&key) else {
+            return;
+        };
+        let server = req.server;
+        match event {
+            Event::Failed { .. } | Event::LocalError => {
+                if let Some(tx) = req.tx.take() {
+                    let _ = base.free(tx.ev);
+                }
+                let s = &mut self.servers[server];
+                let mark_down = match event {
+                    Event::Failed { timeout } => {
+                        s.timeouts += 1;
+                        !s.down && (s.timeouts >= max_timeouts || !timeout)
+                    }
+                    _ => false,
+                };
+                let done = req.sent >= attempts;
+                let failed = req.failed;
+                if mark_down {
+                    self.mark_down(base, server);
+                }
+                if done {
+                    return self.finish(base, key, Err(DnsError::Timeout));
+                }
+                if let Some(next) = self.next_server(server, failed) {
+                    if let Some(req) = self.reqs.get_mut(&key) {
+                        req.server = next;
+                    }
+                }
+                self.transmit(base, key)
+            }
+            Event::Verdict(v) => {
+                self.mark_up(base, server);
+                match v {
+                    Verdict::Ignore => {}
+                    Verdict::Truncated if tcp => self.transmit_tcp(base, key),
+                    Verdict::Truncated => self.finish(base, key, Err(DnsError::Truncated)),
+                    Verdict::Answer(a) => self.finish(base, key, Ok(a)),
+                    Verdict::Error(e @ (DnsError::NotExist | DnsError::NoData)) => {
+                        let Some(req) = self.reqs.get_mut(&key) else {
+                            return;
+                        };
+                        req.nodata |= e == DnsError::NoData;
+                        if req.cur + 1 < req.names.len() {
+                            req.cur += 1;
+                            req.sent = 0;
+                            req.failed = 0;
+                            self.transmit(base, key)
+                        } else {
+                            let e = if req.nodata { DnsError::NoData } else { e };
+                            self.finish(base, key, Err(e))
+                        }
+                    }
+                    Verdict::Error(
+                        e @ (DnsError::ServerFailed | DnsError::Refused | DnsError::NotImplemented),
+                    ) => {
+                        let Some(req) = self.reqs.get_mut(&key) else {
+                            return;
+                        };
+                        req.failed |= 1u64 << server;
+                        let failed = req.failed;
+                        match self.next_server(server, failed) {
+                            Some(next) => {
+                                let req = self.reqs.get_mut(&key).expect("looked up above");
+                                req.server = next;
+                                // Moving on from a server that answered uses up no attempt.
+                                req.sent = req.sent.saturating_sub(1);
+                                self.transmit(base, key)
+                            }
+                            None => self.finish(base, key, Err(e)),
+                        }
+                    }
+                    Verdict::Error(e) => self.finish(base, key, Err(e)),
+                }
+            }
+        }
+    }
+
+    /// Ends a request: its events and socket go, its slot in flight goes to a queued request, and
+    /// its callback is queued to run once the state is no longer borrowed.
+    fn finish(&mut self, base: &mut EventBase, key: u64, outcome: Outcome) {
+        let Some(mut req) = self.reqs.remove(&key) else {
+            return;
+        };
+        self.teardown(base, &mut req);
+        if let Some(cb) = req.cb.take() {
+            self.done.push_back((key, cb, outcome));
+        }
+        if req.started {
+            self.inflight -= 1;
+            self.start_queued(base);
+        }
+        self.stop_probes_if_idle(base);
+    }
+
+    fn stop_probes_if_idle(&mut self, base: &mut EventBase) {
+        if self.reqs.is_empty() {
+            for s in 0..self.servers.len() {
+                self.stop_probe(base, s);
+            }
+        }
+    }
+
+    fn teardown(&mut self, base: &mut EventBase, req: &mut Req) {
+        if let Some(tx) = req.tx.take() {
+            let _ = base.free(tx.ev);
+        }
+        if let Some(t) = req.timer.take() {
+            let _ = base.free(t);
+        }
+    }
+
+    fn mark_up(&mut self, base: &mut EventBase, server: usize) {
+        let s = &mut self.servers[server];
+        s.timeouts = 0;
+        if s.down {
+            s.down = false;
+            s.backoff = self.conf.initial_probe_timeout();
+            self.stop_probe(base, server);
+        }
+    }
+
+    fn mark_down(&mut self, base: &mut EventBase, server: usize) {
+        self.servers[server].down = true;
+        self.schedule_probe(base, server);
+    }
+
+    /// Arms a down server's probe timer (if it has none). Probes run only while requests are
+    /// pending, so an idle resolver holds no event and `dispatch` can return.
+    fn schedule_probe(&mut self, base: &mut EventBase, server: usize) {
+        if !self.servers[server].down
+            || self.servers[server].probe_timer.is_some()
+            || self.reqs.is_empty()
+        {
+            return;
+        }
+        let rc = self.rc();
+        let timer = base.new_timer(move |base, _| {
+            rc.borrow_mut().on_probe_timer(base, server);
+            run_done(&rc, base);
+        });
+        let backoff = self.servers[server].backoff;
+        let _ = base.add(timer, Some(backoff));
+        self.servers[server].probe_timer = Some(timer);
+    }
+
+    fn stop_probe(&mut self, base: &mut EventBase, server: usize) {
+        let s = &mut self.servers[server];
+        if let Some(t) = s.probe_timer.take() {
+            let _ = base.free(t);
+        }
+        if let Some(tx) = s.probe.take() {
+            let _ = base.free(tx.ev);
+        }
+    }
+
+    /// The probe timer: sends a probe, or (if one is out) counts it lost and waits longer.
+    fn on_probe_timer(&mut self, base: &mut EventBase, server: usize) {
+        let timeout = self.conf.timeout();
+        let id = self.rng.u16();
+        let s = &mut self.servers[server];
+        let Some(timer) = s.probe_timer else {
+            return;
+        };
+        if let Some(tx) = s.probe.take() {
+            let _ = base.free(tx.ev);
+            s.backoff = (s.backoff * 3).min(PROBE_MAX);
+            let _ = base.add(timer, Some(s.backoff));
+            return;
+        }
+        let addr = s.addr;
+        let qname = Name::root();
+        let rc = self.rc();
+        let probe = wire::encode_query(id, &qname, Kind::A)
+            .ok_or_else(|| io::Error::other("cannot encode"))
+            .and_then(|q| {
+                let sock = bind_udp(addr)?;
+                sock.send(&q)?;
+                let ev = watch(
+                    base,
+                    sock.as_raw_fd(),
+                    What::READ | What::PERSIST,
+                    move |base, _| {
+                        rc.borrow_mut().on_probe_readable(base, server);
+                        run_done(&rc, base);
+                    },
+                )?;
+                Ok(Tx {
+                    id,
+                    qname,
+                    kind: Kind::A,
+                    ev,
+                    io: Io::Udp(sock),
+                })
+            });
+        let s = &mut self.servers[server];
+        match probe {
+            Ok(tx) => {
+                s.probe = Some(tx);
+                let _ = base.add(timer, Some(timeout));
+            }
+            Err(_) => {
+                s.backoff = (s.backoff * 3).min(PROBE_MAX);
+                let _ = base.add(timer, Some(s.backoff));
+            }
+        }
+    }
+
+    fn on_probe_readable(&mut self, base: &mut EventBase, server: usize) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut up = false;
+        if let Some(Tx {
+            io: Io::Udp(sock),
+            id,
+            qname,
+            kind,
+            ..
+        }) = self.servers[server].probe.as_ref()
+        {
+            while let Ok(n) = sock.recv(&mut buf) {
+                if !matches!(
+                    wire::check_reply(&buf[..n], *id, qname, *kind, true),
+                    Verdict::Ignore
+                ) {
+                    up = true;
+                    break;
+                }
+            }
+        }
+        self.buf = buf;
+        if up {
+            self.mark_up(base, server);
+        }
+    }
+}
