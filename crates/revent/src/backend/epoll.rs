@@ -1,6 +1,6 @@
 //! The epoll backend (Linux): O(1) per ready fd, edge-triggering, EPOLLRDHUP for early close.
 
-use super::Ready;
+use super::{mask_of, what_of_mask, Ready};
 use crate::event::What;
 use crate::sys::{self, EpollEvent};
 use std::io;
@@ -16,16 +16,7 @@ pub(crate) struct Epoll {
 }
 
 fn kernel_bits(w: What) -> u32 {
-    let mut bits = 0;
-    if w.contains(What::READ) {
-        bits |= libc::EPOLLIN as u32;
-    }
-    if w.contains(What::WRITE) {
-        bits |= libc::EPOLLOUT as u32;
-    }
-    if w.contains(What::CLOSED) {
-        bits |= libc::EPOLLRDHUP as u32;
-    }
+    let mut bits = mask_of(w);
     if w.contains(What::ET) {
         bits |= libc::EPOLLET as u32;
     }
@@ -80,24 +71,9 @@ impl Epoll {
         for ev in &self.events[..n] {
             let bits = ev.events;
             let fd = ev.u64 as RawFd;
-            let what = if bits & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
-                What::READ | What::WRITE | What::CLOSED
-            } else {
-                let mut w = What::NONE;
-                if bits & libc::EPOLLIN as u32 != 0 {
-                    w |= What::READ;
-                }
-                if bits & libc::EPOLLOUT as u32 != 0 {
-                    w |= What::WRITE;
-                }
-                if bits & libc::EPOLLRDHUP as u32 != 0 {
-                    w |= What::CLOSED;
-                }
-                w
-            };
             ready.push(Ready {
                 fd,
-                what,
+                what: what_of_mask(bits),
                 invalid: false,
             });
         }

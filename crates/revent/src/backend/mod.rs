@@ -28,6 +28,41 @@ pub(crate) struct Ready {
     pub invalid: bool,
 }
 
+/// The readiness mask for an interest (some of READ, WRITE, CLOSED). Linux gives epoll's `EPOLL*`
+/// bits and poll's `POLL*` bits the same values, so epoll and io_uring's poll requests share it.
+fn mask_of(w: What) -> u32 {
+    let mut m = 0;
+    if w.contains(What::READ) {
+        m |= libc::EPOLLIN as u32;
+    }
+    if w.contains(What::WRITE) {
+        m |= libc::EPOLLOUT as u32;
+    }
+    if w.contains(What::CLOSED) {
+        m |= libc::EPOLLRDHUP as u32;
+    }
+    m
+}
+
+/// What a readiness mask reported by epoll or an io_uring poll means (see [`mask_of`]): a hang-up
+/// or an error wakes every direction.
+fn what_of_mask(bits: u32) -> What {
+    if bits & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+        return What::READ | What::WRITE | What::CLOSED;
+    }
+    let mut w = What::NONE;
+    if bits & libc::EPOLLIN as u32 != 0 {
+        w |= What::READ;
+    }
+    if bits & libc::EPOLLOUT as u32 != 0 {
+        w |= What::WRITE;
+    }
+    if bits & libc::EPOLLRDHUP as u32 != 0 {
+        w |= What::CLOSED;
+    }
+    w
+}
+
 pub(crate) enum Backend {
     Epoll(epoll::Epoll),
     Poll(poll::Poll),

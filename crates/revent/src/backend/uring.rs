@@ -50,7 +50,7 @@
 //! fit the completion queue wait in the kernel (`IORING_FEAT_NODROP`, required) and are flushed by
 //! the next enter. An interrupted wait returns with what was already complete.
 
-use super::Ready;
+use super::{mask_of, what_of_mask, Ready};
 use crate::event::What;
 use crate::sys::uring::{self, Sqe};
 use io_uring::{cqueue, types, IoUring};
@@ -101,38 +101,6 @@ pub(crate) struct Uring {
 
 fn user_data(fd: RawFd, gen: u32) -> u64 {
     (u64::from(gen) << 32) | u64::from(fd as u32)
-}
-
-fn poll_mask(w: What) -> u32 {
-    let mut m = 0;
-    if w.contains(What::READ) {
-        m |= libc::POLLIN as u32;
-    }
-    if w.contains(What::WRITE) {
-        m |= libc::POLLOUT as u32;
-    }
-    if w.contains(What::CLOSED) {
-        m |= libc::POLLRDHUP as u32;
-    }
-    m
-}
-
-/// What a completed poll's mask means, as the epoll backend reads the same bits.
-fn what_of(mask: u32) -> What {
-    if mask & (libc::POLLHUP | libc::POLLERR) as u32 != 0 {
-        return What::READ | What::WRITE | What::CLOSED;
-    }
-    let mut w = What::NONE;
-    if mask & libc::POLLIN as u32 != 0 {
-        w |= What::READ;
-    }
-    if mask & libc::POLLOUT as u32 != 0 {
-        w |= What::WRITE;
-    }
-    if mask & libc::POLLRDHUP as u32 != 0 {
-        w |= What::CLOSED;
-    }
-    w
 }
 
 fn is_err(e: &io::Error, codes: &[i32]) -> bool {
@@ -263,7 +231,7 @@ impl Uring {
         let slot = self.slots[fd as usize];
         self.push(Sqe::PollAdd {
             fd,
-            mask: poll_mask(slot.interest),
+            mask: mask_of(slot.interest),
             multi: slot.interest.contains(What::ET),
             user_data: user_data(fd, slot.gen),
         })?;
@@ -368,7 +336,7 @@ impl Uring {
             }
             let (what, invalid) = if res >= 0 {
                 let mask = res as u32;
-                (what_of(mask), mask & libc::POLLNVAL as u32 != 0)
+                (what_of_mask(mask), mask & libc::POLLNVAL as u32 != 0)
             } else if res == -libc::ECANCELED {
                 // Cancelled by the kernel, not by us (ours bump the generation): poll again.
                 (What::NONE, false)
