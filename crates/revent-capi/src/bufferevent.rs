@@ -35,7 +35,7 @@
 //!
 //! # Callbacks and lifetime
 //! The Rust bufferevent's read, write and event callbacks are trampolines that call the C callback
-//! through [`base::call_out`] with the struct's pointer, so C may re-enter the base. Each
+//! through `base::call_out` with the struct's pointer, so C may re-enter the base. Each
 //! bufferevent has a reference count (`bufferevent_incref`/`decref`): it starts at 1,
 //! `bufferevent_free` clears the callbacks and drops that reference, and a trampoline (and every
 //! API call) holds one while C runs, so `bufferevent_free` inside the bufferevent's own callback

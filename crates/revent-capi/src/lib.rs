@@ -9,7 +9,7 @@
 //!   `Box::into_raw`. The Rust base is reached only through [`base::with_base`]: inside a callback it uses
 //!   the pointer derived from the dispatcher's own `&mut EventBase` (see revent's `base` module docs),
 //!   outside one a short-lived `&mut` from the raw pointer. Calls out to C go through
-//!   [`base::call_out`], which publishes that derived pointer while the C code runs.
+//!   `base::call_out`, which publishes that derived pointer while the C code runs.
 //! - **Threads** ([`thread`]): with `evthread_use_pthreads`, a call from another thread than the one
 //!   running a base's loop never touches the Rust base: `thread::reach` routes it, and it is posted
 //!   to the loop (waiting when libevent's semantics need it). So `with_base`'s closure may run on the
@@ -22,8 +22,19 @@
 //! - **Errors**: bad arguments return -1 or NULL with a message through the log callback (`log::warn!`
 //!   is routed there, see [`logging`]); misuse libevent treats as fatal (in debug mode) goes through
 //!   [`logging::fatal_msg`].
+//!
+//! # Safety
+//! One contract covers every exported `unsafe extern "C" fn` (so they carry no `# Safety` section of
+//! their own): it is the C caller's contract as libevent 2.1's headers state it. Each pointer
+//! argument is NULL (where the function accepts NULL, which it then reports) or points to a live
+//! object of the kind the header names, made by this library (or, for caller-owned memory such as
+//! `event_assign`'s `struct event`, memory of the header's size that stays put while the library
+//! uses it); buffers come with their true lengths; C strings are NUL-terminated; callbacks are
+//! callable with the arguments the header lists; an object is freed once and not used afterwards;
+//! and calls from several threads follow libevent's threading rules (`evthread_use_pthreads` first
+//! for any cross-thread call). Internal `unsafe fn`s state their own contracts.
 #![allow(non_camel_case_types)]
-// The C ABI is unsafe by nature: every exported function takes raw pointers from C.
+// The crate-level `# Safety` section above is the contract of every exported function.
 #![allow(clippy::missing_safety_doc)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
