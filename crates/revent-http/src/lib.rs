@@ -47,6 +47,7 @@
 
 pub mod body;
 mod chars;
+pub mod client;
 pub mod encode;
 mod error;
 pub mod headers;
