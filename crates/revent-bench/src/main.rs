@@ -9,6 +9,7 @@ mod child;
 mod cref;
 mod echo;
 mod evbuffer;
+mod http;
 mod machine;
 mod memcached;
 mod pipes;
@@ -30,11 +31,14 @@ usage: revent-bench <subcommand> [options]
             load generator
   wakeup    cross-thread wake-ups: revent's Remote vs libevent's event_active vs tokio's
             Handle::spawn (wakeup --help)
+  http      plaintext HTTP servers under wrk: revent http vs C libevent's evhttp vs hyper
+            (tokio current-thread), keep-alive, pipelined x16 and a 1 MiB file; requests/s,
+            syscalls and server CPU per request (http --help; needs apt-get install wrk)
   memcached Debian's memcached on Debian's libevent and on revent's C ABI, under memcaslap
             (memcached --help)
   cref NAME [LINK...]   compile the C reference program c/NAME.c and print its path
 internal (spawned by the above): pipes-child, timers-child, echo-server-tokio PORT,
-  wakeup-child KIND";
+  wakeup-child KIND, http-server-hyper PORT DIR";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,6 +58,7 @@ fn main() {
         Some(cmd @ ("echo" | "echo-load" | "echo-server-tokio")) => {
             echo::dispatch(cmd, rest).map_err(Into::into)
         }
+        Some(cmd @ ("http" | "http-server-hyper")) => http::dispatch(cmd, rest).map_err(Into::into),
         Some("cref") if !rest.is_empty() => {
             let link: Vec<&str> = rest[1..].iter().map(String::as_str).collect();
             println!("{}", cref::build(&rest[0], &link).display());

@@ -540,7 +540,7 @@ fn server_spec(
 }
 
 /// `target/release/revent`, built first (`cargo build --release -p revent-cli`) so it is current.
-fn revent_binary() -> Result<PathBuf, String> {
+pub(crate) fn revent_binary() -> Result<PathBuf, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) => PathBuf::from(t),

@@ -1,0 +1,787 @@
+//! The HTTP benchmark (issue 10): `revent http` against C libevent's evhttp and hyper, under `wrk`.
+//!
+//! `revent-bench http [options]` writes a 1 MiB file and wrk's pipelining script into a temporary
+//! directory, starts every server as a child process on 127.0.0.1, pinned to one CPU (`taskset`), checks
+//! that each answers `/plaintext` with `Hello, World!` and `/1mb.bin` with the file's exact bytes, and
+//! then drives each with `wrk` (one thread, pinned to another CPU), interleaved: for each row, round
+//! after round, every server once, the order rotated by one place each round. Rows: every
+//! connection count times every pipelining depth on `/plaintext`, and one row fetching `/1mb.bin`.
+//! During each run `perf stat -e raw_syscalls:sys_enter -p SERVER` counts the server's system calls
+//! and /proc/PID/stat its CPU time (user + system); each divided by the requests wrk counted gives
+//! syscalls and CPU µs per request. A run where wrk saw socket errors or non-2xx answers is reported
+//! and left out of the medians. Prints a Markdown table of the medians and the ratios.
+//!
+//! The contenders: `libevent` is `c/http_libevent.c` (evhttp, `evhttp_set_gencb`, the file with
+//! `evbuffer_add_file`) against Debian's libevent; `hyper` is this program's `http-server-hyper`
+//! (hyper 1, tokio current-thread); `revent` is `revent http --port P --threads 1 --dir DIR` of
+//! revent-cli. An entry `NAME=PATH` runs another `revent`-like binary the same way.
+
+mod hyper_server;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The subcommands this module serves: `http`, `http-server-hyper`.
+pub fn dispatch(cmd: &str, args: &[String]) -> Result<(), String> {
+    match cmd {
+        "http" => run(args),
+        "http-server-hyper" => hyper_server::run(args),
+        _ => Err(format!("unknown http subcommand {cmd:?}")),
+    }
+}
+
+const HELP: &str = "\
+usage: revent-bench http [options]
+  Plaintext HTTP servers under wrk (apt-get install wrk), side by side: requests/s, syscalls
+  per request (perf) and server CPU per request, one server core.
+  --servers LIST  of libevent,hyper,revent (default all three): libevent = c/http_libevent.c on
+                  Debian's libevent (apt-get install libevent-dev); hyper = hyper 1 on tokio's
+                  current-thread runtime; revent = `revent http --port P --threads 1 --dir DIR`
+                  (fails with a message if that binary has no `http` subcommand). An entry
+                  NAME=PATH runs another revent-like binary the same way
+  --conns LIST    keep-alive connections of the /plaintext rows (default 50,256)
+  --depths LIST   pipelining depths of the /plaintext rows (default 1,16; wrk pipelines through a
+                  Lua script the harness writes)
+  --big-conns N   connections of the 1 MiB row (GET /1mb.bin; default 50; 0: no such row)
+  --secs D        seconds per wrk run (default 3)
+  --rounds N      interleaved rounds (default 3)
+  --revent PATH   the revent binary (default: `cargo build --release -p revent-cli`, then
+                  target/release/revent)
+  --wrk PATH      the wrk binary (default wrk)
+  --server-cpu N  CPU for the servers (default 0)
+  --client-cpu N  CPU for wrk (default 1)
+  --no-perf       skip the syscall counts
+  --quiet-wait S  before each run, wait up to S seconds for the machine to be quiet (default 10;
+                  0: do not wait)
+example: revent-bench http --servers libevent,hyper --conns 50 --depths 1,16 --secs 2";
+
+struct Opts {
+    servers: Vec<String>,
+    conns: Vec<usize>,
+    depths: Vec<usize>,
+    big_conns: usize,
+    secs: u64,
+    rounds: usize,
+    revent: Option<PathBuf>,
+    wrk: String,
+    server_cpu: usize,
+    client_cpu: usize,
+    perf: bool,
+    quiet: f64,
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        servers: ["libevent", "hyper", "revent"].map(String::from).to_vec(),
+        conns: vec![50, 256],
+        depths: vec![1, 16],
+        big_conns: 50,
+        secs: 3,
+        rounds: 3,
+        revent: None,
+        wrk: "wrk".into(),
+        server_cpu: 0,
+        client_cpu: 1,
+        perf: true,
+        quiet: 10.0,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{flag} needs a value"));
+        let num = |v: &str| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("bad {flag} {v:?}"))
+        };
+        match flag.as_str() {
+            "--servers" => {
+                o.servers = value()?.split(',').map(String::from).collect();
+                if let Some(s) = o.servers.iter().find(|s| {
+                    !["libevent", "hyper", "revent"].contains(&s.as_str()) && !s.contains('=')
+                }) {
+                    return Err(format!(
+                        "unknown server {s:?} (libevent, hyper, revent, NAME=PATH)"
+                    ));
+                }
+            }
+            "--conns" => o.conns = value()?.split(',').map(num).collect::<Result<_, _>>()?,
+            "--depths" => o.depths = value()?.split(',').map(num).collect::<Result<_, _>>()?,
+            "--big-conns" => o.big_conns = num(&value()?)?,
+            "--secs" => o.secs = num(&value()?)?.max(1) as u64,
+            "--rounds" => o.rounds = num(&value()?)?.max(1),
+            "--revent" => o.revent = Some(value()?.into()),
+            "--wrk" => o.wrk = value()?,
+            "--server-cpu" => o.server_cpu = num(&value()?)?,
+            "--client-cpu" => o.client_cpu = num(&value()?)?,
+            "--no-perf" => o.perf = false,
+            "--quiet-wait" => {
+                o.quiet = value()?
+                    .parse()
+                    .map_err(|_| "bad --quiet-wait".to_string())?;
+                if !(o.quiet.is_finite() && o.quiet >= 0.0) {
+                    return Err("--quiet-wait must be 0 or more".into());
+                }
+            }
+            "-h" | "--help" => {
+                println!("{HELP}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown option {other:?}\n{HELP}")),
+        }
+    }
+    if o.conns.contains(&0) || o.depths.contains(&0) {
+        return Err("--conns and --depths must be positive".into());
+    }
+    Ok(o)
+}
+
+/// The 1 MiB file's bytes: a pattern no server could produce by accident.
+fn file_bytes() -> Vec<u8> {
+    (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
+}
+
+/// wrk's pipelining: `depth` requests in one write, every response counted.
+const PIPELINE_LUA: &str = "\
+init = function(args)
+  local depth = tonumber(args[1]) or 1
+  local r = {}
+  for i = 1, depth do
+    r[i] = wrk.format()
+  end
+  req = table.concat(r)
+end
+
+request = function()
+  return req
+end
+";
+
+/// The temporary directory with the file and the script; removed on drop.
+struct Workdir(PathBuf);
+
+impl Workdir {
+    fn new() -> Result<Workdir, String> {
+        let dir = std::env::temp_dir().join(format!("revent-bench-http-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let w = Workdir(dir);
+        std::fs::write(w.0.join("1mb.bin"), file_bytes()).map_err(|e| e.to_string())?;
+        std::fs::write(w.0.join("pipeline.lua"), PIPELINE_LUA).map_err(|e| e.to_string())?;
+        Ok(w)
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// How to start a server.
+struct Spec {
+    name: String,
+    program: PathBuf,
+    args: Vec<String>,
+    /// The server prints `port=N` (else it is given a free port and polled until it accepts).
+    prints_port: bool,
+}
+
+fn spec(name: &str, o: &Opts, dir: &Path) -> Result<Spec, String> {
+    let dir_s = dir.display().to_string();
+    if let Some((label, path)) = name.split_once('=') {
+        return revent_spec(label, Path::new(path), &dir_s);
+    }
+    match name {
+        "libevent" => Ok(Spec {
+            name: name.into(),
+            program: crate::cref::try_build("http_libevent", &["-levent"])?,
+            args: vec!["0".into(), dir_s],
+            prints_port: true,
+        }),
+        "hyper" => Ok(Spec {
+            name: name.into(),
+            program: std::env::current_exe().map_err(|e| e.to_string())?,
+            args: vec!["http-server-hyper".into(), "0".into(), dir_s],
+            prints_port: true,
+        }),
+        "revent" => {
+            let bin = match &o.revent {
+                Some(p) => p.clone(),
+                None => crate::echo::revent_binary()?,
+            };
+            revent_spec(name, &bin, &dir_s)
+        }
+        _ => unreachable!("checked by parse"),
+    }
+}
+
+/// `BIN http --port P --threads 1 --dir DIR`, once `BIN http --help` shows the subcommand exists.
+fn revent_spec(name: &str, bin: &Path, dir: &str) -> Result<Spec, String> {
+    let out = Command::new(bin)
+        .args(["http", "--help"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{name}: cannot run {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{name}: {} has no `http` subcommand (`{} http --help` failed: {}). It comes with \
+             revent-http's server; until then run the other contenders: --servers libevent,hyper",
+            bin.display(),
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("no message")
+        ));
+    }
+    Ok(Spec {
+        name: name.into(),
+        program: bin.to_path_buf(),
+        args: ["http", "--threads", "1", "--dir", dir]
+            .map(String::from)
+            .to_vec(),
+        prints_port: false,
+    })
+}
+
+/// A server child process listening on 127.0.0.1:port; stopped (SIGTERM, then SIGKILL) on drop.
+struct Server {
+    name: String,
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(spec: &Spec, cpu: usize) -> Result<Server, String> {
+        let mut cmd = Command::new("taskset");
+        cmd.arg("-c")
+            .arg(cpu.to_string())
+            .arg(&spec.program)
+            .args(&spec.args)
+            .stdin(Stdio::null());
+        let given_port = if spec.prints_port {
+            None
+        } else {
+            let p = free_port()?;
+            cmd.args(["--port", &p.to_string()]);
+            Some(p)
+        };
+        cmd.stdout(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| {
+            format!(
+                "cannot start {} ({}): {e}",
+                spec.name,
+                spec.program.display()
+            )
+        })?;
+        let out = child.stdout.take().expect("piped stdout");
+        let port = match given_port {
+            Some(p) => {
+                // Whatever it prints is drained so that it never blocks on a full pipe.
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut { out }, &mut std::io::sink());
+                });
+                p
+            }
+            None => {
+                let mut out = BufReader::new(out);
+                let mut line = String::new();
+                let port = loop {
+                    line.clear();
+                    if out.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(format!("{} exited before it listened", spec.name));
+                    }
+                    if let Some(p) = line
+                        .split("port=")
+                        .nth(1)
+                        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+                    {
+                        break p;
+                    }
+                };
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut out, &mut std::io::sink());
+                });
+                port
+            }
+        };
+        let mut server = Server {
+            name: spec.name.clone(),
+            child,
+            port,
+        };
+        server.wait_accepting()?;
+        Ok(server)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn wait_accepting(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "{} exited before it listened ({status})",
+                    self.name
+                ));
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!(
+            "{} did not listen on port {} within 10 s",
+            self.name, self.port
+        ))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// One GET with `Connection: close`: the status and the body (Content-Length, chunked or until
+/// close).
+fn get(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>), String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).map_err(|e| e.to_string())?;
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no complete head")?;
+    let head = String::from_utf8_lossy(&all[..end]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    let mut body = all[end + 4..].to_vec();
+    if let Some(cl) = head.lines().find_map(|l| l.strip_prefix("content-length:")) {
+        let n: usize = cl.trim().parse().map_err(|_| "bad Content-Length")?;
+        if body.len() < n {
+            return Err(format!("short body: {} of {n} bytes", body.len()));
+        }
+        body.truncate(n);
+    } else if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body).ok_or("bad chunked body")?;
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n")?;
+        let line = std::str::from_utf8(&b[..eol]).ok()?;
+        let n = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        b = &b[eol + 2..];
+        if n == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..n)?);
+        b = b.get(n + 2..)?;
+    }
+}
+
+/// Checks the server's answers before it is measured: the benchmark counts only correct ones.
+fn verify(s: &Server, file: &[u8]) -> Result<(), String> {
+    let (status, body) =
+        get(s.addr(), "/plaintext").map_err(|e| format!("{}: /plaintext: {e}", s.name))?;
+    if status != 200 || body != b"Hello, World!" {
+        return Err(format!(
+            "{}: /plaintext answered {status} {:?}",
+            s.name,
+            String::from_utf8_lossy(&body[..body.len().min(64)])
+        ));
+    }
+    let (status, body) =
+        get(s.addr(), "/1mb.bin").map_err(|e| format!("{}: /1mb.bin: {e}", s.name))?;
+    if status != 200 || body != file {
+        return Err(format!(
+            "{}: /1mb.bin answered {status} with {} bytes that are not the file",
+            s.name,
+            body.len()
+        ));
+    }
+    Ok(())
+}
+
+/// One row of the table.
+#[derive(Clone, Copy)]
+struct Row {
+    conns: usize,
+    depth: usize,
+    big: bool,
+}
+
+impl Row {
+    fn path(&self) -> &'static str {
+        if self.big {
+            "/1mb.bin"
+        } else {
+            "/plaintext"
+        }
+    }
+
+    fn label(&self) -> String {
+        match (self.big, self.depth) {
+            (true, _) => format!("1 MiB file, {} conns", self.conns),
+            (false, 1) => format!("plaintext, {} conns", self.conns),
+            (false, d) => format!("plaintext, {} conns, pipelined x{d}", self.conns),
+        }
+    }
+}
+
+/// One wrk run against one server.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    rps: f64,
+    per_req: Option<f64>,
+    cpu_us: Option<f64>,
+    /// Socket errors plus non-2xx/3xx answers.
+    errors: u64,
+}
+
+/// The numbers of wrk's report: requests/s, requests, and errors (socket errors, non-2xx/3xx).
+fn parse_wrk(text: &str) -> Option<(f64, f64, u64)> {
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let mut errors = 0;
+    for l in text.lines().map(str::trim) {
+        if let Some(rest) = l.strip_prefix("Socket errors:") {
+            errors += rest
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        if let Some(rest) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += rest.trim().parse::<u64>().unwrap_or(1);
+        }
+    }
+    Some((rps, requests, errors))
+}
+
+fn measure(o: &Opts, work: &Path, srv: &Server, row: Row) -> Result<Run, String> {
+    let perf_out = work.join(format!("perf-{}", srv.name));
+    let mut perf = if o.perf {
+        let p = Command::new("perf")
+            .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p"])
+            .arg(srv.pid().to_string())
+            .arg("-o")
+            .arg(&perf_out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run perf: {e} (or pass --no-perf)"))?;
+        std::thread::sleep(Duration::from_millis(100));
+        Some(p)
+    } else {
+        None
+    };
+    let cpu_before = crate::echo::cpu_time(srv.pid());
+    let mut cmd = Command::new("taskset");
+    cmd.arg("-c")
+        .arg(o.client_cpu.to_string())
+        .arg(&o.wrk)
+        .args(["-t1", "--timeout", "10s"])
+        .arg(format!("-c{}", row.conns))
+        .arg(format!("-d{}s", o.secs));
+    if row.depth > 1 {
+        cmd.arg("-s").arg(work.join("pipeline.lua"));
+    }
+    cmd.arg(format!("http://127.0.0.1:{}{}", srv.port, row.path()));
+    if row.depth > 1 {
+        cmd.args(["--", &row.depth.to_string()]);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e} (apt-get install wrk)", o.wrk))?;
+    let cpu = match (cpu_before, crate::echo::cpu_time(srv.pid())) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let syscalls = match perf.as_mut() {
+        Some(p) => {
+            let _ = Command::new("kill")
+                .args(["-INT", &p.id().to_string()])
+                .status();
+            let _ = p.wait();
+            let text = std::fs::read_to_string(&perf_out).unwrap_or_default();
+            let _ = std::fs::remove_file(&perf_out);
+            let count = text
+                .lines()
+                .find(|l| l.contains("raw_syscalls:sys_enter"))
+                .and_then(|l| l.split(',').next()?.trim().parse::<u64>().ok());
+            if count.is_none() {
+                return Err(format!(
+                    "perf counted nothing for {} (is perf allowed here? or pass --no-perf): {text}",
+                    srv.name
+                ));
+            }
+            count
+        }
+        None => None,
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some((rps, requests, errors)) = parse_wrk(&text) else {
+        return Err(format!(
+            "wrk against {}: no result ({}): {text}{}",
+            srv.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    };
+    let requests = requests.max(1.0);
+    Ok(Run {
+        rps,
+        per_req: syscalls.map(|s| s as f64 / requests),
+        cpu_us: cpu.map(|c| c * 1e6 / requests),
+        errors,
+    })
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let o = parse(args)?;
+    if Command::new(&o.wrk)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        return Err(format!(
+            "cannot run {}: install it with apt-get install wrk",
+            o.wrk
+        ));
+    }
+    crate::sys::raise_nofile(4096).map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+    let work = Workdir::new()?;
+    let file = file_bytes();
+    let specs = o
+        .servers
+        .iter()
+        .map(|n| spec(n, &o, &work.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut servers = Vec::new();
+    for s in &specs {
+        let srv = Server::start(s, o.server_cpu)?;
+        verify(&srv, &file)?;
+        eprintln!(
+            "started {}: pid {} port {} ({}), answers checked",
+            s.name,
+            srv.pid(),
+            srv.port,
+            s.program.display()
+        );
+        servers.push(srv);
+    }
+
+    let mut rows: Vec<Row> = Vec::new();
+    for &depth in &o.depths {
+        for &conns in &o.conns {
+            rows.push(Row {
+                conns,
+                depth,
+                big: false,
+            });
+        }
+    }
+    if o.big_conns > 0 {
+        rows.push(Row {
+            conns: o.big_conns,
+            depth: 1,
+            big: true,
+        });
+    }
+
+    let mut table: Vec<(Row, Vec<Vec<Run>>)> = Vec::new();
+    for &row in &rows {
+        let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
+        for round in 1..=o.rounds {
+            for k in 0..servers.len() {
+                let i = (k + round - 1) % servers.len();
+                let s = &servers[i];
+                if o.quiet > 0.0
+                    && !crate::machine::wait_quiet(0.15, Duration::from_secs_f64(o.quiet))
+                {
+                    eprintln!("note: the machine did not get quiet within {} s", o.quiet);
+                }
+                let r = measure(&o, &work.0, s, row)?;
+                eprintln!(
+                    "{} round {round} {:<10} {:>9.0} req/s {} syscalls/req {} CPU us/req{}",
+                    row.label(),
+                    s.name,
+                    r.rps,
+                    r.per_req.map_or("-".into(), |x| format!("{x:.3}")),
+                    r.cpu_us.map_or("-".into(), |x| format!("{x:.3}")),
+                    if r.errors > 0 {
+                        format!("  NOT A RESULT: {} errors", r.errors)
+                    } else {
+                        String::new()
+                    }
+                );
+                runs[i].push(r);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        table.push((row, runs));
+    }
+
+    println!(
+        "http, wrk -t1 for {} s a run, {} interleaved rounds, servers on CPU {}, wrk on CPU {}; {}",
+        o.secs,
+        o.rounds,
+        o.server_cpu,
+        o.client_cpu,
+        crate::machine::describe()
+    );
+    println!(
+        "Each cell: median requests/s; syscalls per request (perf raw_syscalls:sys_enter on the \
+         server / requests wrk counted); the server's CPU time per request in µs (user + system, \
+         /proc/PID/stat). Ratios are of the median requests/s.\n"
+    );
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    print!("{}", table_md(&names, &table));
+    drop(servers);
+    Ok(())
+}
+
+fn table_md(names: &[&str], table: &[(Row, Vec<Vec<Run>>)]) -> String {
+    let idx = |n: &str| names.iter().position(|s| *s == n);
+    let mut ratios = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        for base in ["libevent", "hyper"] {
+            if let Some(j) = idx(base) {
+                if i != j && !(*n == "libevent" && base == "hyper") {
+                    ratios.push((format!("{n} / {base}"), i, j));
+                }
+            }
+        }
+    }
+    let mut md = String::from("| row |");
+    for n in names {
+        md += &format!(" {n} |");
+    }
+    for (h, _, _) in &ratios {
+        md += &format!(" {h} |");
+    }
+    md += "\n|---|";
+    md += &"---|".repeat(names.len() + ratios.len());
+    md.push('\n');
+    let good = |rs: &[Run]| -> Vec<Run> { rs.iter().filter(|r| r.errors == 0).copied().collect() };
+    let med = |rs: &[Run], f: fn(&Run) -> Option<f64>| {
+        let v: Vec<f64> = good(rs).iter().filter_map(f).collect();
+        (!v.is_empty()).then(|| crate::stats::median(&v))
+    };
+    for (row, runs) in table {
+        md += &format!("| {} |", row.label());
+        for rs in runs {
+            let bad = rs.len() - good(rs).len();
+            md += &match med(rs, |r| Some(r.rps)) {
+                Some(t) => format!(
+                    " {:.1}k; {}; {} µs{} |",
+                    t / 1e3,
+                    crate::stats::cell(med(rs, |r| r.per_req), 2),
+                    crate::stats::cell(med(rs, |r| r.cpu_us), 2),
+                    if bad > 0 {
+                        format!(" ({bad} of {} runs had errors: not counted)", rs.len())
+                    } else {
+                        String::new()
+                    }
+                ),
+                None => " no result (errors in every run) |".into(),
+            };
+        }
+        for (_, a, b) in &ratios {
+            let r = crate::stats::ratio(
+                med(&runs[*a], |r| Some(r.rps)),
+                med(&runs[*b], |r| Some(r.rps)),
+            );
+            md += &format!(" {}x |", crate::stats::cell(r, 2));
+        }
+        md.push('\n');
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_reports_are_read() {
+        let text = "Running 2s test @ http://127.0.0.1:8080/plaintext\n  1 threads and 50 connections\n\
+            \x20 Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency   0.90ms  200.00us   3.00ms   90.00%\n\
+            \x20 130000 requests in 2.00s, 16.00MB read\n\
+            \x20 Socket errors: connect 0, read 2, write 0, timeout 1\n\
+            \x20 Non-2xx or 3xx responses: 4\n\
+            Requests/sec:  65000.50\nTransfer/sec:      8.00MB\n";
+        assert_eq!(parse_wrk(text), Some((65000.5, 130000.0, 7)));
+        let clean = "  10 requests in 1.00s, 1.00KB read\nRequests/sec:     10.00\n";
+        assert_eq!(parse_wrk(clean), Some((10.0, 10.0, 0)));
+        assert_eq!(
+            parse_wrk("unable to connect to 127.0.0.1:1 Connection refused"),
+            None
+        );
+    }
+
+    #[test]
+    fn chunked_bodies_are_decoded() {
+        assert_eq!(
+            dechunk(b"5\r\nHello\r\n8;x=y\r\n, World!\r\n0\r\n\r\n").as_deref(),
+            Some(&b"Hello, World!"[..])
+        );
+        assert_eq!(dechunk(b"5\r\nHel"), None);
+    }
+}
