@@ -897,3 +897,53 @@ fn a_callback_may_free_its_own_connection() {
     assert!(outcomes.take().pop().unwrap().is_ok());
     server.join().unwrap();
 }
+
+#[test]
+fn connect_timeout_fires_and_is_retried() {
+    // A listener whose accept queue is full drops further SYNs: connects to it hang.
+    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&addr.into());
+        fillers.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let (out, stats) = fetch_all(addr, vec![get("/")], |base, conn| {
+        conn.set_connect_timeout(base, Duration::from_millis(100))
+            .unwrap();
+        conn.set_retries(base, 1).unwrap();
+        conn.set_initial_retry_delay(base, Duration::from_millis(1))
+            .unwrap();
+    });
+    assert!(
+        matches!(out[0], Err(ClientError::ConnectTimeout)),
+        "{:?}",
+        out[0]
+    );
+    assert_eq!(out[0].as_ref().unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!((stats.connect_attempts, stats.connections), (2, 0));
+    drop(fillers);
+}
+
+#[test]
+fn a_trailer_section_split_across_reads_completes() {
+    // Regression: the client once spun on a partial trailer section left in its input.
+    let (addr, server) = serve(vec![Box::new(|mut s| {
+        read_request(&mut s).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_all(b"rail: t\r\n\r\n").unwrap();
+    })]);
+    let mut resp = fetch(addr, get("/")).unwrap();
+    assert_eq!(body_of(&mut resp), b"ok");
+    assert_eq!(resp.trailers().find_str("x-trail"), Some("t"));
+    server.join().unwrap();
+}

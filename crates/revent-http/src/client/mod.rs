@@ -826,7 +826,13 @@ fn on_event(base: &mut EventBase, h: Connection, bev: BufferEvent, what: BevFlag
             // Whatever arrived before the close is read first.
             process(base, h, bev);
             let Ok(conn) = conn_mut(base, h) else { return };
-            if conn.bev != Some(bev) || conn.state != State::Active {
+            if conn.bev != Some(bev) {
+                return;
+            }
+            if conn.state == State::Idle {
+                // The response completed just before the socket ended: it cannot serve another.
+                reset(base, h);
+                start(base, h);
                 return;
             }
             if what.contains(BevFlags::TIMEOUT) {
@@ -955,10 +961,10 @@ fn process(base: &mut EventBase, h: Connection, bev: BufferEvent) {
                         if wants_chunks && !body_empty && !deliver_chunk(base, h, id, &mut ex) {
                             return;
                         }
+                        // The decoder took all it could: it waits for more bytes (an
+                        // unfinished trailer section stays in the input).
                         put_back(base, h, ex);
-                        if !more {
-                            return;
-                        }
+                        return;
                     }
                     Ok(Progress::Complete(trailers)) => {
                         if wants_chunks && !body_empty && !deliver_chunk(base, h, id, &mut ex) {
