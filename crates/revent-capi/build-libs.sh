@@ -48,7 +48,7 @@ done
 
 # The libevent functions the archive and the shims define, by library.
 nm --defined-only -g "$archive" ${shims[@]+"${shims[@]}"} 2>/dev/null | awk '$2 == "T" {print $3}' \
-    | grep -E '^(event|evbuffer|bufferevent|evconnlistener|evutil|evthread|ev_token_bucket|libevent)_' \
+    | grep -E '^(event|evbuffer|bufferevent|evconnlistener|evutil|evthread|ev_token_bucket|libevent|evdns|evhttp|evrpc|evtag)_' \
     | sort -u >"$tmp/all"
 grep -E '^(evhttp|evdns|evrpc|evtag)_' "$tmp/all" >"$tmp/extra" || true
 grep -v -x -F -f "$tmp/extra" "$tmp/all" | grep -v -x 'evthread_use_pthreads' >"$tmp/core" || true
