@@ -443,10 +443,10 @@ pub unsafe extern "C" fn evdns_base_resume(d: *mut evdns_base) -> c_int {
 // ---- configuration ----
 
 /// `evdns_base_set_option`: `ndots`, `timeout` (seconds, fractions allowed), `max-timeouts`,
-/// `max-inflight`, `attempts`, `randomize-case`, `initial-probe-timeout` (the name may end with
-/// a colon, as before libevent 2.0.3). 0, or -1 for a bad value. `bind-to`, `so-rcvbuf`,
-/// `so-sndbuf` and `getaddrinfo-allow-skew` are not supported: -1 with a warning. Other names
-/// are ignored (0), as libevent ignores them.
+/// `max-inflight`, `attempts`, `randomize-case`, `initial-probe-timeout`,
+/// `getaddrinfo-allow-skew`, `so-rcvbuf`, `so-sndbuf`, `bind-to` (the name may end with a colon,
+/// as before libevent 2.0.3; see `ResolvConf::set_option` for the values). 0, or -1 for a bad
+/// value. Other names are ignored (0), as libevent ignores them.
 #[no_mangle]
 pub unsafe extern "C" fn evdns_base_set_option(
     d: *mut evdns_base,
@@ -467,7 +467,7 @@ pub unsafe extern "C" fn evdns_base_set_option(
 }
 
 unsafe fn set_option(d: *mut evdns_base, name: &str, val: &str) -> c_int {
-    const KNOWN: [&str; 7] = [
+    const KNOWN: [&str; 11] = [
         "ndots",
         "timeout",
         "max-timeouts",
@@ -475,21 +475,11 @@ unsafe fn set_option(d: *mut evdns_base, name: &str, val: &str) -> c_int {
         "attempts",
         "randomize-case",
         "initial-probe-timeout",
-    ];
-    if [
-        "bind-to",
+        "getaddrinfo-allow-skew",
         "so-rcvbuf",
         "so-sndbuf",
-        "getaddrinfo-allow-skew",
-    ]
-    .contains(&name)
-    {
-        dns_log(
-            true,
-            &format!("evdns_base_set_option: {name} is not supported"),
-        );
-        return -1;
-    }
+        "bind-to",
+    ];
     if !KNOWN.contains(&name) {
         return 0;
     }

@@ -58,6 +58,10 @@ pub struct ResolvConf {
     tcp: bool,
     probe: Duration,
     randomize_case: bool,
+    allow_skew: Duration,
+    bind_to: Option<IpAddr>,
+    so_rcvbuf: Option<usize>,
+    so_sndbuf: Option<usize>,
 }
 
 impl Default for ResolvConf {
@@ -83,6 +87,10 @@ impl ResolvConf {
             tcp: true,
             probe: Duration::from_secs(10),
             randomize_case: true,
+            allow_skew: Duration::from_secs(3),
+            bind_to: None,
+            so_rcvbuf: None,
+            so_sndbuf: None,
         }
     }
 
@@ -154,7 +162,9 @@ impl ResolvConf {
     /// Applies one option word as `resolv.conf`'s `options` line or libevent's
     /// `evdns_base_set_option` give it: `ndots:N`, `timeout:SECONDS` (fractions allowed),
     /// `attempts:N`, `rotate`, `max-timeouts:N`, `max-inflight:N`, `initial-probe-timeout:SECONDS`,
-    /// `randomize-case:0|1`. Returns whether the word was one of these with a valid value (the
+    /// `randomize-case:0|1`, `getaddrinfo-allow-skew:SECONDS`, `so-rcvbuf:BYTES`, `so-sndbuf:BYTES`,
+    /// `bind-to:ADDRESS` (an IP address, or one with a port, whose port is not used: every query
+    /// has a socket and a random port of its own). Returns whether the word was one of these with a valid value (the
     /// configuration is unchanged otherwise); values out of range are clamped as the setters do.
     ///
     /// ```
@@ -174,6 +184,29 @@ impl ResolvConf {
             return false;
         };
         let value = value.trim();
+        if key == "bind-to" {
+            let ip = value
+                .parse::<IpAddr>()
+                .ok()
+                .or_else(|| value.parse::<SocketAddr>().ok().map(|a| a.ip()));
+            return match ip {
+                Some(ip) => {
+                    self.bind_to = Some(ip);
+                    true
+                }
+                None => false,
+            };
+        }
+        if key == "getaddrinfo-allow-skew" {
+            let Ok(secs) = value.parse::<f64>() else {
+                return false;
+            };
+            if !secs.is_finite() || secs < 0.0 {
+                return false;
+            }
+            self.allow_skew = Duration::from_secs_f64(secs.min(MAX_TIMEOUT.as_secs_f64()));
+            return true;
+        }
         if key == "timeout" || key == "initial-probe-timeout" {
             let Ok(secs) = value.parse::<f64>() else {
                 return false;
@@ -199,6 +232,8 @@ impl ResolvConf {
             "max-timeouts" => self.max_timeouts = n32.clamp(1, 255),
             "max-inflight" => self.max_inflight = (n as usize).clamp(1, 65535),
             "randomize-case" => self.randomize_case = n != 0,
+            "so-rcvbuf" => self.so_rcvbuf = Some((n as usize).min(1 << 30)),
+            "so-sndbuf" => self.so_sndbuf = Some((n as usize).min(1 << 30)),
             _ => return false,
         }
         true
@@ -214,6 +249,24 @@ impl ResolvConf {
     /// Whether queries carry the name in a random 0x20 case.
     pub fn randomize_case(&self) -> bool {
         self.randomize_case
+    }
+
+    /// How long a [`getaddrinfo`](crate::Resolver::getaddrinfo) lookup waits for the second family
+    /// once the first has answered (libevent's `getaddrinfo-allow-skew`, 3 s by default).
+    pub fn allow_skew(&self) -> Duration {
+        self.allow_skew
+    }
+
+    /// The local address the queries' UDP sockets bind to (of the nameserver's family; any
+    /// address by default).
+    pub fn bind_to(&self) -> Option<IpAddr> {
+        self.bind_to
+    }
+
+    /// The `SO_RCVBUF` and `SO_SNDBUF` sizes set on the queries' UDP sockets (the system's
+    /// defaults when `None`).
+    pub fn socket_buffers(&self) -> (Option<usize>, Option<usize>) {
+        (self.so_rcvbuf, self.so_sndbuf)
     }
 
     /// Removes every nameserver.

@@ -630,15 +630,27 @@ where
     Ok(ev)
 }
 
-fn bind_udp(to: SocketAddr) -> io::Result<UdpSocket> {
-    let local: SocketAddr = match to {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+/// A UDP socket connected to `to`, bound and sized as the configuration says.
+fn bind_udp(to: SocketAddr, conf: &ResolvConf) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let ip = match (to, conf.bind_to()) {
+        (SocketAddr::V4(_), Some(ip @ IpAddr::V4(_)))
+        | (SocketAddr::V6(_), Some(ip @ IpAddr::V6(_))) => ip,
+        (SocketAddr::V4(_), _) => Ipv4Addr::UNSPECIFIED.into(),
+        (SocketAddr::V6(_), _) => Ipv6Addr::UNSPECIFIED.into(),
     };
-    let sock = UdpSocket::bind(local)?;
+    let sock = Socket::new(Domain::for_address(to), Type::DGRAM, Some(Protocol::UDP))?;
+    let (rcv, snd) = conf.socket_buffers();
+    if let Some(n) = rcv {
+        sock.set_recv_buffer_size(n)?;
+    }
+    if let Some(n) = snd {
+        sock.set_send_buffer_size(n)?;
+    }
     sock.set_nonblocking(true)?;
-    sock.connect(to)?;
-    Ok(sock)
+    sock.bind(&SocketAddr::new(ip, 0).into())?;
+    sock.connect(&to.into())?;
+    Ok(sock.into())
 }
 
 fn connect_tcp(to: SocketAddr) -> io::Result<TcpStream> {
@@ -791,7 +803,7 @@ impl Inner {
         let sent = wire::encode_query(id, &qname, kind)
             .ok_or_else(|| io::Error::other("cannot encode"))
             .and_then(|q| {
-                let sock = bind_udp(addr)?;
+                let sock = bind_udp(addr, &self.conf)?;
                 sock.send(&q)?;
                 Ok(sock)
             });
@@ -1188,7 +1200,7 @@ impl Inner {
         let probe = wire::encode_query(id, &qname, Kind::A)
             .ok_or_else(|| io::Error::other("cannot encode"))
             .and_then(|q| {
-                let sock = bind_udp(addr)?;
+                let sock = bind_udp(addr, &self.conf)?;
                 sock.send(&q)?;
                 let ev = watch(
                     base,
@@ -1245,5 +1257,38 @@ impl Inner {
         if up {
             self.mark_up(base, server);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_sockets_follow_bind_to_and_buffer_options() {
+        let to: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let mut conf = ResolvConf::new();
+        assert!(conf.set_option("bind-to:127.0.0.2"));
+        assert!(conf.set_option("so-rcvbuf:65536") && conf.set_option("so-sndbuf:32768"));
+        let sock = bind_udp(to, &conf).unwrap();
+        assert_eq!(
+            sock.local_addr().unwrap().ip(),
+            IpAddr::from([127, 0, 0, 2])
+        );
+        let s = socket2::SockRef::from(&sock);
+        // Linux doubles what was asked for (room for its bookkeeping).
+        assert!(s.recv_buffer_size().unwrap() >= 65536);
+        assert!(s.send_buffer_size().unwrap() >= 32768);
+        // An address of the other family is not used: the socket binds to the any address.
+        let mut v6 = ResolvConf::new();
+        assert!(v6.set_option("bind-to:[::1]:99"));
+        assert_eq!(v6.bind_to(), Some(IpAddr::from(Ipv6Addr::LOCALHOST)));
+        let sock = bind_udp(to, &v6).unwrap();
+        // (connected to 127.0.0.1, it then has the route's source address)
+        assert_eq!(
+            sock.local_addr().unwrap().ip(),
+            IpAddr::from([127, 0, 0, 1])
+        );
+        assert!(!v6.set_option("bind-to:nowhere"));
     }
 }

@@ -270,6 +270,12 @@ static void test_timeout_and_failover(void) {
     CHECK(evdns_base_set_option(d, "timeout:", "0.3") == 0);
     CHECK(evdns_base_set_option(d, "attempts", "1") == 0);
     CHECK(evdns_base_set_option(d, "ndots:", "lots") == -1);
+    CHECK(evdns_base_set_option(d, "randomize-case:", "0") == 0);
+    CHECK(evdns_base_set_option(d, "so-rcvbuf", "65536") == 0);
+    CHECK(evdns_base_set_option(d, "so-sndbuf", "65536") == 0);
+    CHECK(evdns_base_set_option(d, "bind-to", "127.0.0.1") == 0);
+    CHECK(evdns_base_set_option(d, "getaddrinfo-allow-skew:", "1.5") == 0);
+    CHECK(evdns_base_set_option(d, "no-such-option", "1") == 0);
     CHECK(evdns_base_resolve_ipv4(d, "host.test", 0, on_resolved, &t));
     run_until(&t.done);
     CHECK(t.result == DNS_ERR_TIMEOUT && t.count == 0);
