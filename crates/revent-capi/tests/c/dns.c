@@ -405,6 +405,25 @@ static void test_getaddrinfo(struct evdns_base *d) {
     CHECK(evdns_getaddrinfo(d, "nx.test", "80", &hints, on_gai, &nx) != NULL);
     run_until(&nx.done);
     CHECK(nx.result == EVUTIL_EAI_NONAME && nx.n == 0);
+    /* No host: the loopback, or with AI_PASSIVE the any address; answered at once. */
+    {
+        struct gai lo = {0}, passive = {0};
+        hints.ai_family = AF_INET;
+        CHECK(evdns_getaddrinfo(d, NULL, "7", &hints, on_gai, &lo) == NULL);
+        CHECK(lo.done && lo.result == 0 && lo.n4 == 1 && lo.port == 7);
+        hints.ai_flags = EVUTIL_AI_PASSIVE;
+        CHECK(evdns_getaddrinfo(d, NULL, "7", &hints, on_gai, &passive) == NULL);
+        CHECK(passive.done && passive.result == 0 && passive.n4 == 1);
+        hints.ai_flags = 0;
+    }
+    /* The hosts entries are forgotten: the name now goes to the server, which does not know it. */
+    evdns_base_clear_host_addresses(d);
+    {
+        struct gai gone = {0};
+        CHECK(evdns_getaddrinfo(d, "fromhosts.test", "80", &hints, on_gai, &gone) != NULL);
+        run_until(&gone.done);
+        CHECK(gone.result == EVUTIL_EAI_NONAME);
+    }
     /* Cancelled: the callback runs from the loop with EVUTIL_EAI_CANCEL. */
     r = evdns_getaddrinfo(d, "host.test", "80", &hints, on_gai, &cancelled);
     CHECK(r);
@@ -462,7 +481,79 @@ static void test_connect_hostname(struct evdns_base *d) {
     CHECK(bufferevent_socket_get_dns_error(bad) == EVUTIL_EAI_NONAME);
     bufferevent_free(bev);
     bufferevent_free(bad);
+    /* Freed while its lookup is pending: the lookup finishes first (it holds a reference), the
+     * connection is made, and the bufferevent goes then; its callback is not called. */
+    accepted = 0;
+    memset(&ok, 0, sizeof ok);
+    bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, NULL, NULL, on_bev_event, &ok);
+    CHECK(bufferevent_socket_connect_hostname(bev, d, AF_INET, "local.test", ntohs(sin.sin_port)) == 0);
+    bufferevent_free(bev);
+    run_until(&accepted);
+    CHECK(!ok.done);
     evconnlistener_free(lev);
+}
+
+/* ---- resolv.conf and the log function ---- */
+
+static int warnings;
+static void on_dns_log(int is_warning, const char *msg) {
+    (void)msg;
+    if (is_warning) warnings++;
+}
+
+static int event_warnings;
+static void on_event_log(int severity, const char *msg) {
+    (void)msg;
+    if (severity == EVENT_LOG_WARN) event_warnings++;
+}
+
+static void test_resolv_conf(void) {
+    char path[] = "/tmp/revent-dns-resolv-XXXXXX", text[256];
+    struct got g = {0};
+    struct evdns_base *d = dns_with(0);
+    int fd = mkstemp(path), len;
+    CHECK(fd >= 0);
+    len = snprintf(text, sizeof text, "# a comment\nnameserver 127.0.0.1:%d\nsearch test\n"
+                   "options ndots:2 timeout:5 attempts:2\n", good_port);
+    CHECK(write(fd, text, len) == len);
+    close(fd);
+    CHECK(evdns_base_resolv_conf_parse(d, DNS_OPTIONS_ALL, path) == 0);
+    CHECK(evdns_base_count_nameservers(d) == 1);
+    /* "short" has fewer dots than ndots: the search list is tried, and short.test answers. */
+    CHECK(evdns_base_resolve_ipv4(d, "short", 0, on_resolved, &g));
+    run_until(&g.done);
+    CHECK(g.result == DNS_ERR_NONE && g.count == 1);
+    evdns_base_free(d, 0);
+    /* Only the nameservers asked for: no search domain from the file. */
+    d = dns_with(0);
+    CHECK(evdns_base_resolv_conf_parse(d, DNS_OPTION_NAMESERVERS, path) == 0);
+    memset(&g, 0, sizeof g);
+    CHECK(evdns_base_resolve_ipv4(d, "short", DNS_QUERY_NO_SEARCH, on_resolved, &g));
+    run_until(&g.done);
+    CHECK(g.result == DNS_ERR_NOTEXIST);
+    evdns_base_free(d, 0);
+    unlink(path);
+    /* A file that is not there: 1, and 127.0.0.1 as the nameserver unless told not to. */
+    d = dns_with(0);
+    CHECK(evdns_base_resolv_conf_parse(d, DNS_OPTION_NAMESERVERS, path) == 1);
+    CHECK(evdns_base_count_nameservers(d) == 1);
+    evdns_base_free(d, 0);
+    d = dns_with(0);
+    CHECK(evdns_base_resolv_conf_parse(d, DNS_OPTION_NAMESERVERS | DNS_OPTION_NAMESERVERS_NO_DEFAULT, path) == 1);
+    CHECK(evdns_base_count_nameservers(d) == 0);
+    /* Without a DNS log function, warnings go to the event log callback, set through core:
+     * one library state for core and extra (two copies of the library would each have one). */
+    event_set_log_callback(on_event_log);
+    CHECK(evdns_base_nameserver_ip_add(d, "not an address either") != 0);
+    CHECK(event_warnings > 0);
+    event_set_log_callback(NULL);
+    /* Warnings go to the DNS log function once one is set. */
+    evdns_set_log_fn(on_dns_log);
+    CHECK(evdns_base_nameserver_ip_add(d, "still not an address") != 0);
+    CHECK(warnings > 0);
+    evdns_set_log_fn(NULL);
+    evdns_base_free(d, 0);
 }
 
 /* ---- freeing with requests pending ---- */
@@ -529,6 +620,7 @@ int main(void) {
     test_nameservers();
     test_timeout_and_failover();
     test_suspend_resume();
+    test_resolv_conf();
     test_free_pending();
     test_compat();
     CHECK(queries > 0);
