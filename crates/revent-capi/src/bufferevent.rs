@@ -1716,9 +1716,10 @@ pub unsafe extern "C" fn bufferevent_socket_connect_hostname(
             let Ok(name) = std::str::from_utf8(name) else {
                 return -1;
             };
-            // SAFETY: a live evdns_base on the bufferevent's base (the caller's contract).
-            let resolver = unsafe { crate::dns::resolver_of(evdns_base) };
             return with_bev(bev, "bufferevent_socket_connect_hostname", |b, _h, p| {
+                // SAFETY: a live evdns_base on the bufferevent's base (the caller's contract),
+                // read where that base is used.
+                let resolver = unsafe { crate::dns::resolver_of(evdns_base) };
                 connect_resolved(b, bev, p, &resolver, name, port as u16, family);
                 0
             })

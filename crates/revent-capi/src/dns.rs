@@ -125,10 +125,17 @@ unsafe fn on_dns<R>(
         dns_log(true, &format!("{what}: NULL evdns_base"));
         return None;
     }
-    // SAFETY: the caller's contract: a live evdns_base.
-    let (cbase, resolver) = unsafe { ((*d).cbase, (*d).resolver.clone()) };
-    // SAFETY: its base is live (the caller's contract).
-    unsafe { with_base(cbase, |b| f(b, &resolver, cbase)) }
+    // SAFETY: the caller's contract: a live evdns_base (a plain pointer read).
+    let cbase = unsafe { (*d).cbase };
+    // SAFETY: its base is live (the caller's contract). The resolver (an `Rc`) is cloned where
+    // the base is used, never on another thread; the clone keeps it alive should a C callback
+    // that `f` runs free the evdns_base.
+    unsafe {
+        with_base(cbase, |b| {
+            let resolver = (*d).resolver.clone();
+            f(b, &resolver, cbase)
+        })
+    }
 }
 
 /// A C string as `&str`; `None` (with a warning) for NULL or bytes that are not UTF-8.
@@ -191,15 +198,16 @@ pub unsafe extern "C" fn evdns_base_free(d: *mut evdns_base, fail_requests: c_in
         if d.is_null() {
             return;
         }
-        // SAFETY: a live evdns_base and its base (C's contract).
+        let _ = GLOBAL.compare_exchange(d, ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire);
+        // SAFETY: a live evdns_base and its base (C's contract). The box (from Box::into_raw in
+        // evdns_base_new, freed once: C's contract) is dropped where the base is used, as the
+        // resolver's `Rc` must be.
         unsafe {
             on_dns(d, "evdns_base_free", |b, r, _| {
-                r.shutdown(b, fail_requests != 0)
+                r.shutdown(b, fail_requests != 0);
+                drop(Box::from_raw(d));
             })
         };
-        let _ = GLOBAL.compare_exchange(d, ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire);
-        // SAFETY: from Box::into_raw in evdns_base_new, freed once (C's contract).
-        drop(unsafe { Box::from_raw(d) });
     })
 }
 
@@ -970,13 +978,14 @@ pub unsafe extern "C" fn evdns_cancel_request(d: *mut evdns_base, req: *mut evdn
         if req.is_null() {
             return;
         }
-        // SAFETY: a live request (C's contract: its callback has not run).
-        let (cbase, handle) = unsafe { ((*req).cbase, (*req).req.clone()) };
-        let Some(handle) = handle else { return };
-        // SAFETY: its base is live.
+        // SAFETY: a live request (C's contract: its callback has not run); a plain pointer read.
+        let cbase = unsafe { (*req).cbase };
+        // SAFETY: its base is live; the request's handle is read where the base is used.
         unsafe {
             with_base(cbase, |b| {
-                handle.cancel_and_notify(b);
+                if let Some(handle) = (*req).req.clone() {
+                    handle.cancel_and_notify(b);
+                }
             })
         };
     })
@@ -1250,15 +1259,16 @@ pub unsafe extern "C" fn evdns_getaddrinfo_cancel(req: *mut evdns_getaddrinfo_re
         if req.is_null() {
             return;
         }
-        // SAFETY: a live request (C's contract). Read before the cancel frees it.
-        let (cbase, lookup, cb, arg) =
-            unsafe { ((*req).cbase, (*req).lookup.clone(), (*req).cb, (*req).arg) };
-        let (Some(lookup), Some(cbf)) = (lookup, cb) else {
-            return;
-        };
-        // SAFETY: its base is live.
+        // SAFETY: a live request (C's contract); a plain pointer read.
+        let cbase = unsafe { (*req).cbase };
+        // SAFETY: its base is live; the request is read where the base is used, before the
+        // cancel frees it.
         unsafe {
             with_base(cbase, |b| {
+                let (lookup, cb, arg) = ((*req).lookup.clone(), (*req).cb, (*req).arg);
+                let (Some(lookup), Some(cbf)) = (lookup, cb) else {
+                    return;
+                };
                 if lookup.cancel(b) {
                     let _ = b.once(-1, What::NONE, None, move |b, _| {
                         // SAFETY: the program's callback; `cbase`'s Rust base is `b`.
