@@ -23,19 +23,33 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
+/// The `result` of a successful lookup.
 pub const DNS_ERR_NONE: c_int = 0;
+/// The `result` of a cancelled lookup.
 pub const DNS_ERR_CANCEL: c_int = 69;
+/// `type` of an A answer (`DNS_IPv4_A`): `addresses` is an array of `struct in_addr`.
 pub const DNS_IPV4_A: c_char = 1;
+/// `type` of a PTR answer: `addresses` points to one `char *`.
 pub const DNS_PTR: c_char = 2;
+/// `type` of an AAAA answer (`DNS_IPv6_AAAA`): `addresses` is an array of `struct in6_addr`.
 pub const DNS_IPV6_AAAA: c_char = 3;
+/// A lookup flag: the name is asked as it is, without the search list.
 pub const DNS_QUERY_NO_SEARCH: c_int = 1;
+/// `evdns_base_resolv_conf_parse`: take the `search` and `domain` lines.
 pub const DNS_OPTION_SEARCH: c_int = 1;
+/// `evdns_base_resolv_conf_parse`: take the `nameserver` lines.
 pub const DNS_OPTION_NAMESERVERS: c_int = 2;
+/// `evdns_base_resolv_conf_parse`: take the `options` lines.
 pub const DNS_OPTION_MISC: c_int = 4;
+/// `evdns_base_resolv_conf_parse`: load `/etc/hosts` too.
 pub const DNS_OPTION_HOSTSFILE: c_int = 8;
+/// All four of the above.
 pub const DNS_OPTIONS_ALL: c_int = 15;
+/// `evdns_base_resolv_conf_parse`: no 127.0.0.1 when the file names no nameserver.
 pub const DNS_OPTION_NAMESERVERS_NO_DEFAULT: c_int = 16;
+/// `evdns_base_new`: configure from `/etc/resolv.conf`.
 pub const EVDNS_BASE_INITIALIZE_NAMESERVERS: c_int = 1;
+/// `evdns_base_new`: no 127.0.0.1 when resolv.conf names no nameserver.
 pub const EVDNS_BASE_NAMESERVERS_NO_DEFAULT: c_int = 0x10000;
 /// libevent's own getaddrinfo error for a cancelled lookup.
 pub const EVUTIL_EAI_CANCEL: c_int = -90001;
@@ -1364,6 +1378,7 @@ pub extern "C" fn evdns_shutdown(fail_requests: c_int) {
     })
 }
 
+/// `evdns_base_resolve_ipv4` on the global resolver: 0, or -1.
 #[no_mangle]
 pub unsafe extern "C" fn evdns_resolve_ipv4(
     name: *const c_char,
@@ -1380,6 +1395,7 @@ pub unsafe extern "C" fn evdns_resolve_ipv4(
     }
 }
 
+/// `evdns_base_resolve_ipv6` on the global resolver: 0, or -1.
 #[no_mangle]
 pub unsafe extern "C" fn evdns_resolve_ipv6(
     name: *const c_char,
@@ -1396,6 +1412,7 @@ pub unsafe extern "C" fn evdns_resolve_ipv6(
     }
 }
 
+/// `evdns_base_resolve_reverse` on the global resolver: 0, or -1.
 #[no_mangle]
 pub unsafe extern "C" fn evdns_resolve_reverse(
     addr: *const libc::in_addr,
@@ -1412,6 +1429,7 @@ pub unsafe extern "C" fn evdns_resolve_reverse(
     }
 }
 
+/// `evdns_base_resolve_reverse_ipv6` on the global resolver: 0, or -1.
 #[no_mangle]
 pub unsafe extern "C" fn evdns_resolve_reverse_ipv6(
     addr: *const libc::in6_addr,
@@ -1428,30 +1446,35 @@ pub unsafe extern "C" fn evdns_resolve_reverse_ipv6(
     }
 }
 
+/// `evdns_base_count_nameservers` on the global resolver.
 #[no_mangle]
 pub extern "C" fn evdns_count_nameservers() -> c_int {
     // SAFETY: the global resolver or null (reported).
     unsafe { evdns_base_count_nameservers(global()) }
 }
 
+/// `evdns_base_clear_nameservers_and_suspend` on the global resolver.
 #[no_mangle]
 pub extern "C" fn evdns_clear_nameservers_and_suspend() -> c_int {
     // SAFETY: as above.
     unsafe { evdns_base_clear_nameservers_and_suspend(global()) }
 }
 
+/// `evdns_base_resume` on the global resolver.
 #[no_mangle]
 pub extern "C" fn evdns_resume() -> c_int {
     // SAFETY: as above.
     unsafe { evdns_base_resume(global()) }
 }
 
+/// `evdns_base_nameserver_add` on the global resolver.
 #[no_mangle]
 pub extern "C" fn evdns_nameserver_add(address: c_ulong) -> c_int {
     // SAFETY: as above.
     unsafe { evdns_base_nameserver_add(global(), address) }
 }
 
+/// `evdns_base_nameserver_ip_add` on the global resolver.
 #[no_mangle]
 pub unsafe extern "C" fn evdns_nameserver_ip_add(ip_as_string: *const c_char) -> c_int {
     // SAFETY: forwarded with the caller's contract.
@@ -1471,24 +1494,28 @@ pub unsafe extern "C" fn evdns_set_option(
     unsafe { evdns_base_set_option(global(), option, val) }
 }
 
+/// `evdns_base_resolv_conf_parse` on the global resolver.
 #[no_mangle]
 pub unsafe extern "C" fn evdns_resolv_conf_parse(flags: c_int, filename: *const c_char) -> c_int {
     // SAFETY: forwarded with the caller's contract.
     unsafe { evdns_base_resolv_conf_parse(global(), flags, filename) }
 }
 
+/// `evdns_base_search_clear` on the global resolver.
 #[no_mangle]
 pub extern "C" fn evdns_search_clear() {
     // SAFETY: the global resolver or null (reported).
     unsafe { evdns_base_search_clear(global()) }
 }
 
+/// `evdns_base_search_add` on the global resolver.
 #[no_mangle]
 pub unsafe extern "C" fn evdns_search_add(domain: *const c_char) {
     // SAFETY: forwarded with the caller's contract.
     unsafe { evdns_base_search_add(global(), domain) }
 }
 
+/// `evdns_base_search_ndots_set` on the global resolver.
 #[no_mangle]
 pub extern "C" fn evdns_search_ndots_set(ndots: c_int) {
     // SAFETY: the global resolver or null (reported).
