@@ -13,6 +13,14 @@
 # linked from it with its own SONAME and a version script that exports exactly its libevent functions
 # (nothing else of the Rust code is visible). libevent-2.1 and libevent_core-2.1 are separate copies, as
 # libevent's are; libevent_extra-2.1 and libevent_pthreads-2.1 depend on libevent_core-2.1. Needs cc.
+#
+# One copy of the code per process for core + extra: a program linked with -levent_core -levent_extra
+# must not get two copies of revent (two sets of statics: log and thread callbacks, debug mode; an
+# evdns_base of one copy on an event_base of the other). So libevent_core-2.1 holds all the code, and
+# exports, besides core's functions, each extra function X under a private alias __revent_extra_X
+# (--defsym); libevent_extra-2.1 is a small library, DT_NEEDED libevent_core-2.1, whose every export X
+# is an assembly trampoline `jmp __revent_extra_X@PLT` (a tail jump: arguments, variadic ones too, and
+# the return pass through untouched).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -40,35 +48,49 @@ done
 
 # The libevent functions the archive and the shims define, by library.
 nm --defined-only -g "$archive" ${shims[@]+"${shims[@]}"} 2>/dev/null | awk '$2 == "T" {print $3}' \
-    | grep -E '^(event|evbuffer|bufferevent|evconnlistener|evutil|evthread|ev_token_bucket|libevent)_' \
+    | grep -E '^(event|evbuffer|bufferevent|evconnlistener|evutil|evthread|ev_token_bucket|libevent|evdns|evhttp|evrpc|evtag)_' \
     | sort -u >"$tmp/all"
 grep -E '^(evhttp|evdns|evrpc|evtag)_' "$tmp/all" >"$tmp/extra" || true
 grep -v -x -F -f "$tmp/extra" "$tmp/all" | grep -v -x 'evthread_use_pthreads' >"$tmp/core" || true
-map() { { echo '{ global:'; sed 's/$/;/' "$1"; echo 'local: *; };'; } >"$2"; }
-map "$tmp/core" "$tmp/core.map"
+map() { # an empty list exports nothing
+    if [ -s "$1" ]; then { echo '{ global:'; sed 's/$/;/' "$1"; echo 'local: *; };'; } >"$2"
+    else echo '{ local: *; };' >"$2"; fi
+}
+sed 's/^/__revent_extra_/' "$tmp/extra" >"$tmp/aliases"
+cat "$tmp/core" "$tmp/aliases" >"$tmp/core+aliases"
+map "$tmp/core+aliases" "$tmp/core.map"
 cat "$tmp/core" "$tmp/extra" >"$tmp/full"
 map "$tmp/full" "$tmp/full.map"
+defsyms=()
+while read -r f; do defsyms+=("-Wl,--defsym=__revent_extra_$f=$f"); done <"$tmp/extra"
 
 # What Rust's standard library needs from the system.
 native="-lpthread -ldl -lm -lrt -lutil -lgcc_s -lc"
-link() { # link NAME VERSION-SCRIPT
-    "$cc" -shared -o "$out/$1.0.1" -Wl,-soname,"$1" -Wl,--version-script="$2" \
+link() { # link NAME VERSION-SCRIPT [LINKER-FLAGS...]
+    local name=$1 script=$2
+    shift 2
+    "$cc" -shared -o "$out/$name.0.1" -Wl,-soname,"$name" -Wl,--version-script="$script" \
         ${shims[@]+"${shims[@]}"} -Wl,--gc-sections -Wl,--whole-archive "$archive" \
-        -Wl,--no-whole-archive $native
-    ln -sf "$1.0.1" "$out/$1"
+        -Wl,--no-whole-archive "$@" $native
+    ln -sf "$name.0.1" "$out/$name"
 }
-link libevent_core-2.1.so.7 "$tmp/core.map"
+link libevent_core-2.1.so.7 "$tmp/core.map" ${defsyms[@]+"${defsyms[@]}"}
 link libevent-2.1.so.7 "$tmp/full.map"
 
-# libevent_extra (HTTP, DNS, RPC: their issues add them) and libevent_pthreads sit on libevent_core.
-if [ -s "$tmp/extra" ]; then
-    link libevent_extra-2.1.so.7 "$tmp/full.map"
-else
-    echo '{ local: *; };' >"$tmp/none.map"
-    "$cc" -shared -o "$out/libevent_extra-2.1.so.7.0.1" -Wl,-soname,libevent_extra-2.1.so.7 \
-        -Wl,--version-script="$tmp/none.map" -x c /dev/null -L"$out" -l:libevent_core-2.1.so.7
-    ln -sf libevent_extra-2.1.so.7.0.1 "$out/libevent_extra-2.1.so.7"
-fi
+# libevent_extra (HTTP, DNS, RPC) and libevent_pthreads sit on libevent_core: extra's exports are
+# trampolines into core's private aliases (see the top of this file).
+{
+    echo '	.text'
+    while read -r f; do
+        printf '\t.globl %s\n\t.type %s, @function\n%s:\n\tjmp __revent_extra_%s@PLT\n\t.size %s, .-%s\n' \
+            "$f" "$f" "$f" "$f" "$f" "$f"
+    done <"$tmp/extra"
+    echo '	.section .note.GNU-stack,"",@progbits'
+} >"$tmp/extra.s"
+map "$tmp/extra" "$tmp/extra.map"
+"$cc" -shared -o "$out/libevent_extra-2.1.so.7.0.1" -Wl,-soname,libevent_extra-2.1.so.7 \
+    -Wl,--version-script="$tmp/extra.map" "$tmp/extra.s" -L"$out" -Wl,--no-as-needed -l:libevent_core-2.1.so.7
+ln -sf libevent_extra-2.1.so.7.0.1 "$out/libevent_extra-2.1.so.7"
 if [ -f "$here/c/evthread_pthreads.c" ]; then
     "$cc" -O2 -fPIC -shared -o "$out/libevent_pthreads-2.1.so.7.0.1" \
         -Wl,-soname,libevent_pthreads-2.1.so.7 "$here/c/evthread_pthreads.c" \
@@ -78,4 +100,4 @@ fi
 for l in libevent libevent_core libevent_extra libevent_pthreads; do
     [ -e "$out/$l-2.1.so.7" ] && ln -sf "$l-2.1.so.7" "$out/$l.so"
 done
-echo "$out: $(wc -l <"$tmp/core") functions in libevent_core-2.1.so.7, $(wc -l <"$tmp/full") in libevent-2.1.so.7"
+echo "$out: $(wc -l <"$tmp/core") functions in libevent_core-2.1.so.7, $(wc -l <"$tmp/extra") in libevent_extra-2.1.so.7, $(wc -l <"$tmp/full") in libevent-2.1.so.7"

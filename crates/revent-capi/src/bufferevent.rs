@@ -1680,21 +1680,22 @@ pub unsafe extern "C" fn bufferevent_socket_connect(
 }
 
 /// `bufferevent_socket_connect_hostname`: resolves `hostname` (a name, an IPv4 address, an IPv6
-/// address with or without brackets) with the system's `getaddrinfo` and connects to the first
-/// address. The resolution is synchronous: it blocks the caller, as libevent does when
-/// `evdns_base` is NULL (a non-NULL `evdns_base` is not used either). A failed lookup is reported
-/// to the event callback as BEV_EVENT_ERROR from the loop (libevent reports it inside this call),
-/// with `bufferevent_socket_get_dns_error` giving the EAI_* code; the call returns 0 then. -1 for
-/// a bad family, port or name.
+/// address with or without brackets) and connects to the first address. With an `evdns_base` the
+/// lookup is asynchronous (revent-dns's getaddrinfo: numeric names and the resolver's hosts file
+/// answered at once, names from the loop); the bufferevent holds a reference until it is done,
+/// so `bufferevent_free` meanwhile lets the lookup finish first, as in libevent. Without one it
+/// blocks on the system's `getaddrinfo`, as libevent does. A failed lookup is reported to the
+/// event callback as BEV_EVENT_ERROR, with `bufferevent_socket_get_dns_error` giving the EAI_*
+/// code (blocking: from the loop; libevent reports it inside this call); the call returns 0 then.
+/// -1 for a bad family, port or name.
 #[no_mangle]
 pub unsafe extern "C" fn bufferevent_socket_connect_hostname(
     bev: *mut bufferevent,
-    evdns_base: *mut c_void,
+    evdns_base: *mut crate::dns::evdns_base,
     family: c_int,
     hostname: *const libc::c_char,
     port: c_int,
 ) -> c_int {
-    let _ = evdns_base;
     guard(-1, || {
         if ![libc::AF_INET, libc::AF_INET6, libc::AF_UNSPEC].contains(&family)
             || !(1..=65535).contains(&port)
@@ -1711,6 +1712,19 @@ pub unsafe extern "C" fn bufferevent_socket_connect_hostname(
         }
         // SAFETY: a NUL-terminated string (the caller's contract).
         let name = unsafe { CStr::from_ptr(hostname) }.to_bytes();
+        if !evdns_base.is_null() {
+            let Ok(name) = std::str::from_utf8(name) else {
+                return -1;
+            };
+            return with_bev(bev, "bufferevent_socket_connect_hostname", |b, _h, p| {
+                // SAFETY: a live evdns_base on the bufferevent's base (the caller's contract),
+                // read where that base is used.
+                let resolver = unsafe { crate::dns::resolver_of(evdns_base) };
+                connect_resolved(b, bev, p, &resolver, name, port as u16, family);
+                0
+            })
+            .unwrap_or(-1);
+        }
         let name = match name {
             [b'[', inner @ .., b']'] => inner,
             n => n,
@@ -1752,6 +1766,70 @@ pub unsafe extern "C" fn bufferevent_socket_connect_hostname(
         })
         .unwrap_or(-1)
     })
+}
+
+/// Starts the asynchronous lookup of `bufferevent_socket_connect_hostname`, holding a reference
+/// on the bufferevent until its callback has run.
+fn connect_resolved(
+    b: &mut EventBase,
+    bev: *mut bufferevent,
+    p: *mut Private,
+    resolver: &revent_dns::Resolver,
+    name: &str,
+    port: u16,
+    family: c_int,
+) {
+    pv(p).dns_error = 0;
+    pv(p).refcnt += 1;
+    let fam = match family {
+        libc::AF_INET => revent_dns::Family::V4,
+        libc::AF_INET6 => revent_dns::Family::V6,
+        _ => revent_dns::Family::Any,
+    };
+    // Gives the lookup's reference back if the lookup is dropped without an answer (its resolver
+    // freed): only the count, never the last one, which would free the struct under revent.
+    struct Held(*mut Private, bool);
+    impl Drop for Held {
+        fn drop(&mut self) {
+            if !self.1 && pv(self.0).refcnt > 1 {
+                pv(self.0).refcnt -= 1;
+            }
+        }
+    }
+    impl Held {
+        /// The lookup answered: its reference is released by the callback, not by the drop.
+        fn answered(&mut self) -> *mut Private {
+            self.1 = true;
+            self.0
+        }
+    }
+    let mut held = Held(p, false);
+    let done = move |b: &mut EventBase, r: revent_dns::AddrOutcome| {
+        let p = held.answered();
+        let h = pv(p).h;
+        sync_in(b, bev, p);
+        match (r, h) {
+            (Ok(addrs), Some(h)) if !addrs.is_empty() => {
+                let (ss, len) = crate::dns::to_sockaddr(addrs[0]);
+                let rc = connect_on(b, bev, h, p, ptr::addr_of!(ss).cast(), len as c_int);
+                if rc < 0 {
+                    fire(b, bev, p, CCall::Event(BEV_EVENT_ERROR, None), false);
+                }
+            }
+            (Ok(_), _) => {
+                pv(p).dns_error = libc::EAI_NONAME;
+                fire(b, bev, p, CCall::Event(BEV_EVENT_ERROR, None), false);
+            }
+            (Err(e), _) => {
+                pv(p).dns_error = crate::dns::eai_code(e);
+                fire(b, bev, p, CCall::Event(BEV_EVENT_ERROR, None), false);
+            }
+        }
+        if release(Some(&mut *b), bev, p) {
+            publish(b, bev, p);
+        }
+    };
+    let _ = resolver.getaddrinfo(b, name, port, fam, done);
 }
 
 /// `bufferevent_socket_get_dns_error`: the EAI_* code of the last failed

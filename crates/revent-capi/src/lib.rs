@@ -41,6 +41,7 @@
 pub mod base;
 pub mod buffer;
 pub mod bufferevent;
+pub mod dns;
 pub mod event;
 pub mod listener;
 pub mod logging;

@@ -57,6 +57,11 @@ pub struct ResolvConf {
     max_timeouts: u32,
     tcp: bool,
     probe: Duration,
+    randomize_case: bool,
+    allow_skew: Duration,
+    bind_to: Option<IpAddr>,
+    so_rcvbuf: Option<usize>,
+    so_sndbuf: Option<usize>,
 }
 
 impl Default for ResolvConf {
@@ -81,6 +86,11 @@ impl ResolvConf {
             max_timeouts: 3,
             tcp: true,
             probe: Duration::from_secs(10),
+            randomize_case: true,
+            allow_skew: Duration::from_secs(3),
+            bind_to: None,
+            so_rcvbuf: None,
+            so_sndbuf: None,
         }
     }
 
@@ -146,28 +156,129 @@ impl ResolvConf {
     /// One `options` word: `ndots:N`, `timeout:N`, `attempts:N`, `rotate`, and libevent's
     /// `max-timeouts:N`, `max-inflight:N` and `initial-probe-timeout:N`. Anything else is ignored.
     fn apply_option(&mut self, opt: &str) {
+        let _ = self.set_option(opt);
+    }
+
+    /// Applies one option word as `resolv.conf`'s `options` line or libevent's
+    /// `evdns_base_set_option` give it: `ndots:N`, `timeout:SECONDS` (fractions allowed),
+    /// `attempts:N`, `rotate`, `max-timeouts:N`, `max-inflight:N`, `initial-probe-timeout:SECONDS`,
+    /// `randomize-case:0|1`, `getaddrinfo-allow-skew:SECONDS`, `so-rcvbuf:BYTES`, `so-sndbuf:BYTES`,
+    /// `bind-to:ADDRESS` (an IP address, or one with a port, whose port is not used: every query
+    /// has a socket and a random port of its own). Returns whether the word was one of these with a valid value (the
+    /// configuration is unchanged otherwise); values out of range are clamped as the setters do.
+    ///
+    /// ```
+    /// use revent_dns::ResolvConf;
+    /// let mut conf = ResolvConf::new();
+    /// assert!(conf.set_option("timeout:0.5") && conf.set_option("randomize-case:0"));
+    /// assert_eq!(conf.timeout(), std::time::Duration::from_millis(500));
+    /// assert!(!conf.randomize_case());
+    /// assert!(!conf.set_option("ndots:many") && !conf.set_option("no-such-option:1"));
+    /// ```
+    pub fn set_option(&mut self, opt: &str) -> bool {
         if opt == "rotate" {
             self.rotate = true;
-            return;
+            return true;
         }
         let Some((key, value)) = opt.split_once(':') else {
-            return;
+            return false;
         };
+        let value = value.trim();
+        if key == "bind-to" {
+            let ip = value
+                .parse::<IpAddr>()
+                .ok()
+                .or_else(|| value.parse::<SocketAddr>().ok().map(|a| a.ip()));
+            return match ip {
+                Some(ip) => {
+                    self.bind_to = Some(ip);
+                    true
+                }
+                None => false,
+            };
+        }
+        if key == "getaddrinfo-allow-skew" {
+            let Ok(secs) = value.parse::<f64>() else {
+                return false;
+            };
+            if !secs.is_finite() || secs < 0.0 {
+                return false;
+            }
+            self.allow_skew = Duration::from_secs_f64(secs.min(MAX_TIMEOUT.as_secs_f64()));
+            return true;
+        }
+        if key == "timeout" || key == "initial-probe-timeout" {
+            let Ok(secs) = value.parse::<f64>() else {
+                return false;
+            };
+            if !secs.is_finite() || secs < 0.0 {
+                return false;
+            }
+            let d = Duration::from_secs_f64(secs.min(MAX_TIMEOUT.as_secs_f64()));
+            *self = if key == "timeout" {
+                std::mem::take(self).with_timeout(d)
+            } else {
+                std::mem::take(self).with_initial_probe_timeout(d)
+            };
+            return true;
+        }
         let Ok(n) = value.parse::<u64>() else {
-            return;
+            return false;
         };
         let n32 = u32::try_from(n).unwrap_or(u32::MAX);
         match key {
             "ndots" => self.ndots = n32.min(MAX_NDOTS),
-            "timeout" => *self = std::mem::take(self).with_timeout(Duration::from_secs(n)),
             "attempts" => self.attempts = n32.clamp(1, MAX_ATTEMPTS),
             "max-timeouts" => self.max_timeouts = n32.clamp(1, 255),
             "max-inflight" => self.max_inflight = (n as usize).clamp(1, 65535),
-            "initial-probe-timeout" => {
-                *self = std::mem::take(self).with_initial_probe_timeout(Duration::from_secs(n))
-            }
-            _ => {}
+            "randomize-case" => self.randomize_case = n != 0,
+            "so-rcvbuf" => self.so_rcvbuf = Some((n as usize).min(1 << 30)),
+            "so-sndbuf" => self.so_sndbuf = Some((n as usize).min(1 << 30)),
+            _ => return false,
         }
+        true
+    }
+
+    /// Sets whether queries carry the name in a random 0x20 case (the default; libevent's
+    /// `randomize-case`). With it off the name goes as asked (replies must echo it in that case).
+    pub fn with_randomize_case(mut self, on: bool) -> ResolvConf {
+        self.randomize_case = on;
+        self
+    }
+
+    /// Whether queries carry the name in a random 0x20 case.
+    pub fn randomize_case(&self) -> bool {
+        self.randomize_case
+    }
+
+    /// How long a [`getaddrinfo`](crate::Resolver::getaddrinfo) lookup waits for the second family
+    /// once the first has answered (libevent's `getaddrinfo-allow-skew`, 3 s by default).
+    pub fn allow_skew(&self) -> Duration {
+        self.allow_skew
+    }
+
+    /// The local address the queries' UDP sockets bind to (of the nameserver's family; any
+    /// address by default).
+    pub fn bind_to(&self) -> Option<IpAddr> {
+        self.bind_to
+    }
+
+    /// The `SO_RCVBUF` and `SO_SNDBUF` sizes set on the queries' UDP sockets (the system's
+    /// defaults when `None`).
+    pub fn socket_buffers(&self) -> (Option<usize>, Option<usize>) {
+        (self.so_rcvbuf, self.so_sndbuf)
+    }
+
+    /// Removes every nameserver.
+    pub fn without_nameservers(mut self) -> ResolvConf {
+        self.nameservers.clear();
+        self
+    }
+
+    /// Removes every search domain (libevent's `evdns_base_search_clear`).
+    pub fn without_search(mut self) -> ResolvConf {
+        self.search.clear();
+        self
     }
 
     /// Adds a nameserver (any port; repeated addresses and those past [`MAX_NAMESERVERS`] are

@@ -46,8 +46,9 @@ impl Family {
 pub type AddrOutcome = Result<Vec<SocketAddr>, DnsError>;
 type AddrCallback = Box<dyn FnOnce(&mut EventBase, AddrOutcome)>;
 
-/// How long the second family may lag once the first has answered (libevent's
-/// `getaddrinfo-allow-skew`); after that the lookup ends with what it has.
+/// How long the second family may lag once the first has answered, by default (libevent's
+/// `getaddrinfo-allow-skew`, [`ResolvConf::allow_skew`](crate::ResolvConf::allow_skew)); after
+/// that the lookup ends with what it has.
 pub const ALLOW_SKEW: Duration = Duration::from_secs(3);
 
 /// A pending [`Resolver::getaddrinfo`] lookup, to cancel it.
@@ -85,6 +86,8 @@ struct Gai {
     asked4: bool,
     asked6: bool,
     skew: Option<EventId>,
+    /// How long the second family may lag (the resolver's `allow_skew`).
+    allow_skew: Duration,
 }
 
 impl Gai {
@@ -147,7 +150,7 @@ impl Lookup {
     }
 }
 
-/// A family's answer came in: deliver if both are in, or give the other [`ALLOW_SKEW`] more.
+/// A family's answer came in: deliver if both are in, or give the other the allowed skew more.
 fn on_family(base: &mut EventBase, state: &Rc<RefCell<Gai>>, v6: bool, outcome: Outcome) {
     {
         let mut s = state.borrow_mut();
@@ -165,7 +168,7 @@ fn on_family(base: &mut EventBase, state: &Rc<RefCell<Gai>>, v6: bool, outcome: 
             if s.any_success() && s.skew.is_none() {
                 let st = state.clone();
                 let t = base.new_timer(move |base, _| give_up_waiting(base, &st));
-                let _ = base.add(t, Some(ALLOW_SKEW));
+                let _ = base.add(t, Some(s.allow_skew));
                 s.skew = Some(t);
             }
             return;
@@ -207,7 +210,7 @@ impl Resolver {
     /// ([`set_hosts`](Self::set_hosts)) are answered at once: the callback runs before this returns,
     /// which returns `None` (libevent returns NULL then). Otherwise A and AAAA queries (as
     /// `family` asks) go out side by side, with the search list, and the callback runs from the
-    /// loop once both are in, or [`ALLOW_SKEW`] after the first success.
+    /// loop once both are in, or [`ResolvConf::allow_skew`](crate::ResolvConf::allow_skew) after the first success.
     ///
     /// ```
     /// use revent::EventBase;
@@ -263,6 +266,7 @@ impl Resolver {
             asked4: family != Family::V6,
             asked6: family != Family::V4,
             skew: None,
+            allow_skew: self.conf().allow_skew(),
         }));
         if family != Family::V6 {
             let st = state.clone();

@@ -73,6 +73,23 @@ impl Hosts {
         }
     }
 
+    /// Adds every entry of `other` (libevent's `evdns_base_load_hosts` adds to what was loaded).
+    ///
+    /// ```
+    /// use revent_dns::Hosts;
+    /// let mut h = Hosts::parse("192.0.2.1 a\n");
+    /// h.merge(&Hosts::parse("192.0.2.2 a b\n"));
+    /// assert_eq!(h.lookup("a").len(), 2);
+    /// assert_eq!(h.len(), 2);
+    /// ```
+    pub fn merge(&mut self, other: &Hosts) {
+        for (name, addrs) in &other.names {
+            for &ip in addrs {
+                self.add(name, ip);
+            }
+        }
+    }
+
     /// The addresses of `name` (case-insensitive, a final dot ignored), in file order.
     pub fn lookup(&self, name: &str) -> &[IpAddr] {
         let name = name.strip_suffix('.').unwrap_or(name);

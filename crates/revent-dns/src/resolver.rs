@@ -191,6 +191,8 @@ struct Inner {
     /// Finished requests whose callbacks are still to run (outside the borrow).
     done: VecDeque<(u64, Callback, Outcome)>,
     shut: bool,
+    /// Set by [`Resolver::clear_nameservers_and_suspend`]: requests queue until `resume`.
+    suspended: bool,
     hosts: Hosts,
     /// An event never added, in the base the resolver's events live in; its callback owns the
     /// `Rc` this `Weak` points to, so the `Weak` dies with the base.
@@ -226,6 +228,7 @@ impl Resolver {
                 buf: vec![0; MAX_MESSAGE],
                 done: VecDeque::new(),
                 shut: false,
+                suspended: false,
                 hosts: Hosts::new(),
                 marker: None,
             })
@@ -249,6 +252,118 @@ impl Resolver {
 
     pub(crate) fn hosts_lookup(&self, name: &str) -> Vec<IpAddr> {
         self.inner.borrow().hosts.lookup(name).to_vec()
+    }
+
+    /// Changes the hosts file in place (libevent's `evdns_base_load_hosts` adds to it,
+    /// `evdns_base_clear_host_addresses` empties it).
+    pub fn update_hosts(&self, f: impl FnOnce(&mut Hosts)) {
+        f(&mut self.inner.borrow_mut().hosts);
+    }
+
+    /// Changes the configuration of a live resolver (libevent's `evdns_base_set_option`,
+    /// `evdns_base_search_add`, `evdns_base_nameserver_add`, ...): options and search domains
+    /// take effect for the next transmission or request. Nameservers can only be added this way
+    /// (new ones go after the existing ones, which keep their place and state; any that `f`
+    /// drops are kept): [`clear_nameservers_and_suspend`](Self::clear_nameservers_and_suspend)
+    /// removes them.
+    ///
+    /// ```
+    /// use revent_dns::{ResolvConf, Resolver};
+    /// let resolver = Resolver::new(ResolvConf::new());
+    /// resolver.configure(|c| c.with_nameserver("127.0.0.1:5353".parse().unwrap()).with_ndots(3));
+    /// assert_eq!(resolver.conf().nameservers().len(), 1);
+    /// assert_eq!(resolver.conf().ndots(), 3);
+    /// ```
+    pub fn configure(&self, f: impl FnOnce(ResolvConf) -> ResolvConf) {
+        let mut inner = self.inner.borrow_mut();
+        let old: Vec<SocketAddr> = inner.conf.nameservers().to_vec();
+        let new = f(inner.conf.clone());
+        let mut merged = new.clone().without_nameservers();
+        for &a in old.iter().chain(new.nameservers()) {
+            merged = merged.with_nameserver(a);
+        }
+        let probe = merged.initial_probe_timeout();
+        for &addr in &merged.nameservers()[old.len()..] {
+            inner.servers.push(Server {
+                addr,
+                timeouts: 0,
+                down: false,
+                probe_timer: None,
+                probe: None,
+                backoff: probe,
+            });
+        }
+        inner.conf = merged;
+    }
+
+    /// Removes every nameserver and suspends the resolver (libevent's
+    /// `evdns_base_clear_nameservers_and_suspend`): requests in flight stop (their sockets and
+    /// timers go) and wait, in the order they were made and ahead of those queued, with every
+    /// request made from now on, until [`resume`](Self::resume); each is then sent again from its
+    /// first attempt, to the nameservers configured by then.
+    pub fn clear_nameservers_and_suspend(&self, base: &mut EventBase) {
+        let stale = {
+            let mut inner = self.inner.borrow_mut();
+            let stale = inner.bind(base);
+            let mut flying: Vec<u64> = inner
+                .reqs
+                .iter()
+                .filter(|(_, r)| r.started)
+                .map(|(&k, _)| k)
+                .collect();
+            flying.sort_unstable();
+            for &key in flying.iter().rev() {
+                let mut req = inner.reqs.remove(&key).expect("listed above");
+                inner.teardown(base, &mut req);
+                req.started = false;
+                req.sent = 0;
+                req.failed = 0;
+                req.server = 0;
+                inner.reqs.insert(key, req);
+                inner.queue.push_front(key);
+            }
+            inner.inflight = 0;
+            for i in 0..inner.servers.len() {
+                inner.stop_probe(base, i);
+            }
+            inner.servers.clear();
+            inner.conf = inner.conf.clone().without_nameservers();
+            inner.suspended = true;
+            stale
+        };
+        drop(stale);
+    }
+
+    /// Ends a suspension (libevent's `evdns_base_resume`): the requests that waited are sent, as
+    /// many at once as `max_inflight` allows; with no nameserver configured they fail with
+    /// [`DnsError::NoNameservers`] (from the loop). A resolver not suspended is unchanged.
+    pub fn resume(&self, base: &mut EventBase) {
+        let stale = {
+            let mut inner = self.inner.borrow_mut();
+            let stale = inner.bind(base);
+            if inner.suspended {
+                inner.suspended = false;
+                if inner.servers.is_empty() {
+                    let keys: Vec<u64> = inner.queue.drain(..).collect();
+                    for key in keys {
+                        inner.finish(base, key, Err(DnsError::NoNameservers));
+                    }
+                } else {
+                    inner.start_queued(base);
+                }
+            }
+            stale
+        };
+        drop(stale);
+        if !self.inner.borrow().done.is_empty() {
+            let rc = self.inner.clone();
+            if base
+                .once(-1, What::NONE, None, move |base, _| run_done(&rc, base))
+                .is_err()
+            {
+                run_done(&self.inner, base);
+            }
+        }
     }
 
     /// The configuration.
@@ -348,7 +463,7 @@ impl Resolver {
                 Some(DnsError::Shutdown)
             } else if names.is_empty() {
                 Some(DnsError::InvalidName)
-            } else if inner.servers.is_empty() {
+            } else if inner.servers.is_empty() && !inner.suspended {
                 Some(DnsError::NoNameservers)
             } else {
                 None
@@ -379,7 +494,7 @@ impl Resolver {
                 if scheduled.is_err() {
                     inner.finish(base, key, Err(err));
                 }
-            } else if inner.inflight < inner.conf.max_inflight() {
+            } else if !inner.suspended && inner.inflight < inner.conf.max_inflight() {
                 inner.start(base, key);
             } else {
                 inner.queue.push_back(key);
@@ -515,15 +630,27 @@ where
     Ok(ev)
 }
 
-fn bind_udp(to: SocketAddr) -> io::Result<UdpSocket> {
-    let local: SocketAddr = match to {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+/// A UDP socket connected to `to`, bound and sized as the configuration says.
+fn bind_udp(to: SocketAddr, conf: &ResolvConf) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let ip = match (to, conf.bind_to()) {
+        (SocketAddr::V4(_), Some(ip @ IpAddr::V4(_)))
+        | (SocketAddr::V6(_), Some(ip @ IpAddr::V6(_))) => ip,
+        (SocketAddr::V4(_), _) => Ipv4Addr::UNSPECIFIED.into(),
+        (SocketAddr::V6(_), _) => Ipv6Addr::UNSPECIFIED.into(),
     };
-    let sock = UdpSocket::bind(local)?;
+    let sock = Socket::new(Domain::for_address(to), Type::DGRAM, Some(Protocol::UDP))?;
+    let (rcv, snd) = conf.socket_buffers();
+    if let Some(n) = rcv {
+        sock.set_recv_buffer_size(n)?;
+    }
+    if let Some(n) = snd {
+        sock.set_send_buffer_size(n)?;
+    }
     sock.set_nonblocking(true)?;
-    sock.connect(to)?;
-    Ok(sock)
+    sock.bind(&SocketAddr::new(ip, 0).into())?;
+    sock.connect(&to.into())?;
+    Ok(sock.into())
 }
 
 fn connect_tcp(to: SocketAddr) -> io::Result<TcpStream> {
@@ -645,7 +772,7 @@ impl Inner {
     }
 
     fn start_queued(&mut self, base: &mut EventBase) {
-        while self.inflight < self.conf.max_inflight() {
+        while !self.suspended && self.inflight < self.conf.max_inflight() {
             let Some(key) = self.queue.pop_front() else {
                 break;
             };
@@ -666,13 +793,17 @@ impl Inner {
         }
         req.sent += 1;
         let rng = &mut self.rng;
-        let qname = wire::randomize_case(&req.names[req.cur], || rng.bit());
+        let qname = if self.conf.randomize_case() {
+            wire::randomize_case(&req.names[req.cur], || rng.bit())
+        } else {
+            req.names[req.cur].clone()
+        };
         let addr = self.servers[req.server].addr;
         let kind = req.kind;
         let sent = wire::encode_query(id, &qname, kind)
             .ok_or_else(|| io::Error::other("cannot encode"))
             .and_then(|q| {
-                let sock = bind_udp(addr)?;
+                let sock = bind_udp(addr, &self.conf)?;
                 sock.send(&q)?;
                 Ok(sock)
             });
@@ -729,7 +860,11 @@ impl Inner {
             let _ = base.free(tx.ev);
         }
         let rng = &mut self.rng;
-        let qname = wire::randomize_case(&req.names[req.cur], || rng.bit());
+        let qname = if self.conf.randomize_case() {
+            wire::randomize_case(&req.names[req.cur], || rng.bit())
+        } else {
+            req.names[req.cur].clone()
+        };
         let addr = self.servers[req.server].addr;
         let kind = req.kind;
         let made = wire::encode_query(id, &qname, kind)
@@ -1065,7 +1200,7 @@ impl Inner {
         let probe = wire::encode_query(id, &qname, Kind::A)
             .ok_or_else(|| io::Error::other("cannot encode"))
             .and_then(|q| {
-                let sock = bind_udp(addr)?;
+                let sock = bind_udp(addr, &self.conf)?;
                 sock.send(&q)?;
                 let ev = watch(
                     base,
@@ -1122,5 +1257,38 @@ impl Inner {
         if up {
             self.mark_up(base, server);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_sockets_follow_bind_to_and_buffer_options() {
+        let to: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let mut conf = ResolvConf::new();
+        assert!(conf.set_option("bind-to:127.0.0.2"));
+        assert!(conf.set_option("so-rcvbuf:65536") && conf.set_option("so-sndbuf:32768"));
+        let sock = bind_udp(to, &conf).unwrap();
+        assert_eq!(
+            sock.local_addr().unwrap().ip(),
+            IpAddr::from([127, 0, 0, 2])
+        );
+        let s = socket2::SockRef::from(&sock);
+        // Linux doubles what was asked for (room for its bookkeeping).
+        assert!(s.recv_buffer_size().unwrap() >= 65536);
+        assert!(s.send_buffer_size().unwrap() >= 32768);
+        // An address of the other family is not used: the socket binds to the any address.
+        let mut v6 = ResolvConf::new();
+        assert!(v6.set_option("bind-to:[::1]:99"));
+        assert_eq!(v6.bind_to(), Some(IpAddr::from(Ipv6Addr::LOCALHOST)));
+        let sock = bind_udp(to, &v6).unwrap();
+        // (connected to 127.0.0.1, it then has the route's source address)
+        assert_eq!(
+            sock.local_addr().unwrap().ip(),
+            IpAddr::from([127, 0, 0, 1])
+        );
+        assert!(!v6.set_option("bind-to:nowhere"));
     }
 }

@@ -707,3 +707,74 @@ fn a_resolver_outlives_its_base() {
     assert!(results.borrow()[0].1.is_ok());
     assert!(!*old_ran.borrow());
 }
+
+#[test]
+fn suspended_requests_wait_and_go_to_the_servers_added_before_resume() {
+    // A silent server holds the first request in flight when the resolver is suspended.
+    let silent = FakeServer::silent();
+    let good = FakeServer::start(|_, q, tcp| answers(q, tcp));
+    let mut base = EventBase::new().unwrap();
+    let resolver = Resolver::new(conf(&[&silent]).with_timeout(Duration::from_secs(20)));
+    let results: Results = Default::default();
+    resolver.resolve_ipv4(&mut base, "host.example", collect(&results, "in flight"));
+    assert_eq!(resolver.inflight(), 1);
+    assert_eq!(silent.seen_at_least(1), 1);
+    resolver.clear_nameservers_and_suspend(&mut base);
+    assert!(resolver.conf().nameservers().is_empty());
+    assert_eq!((resolver.inflight(), resolver.pending()), (0, 1));
+    // Made while suspended: queued, not failed for want of a server.
+    resolver.resolve_ipv6(&mut base, "host.example", collect(&results, "made later"));
+    base.run(revent::LoopFlags::NONBLOCK).unwrap();
+    assert!(results.borrow().is_empty(), "nothing runs while suspended");
+    resolver.configure(|c| c.with_nameserver(good.addr));
+    resolver.resume(&mut base);
+    run(&mut base, &resolver);
+    let got = results.borrow();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, "in flight", "the older request first");
+    assert!(got.iter().all(|(_, r)| r.is_ok()), "{got:?}");
+    assert_eq!(
+        silent.seen().len(),
+        1,
+        "nothing more went to the removed server"
+    );
+    assert_eq!(good.seen().len(), 2);
+}
+
+#[test]
+fn resume_without_nameservers_fails_the_waiting_requests() {
+    let mut base = EventBase::new().unwrap();
+    let resolver = Resolver::new(ResolvConf::new());
+    resolver.clear_nameservers_and_suspend(&mut base);
+    let results: Results = Default::default();
+    resolver.resolve_ipv4(&mut base, "host.example", collect(&results, "a"));
+    resolver.resume(&mut base);
+    assert!(results.borrow().is_empty(), "reported from the loop");
+    assert_eq!(resolver.pending(), 0);
+    base.dispatch().unwrap();
+    assert_eq!(results.borrow()[0].1, Err(DnsError::NoNameservers));
+}
+
+#[test]
+fn configure_adds_servers_search_domains_and_options_to_a_live_resolver() {
+    let good = FakeServer::start(|_, q, tcp| answers(q, tcp));
+    let mut base = EventBase::new().unwrap();
+    let resolver = Resolver::new(ResolvConf::new());
+    resolver.configure(|mut c| {
+        assert!(c.set_option("randomize-case:0"));
+        c.with_nameserver(good.addr).with_search_domain("example")
+    });
+    let results: Results = Default::default();
+    resolver.resolve_ipv4(&mut base, "host", collect(&results, "searched"));
+    run(&mut base, &resolver);
+    assert!(results.borrow()[0].1.is_ok(), "{:?}", results.borrow());
+    // Without 0x20 the name goes in the case it was asked in.
+    let seen = good.seen();
+    assert!(seen.iter().any(|s| s.name == "host.example."), "{seen:?}");
+    // Nameservers that `configure` drops are kept; search domains go.
+    resolver.configure(|c| c.without_nameservers().without_search());
+    assert_eq!(resolver.conf().nameservers(), [good.addr]);
+    resolver.resolve_ipv4(&mut base, "host", collect(&results, "not searched"));
+    run(&mut base, &resolver);
+    assert_eq!(results.borrow()[1].1, Err(DnsError::NotExist));
+}
