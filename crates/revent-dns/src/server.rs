@@ -756,6 +756,7 @@ impl ServerRequest {
     /// Adds one A record per address for `name` to the answer section
     /// (`evdns_server_request_add_a_reply`).
     pub fn add_a(&self, name: &str, addrs: &[Ipv4Addr], ttl: u32) -> Result<(), ServerError> {
+        self.with(|_| ())?; // stale even with no addresses
         let n = name_of(name)?;
         for &a in addrs {
             self.push(
@@ -768,6 +769,7 @@ impl ServerRequest {
 
     /// Adds one AAAA record per address (`evdns_server_request_add_aaaa_reply`).
     pub fn add_aaaa(&self, name: &str, addrs: &[Ipv6Addr], ttl: u32) -> Result<(), ServerError> {
+        self.with(|_| ())?; // stale even with no addresses
         let n = name_of(name)?;
         for &a in addrs {
             self.push(

@@ -242,15 +242,9 @@ pub mod fuzzing {
     pub(super) fn serve_stream(bytes: &[u8]) -> usize {
         let mut made = 0;
         let mut rest = bytes;
-        // At most a few hundred messages fit in a fuzz input; the loop ends on any shortfall.
-        loop {
-            match next_frame(rest) {
-                Frame::Message { end } => {
-                    made += handle(&rest[2..end], false);
-                    rest = &rest[end..];
-                }
-                Frame::Incomplete | Frame::Bad => break,
-            }
+        while let Frame::Message { end } = next_frame(rest) {
+            made += handle(&rest[2..end], false);
+            rest = &rest[end..];
         }
         made
     }
