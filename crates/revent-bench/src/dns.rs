@@ -18,7 +18,11 @@
 //!   no hosts file).
 //!
 //! All use a 5 s timeout; a lookup that fails or returns a wrong address is counted, and a run
-//! with any is reported as such.
+//! with any is reported as such. The kernel's count of UDP datagrams dropped for full receive
+//! buffers during each run is printed too: a dropped query or answer costs its client a 5 s
+//! timeout, and the run then measures retries rather than the client. With dnsmasq (whose socket
+//! keeps the default 208 KiB buffer) that happens at 1,000 in flight; revent's server raises its
+//! own buffer (SO_RCVBUFFORCE) and evdns's client socket gets `so-rcvbuf` (see c/dns_evdns.c).
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
@@ -482,6 +486,9 @@ pub fn client(args: &[String]) -> Res<()> {
         "hickory" => client_hickory(addr, n, inflight, expect)?,
         other => return Err(format!("unknown client {other:?}").into()),
     };
+    for (e, count) in &tally.errors {
+        eprintln!("{kind}: {count} failed: {e}");
+    }
     println!(
         "ok={} wrong={} failed={} wall_ns={} cpu_ns={}",
         tally.ok, tally.wrong, tally.failed, tally.wall_ns, tally.cpu_ns
@@ -496,14 +503,23 @@ struct Tally {
     failed: u64,
     wall_ns: u64,
     cpu_ns: u64,
+    /// Why lookups failed, by error, for the report on stderr.
+    errors: std::collections::BTreeMap<String, u64>,
 }
 
 impl Tally {
-    fn count(&mut self, i: u64, expect: Expect, got: Option<Ipv4Addr>) {
+    fn count(&mut self, i: u64, expect: Expect, got: Result<Option<Ipv4Addr>, String>) {
         match got {
-            Some(a) if expect.check(i, a) => self.ok += 1,
-            Some(_) => self.wrong += 1,
-            None => self.failed += 1,
+            Ok(Some(a)) if expect.check(i, a) => self.ok += 1,
+            Ok(Some(_)) => self.wrong += 1,
+            Ok(None) => {
+                self.failed += 1;
+                *self.errors.entry("no address".into()).or_default() += 1;
+            }
+            Err(e) => {
+                self.failed += 1;
+                *self.errors.entry(e).or_default() += 1;
+            }
         }
     }
 }
@@ -534,11 +550,11 @@ fn client_revent(addr: SocketAddr, n: u64, inflight: u64, expect: Expect) -> Res
             {
                 let mut s = st2.borrow_mut();
                 let got = match r {
-                    Ok(a) => match a.records {
+                    Ok(a) => Ok(match a.records {
                         Records::Ipv4(v) => v.first().copied(),
                         _ => None,
-                    },
-                    Err(_) => None,
+                    }),
+                    Err(e) => Err(e.name().to_string()),
                 };
                 let expect = s.expect;
                 s.tally.count(i, expect, got);
@@ -598,15 +614,16 @@ fn client_hickory(addr: SocketAddr, n: u64, inflight: u64, expect: Expect) -> Re
             .map_err(|e| format!("hickory resolver: {e}"))?;
         let mut tally = Tally::default();
         let mut set = tokio::task::JoinSet::new();
-        let spawn = |set: &mut tokio::task::JoinSet<(u64, Option<Ipv4Addr>)>, i: u64| {
+        type Got = Result<Option<Ipv4Addr>, String>;
+        let spawn = |set: &mut tokio::task::JoinSet<(u64, Got)>, i: u64| {
             let r = resolver.clone();
             set.spawn(async move {
                 let got = match r.ipv4_lookup(name(i)).await {
-                    Ok(l) => l.answers().iter().find_map(|rec| match &rec.data {
+                    Ok(l) => Ok(l.answers().iter().find_map(|rec| match &rec.data {
                         RData::A(a) => Some(a.0),
                         _ => None,
-                    }),
-                    Err(_) => None,
+                    })),
+                    Err(e) => Err(e.to_string()),
                 };
                 (i, got)
             });
