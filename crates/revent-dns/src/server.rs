@@ -267,7 +267,8 @@ pub struct ServerRequest {
 /// A DNS server port (libevent's `evdns_server_port`): a UDP socket and/or a TCP listener on an
 /// [`EventBase`], and the callback that gets each request. Cloning gives another handle to the
 /// same port. The port runs until [`close`](Self::close)d (dropping the handles does not stop
-/// it) or until its base is dropped.
+/// it) or until its base is dropped. Its events live in the base it was made with: every call
+/// that takes a base (here and on its [`ServerRequest`]s) must be given that one.
 ///
 /// ```
 /// use revent::EventBase;
