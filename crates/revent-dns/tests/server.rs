@@ -414,7 +414,7 @@ fn hostile_datagrams_are_dropped_or_formerr() {
         status[0..2].copy_from_slice(&0x1004u16.to_be_bytes());
         status[2] = (status[2] & !0x78) | (2 << 3);
         let mut oversized = header(0x1005, 0x0100, 1);
-        oversized.extend(std::iter::repeat_n(0x3f, 8000));
+        oversized.extend_from_slice(&[0x3f; 8000]);
         let mut long_label = header(0x1006, 0x0100, 1);
         long_label.push(64);
         long_label.extend_from_slice(&[b'a'; 64]);
