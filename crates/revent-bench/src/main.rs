@@ -7,6 +7,7 @@ mod args;
 mod capi;
 mod child;
 mod cref;
+mod dns;
 mod echo;
 mod evbuffer;
 mod http;
@@ -36,9 +37,12 @@ usage: revent-bench <subcommand> [options]
             syscalls and server CPU per request (http --help; needs apt-get install wrk)
   memcached Debian's memcached on Debian's libevent and on revent's C ABI, under memcaslap
             (memcached --help)
+  dns       100,000 lookups, 1,000 in flight, against a local server: revent-dns vs C
+            libevent's evdns vs hickory-resolver (dns --help)
   cref NAME [LINK...]   compile the C reference program c/NAME.c and print its path
 internal (spawned by the above): pipes-child, timers-child, echo-server-tokio PORT,
-  wakeup-child KIND, http-server-hyper PORT DIR";
+  wakeup-child KIND, http-server-hyper PORT DIR, dns-server, dns-client KIND ADDR N INFLIGHT
+  EXPECT";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,6 +56,9 @@ fn main() {
         }
         Some("wakeup") => wakeup::run(rest),
         Some("memcached") => memcached::run(rest),
+        Some("dns") => dns::run(rest),
+        Some("dns-server") => dns::server(rest),
+        Some("dns-client") => dns::client(rest),
         Some("pipes-child") => pipes::child(rest),
         Some("wakeup-child") => wakeup::child(rest),
         Some("timers-child") => timers::child(rest),

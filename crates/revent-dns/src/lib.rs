@@ -34,6 +34,8 @@ mod getaddrinfo;
 mod hosts;
 mod resolver;
 mod rng;
+mod server;
+mod server_wire;
 mod wire;
 
 pub use answer::{Answer, Records};
@@ -42,6 +44,12 @@ pub use error::DnsError;
 pub use getaddrinfo::{AddrOutcome, Family, Lookup, ALLOW_SKEW};
 pub use hosts::Hosts;
 pub use resolver::{Outcome, Request, Resolver};
+pub use server::{
+    Question, Rcode, RecordData, Section, ServerError, ServerOptions, ServerPort, ServerRequest,
+};
 
+/// Entry points for the `dns_query` fuzz target; not part of the API.
+#[doc(hidden)]
+pub use server_wire::fuzzing as server_fuzzing;
 #[doc(hidden)]
 pub use wire::fuzzing;

@@ -3,11 +3,15 @@
 //! # How a request runs
 //! A request is a list of candidate names (the search list applied to the name asked for) and a
 //! callback. At most [`ResolvConf::max_inflight`] requests wait for replies at once; the others
-//! queue in order. A request in flight has one *transmission* at a time: a fresh UDP socket (so a
-//! kernel-chosen port of its own), connected to one nameserver, carrying a query with a random
-//! transaction id and the name in a random 0x20 case, and the request's timer armed with the
-//! timeout. Datagrams that are not the reply to exactly that question are dropped and the request
-//! keeps waiting.
+//! queue in order. A request in flight has one *transmission* at a time: a UDP socket of its own
+//! (a kernel-chosen port), connected to one nameserver, carrying a query with a random transaction
+//! id and the name in a random 0x20 case, and the request's timer armed with the timeout.
+//! Datagrams that are not the reply to exactly that question are dropped and the request keeps
+//! waiting. When a transmission ends, its socket (still connected to that server, still watched)
+//! goes to a pool and the next transmission to the same server takes it, instead of opening,
+//! connecting, watching and closing one per query, which cost most of a lookup's time. The pool
+//! is emptied (sockets closed) whenever no request is pending; datagrams that reach a pooled
+//! socket are read and dropped.
 //!
 //! - **Timeout**: the transmission is dropped and, unless the request has been sent `attempts`
 //!   times, sent again to the next nameserver. So a request fails with [`DnsError::Timeout`] after
@@ -39,7 +43,7 @@ use crate::rng::Rng;
 use crate::wire::{self, Kind, Verdict};
 use hickory_proto::rr::Name;
 use revent::{EventBase, EventId, Fired, What};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
@@ -136,6 +140,16 @@ struct Server {
     probe_timer: Option<EventId>,
     probe: Option<Tx>,
     backoff: Duration,
+    /// UDP sockets connected to this server that no transmission uses now.
+    pool: Vec<Pooled>,
+}
+
+/// A UDP socket in a server's pool: its event stays added, and `route` (0 while pooled) names
+/// the request whose transmission owns it.
+struct Pooled {
+    sock: UdpSocket,
+    ev: EventId,
+    route: Rc<Cell<u64>>,
 }
 
 /// One query on the wire: its socket, the event watching it, and the question it asked.
@@ -145,6 +159,9 @@ struct Tx {
     kind: Kind,
     ev: EventId,
     io: Io,
+    /// For a request's UDP transmission: which request the socket's event is for, and the
+    /// server it is connected to, so that the socket can be pooled when the transmission ends.
+    route: Option<(Rc<Cell<u64>>, usize)>,
 }
 
 enum Io {
@@ -212,6 +229,7 @@ impl Resolver {
                 probe_timer: None,
                 probe: None,
                 backoff: conf.initial_probe_timeout(),
+                pool: Vec::new(),
             })
             .collect();
         let inner = Rc::new_cyclic(|me| {
@@ -291,6 +309,7 @@ impl Resolver {
                 probe_timer: None,
                 probe: None,
                 backoff: probe,
+                pool: Vec::new(),
             });
         }
         inner.conf = merged;
@@ -326,6 +345,8 @@ impl Resolver {
             for i in 0..inner.servers.len() {
                 inner.stop_probe(base, i);
             }
+            // The servers go, and with them their pooled sockets: their events first.
+            inner.clear_pools(base);
             inner.servers.clear();
             inner.conf = inner.conf.clone().without_nameservers();
             inner.suspended = true;
@@ -441,6 +462,7 @@ impl Resolver {
             for i in 0..inner.servers.len() {
                 inner.stop_probe(base, i);
             }
+            inner.clear_pools(base);
             drop(inner);
             drop(dropped);
             drop(stale);
@@ -639,7 +661,12 @@ fn bind_udp(to: SocketAddr, conf: &ResolvConf) -> io::Result<UdpSocket> {
         (SocketAddr::V4(_), _) => Ipv4Addr::UNSPECIFIED.into(),
         (SocketAddr::V6(_), _) => Ipv6Addr::UNSPECIFIED.into(),
     };
-    let sock = Socket::new(Domain::for_address(to), Type::DGRAM, Some(Protocol::UDP))?;
+    // Non-blocking from its creation (no separate fcntl).
+    let sock = Socket::new(
+        Domain::for_address(to),
+        Type::DGRAM.nonblocking(),
+        Some(Protocol::UDP),
+    )?;
     let (rcv, snd) = conf.socket_buffers();
     if let Some(n) = rcv {
         sock.set_recv_buffer_size(n)?;
@@ -647,7 +674,6 @@ fn bind_udp(to: SocketAddr, conf: &ResolvConf) -> io::Result<UdpSocket> {
     if let Some(n) = snd {
         sock.set_send_buffer_size(n)?;
     }
-    sock.set_nonblocking(true)?;
     sock.bind(&SocketAddr::new(ip, 0).into())?;
     sock.connect(&to.into())?;
     Ok(sock.into())
@@ -700,6 +726,8 @@ impl Inner {
             for s in &mut self.servers {
                 s.probe_timer = None;
                 s.probe = None;
+                // Their events went with the base; the sockets close here.
+                s.pool.clear();
             }
         }
         let token = Rc::new(());
@@ -788,9 +816,7 @@ impl Inner {
         let Some(req) = self.reqs.get_mut(&key) else {
             return;
         };
-        if let Some(tx) = req.tx.take() {
-            let _ = base.free(tx.ev);
-        }
+        let old = req.tx.take();
         req.sent += 1;
         let rng = &mut self.rng;
         let qname = if self.conf.randomize_case() {
@@ -798,35 +824,117 @@ impl Inner {
         } else {
             req.names[req.cur].clone()
         };
-        let addr = self.servers[req.server].addr;
+        let server = req.server;
         let kind = req.kind;
-        let sent = wire::encode_query(id, &qname, kind)
-            .ok_or_else(|| io::Error::other("cannot encode"))
-            .and_then(|q| {
-                let sock = bind_udp(addr, &self.conf)?;
-                sock.send(&q)?;
-                Ok(sock)
-            });
-        let armed = sent.and_then(|sock| {
-            let rc = self.rc();
-            let ev = watch(
-                base,
-                sock.as_raw_fd(),
-                What::READ | What::PERSIST,
-                move |base, _| {
-                    rc.borrow_mut().on_udp_readable(base, key);
-                    run_done(&rc, base);
-                },
-            )?;
-            Ok(Tx {
-                id,
-                qname,
-                kind,
-                ev,
-                io: Io::Udp(sock),
-            })
+        if let Some(tx) = old {
+            self.release(base, tx, true);
+        }
+        let armed = match wire::encode_query(id, &qname, kind) {
+            Some(q) => self.udp_send(base, key, server, &q),
+            None => Err(io::Error::other("cannot encode")),
+        };
+        let armed = armed.map(|(ev, sock, route)| Tx {
+            id,
+            qname,
+            kind,
+            ev,
+            io: Io::Udp(sock),
+            route: Some((route, server)),
         });
         self.arm(base, key, armed);
+    }
+
+    /// Sends `query` for request `key` to `server` from a pooled socket, or from a new one
+    /// (connected, watched, its event routed to `key`).
+    fn udp_send(
+        &mut self,
+        base: &mut EventBase,
+        key: u64,
+        server: usize,
+        query: &[u8],
+    ) -> io::Result<(EventId, UdpSocket, Rc<Cell<u64>>)> {
+        if let Some(p) = self.servers[server].pool.pop() {
+            return match p.sock.send(query) {
+                Ok(_) => {
+                    p.route.set(key);
+                    Ok((p.ev, p.sock, p.route))
+                }
+                Err(e) => {
+                    let _ = base.free(p.ev);
+                    Err(e)
+                }
+            };
+        }
+        let sock = bind_udp(self.servers[server].addr, &self.conf)?;
+        sock.send(query)?;
+        let route = Rc::new(Cell::new(key));
+        let (rc, r) = (self.rc(), route.clone());
+        let ev = watch(
+            base,
+            sock.as_raw_fd(),
+            What::READ | What::PERSIST,
+            move |base, fired| match r.get() {
+                0 => rc.borrow_mut().drain_pooled(base, fired.id),
+                key => {
+                    rc.borrow_mut().on_udp_readable(base, key);
+                    run_done(&rc, base);
+                }
+            },
+        )?;
+        Ok((ev, sock, route))
+    }
+
+    /// Ends a transmission: its UDP socket goes to its server's pool if `reuse` (and the pool is
+    /// not full); otherwise its event is freed and the socket closed.
+    fn release(&mut self, base: &mut EventBase, tx: Tx, reuse: bool) {
+        let cap = self.conf.max_inflight();
+        match (tx.io, tx.route) {
+            (Io::Udp(sock), Some((route, server)))
+                if reuse && self.servers.get(server).is_some_and(|s| s.pool.len() < cap) =>
+            {
+                route.set(0);
+                self.servers[server].pool.push(Pooled {
+                    sock,
+                    ev: tx.ev,
+                    route,
+                });
+            }
+            _ => {
+                let _ = base.free(tx.ev);
+            }
+        }
+    }
+
+    /// A pooled socket is readable: a late or stray datagram, read and dropped.
+    fn drain_pooled(&mut self, base: &mut EventBase, ev: EventId) {
+        let found = self
+            .servers
+            .iter()
+            .flat_map(|s| s.pool.iter())
+            .find(|p| p.ev == ev);
+        let Some(p) = found else {
+            // Not in any pool (cannot happen while the routes are kept right): stop it waking.
+            let _ = base.free(ev);
+            return;
+        };
+        let mut buf = [0u8; 512];
+        for _ in 0..64 {
+            match p.sock.recv(&mut buf) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Closes every pooled socket (when no request is pending, so that the resolver holds no
+    /// event in the base).
+    fn clear_pools(&mut self, base: &mut EventBase) {
+        for s in &mut self.servers {
+            for p in s.pool.drain(..) {
+                let _ = base.free(p.ev);
+            }
+        }
     }
 
     /// Records the new transmission and re-arms the request's timer; a transmission that could
@@ -856,9 +964,7 @@ impl Inner {
         let Some(req) = self.reqs.get_mut(&key) else {
             return;
         };
-        if let Some(tx) = req.tx.take() {
-            let _ = base.free(tx.ev);
-        }
+        let old = req.tx.take();
         let rng = &mut self.rng;
         let qname = if self.conf.randomize_case() {
             wire::randomize_case(&req.names[req.cur], || rng.bit())
@@ -867,6 +973,9 @@ impl Inner {
         };
         let addr = self.servers[req.server].addr;
         let kind = req.kind;
+        if let Some(tx) = old {
+            self.release(base, tx, true);
+        }
         let made = wire::encode_query(id, &qname, kind)
             .ok_or_else(|| io::Error::other("cannot encode"))
             .and_then(|q| {
@@ -896,6 +1005,7 @@ impl Inner {
                         written: 0,
                         input: Vec::new(),
                     },
+                    route: None,
                 })
             });
         self.arm(base, key, made);
@@ -1029,8 +1139,13 @@ impl Inner {
         let server = req.server;
         match event {
             Event::Failed { .. } | Event::LocalError => {
-                if let Some(tx) = req.tx.take() {
-                    let _ = base.free(tx.ev);
+                let old = req.tx.take();
+                let done = req.sent >= attempts;
+                let failed = req.failed;
+                if let Some(tx) = old {
+                    // A socket that reported an error (ICMP unreachable) is not kept.
+                    let reuse = matches!(event, Event::Failed { timeout: true });
+                    self.release(base, tx, reuse);
                 }
                 let s = &mut self.servers[server];
                 let mark_down = match event {
@@ -1040,8 +1155,6 @@ impl Inner {
                     }
                     _ => false,
                 };
-                let done = req.sent >= attempts;
-                let failed = req.failed;
                 if mark_down {
                     self.mark_down(base, server);
                 }
@@ -1124,12 +1237,13 @@ impl Inner {
             for s in 0..self.servers.len() {
                 self.stop_probe(base, s);
             }
+            self.clear_pools(base);
         }
     }
 
     fn teardown(&mut self, base: &mut EventBase, req: &mut Req) {
         if let Some(tx) = req.tx.take() {
-            let _ = base.free(tx.ev);
+            self.release(base, tx, true);
         }
         if let Some(t) = req.timer.take() {
             let _ = base.free(t);
@@ -1217,6 +1331,7 @@ impl Inner {
                     kind: Kind::A,
                     ev,
                     io: Io::Udp(sock),
+                    route: None,
                 })
             });
         let s = &mut self.servers[server];
