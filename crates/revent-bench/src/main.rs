@@ -34,6 +34,7 @@ usage: revent-bench <subcommand> [options]
             (memcached --help)
   cref NAME [LINK...]   compile the C reference program c/NAME.c and print its path
 internal (spawned by the above): pipes-child, timers-child, echo-server-tokio PORT,
+  echo-server-uring PORT,
   wakeup-child KIND";
 
 fn main() {
@@ -51,7 +52,7 @@ fn main() {
         Some("pipes-child") => pipes::child(rest),
         Some("wakeup-child") => wakeup::child(rest),
         Some("timers-child") => timers::child(rest),
-        Some(cmd @ ("echo" | "echo-load" | "echo-server-tokio")) => {
+        Some(cmd @ ("echo" | "echo-load" | "echo-server-tokio" | "echo-server-uring")) => {
             echo::dispatch(cmd, rest).map_err(Into::into)
         }
         Some("cref") if !rest.is_empty() => {
