@@ -61,6 +61,8 @@ pub(crate) struct RingIo {
     froze: bool,
     /// The send in flight is being cancelled (writing was disabled).
     cancelling_send: bool,
+    /// The armed receive's size limit (0: a multishot one, no limit but a buffer's).
+    recv_len: u32,
 }
 
 impl RingIo {
@@ -115,6 +117,7 @@ pub(crate) fn install(core: &mut Core, h: BufferEvent) -> Result<(EventId, Event
             held_back: false,
             froze: false,
             cancelling_send: false,
+            recv_len: 0,
         },
     ))
 }
@@ -133,6 +136,12 @@ fn sock_in(st: &mut Store, h: BufferEvent) -> Option<&mut Socket> {
 
 /// Brings the requests in line with the enable flags, suspensions and buffers.
 pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
+    sync_with(cx, h, true);
+}
+
+/// `sync`, optionally leaving a new receive to the prepare phase: after completions, when the
+/// callbacks they trigger (which may change the watermarks) have not run yet.
+fn sync_with(cx: &mut Cx, h: BufferEvent, arm_recv: bool) {
     let Ok(b) = cx.st.get(h) else { return };
     if b.rate.is_some() {
         ratelimit::refresh(cx, h);
@@ -154,9 +163,30 @@ pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
     if want_read && r.held_back {
         r.held_back = false;
         read_done(cx, h, 0);
-        return sync(cx, h);
+        return sync_with(cx, h, arm_recv);
     }
-    if want_read && r.recv == Recv::Idle {
+    // A receive armed for more than the watermark or the rate now allows (they changed since)
+    // is cancelled and armed again with the right size once it ends.
+    let want_len = if multi {
+        0
+    } else {
+        budget.min(RING_BUF_SIZE) as u32
+    };
+    let too_big = if r.recv_len == 0 {
+        !multi
+    } else {
+        !multi && r.recv_len > want_len
+    };
+    if want_read && r.recv == Recv::Armed && too_big {
+        r.recv = Recv::Cancelling;
+        if let Some(ring) = cx.core.ring() {
+            ring.cancel(slot, Op::Recv);
+        }
+        return sync_with(cx, h, arm_recv);
+    }
+    if want_read && r.recv == Recv::Idle && !arm_recv {
+        cx.st.mark_dirty(h);
+    } else if want_read && r.recv == Recv::Idle {
         if budget == 0 {
             // At the high watermark or out of read tokens: as the readiness path decides.
             let Ok(b) = cx.st.get_mut(h) else { return };
@@ -167,11 +197,7 @@ pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
                 ratelimit::suspended(cx, h);
             }
         } else {
-            let len = if multi {
-                0
-            } else {
-                budget.min(RING_BUF_SIZE) as u32
-            };
+            let len = want_len;
             let armed = cx
                 .core
                 .ring()
@@ -179,6 +205,7 @@ pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
             if let Some(r) = sock(cx, h).and_then(|s| s.ring.as_mut()) {
                 if armed {
                     r.recv = Recv::Armed;
+                    r.recv_len = len;
                 }
             }
             if !armed {
@@ -397,14 +424,16 @@ fn io_done(cx: &mut Cx, h: BufferEvent) {
             Op::Recv => received(cx, h, d),
             Op::Send => sent(cx, h, d.res),
             Op::Connect => connected(cx, h, d.res),
+            Op::Accept => {} // listeners only
         }
     }
     if let Some(ring) = cx.core.ring() {
         ring.give_back(slot, dones);
     }
-    // Re-arm the receive, send what is next, finish a shutdown: queued now, submitted with the
-    // next wait.
-    sync(cx, h);
+    // Send what is next, finish a shutdown: queued now, submitted with the next wait. The receive
+    // is armed again by the prepare phase, once the callbacks these completions trigger have run
+    // (one may change the watermarks).
+    sync_with(cx, h, false);
 }
 
 fn received(cx: &mut Cx, h: BufferEvent, d: &crate::backend::uring::Done) {

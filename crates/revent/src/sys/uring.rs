@@ -33,6 +33,9 @@ pub(crate) enum Sqe {
     PollOut { fd: i32, user_data: u64 },
     /// Cancel every request whose user_data is `target`; its own completion carries `user_data`.
     Cancel { target: u64, user_data: u64 },
+    /// Accept connections on listening socket `fd` until stopped, each new socket with `flags`
+    /// (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`).
+    AcceptMulti { fd: i32, flags: i32, user_data: u64 },
 }
 
 impl Sqe {
@@ -79,6 +82,14 @@ impl Sqe {
             Sqe::Cancel { target, user_data } => opcode::AsyncCancel::new(target)
                 .build()
                 .user_data(user_data),
+            Sqe::AcceptMulti {
+                fd,
+                flags,
+                user_data,
+            } => opcode::AcceptMulti::new(types::Fd(fd))
+                .flags(flags)
+                .build()
+                .user_data(user_data),
         }
     }
 }
@@ -92,6 +103,15 @@ pub(crate) fn push(ring: &mut IoUring, sqe: Sqe) -> bool {
     // values; a receive's memory comes from the buffer ring, see `BufRing`), so there is nothing
     // whose lifetime could end too early.
     unsafe { ring.submission().push(&entry).is_ok() }
+}
+
+/// Takes ownership of the socket an accept completion reports (its result, when not negative).
+/// Only for that: the kernel made the fd for this process and nothing else knows it yet.
+pub(crate) fn accepted_fd(res: i32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a non-negative accept result is a new descriptor the kernel installed for us, owned
+    // by nobody else (see the function's contract).
+    (res >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(res) })
 }
 
 /// A copy of the bytes of a send on the ring, with the iovec and header the kernel reads them

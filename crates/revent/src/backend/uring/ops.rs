@@ -53,6 +53,7 @@ pub(crate) enum Op {
     Recv = 0,
     Send = 1,
     Connect = 2,
+    Accept = 3,
 }
 
 /// A completion, as the slot's owner sees it.
@@ -77,7 +78,7 @@ struct Slot {
     owner: Option<EventId>,
     in_use: bool,
     /// Per `Op`: a request is in flight.
-    inflight: [bool; 3],
+    inflight: [bool; 4],
     inbox: Vec<Done>,
     /// On `Ops::ready` (its owner's event is or will be activated).
     queued: bool,
@@ -133,7 +134,8 @@ fn op_of(bits: u32) -> Op {
     match bits & 3 {
         0 => Op::Recv,
         1 => Op::Send,
-        _ => Op::Connect,
+        2 => Op::Connect,
+        _ => Op::Accept,
     }
 }
 
@@ -170,6 +172,9 @@ impl Uring {
         let dones = std::mem::take(&mut slot.inbox);
         for d in &dones {
             self.recycle(d);
+            if d.op == Op::Accept {
+                drop(crate::sys::uring::accepted_fd(d.res)); // nobody takes it: closed
+            }
         }
         let Some(slot) = self.slot_mut(s) else { return };
         let inflight = slot.inflight;
@@ -180,7 +185,7 @@ impl Uring {
             self.free_slot(s.index);
             return;
         }
-        for op in [Op::Recv, Op::Send, Op::Connect] {
+        for op in [Op::Recv, Op::Send, Op::Connect, Op::Accept] {
             if inflight[op as usize] {
                 let _ = self.push(Sqe::Cancel {
                     target: user_data(s, op),
@@ -240,6 +245,19 @@ impl Uring {
             Sqe::PollOut {
                 fd,
                 user_data: user_data(s, Op::Connect),
+            },
+        )
+    }
+
+    /// Submits a multishot accept on listening socket `fd`; new sockets get `flags`.
+    pub(crate) fn accept(&mut self, s: OpSlot, fd: RawFd, flags: i32) -> io::Result<()> {
+        self.start(
+            s,
+            Op::Accept,
+            Sqe::AcceptMulti {
+                fd,
+                flags,
+                user_data: user_data(s, Op::Accept),
             },
         )
     }
@@ -414,6 +432,9 @@ impl Uring {
         let slot = &mut self.ops.slots[index as usize];
         if slot.owner.is_none() {
             self.recycle(&done);
+            if op == Op::Accept {
+                drop(crate::sys::uring::accepted_fd(res)); // nobody takes it: closed
+            }
             if !self.ops.slots[index as usize].busy() {
                 self.free_slot(index);
             }
@@ -451,7 +472,7 @@ impl Uring {
                 gen: slot.gen,
             };
             let inflight = slot.inflight;
-            for op in [Op::Recv, Op::Send, Op::Connect] {
+            for op in [Op::Recv, Op::Send, Op::Connect, Op::Accept] {
                 if inflight[op as usize] {
                     let _ = self.push(Sqe::Cancel {
                         target: user_data(s, op),
@@ -492,7 +513,7 @@ impl Uring {
             for d in &mut slot.inbox {
                 d.old = d.bid.is_some();
             }
-            for op in [Op::Recv, Op::Send, Op::Connect] {
+            for op in [Op::Recv, Op::Send, Op::Connect, Op::Accept] {
                 if std::mem::take(&mut slot.inflight[op as usize]) && slot.owner.is_some() {
                     slot.inbox.push(Done {
                         op,
