@@ -371,7 +371,8 @@ impl Listener {
         };
         let resume_ev = core.new_timer(move |base, _| resume(base, l));
         let ring = if core.ring().is_some() {
-            let io_ev = core.new_internal(-1, What::NONE, move |base, _| ring_accepted(base, l))?;
+            let io_ev =
+                core.new_internal(-1, What::PERSIST, move |base, _| ring_accepted(base, l))?;
             core.ring().map(|r| RingAccept {
                 slot: r.op_slot(io_ev),
                 io_ev,

@@ -204,3 +204,26 @@ fn readiness_only_config_echoes() {
     let Some(mut base) = uring(true) else { return };
     echo_trips(&mut base, 20);
 }
+
+/// A bufferevent on something that is not a stream socket (a pipe here; tmux puts its panes'
+/// terminals in bufferevents) keeps readiness-based I/O on an io_uring base, and works.
+#[test]
+fn a_pipe_keeps_readiness_io() {
+    let Some(mut base) = uring(false) else { return };
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let fd = std::os::fd::OwnedFd::from(reader);
+    let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+    bev.enable(&mut base, What::READ).unwrap();
+    writer.write_all(b"through a pipe").unwrap();
+    run_until(&mut base, LIMIT, |b| input_len(b, bev) == 14);
+    assert_eq!(drain_input(&mut base, bev), b"through a pipe");
+    drop(writer);
+    let eof = Rc::new(RefCell::new(false));
+    let e = eof.clone();
+    bev.set_event_cb(&mut base, move |_, _, what| {
+        *e.borrow_mut() = what.contains(revent::BevFlags::EOF)
+    })
+    .unwrap();
+    run_until(&mut base, LIMIT, |_| *eof.borrow());
+    bev.free(&mut base).unwrap();
+}

@@ -93,7 +93,8 @@ pub(crate) fn enabled(core: &mut Core) -> bool {
 pub(crate) fn install(core: &mut Core, h: BufferEvent) -> Result<(EventId, EventId, RingIo)> {
     let read_ev = core.new_event(-1, What::PERSIST, move |base, _| on_timeout(base, h, true))?;
     let write_ev = core.new_event(-1, What::PERSIST, move |base, _| on_timeout(base, h, false))?;
-    let io_ev = core.new_internal(-1, What::NONE, move |base, _| on_io(base, h))?;
+    // Persistent: activating it costs no deletion afterwards.
+    let io_ev = core.new_internal(-1, What::PERSIST, move |base, _| on_io(base, h))?;
     let Some(ring) = core.ring() else {
         for ev in [read_ev, write_ev, io_ev] {
             let _ = core.free(ev);
@@ -419,7 +420,9 @@ fn io_done(cx: &mut Cx, h: BufferEvent) {
     let slot = r.slot;
     let Some(ring) = cx.core.ring() else { return };
     let dones = ring.take(slot);
+    let mut wrote = false;
     for d in &dones {
+        wrote |= d.op != Op::Recv;
         match d.op {
             Op::Recv => received(cx, h, d),
             Op::Send => sent(cx, h, d.res),
@@ -430,10 +433,15 @@ fn io_done(cx: &mut Cx, h: BufferEvent) {
     if let Some(ring) = cx.core.ring() {
         ring.give_back(slot, dones);
     }
-    // Send what is next, finish a shutdown: queued now, submitted with the next wait. The receive
-    // is armed again by the prepare phase, once the callbacks these completions trigger have run
-    // (one may change the watermarks).
-    sync_with(cx, h, false);
+    // After a send: send what is next, finish a shutdown, queued now (submitted with the next
+    // wait) so that neither waits for another change. The receive is armed again by the prepare
+    // phase, once the callbacks these completions trigger have run (one may change the
+    // watermarks).
+    if wrote {
+        sync_with(cx, h, false);
+    } else {
+        cx.st.mark_dirty(h);
+    }
 }
 
 fn received(cx: &mut Cx, h: BufferEvent, d: &crate::backend::uring::Done) {

@@ -133,7 +133,9 @@ pub(crate) fn set_fd(cx: &mut Cx, h: BufferEvent, fd: Option<OwnedFd>) -> Result
     };
     SockRef::from(&fd).set_nonblocking(true)?;
     let raw = fd.as_raw_fd();
-    if ring::enabled(core) {
+    // Only stream sockets: a bufferevent may also sit on a pipe or a terminal (tmux puts them on
+    // its panes' ptys), where a receive on the ring fails with ENOTSOCK.
+    if ring::enabled(core) && SockRef::from(&fd).r#type().is_ok_and(|t| t == Type::STREAM) {
         let (read_ev, write_ev, r) = ring::install(core, h)?;
         if let Some(p) = priority {
             for ev in [read_ev, write_ev, r.io_event()] {
