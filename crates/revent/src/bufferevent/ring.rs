@@ -275,6 +275,9 @@ fn arm_write_timer(
     timeout: Option<std::time::Duration>,
     on: bool,
 ) {
+    if on && timeout.is_none() {
+        return; // nothing to arm (and an armed timer is switched off by `on == false`)
+    }
     let Some(r) = sock(cx, h).and_then(|s| s.ring.as_mut()) else {
         return;
     };

@@ -290,13 +290,10 @@ impl Uring {
         let Some(buf) = slot.send.get_or_insert_with(SendBuf::new).buffer() else {
             return Ok(0);
         };
-        let n = src.len().min(max).min(MAX_SEND);
+        let n = src.copy_front_to(buf, max.min(MAX_SEND))?;
         if n == 0 {
             return Ok(0);
         }
-        buf.resize(n, 0);
-        let n = src.copyout(buf)?;
-        buf.truncate(n);
         self.submit_send(s, fd)?;
         Ok(n)
     }
