@@ -41,8 +41,8 @@ usage: revent-bench <subcommand> [options]
             libevent's evdns vs hickory-resolver (dns --help)
   cref NAME [LINK...]   compile the C reference program c/NAME.c and print its path
 internal (spawned by the above): pipes-child, timers-child, echo-server-tokio PORT,
-  wakeup-child KIND, http-server-hyper PORT DIR, dns-server, dns-client KIND ADDR N INFLIGHT
-  EXPECT";
+  echo-server-uring PORT, wakeup-child KIND, http-server-hyper PORT DIR, dns-server,
+  dns-client KIND ADDR N INFLIGHT EXPECT";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,7 +62,7 @@ fn main() {
         Some("pipes-child") => pipes::child(rest),
         Some("wakeup-child") => wakeup::child(rest),
         Some("timers-child") => timers::child(rest),
-        Some(cmd @ ("echo" | "echo-load" | "echo-server-tokio")) => {
+        Some(cmd @ ("echo" | "echo-load" | "echo-server-tokio" | "echo-server-uring")) => {
             echo::dispatch(cmd, rest).map_err(Into::into)
         }
         Some(cmd @ ("http" | "http-server-hyper")) => http::dispatch(cmd, rest).map_err(Into::into),

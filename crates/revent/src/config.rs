@@ -166,6 +166,7 @@ pub struct Config {
     pub(crate) max_dispatch_interval: Option<Duration>,
     pub(crate) max_callbacks: usize,
     pub(crate) min_priority: usize,
+    pub(crate) readiness_only: bool,
 }
 
 impl Config {
@@ -206,6 +207,28 @@ impl Config {
         self.max_callbacks = max_callbacks;
         self.min_priority = min_priority;
         self
+    }
+
+    /// On an io_uring base, gives socket bufferevents readiness-based I/O (a poll request, then
+    /// `readv`/`writev`, as on epoll) instead of completion-based I/O (receives and sends on the
+    /// ring: the default). The environment variable `REVENT_URING_READINESS` does the same unless
+    /// [`ConfigFlags::IGNORE_ENV`] is set.
+    ///
+    /// ```
+    /// use revent::{Config, EventBase};
+    /// let mut cfg = Config::new();
+    /// cfg.uring_readiness_only(true);
+    /// let base = EventBase::with_config(&cfg).unwrap();
+    /// # let _ = base;
+    /// ```
+    pub fn uring_readiness_only(&mut self, yes: bool) -> &mut Config {
+        self.readiness_only = yes;
+        self
+    }
+
+    /// Whether socket bufferevents on an io_uring base do their I/O on the ring.
+    pub(crate) fn completion_io(&self) -> bool {
+        !self.readiness_only && !self.env_set("REVENT_URING_READINESS")
     }
 
     fn env_set(&self, var: &str) -> bool {

@@ -9,14 +9,24 @@
 //! ENFILE, ENOBUFS, ENOMEM) the error callback runs and accepting pauses for a moment before it
 //! resumes, so a full fd table does not spin the CPU; the condition is logged once per streak of
 //! failures, not at every retry.
+//!
+//! On an io_uring base that does completion-based I/O (the default there), the listener keeps a
+//! multishot accept on the ring instead: the kernel accepts connections as they come and the
+//! loop hands them over, with no `accept4` calls and no readiness round trip. The peer address,
+//! which a multishot accept cannot return, is read with `getpeername`; sockets accepted while
+//! the listener was being disabled are kept and handed over when it is enabled again, never
+//! dropped.
 
-use crate::base::{EventBase, Layer};
+use crate::backend::uring::{Op, OpSlot};
+use crate::base::{Core, EventBase, Layer};
 use crate::error::{Error, Handle, Result};
 use crate::event::{EventId, What};
 use crate::flags::flags;
 use crate::slab::{Key, Slab};
 use crate::sys;
+use crate::sys::uring;
 use socket2::{Domain, SockAddr, Socket, Type};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -141,6 +151,19 @@ struct State {
     resume_ev: EventId,
     on_accept: Option<Box<AcceptCb>>,
     on_error: Option<Box<AcceptErrorCb>>,
+    /// The multishot accept on an io_uring base (see the module docs).
+    ring: Option<RingAccept>,
+}
+
+struct RingAccept {
+    slot: OpSlot,
+    /// Completions land here.
+    io_ev: EventId,
+    armed: bool,
+    /// Accepting paused after a resource error (the resume timer re-arms).
+    paused: bool,
+    /// Sockets accepted and not yet handed over.
+    held: VecDeque<OwnedFd>,
 }
 
 /// Every listener of one base: the listener layer's state in the base.
@@ -331,6 +354,7 @@ impl Listener {
             resume_ev: EventId::from_raw(0),
             on_accept: Some(on_accept),
             on_error: None,
+            ring: None,
         });
         let l = Listener {
             index: next.index,
@@ -346,7 +370,21 @@ impl Listener {
             }
         };
         let resume_ev = core.new_timer(move |base, _| resume(base, l));
+        let ring = if core.ring().is_some() {
+            let io_ev =
+                core.new_internal(-1, What::PERSIST, move |base, _| ring_accepted(base, l))?;
+            core.ring().map(|r| RingAccept {
+                slot: r.op_slot(io_ev),
+                io_ev,
+                armed: false,
+                paused: false,
+                held: VecDeque::new(),
+            })
+        } else {
+            None
+        };
         let state = st.listeners.get_mut(next).expect("just inserted");
+        state.ring = ring;
         state.accept_ev = accept_ev;
         state.resume_ev = resume_ev;
         state.owned = options.contains(ListenerOptions::CLOSE_ON_FREE);
@@ -389,8 +427,18 @@ impl Listener {
     pub fn enable(self, base: &mut EventBase) -> Result<()> {
         let (core, st) = base.split::<Store>();
         let s = st.listeners.get_mut(self.key()).ok_or(STALE)?;
-        core.add(s.accept_ev, None)?;
         s.enabled = true;
+        if s.ring.is_some() {
+            arm_ring(core, s)?;
+            if let Some(r) = &s.ring {
+                if !r.held.is_empty() {
+                    // Sockets kept while disabled: handed over from the loop.
+                    core.activate(r.io_ev, What::READ, 1)?;
+                }
+            }
+            return Ok(());
+        }
+        core.add(s.accept_ev, None)?;
         Ok(())
     }
 
@@ -399,6 +447,15 @@ impl Listener {
         let (core, st) = base.split::<Store>();
         let s = st.listeners.get_mut(self.key()).ok_or(STALE)?;
         s.enabled = false;
+        if let Some(r) = &mut s.ring {
+            if r.armed {
+                // Its last completion still comes; sockets it brings are kept for enable.
+                r.armed = false;
+                if let Some(ring) = core.ring() {
+                    ring.cancel(r.slot, Op::Accept);
+                }
+            }
+        }
         core.del(s.accept_ev)?;
         core.del(s.resume_ev)?;
         Ok(())
@@ -411,6 +468,13 @@ impl Listener {
         let mut s = st.listeners.remove(self.key()).ok_or(STALE)?;
         let _ = core.free(s.accept_ev);
         let _ = core.free(s.resume_ev);
+        if let Some(r) = s.ring.take() {
+            // Cancelled at once, before the socket closes; sockets not handed over close.
+            if let Some(ring) = core.ring() {
+                ring.op_release(r.slot);
+            }
+            let _ = core.free(r.io_ev);
+        }
         let socket = s.socket.take();
         let owned = s.owned;
         // The callbacks drop here, outside any borrow of the store.
@@ -514,7 +578,10 @@ fn accept_some(base: &mut EventBase, l: Listener) {
 
 fn pause(base: &mut EventBase, l: Listener) {
     let (core, st) = base.split::<Store>();
-    if let Some(s) = st.listeners.get(l.key()) {
+    if let Some(s) = st.listeners.get_mut(l.key()) {
+        if let Some(r) = &mut s.ring {
+            r.paused = true;
+        }
         let _ = core.del(s.accept_ev);
         let _ = core.add(s.resume_ev, Some(PAUSE_ON_RESOURCE_ERROR));
     }
@@ -522,9 +589,119 @@ fn pause(base: &mut EventBase, l: Listener) {
 
 fn resume(base: &mut EventBase, l: Listener) {
     let (core, st) = base.split::<Store>();
-    if let Some(s) = st.listeners.get(l.key()) {
+    if let Some(s) = st.listeners.get_mut(l.key()) {
+        if let Some(r) = &mut s.ring {
+            r.paused = false;
+            if s.enabled {
+                let _ = arm_ring(core, s);
+            }
+            return;
+        }
         if s.enabled {
             let _ = core.add(s.accept_ev, None);
+        }
+    }
+}
+
+/// Submits the multishot accept if none is in flight (with the next wait).
+fn arm_ring(core: &mut Core, s: &mut State) -> Result<()> {
+    let (fd, nonblocking, cloexec) = (s.fd, s.nonblocking, s.cloexec);
+    let Some(r) = &mut s.ring else { return Ok(()) };
+    if r.armed || r.paused {
+        return Ok(());
+    }
+    let mut flags = 0;
+    if nonblocking {
+        flags |= libc::SOCK_NONBLOCK;
+    }
+    if cloexec {
+        flags |= libc::SOCK_CLOEXEC;
+    }
+    if let Some(ring) = core.ring() {
+        ring.accept(r.slot, fd, flags)?;
+        r.armed = true;
+    }
+    Ok(())
+}
+
+/// Completions of the multishot accept: sockets to hand over, or errors.
+fn ring_accepted(base: &mut EventBase, l: Listener) {
+    let (core, st) = base.split::<Store>();
+    let Some(s) = st.listeners.get_mut(l.key()) else {
+        return;
+    };
+    let Some(r) = &mut s.ring else { return };
+    let slot = r.slot;
+    let Some(ring) = core.ring() else { return };
+    let dones = ring.take(slot);
+    let mut error = None;
+    for d in &dones {
+        if !d.more {
+            r.armed = false;
+        }
+        match uring::accepted_fd(d.res) {
+            Some(fd) => r.held.push_back(fd),
+            None if d.res == -libc::ECANCELED => {}
+            None => error = Some(io::Error::from_raw_os_error(-d.res)),
+        }
+    }
+    ring.give_back(slot, dones);
+    if let Some(e) = &error {
+        match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                if !s.starved {
+                    s.starved = true;
+                    log::warn!(
+                        "listener on fd {}: accept: {e}; pausing {} ms at a time until it succeeds",
+                        s.fd,
+                        PAUSE_ON_RESOURCE_ERROR.as_millis()
+                    );
+                }
+                pause(base, l);
+            }
+            _ => log::debug!("listener on fd {l:?}: accept: {e}"),
+        }
+    }
+    // Hand the sockets over while the listener stays enabled (a callback may disable or free it).
+    loop {
+        let Ok(s) = state_mut(base, l) else { return };
+        if !s.enabled {
+            break;
+        }
+        let Some(conn) = s.ring.as_mut().and_then(|r| r.held.pop_front()) else {
+            break;
+        };
+        if s.starved {
+            s.starved = false;
+            log::info!("listener on fd {}: accepting again", s.fd);
+        }
+        let Some(mut cb) = s.on_accept.take() else {
+            continue;
+        };
+        // A peer gone before we ask (the connection reset) has no address left to read.
+        let peer = socket2::SockRef::from(&conn)
+            .peer_addr()
+            .map_or(PeerAddr::Other(libc::AF_UNSPEC), |a| {
+                PeerAddr::from_sockaddr(&a)
+            });
+        let r = catch_unwind(AssertUnwindSafe(|| cb(base, conn, peer)));
+        if let Ok(s) = state_mut(base, l) {
+            if s.on_accept.is_none() {
+                s.on_accept = Some(cb);
+            }
+        }
+        if let Err(payload) = r {
+            resume_unwind(payload);
+        }
+    }
+    if let Some(e) = &error {
+        report(base, l, e);
+    }
+    // A multishot accept that ended (the kernel may end one at any time) goes on.
+    let (core, st) = base.split::<Store>();
+    if let Some(s) = st.listeners.get_mut(l.key()) {
+        if s.enabled {
+            let _ = arm_ring(core, s);
         }
     }
 }

@@ -259,7 +259,7 @@ fn emfile_child_process() {
     // Free fds: accepting resumes and takes the rest of the backlog.
     drop(fillers);
     run_until(&mut base, LIMIT, |_| acc.borrow().len() == EMFILE_CLIENTS);
-    println!("ok errors-in-1s {during}");
+    println!("ok errors-in-1s {during} method {}", base.method());
     l.free(&mut base).unwrap();
 }
 
@@ -268,6 +268,22 @@ fn emfile_pauses_then_resumes() {
     if std::env::var_os(EMFILE_ENV).is_some() {
         return;
     }
+    emfile_run_child(&[]);
+}
+
+/// The same with the default base on io_uring (EVENT_NOEPOLL), where the listener accepts with
+/// a multishot accept on the ring.
+#[test]
+fn emfile_pauses_then_resumes_io_uring() {
+    if std::env::var_os(EMFILE_ENV).is_some() || !EventBase::method_available(Method::IoUring) {
+        return;
+    }
+    let out = emfile_run_child(&[("EVENT_NOEPOLL", "1")]);
+    assert!(out.contains("method io_uring"), "{out}");
+}
+
+/// Runs `emfile_child_process` in a child with `env`; returns what it printed.
+fn emfile_run_child(env: &[(&str, &str)]) -> String {
     let exe = std::env::current_exe().unwrap();
     let child = Command::new(exe)
         .args([
@@ -276,6 +292,7 @@ fn emfile_pauses_then_resumes() {
             "--nocapture",
             "--test-threads=1",
         ])
+        .envs(env.iter().copied())
         .env(EMFILE_ENV, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -313,6 +330,7 @@ fn emfile_pauses_then_resumes() {
     assert!(rest.contains("ok errors-in-1s"), "{rest}");
     eprintln!("child: {}", rest.trim());
     drop(clients);
+    rest
 }
 
 // ---- 1000 concurrent connections through an echo server ----

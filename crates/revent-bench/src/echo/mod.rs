@@ -22,18 +22,21 @@
 mod load;
 mod sys;
 mod tokio_server;
+mod uring_server;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The subcommands this module serves: `echo`, `echo-load`, `echo-server-tokio`.
+/// The subcommands this module serves: `echo`, `echo-load`, `echo-server-tokio`,
+/// `echo-server-uring`.
 pub fn dispatch(cmd: &str, args: &[String]) -> Result<(), String> {
     match cmd {
         "echo" => run(args),
         "echo-load" => load::run(args),
         "echo-server-tokio" => tokio_server::run(args),
+        "echo-server-uring" => uring_server::run(args),
         _ => Err(format!("unknown echo subcommand {cmd:?}")),
     }
 }
@@ -43,7 +46,10 @@ usage: revent-bench echo [options]
   --rows R        connections x bytes, comma-separated (default 50x64,50x16384,1000x64)
   --secs D        seconds per run (default 2)
   --rounds N      interleaved rounds (default 3)
-  --servers LIST  of libevent,epoll,tokio,revent (default all four, in that order), capi (the
+  --servers LIST  of libevent,epoll,tokio,revent (default all four, in that order), uring (an
+                  echo server written directly on io_uring: multishot accept and receive, a
+                  provided buffer ring, DEFER_TASKRUN; the io_uring limit), revent-uring
+                  (revent echo --method io_uring), capi (the
                   libevent binary on revent's C ABI), seed-libevent and seed-capi (the seed's
                   echo_server.c on each; messages of at most 1024 bytes, larger rows show n/a; run
                   in a network namespace of their own: needs root); an entry NAME=PATH adds another
@@ -162,11 +168,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-const SERVERS: [&str; 7] = [
+const SERVERS: [&str; 9] = [
     "libevent",
     "epoll",
     "tokio",
     "revent",
+    "uring",
+    "revent-uring",
     "capi",
     "seed-libevent",
     "seed-capi",
@@ -511,12 +519,19 @@ fn server_spec(
         }
         "epoll" => (crate::cref::try_build("echo_epoll", &[])?, vec!["0".into()]),
         "tokio" => (me, vec!["echo-server-tokio".into(), "0".into()]),
-        "revent" => (
+        "uring" => (me, vec!["echo-server-uring".into(), "0".into()]),
+        "revent" | "revent-uring" => (
             match &o.revent {
                 Some(p) => p.clone(),
                 None => revent_binary()?,
             },
-            revent_args,
+            if name == "revent" {
+                revent_args
+            } else {
+                let mut a = revent_args;
+                a.extend(["--method".into(), "io_uring".into()]);
+                a
+            },
         ),
         _ => unreachable!("checked by parse"),
     };

@@ -8,7 +8,7 @@
 mod epoll;
 mod poll;
 mod select;
-mod uring;
+pub(crate) mod uring;
 
 use crate::config::{Features, Method};
 use crate::error::{Error, Result};
@@ -152,6 +152,15 @@ impl Backend {
         match r {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             r => r,
+        }
+    }
+
+    /// The io_uring backend, for completion-based I/O (`uring::ops`); `None` on the others.
+    #[inline]
+    pub(crate) fn ring(&mut self) -> Option<&mut uring::Uring> {
+        match self {
+            Backend::IoUring(b) => Some(b),
+            _ => None,
         }
     }
 

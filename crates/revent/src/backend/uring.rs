@@ -36,8 +36,9 @@
 //! event (about 930 against 590 with one active pair, 546 against 338 with 100): each fired fd is
 //! a submission entry out and a completion entry in, where epoll hands back a filled array. Wall
 //! time is within about 20% either way (faster with 100 active pairs at N = 1000, slower with one).
-//! So readiness through io_uring alone does not justify taking epoll's place; completion-based I/O
-//! (reads and sends on the ring) is where io_uring would win, and is not this backend's job.
+//! So readiness through io_uring alone does not justify taking epoll's place. Completion-based I/O
+//! is where io_uring wins: socket bufferevents on this backend receive and send on the ring itself
+//! (`ops.rs` here, and `bufferevent/ring.rs`), with no `readv`/`writev` at all.
 //!
 //! A zero-timeout wait passes no timeout to the kernel at all: even a zero one arms a timer, which
 //! traps into the hypervisor on this VM and made each event 7 times slower.
@@ -49,6 +50,10 @@
 //! treated the same way, since re-arming would fail again and spin the loop. Completions that do not
 //! fit the completion queue wait in the kernel (`IORING_FEAT_NODROP`, required) and are flushed by
 //! the next enter. An interrupted wait returns with what was already complete.
+
+mod ops;
+
+pub(crate) use ops::{Done, Op, OpSlot, RING_BUF_SIZE};
 
 use super::{mask_of, what_of_mask, Ready};
 use crate::event::What;
@@ -94,6 +99,8 @@ pub(crate) struct Uring {
     waits: u32,
     /// The process that made the ring: a child after fork must not touch it (see `Drop`).
     pid: u32,
+    /// Completion-based requests of bufferevents (`ops.rs`).
+    ops: ops::Ops,
     /// `io_uring_enter` calls made, for the tests that check batching.
     #[cfg(test)]
     enters: u64,
@@ -142,6 +149,7 @@ impl Uring {
             rearm: Vec::new(),
             waits: 0,
             pid: crate::sys::getpid(),
+            ops: ops::Ops::default(),
             #[cfg(test)]
             enters: 0,
         })
@@ -192,6 +200,11 @@ impl Uring {
         {
             self.enters += 1;
         }
+    }
+
+    /// Whether op completions wait for their owners (the wait must not block).
+    fn ops_ready(&self) -> bool {
+        self.ops.has_ready()
     }
 
     pub(crate) fn update(&mut self, fd: RawFd, new: What) -> io::Result<()> {
@@ -286,7 +299,7 @@ impl Uring {
         // Completions already posted (by an earlier enter) are this wait's news too; with some,
         // the enter only submits.
         self.reap(ready);
-        if ready.is_empty() {
+        if ready.is_empty() && !self.ops_ready() {
             self.enter(timeout)?;
         } else if !self.ring.submission().is_empty() {
             self.enter(Some(Duration::ZERO))?;
@@ -309,18 +322,21 @@ impl Uring {
 
     /// Turns posted completions into `ready` entries, one per fd.
     fn reap(&mut self, ready: &mut Vec<Ready>) {
-        let Uring {
-            ring,
-            slots,
-            rearm,
-            waits,
-            ..
-        } = self;
-        for cqe in ring.completion() {
+        let mut completions = self.ring.completion();
+        while let Some(cqe) = completions.next() {
             let ud = cqe.user_data();
+            if ops::is_op(ud) {
+                // Ops may touch the ring (a released slot's buffers go back): let go of the queue
+                // view first; the next loop round takes a fresh one.
+                drop(completions);
+                self.op_completion(ud, cqe.result(), cqe.flags());
+                completions = self.ring.completion();
+                continue;
+            }
+            let (slots, rearm, waits) = (&mut self.slots, &mut self.rearm, self.waits);
             let fd = ud as u32;
             if fd == u32::MAX {
-                continue; // a POLL_REMOVE's own completion
+                continue; // a POLL_REMOVE's or a cancellation's own completion
             }
             let Some(slot) = slots.get_mut(fd as usize) else {
                 continue;
@@ -351,11 +367,11 @@ impl Uring {
                 continue;
             }
             let pos = slot.pos as usize;
-            if slot.seen == *waits && ready.get(pos).is_some_and(|r| r.fd == fd) {
+            if slot.seen == waits && ready.get(pos).is_some_and(|r| r.fd == fd) {
                 ready[pos].what |= what;
                 ready[pos].invalid |= invalid;
             } else {
-                slot.seen = *waits;
+                slot.seen = waits;
                 slot.pos = ready.len() as u32;
                 ready.push(Ready { fd, what, invalid });
             }
@@ -367,8 +383,11 @@ impl Uring {
     pub(crate) fn reinit(&mut self) -> io::Result<()> {
         let fresh = new_ring()?;
         if self.pid == crate::sys::getpid() {
-            self.cancel_all(); // not after fork, where the old ring's requests are the parent's
+            // Not after fork, where the old ring's requests are the parent's.
+            self.cancel_all();
+            self.end_ops();
         }
+        self.forget_ops();
         self.ring = fresh;
         self.pid = crate::sys::getpid();
         self.rearm.clear();
@@ -390,6 +409,8 @@ impl Drop for Uring {
         // made it may submit to it.
         if self.pid == crate::sys::getpid() {
             self.cancel_all();
+            // Memory that requests in flight use is freed after this: wait for them to end.
+            self.end_ops();
         }
     }
 }
@@ -575,6 +596,7 @@ mod tests {
             rearm: Vec::new(),
             waits: 0,
             pid: crate::sys::getpid(),
+            ops: ops::Ops::default(),
             enters: 0,
         };
         let pairs: Vec<(UnixStream, UnixStream)> = (0..40).map(|_| pair()).collect();

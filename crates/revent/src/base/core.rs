@@ -46,6 +46,8 @@ pub(crate) struct Core {
     max_interval: Option<u64>,
     max_callbacks: usize,
     limit_after_prio: usize,
+    /// Socket bufferevents do their I/O on the io_uring backend's ring (see `backend::uring::ops`).
+    completion_io: bool,
 }
 
 impl Core {
@@ -90,6 +92,7 @@ impl Core {
             got_exit: false,
             got_break: false,
             cont: false,
+            completion_io: cfg.completion_io(),
             use_changelist: flags.contains(ConfigFlags::EPOLL_USE_CHANGELIST),
             max_interval: cfg.max_dispatch_interval.map(duration_ns),
             max_callbacks: if cfg.max_callbacks == 0 {
@@ -103,6 +106,22 @@ impl Core {
                 usize::MAX
             },
         })
+    }
+
+    /// The ring, when socket bufferevents do completion-based I/O on it.
+    #[inline]
+    pub(crate) fn ring(&mut self) -> Option<&mut crate::backend::uring::Uring> {
+        if self.completion_io {
+            self.backend.ring()
+        } else {
+            None
+        }
+    }
+
+    /// Requests of bufferevents are in flight on the ring: the loop has work even with no event
+    /// pending (as a socket bufferevent's read event keeps it going on epoll).
+    pub(crate) fn ring_busy(&mut self) -> bool {
+        self.backend.ring().is_some_and(|r| r.holds())
     }
 
     /// The backend's name: "epoll", "io_uring", "poll" or "select".
@@ -482,6 +501,15 @@ impl Core {
         self.backend.wait(timeout, &mut self.ready)?;
         let now = self.clock.update();
         self.activate_ready();
+        if let Some(ring) = self.backend.ring() {
+            // Completions of bufferevents' requests: their owners' events run them.
+            let reg = &mut self.reg;
+            ring.drain_ready(|ev| {
+                if let Ok(key) = reg.key(ev) {
+                    reg.activate(key, What::READ, 1);
+                }
+            });
+        }
         self.activate_expired(now);
         Ok(())
     }

@@ -485,6 +485,7 @@ impl EventBase {
                 && self.core.reg.event_count == 0
                 && self.core.reg.n_active == 0
                 && !more
+                && !self.core.ring_busy()
             {
                 return Ok(LoopExit::NoEvents);
             }

@@ -809,6 +809,25 @@ impl Evbuffer {
         Ok(done)
     }
 
+    /// Appends a copy of the first `n` bytes (at most the length) to `out`; returns how many. For a
+    /// send on the ring (`bufferevent/ring.rs`): one pass over the chunks, no position lookups.
+    pub(crate) fn copy_front_to(&self, out: &mut Vec<u8>, n: usize) -> Result<usize> {
+        let n = n.min(self.len);
+        self.load_range(0, n)?;
+        out.reserve(n);
+        let mut left = n;
+        for c in &self.chunks {
+            if left == 0 {
+                break;
+            }
+            let d = c.data();
+            let k = d.len().min(left);
+            out.extend_from_slice(&d[..k]);
+            left -= k;
+        }
+        Ok(n - left)
+    }
+
     fn copy_at(&self, pos: usize, out: &mut [u8]) -> Result<usize> {
         let p = self.ptr_at(pos)?;
         self.copyout_from(&p, out)

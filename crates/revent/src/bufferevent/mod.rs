@@ -7,13 +7,16 @@
 //!
 //! Layout: `bev.rs` is the generic half (watermarks, callbacks, deferral, the prepare phase),
 //! `kind.rs` the interface the kinds implement, one file per kind, and `ratelimit.rs` the token
-//! buckets.
+//! buckets. A socket bufferevent on an io_uring base does its I/O on the ring (`ring.rs`: receives
+//! and sends whose completions come back through the loop) unless
+//! [`Config::uring_readiness_only`](crate::Config::uring_readiness_only) says otherwise.
 
 mod bev;
 mod filter;
 mod kind;
 mod pair;
 pub(crate) mod ratelimit;
+mod ring;
 mod socket;
 
 pub use filter::{FilterFn, FilterResult};

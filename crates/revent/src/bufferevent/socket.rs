@@ -8,6 +8,7 @@ use super::bev::{
     self, read_done, report, run_queued, write_done, Bev, Cb, Cx, SUSPEND_RATE, SUSPEND_WM,
 };
 use super::kind::Kind;
+use super::ring::{self, RingIo};
 use super::{ratelimit, BevFlags, BevOptions, BufferEvent, FlushMode};
 use crate::base::{Core, EventBase};
 use crate::error::{Error, Result};
@@ -20,14 +21,18 @@ use std::time::Duration;
 
 #[derive(Default)]
 pub(crate) struct Socket {
-    fd: Option<OwnedFd>,
-    read_ev: Option<EventId>,
-    write_ev: Option<EventId>,
+    pub(super) fd: Option<OwnedFd>,
+    /// On epoll, poll and select, and on io_uring with readiness-based I/O: the socket's read and
+    /// write events. With completion-based I/O (`ring`): timers for the read and write timeouts.
+    pub(super) read_ev: Option<EventId>,
+    pub(super) write_ev: Option<EventId>,
     read_armed: bool,
     write_armed: bool,
-    connecting: bool,
+    pub(super) connecting: bool,
     /// `flush(Finished)`: shut down writing once the output is empty.
-    shutdown_pending: bool,
+    pub(super) shutdown_pending: bool,
+    /// Completion-based I/O on an io_uring base (`ring.rs`).
+    pub(super) ring: Option<Box<RingIo>>,
 }
 
 impl Socket {
@@ -36,10 +41,21 @@ impl Socket {
     }
 
     pub(crate) fn events(&self) -> impl Iterator<Item = EventId> {
-        [self.read_ev, self.write_ev].into_iter().flatten()
+        [
+            self.read_ev,
+            self.write_ev,
+            self.ring.as_ref().map(|r| r.io_event()),
+        ]
+        .into_iter()
+        .flatten()
     }
 
     fn release_events(&mut self, core: &mut Core) {
+        // First: the ring's requests are cancelled (and queued ones submitted) before the socket
+        // they name can be closed.
+        if let Some(r) = self.ring.take() {
+            r.release(core);
+        }
         for ev in [self.read_ev.take(), self.write_ev.take()]
             .into_iter()
             .flatten()
@@ -74,8 +90,11 @@ impl Socket {
     /// On free: one last attempt to write pending output, then release everything. Returns the
     /// socket when the bufferevent does not own it.
     pub(crate) fn destruct(mut self, cx: &mut Cx, b: &mut Bev) -> Option<OwnedFd> {
+        // With a send in flight on the ring, the output must wait for it: writing it now could
+        // put it on the wire before the bytes in flight.
+        let in_flight = self.ring.as_ref().is_some_and(|r| r.sending());
         if let Some(fd) = &self.fd {
-            if !self.connecting && !b.output.get().is_empty() {
+            if !self.connecting && !in_flight && !b.output.get().is_empty() {
                 let _ = b.output().write(fd.as_fd());
             }
         }
@@ -89,6 +108,10 @@ fn sock(b: &mut Bev) -> Option<&mut Socket> {
         Kind::Socket(s) => Some(s),
         _ => None,
     }
+}
+
+fn is_ring(cx: &mut Cx, h: BufferEvent) -> bool {
+    matches!(cx.st.get(h).map(|b| &b.kind), Ok(Kind::Socket(s)) if s.ring.is_some())
 }
 
 fn not_a_socket() -> Error {
@@ -110,6 +133,27 @@ pub(crate) fn set_fd(cx: &mut Cx, h: BufferEvent, fd: Option<OwnedFd>) -> Result
     };
     SockRef::from(&fd).set_nonblocking(true)?;
     let raw = fd.as_raw_fd();
+    // Only stream sockets: a bufferevent may also sit on a pipe or a terminal (tmux puts them on
+    // its panes' ptys), where a receive on the ring fails with ENOTSOCK.
+    if ring::enabled(core) && SockRef::from(&fd).r#type().is_ok_and(|t| t == Type::STREAM) {
+        let (read_ev, write_ev, r) = ring::install(core, h)?;
+        if let Some(p) = priority {
+            for ev in [read_ev, write_ev, r.io_event()] {
+                core.set_priority(ev, p)?;
+            }
+        }
+        if let Some(s) = st.get_mut(h).ok().and_then(sock) {
+            *s = Socket {
+                fd: Some(fd),
+                read_ev: Some(read_ev),
+                write_ev: Some(write_ev),
+                ring: Some(Box::new(r)),
+                ..Socket::default()
+            };
+        }
+        st.mark_dirty(h);
+        return Ok(previous);
+    }
     let read_ev = core.new_event(raw, What::READ | What::PERSIST, move |base, f| {
         on_readable(base, h, f.what)
     })?;
@@ -142,6 +186,9 @@ pub(crate) fn set_fd(cx: &mut Cx, h: BufferEvent, fd: Option<OwnedFd>) -> Result
 /// output right away when the socket is not known to be full.
 pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
     let Ok(b) = cx.st.get_mut(h) else { return };
+    if matches!(&b.kind, Kind::Socket(s) if s.ring.is_some()) {
+        return ring::sync(cx, h);
+    }
     let want_read = b.wants_read();
     let want_write = b.wants_write();
     let (timeout_read, timeout_write) = (b.timeout_read, b.timeout_write);
@@ -179,6 +226,9 @@ pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
 
 /// Stops watching what is no longer enabled (no I/O, no callbacks: `disable` calls this).
 pub(crate) fn disarm(cx: &mut Cx, h: BufferEvent) {
+    if is_ring(cx, h) {
+        return ring::disarm(cx, h);
+    }
     let Cx { core, st } = cx;
     let Ok(b) = st.get_mut(h) else { return };
     let enabled = b.enabled;
@@ -383,6 +433,9 @@ fn writable(cx: &mut Cx, h: BufferEvent, what: What) {
 
 /// Re-adds armed events so that new timeouts take effect.
 pub(crate) fn rearm_timeouts(cx: &mut Cx, h: BufferEvent) {
+    if is_ring(cx, h) {
+        return ring::rearm_timeouts(cx, h);
+    }
     let Cx { core, st } = cx;
     let Ok(b) = st.get_mut(h) else { return };
     let (tr, tw): (Option<Duration>, Option<Duration>) = (b.timeout_read, b.timeout_write);
@@ -426,6 +479,7 @@ pub(crate) fn connect(cx: &mut Cx, h: BufferEvent, addr: SocketAddr) -> Result<(
         }
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
             s.connecting = true;
+            cx.st.mark_dirty(h);
             bev::deferring(cx, |cx| bev::sync(cx, h));
             Ok(())
         }
@@ -454,6 +508,12 @@ pub(crate) fn flush(cx: &mut Cx, h: BufferEvent, what: What, mode: FlushMode) ->
     let Some(s) = sock(b) else { return Ok(false) };
     if mode == FlushMode::Finished {
         s.shutdown_pending = true;
+    }
+    if s.ring.is_some() {
+        // Hands the output to the ring now (it goes with the next wait) and shuts down when done.
+        bev::deferring(cx, |cx| ring::sync(cx, h));
+        let after = cx.st.get(h).map(|b| b.output.get().len()).unwrap_or(0);
+        return Ok(after < before);
     }
     if !s.write_armed && !s.connecting && before > 0 {
         bev::deferring(cx, |cx| write_now(cx, h));

@@ -1,6 +1,11 @@
-//! The one unsafe step of the io_uring backend: pushing a submission queue entry.
+//! The unsafe steps of the io_uring backend: pushing submission queue entries (the kernel may read
+//! what they point to after the push returns) and the provided buffer ring (memory the kernel
+//! writes received bytes into).
 
 use io_uring::{opcode, squeue, types, IoUring};
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 /// A request the io_uring backend makes. Neither kind carries a pointer: nothing has to outlive
 /// the submission, which is what makes [`push`] sound.
@@ -15,6 +20,22 @@ pub(crate) enum Sqe {
     },
     /// Cancel the poll request whose user_data is `target`; its own completion carries `user_data`.
     PollRemove { target: u64, user_data: u64 },
+    /// Receive from `fd` into a buffer the kernel picks from provided-buffer group `group` when
+    /// data arrives (at most `len` bytes; 0: the buffer's size), once or (`multi`) until stopped.
+    Recv {
+        fd: i32,
+        group: u16,
+        len: u32,
+        multi: bool,
+        user_data: u64,
+    },
+    /// A one-shot poll for writability (a connect finishing) that carries an op's `user_data`.
+    PollOut { fd: i32, user_data: u64 },
+    /// Cancel every request whose user_data is `target`; its own completion carries `user_data`.
+    Cancel { target: u64, user_data: u64 },
+    /// Accept connections on listening socket `fd` until stopped, each new socket with `flags`
+    /// (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`).
+    AcceptMulti { fd: i32, flags: i32, user_data: u64 },
 }
 
 impl Sqe {
@@ -32,6 +53,43 @@ impl Sqe {
             Sqe::PollRemove { target, user_data } => {
                 opcode::PollRemove::new(target).build().user_data(user_data)
             }
+            Sqe::Recv {
+                fd,
+                group,
+                len,
+                multi: false,
+                user_data,
+            } => opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), len)
+                .buf_group(group)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+                .user_data(user_data),
+            Sqe::Recv {
+                fd,
+                group,
+                len,
+                multi: true,
+                user_data,
+            } => opcode::RecvMulti::new(types::Fd(fd), group)
+                .len(len)
+                .build()
+                .user_data(user_data),
+            Sqe::PollOut { fd, user_data } => {
+                opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32)
+                    .build()
+                    .user_data(user_data)
+            }
+            Sqe::Cancel { target, user_data } => opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(user_data),
+            Sqe::AcceptMulti {
+                fd,
+                flags,
+                user_data,
+            } => opcode::AcceptMulti::new(types::Fd(fd))
+                .flags(flags)
+                .build()
+                .user_data(user_data),
         }
     }
 }
@@ -41,7 +99,219 @@ impl Sqe {
 pub(crate) fn push(ring: &mut IoUring, sqe: Sqe) -> bool {
     let entry = sqe.entry();
     // SAFETY: `push` is unsafe because the kernel may read buffers an entry points to after this
-    // returns. POLL_ADD and POLL_REMOVE entries point to nothing (an fd, a mask, user_data values),
-    // so there is nothing whose lifetime could end too early.
+    // returns. These entries point to nothing of ours (an fd, a mask, a buffer group, user_data
+    // values; a receive's memory comes from the buffer ring, see `BufRing`), so there is nothing
+    // whose lifetime could end too early.
     unsafe { ring.submission().push(&entry).is_ok() }
+}
+
+/// Takes ownership of the socket an accept completion reports (its result, when not negative).
+/// Only for that: the kernel made the fd for this process and nothing else knows it yet.
+pub(crate) fn accepted_fd(res: i32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a non-negative accept result is a new descriptor the kernel installed for us, owned
+    // by nobody else (see the function's contract).
+    (res >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(res) })
+}
+
+/// A copy of the bytes of a send on the ring, with the iovec and header the kernel reads them
+/// through.
+///
+/// While a send is in flight ([`submit`](Self::submit) until [`complete`](Self::complete), which
+/// the owner calls when it reaps that send's completion) nothing here may change or be freed: the
+/// buffer is not handed out, and dropping it then leaks the memory rather than free it under the
+/// kernel. The iovec points into `data` and the header to the iovec, heap memory that moving a
+/// `SendBuf` does not move.
+pub(crate) struct SendBuf {
+    data: Vec<u8>,
+    /// Bytes of `data` already sent.
+    off: usize,
+    iov: Box<libc::iovec>,
+    msg: Box<libc::msghdr>,
+    in_flight: bool,
+}
+
+// SAFETY: the raw pointers in `iov` and `msg` point into memory this value owns; moving it to
+// another thread moves what they point to along with it.
+unsafe impl Send for SendBuf {}
+
+fn empty_msghdr() -> Box<libc::msghdr> {
+    // SAFETY: msghdr is plain data (integers and pointers); all zeroes is an empty header.
+    Box::new(unsafe { std::mem::zeroed() })
+}
+
+impl SendBuf {
+    pub(crate) fn new() -> SendBuf {
+        SendBuf {
+            data: Vec::new(),
+            off: 0,
+            iov: Box::new(libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }),
+            msg: empty_msghdr(),
+            in_flight: false,
+        }
+    }
+
+    /// The (emptied) buffer to fill with the next send's bytes; `None` while a send is in flight.
+    pub(crate) fn buffer(&mut self) -> Option<&mut Vec<u8>> {
+        if self.in_flight {
+            return None;
+        }
+        self.data.clear();
+        self.off = 0;
+        Some(&mut self.data)
+    }
+
+    /// Bytes not sent yet.
+    pub(crate) fn len(&self) -> usize {
+        self.data.len() - self.off
+    }
+
+    /// Queues a `sendmsg` of the unsent bytes on `fd`. `false` if the submission queue is full (the
+    /// caller submits and tries again) or a send is already in flight.
+    pub(crate) fn submit(&mut self, ring: &mut IoUring, fd: i32, user_data: u64) -> bool {
+        if self.in_flight {
+            return false;
+        }
+        let rest = &mut self.data[self.off..];
+        *self.iov = libc::iovec {
+            iov_base: rest.as_mut_ptr().cast(),
+            iov_len: rest.len(),
+        };
+        self.msg.msg_iov = &mut *self.iov;
+        self.msg.msg_iovlen = 1;
+        let entry = opcode::SendMsg::new(types::Fd(fd), &*self.msg)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(user_data);
+        // SAFETY: the header, its iovec and the bytes it covers stay valid and unchanged until
+        // `complete`, which the owner calls only after reaping this request's completion: `buffer`
+        // refuses access meanwhile, and Drop leaks rather than frees them (see the type's docs).
+        let pushed = unsafe { ring.submission().push(&entry).is_ok() };
+        self.in_flight = pushed;
+        pushed
+    }
+
+    /// The send's completion was reaped, with `n` bytes sent: returns how many are left (a short
+    /// send).
+    pub(crate) fn complete(&mut self, n: usize) -> usize {
+        self.in_flight = false;
+        self.off = (self.off + n).min(self.data.len());
+        self.len()
+    }
+}
+
+impl Drop for SendBuf {
+    fn drop(&mut self) {
+        if self.in_flight {
+            // The kernel may still read this memory: never free it.
+            std::mem::forget(std::mem::take(&mut self.data));
+            let iov = std::mem::replace(
+                &mut self.iov,
+                Box::new(libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                }),
+            );
+            std::mem::forget(iov);
+            std::mem::forget(std::mem::replace(&mut self.msg, empty_msghdr()));
+        }
+    }
+}
+
+/// A provided buffer ring: `count` buffers of `size` bytes that receives pick from when data
+/// arrives, so that no memory waits in a receive for a connection that stays quiet.
+///
+/// The kernel writes into a buffer from when it takes it off the ring until we hand it back with
+/// [`give`](Self::give); between a completion naming it and that call, it is ours to read.
+pub(crate) struct BufRing {
+    entries: NonNull<types::BufRingEntry>,
+    map_len: usize,
+    mem: Box<[u8]>,
+    tail: u16,
+    count: u16,
+    size: usize,
+}
+
+impl BufRing {
+    /// Maps a ring of `count` (a power of two) entries, registers it with `ring` as group `group`
+    /// and hands every buffer to the kernel.
+    pub(crate) fn new(ring: &IoUring, count: u16, size: usize, group: u16) -> io::Result<BufRing> {
+        debug_assert!(count.is_power_of_two());
+        let map_len = usize::from(count) * std::mem::size_of::<types::BufRingEntry>();
+        // SAFETY: an anonymous private mapping (page-aligned, as the kernel requires of a ring),
+        // checked for failure; unmapped in Drop.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let entries =
+            NonNull::new(p.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        let mut br = BufRing {
+            entries,
+            map_len,
+            mem: vec![0u8; usize::from(count) * size].into_boxed_slice(),
+            tail: 0,
+            count,
+            size,
+        };
+        // SAFETY: the mapping holds `count` entries and outlives the registration: the owner
+        // unregisters (or closes the ring) before dropping this value (see `Uring`'s Drop).
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(p as u64, count, group, 0)?
+        };
+        for bid in 0..count {
+            br.give(bid);
+        }
+        Ok(br)
+    }
+
+    /// Hands buffer `bid` back to the kernel. The caller no longer reads it.
+    pub(crate) fn give(&mut self, bid: u16) {
+        if bid >= self.count {
+            return;
+        }
+        let addr = self.mem[usize::from(bid) * self.size..].as_mut_ptr() as u64;
+        let i = usize::from(self.tail & (self.count - 1));
+        // SAFETY: `i` < count, inside the mapping. The kernel reads entries only up to the tail we
+        // publish below, so this one is not being read.
+        let e = unsafe { &mut *self.entries.as_ptr().add(i) };
+        e.set_addr(addr);
+        e.set_len(self.size as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+        // SAFETY: the tail overlays entry 0's reserved field, inside the mapping; the kernel reads
+        // it concurrently, so it is written atomically, with release order after the entry.
+        unsafe {
+            let t = types::BufRingEntry::tail(self.entries.as_ptr()).cast_mut();
+            (*t.cast::<AtomicU16>()).store(self.tail, Ordering::Release);
+        }
+    }
+
+    /// The first `len` bytes of buffer `bid`, which a completion just handed us.
+    pub(crate) fn data(&self, bid: u16, len: usize) -> &[u8] {
+        let start = usize::from(bid) * self.size;
+        self.mem
+            .get(start..start + len.min(self.size))
+            .unwrap_or(&[])
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer registered with a live ring (see `new`).
+        unsafe { libc::munmap(self.entries.as_ptr().cast(), self.map_len) };
+    }
 }
