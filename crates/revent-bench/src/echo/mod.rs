@@ -737,8 +737,9 @@ fn run(args: &[String]) -> Result<(), String> {
 
 type Row = (usize, usize, Vec<Vec<Run>>);
 
-/// The Markdown table: one column a server, then revent* / epoll and revent* / libevent, and the C
-/// ABI's: capi / libevent and seed-capi / seed-libevent.
+/// The Markdown table: one column a server, then revent* / epoll and revent* / libevent, the C
+/// ABI's (capi / libevent, seed-capi / seed-libevent) and revent-uring / uring (revent on io_uring
+/// against the server written directly on the ring).
 fn table_md(servers: &[&str], table: &[Row]) -> String {
     let idx = |n: &str| servers.iter().position(|s| *s == n);
     let (ep, le) = (idx("epoll"), idx("libevent"));
@@ -752,7 +753,11 @@ fn table_md(servers: &[&str], table: &[Row]) -> String {
             }
         }
     }
-    for (a, b) in [("capi", "libevent"), ("seed-capi", "seed-libevent")] {
+    for (a, b) in [
+        ("capi", "libevent"),
+        ("seed-capi", "seed-libevent"),
+        ("revent-uring", "uring"),
+    ] {
         if let (Some(i), Some(j)) = (idx(a), idx(b)) {
             ratios.push((format!("{a} / {b}"), i, j));
         }
