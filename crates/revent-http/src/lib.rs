@@ -53,6 +53,7 @@ pub mod headers;
 pub mod html;
 pub mod message;
 pub mod query;
+pub mod server;
 pub mod uri;
 
 pub use body::{BodyDecoder, ChunkedDecoder, LengthDecoder};
@@ -62,4 +63,5 @@ pub use message::{
     BodyFraming, Limits, Method, Progress, RequestHead, RequestParser, ResponseHead,
     ResponseParser, Version,
 };
+pub use server::{Handler, Request, RequestHandle, Server, ServerStats, Timeouts, VirtualHost};
 pub use uri::{Part, Uri, UriError, UriFlags};
