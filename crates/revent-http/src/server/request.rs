@@ -488,6 +488,14 @@ impl Request {
 fn connection_close(h: &Headers) -> bool {
     h.find_all("Connection").any(|v| {
         v.split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            .any(|t| trim(t).eq_ignore_ascii_case(b"close"))
     })
+}
+
+/// `t` without the spaces and tabs around it.
+fn trim(t: &[u8]) -> &[u8] {
+    let ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = t.iter().position(|b| !ws(b)).unwrap_or(t.len());
+    let end = t.iter().rposition(|b| !ws(b)).map_or(start, |e| e + 1);
+    &t[start..end]
 }
