@@ -63,5 +63,8 @@ pub use message::{
     BodyFraming, Limits, Method, Progress, RequestHead, RequestParser, ResponseHead,
     ResponseParser, Version,
 };
-pub use server::{Handler, Request, RequestHandle, Server, ServerStats, Timeouts, VirtualHost};
+pub use server::{
+    Handler, Message, Request, RequestHandle, Server, ServerStats, Timeouts, VirtualHost,
+    WebSocket, WsHandler,
+};
 pub use uri::{Part, Uri, UriError, UriFlags};

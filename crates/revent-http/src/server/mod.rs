@@ -70,8 +70,11 @@
 
 mod request;
 mod util;
+mod websocket;
 
 pub use request::{Request, RequestHandle};
+use websocket::{Frame, WsConn};
+pub use websocket::{Message, WebSocket, WsHandler};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -295,7 +298,7 @@ impl std::fmt::Debug for Server {
 
 /// The key of a connection slot: index and generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ConnKey {
+pub(crate) struct ConnKey {
     index: u32,
     generation: u32,
 }
@@ -312,6 +315,8 @@ enum Phase {
     Waiting,
     /// Closing: the last reply goes out, then the write side is shut; input is discarded.
     Closing,
+    /// Upgraded to WebSocket: frames both ways.
+    WebSocket,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -344,6 +349,7 @@ struct Conn {
     /// Too much output waits: no request is read until it drained.
     throttled: bool,
     write_cb: bool,
+    ws: Option<WsConn>,
 }
 
 struct Slot {
@@ -373,6 +379,7 @@ enum Step {
     Stop,
     Continue,
     Dispatch(Box<Request>, Option<Route>),
+    Ws(Rc<RefCell<WsHandler>>, WebSocket, Message),
 }
 
 impl Server {
@@ -782,6 +789,7 @@ fn attach(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, bev: BufferEvent, pe
         peer_eof: false,
         throttled: false,
         write_cb: false,
+        ws: None,
     });
     g.stats.connections += 1;
     g.stats.open += 1;
@@ -796,6 +804,13 @@ fn process(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, key: ConnKey) {
         match step {
             Step::Stop => return,
             Step::Continue => {}
+            Step::Ws(handler, ws, msg) => {
+                inner.borrow_mut().dispatching = Some(key.index);
+                if let Ok(mut h) = handler.try_borrow_mut() {
+                    h(base, &ws, msg);
+                }
+                inner.borrow_mut().dispatching = None;
+            }
             Step::Dispatch(mut req, route) => {
                 inner.borrow_mut().dispatching = Some(key.index);
                 match route {
@@ -839,6 +854,7 @@ fn on_event(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, key: ConnKey, what
         match conn.phase {
             // A half-closed client still gets the reply to its request.
             Phase::Waiting => {}
+            Phase::WebSocket => g.close_now(base, key),
             Phase::Closing => {
                 let empty = conn.bev.output(base).map_or(true, |o| o.is_empty());
                 if empty {
@@ -1000,6 +1016,7 @@ impl Inner {
         let bev = conn.bev;
         match conn.phase {
             Phase::Waiting => Step::Stop,
+            Phase::WebSocket => self.ws_step(base, key),
             Phase::Closing => {
                 if let Ok(input) = bev.input(base) {
                     let n = input.len();
@@ -1296,6 +1313,172 @@ impl Inner {
         }
     }
 
+    /// Turns the connection of the request `handle` names into a WebSocket (the 101 was written).
+    pub(crate) fn upgrade(
+        &mut self,
+        base: &mut EventBase,
+        handle: RequestHandle,
+        handler: Rc<RefCell<WsHandler>>,
+        max_message: usize,
+    ) -> revent::Result<WebSocket> {
+        let key = ConnKey {
+            index: handle.index,
+            generation: handle.generation,
+        };
+        let dispatching = self.dispatching == Some(key.index);
+        let ws = WebSocket {
+            server: self.this.clone(),
+            key,
+        };
+        let conn = self.conn_mut(key).ok_or(STALE)?;
+        if conn.seq != handle.seq || conn.decoder.is_some() {
+            return Err(STALE);
+        }
+        conn.seq = conn.seq.wrapping_add(1);
+        conn.request = None;
+        conn.route = None;
+        conn.phase = Phase::WebSocket;
+        conn.ws = Some(WsConn {
+            handler,
+            max_message,
+            fragments: None,
+            close_sent: false,
+        });
+        let (bev, timer) = (conn.bev, conn.timer);
+        // A whole frame must fit in the input: the largest allowed, with its header.
+        let _ = bev.set_watermark(base, What::READ, 0, max_message.saturating_add(4096));
+        self.clear_deadline(key);
+        if !dispatching && !conn_input_empty(base, bev) {
+            let _ = base.activate(timer, What::READ, 1);
+        }
+        Ok(ws)
+    }
+
+    /// Sends a close frame (once); `initiated`: the server starts the handshake and waits a
+    /// little for the client's answer, else the connection is closed after it.
+    pub(crate) fn ws_close(
+        &mut self,
+        base: &mut EventBase,
+        key: ConnKey,
+        code: Option<u16>,
+        reason: &[u8],
+        initiated: bool,
+    ) -> revent::Result<()> {
+        let conn = self.conn_mut(key).ok_or(STALE)?;
+        let ws = conn.ws.as_mut().ok_or(STALE)?;
+        if !ws.close_sent {
+            ws.close_sent = true;
+            let mut payload = Vec::with_capacity(2 + reason.len());
+            if let Some(c) = code {
+                payload.extend_from_slice(&c.to_be_bytes());
+                payload.extend_from_slice(reason);
+            }
+            let bev = conn.bev;
+            let n = websocket::write_frame(bev.output(base)?, websocket::OP_CLOSE, &payload)?;
+            self.stats.bytes += n as u64;
+        }
+        if initiated {
+            self.set_deadline(base, key, Deadline::Linger, LINGER);
+        } else {
+            self.begin_close(base, key);
+        }
+        Ok(())
+    }
+
+    /// Reads one WebSocket frame.
+    fn ws_step(&mut self, base: &mut EventBase, key: ConnKey) -> Step {
+        let this = self.this.clone();
+        let Some(conn) = self.conn_mut(key) else {
+            return Step::Stop;
+        };
+        let bev = conn.bev;
+        let Some(ws) = conn.ws.as_mut() else {
+            return Step::Stop;
+        };
+        let Ok(input) = bev.input(base) else {
+            return Step::Stop;
+        };
+        let fragmented = ws.fragments.as_ref().map_or(0, |f| f.1.len());
+        let (fin, op, payload) = match websocket::read_frame(input, ws.max_message, fragmented) {
+            Frame::Partial => return Step::Stop,
+            Frame::Violation(code) => {
+                let _ = self.ws_close(base, key, Some(code), b"", false);
+                return Step::Stop;
+            }
+            Frame::Whole(fin, op, payload) => (fin, op, payload),
+        };
+        let handler = ws.handler.clone();
+        let handle = WebSocket { server: this, key };
+        if ws.close_sent && op != websocket::OP_CLOSE {
+            // After our close, data is no longer taken (§5.5.1).
+            return Step::Continue;
+        }
+        let message = match op {
+            websocket::OP_PING => {
+                if let Ok(out) = bev.output(base) {
+                    if let Ok(n) = websocket::write_frame(out, websocket::OP_PONG, &payload) {
+                        self.stats.bytes += n as u64;
+                    }
+                }
+                return Step::Continue;
+            }
+            websocket::OP_PONG => Message::Pong(payload),
+            websocket::OP_CLOSE => {
+                let (code, reason) = match payload.len() {
+                    0 => (None, String::new()),
+                    1 => return self.ws_violation(base, key, 1002),
+                    _ => {
+                        let code = u16::from_be_bytes([payload[0], payload[1]]);
+                        if !websocket::valid_close_code(code) {
+                            return self.ws_violation(base, key, 1002);
+                        }
+                        match String::from_utf8(payload[2..].to_vec()) {
+                            Ok(r) => (Some(code), r),
+                            Err(_) => return self.ws_violation(base, key, 1007),
+                        }
+                    }
+                };
+                // Answer with the same code (§5.5.1), then shut the connection.
+                let _ = self.ws_close(base, key, code, b"", false);
+                return Step::Ws(handler, handle, Message::Close { code, reason });
+            }
+            websocket::OP_TEXT | websocket::OP_BINARY => {
+                if ws.fragments.is_some() {
+                    return self.ws_violation(base, key, 1002);
+                }
+                if !fin {
+                    ws.fragments = Some((op, payload));
+                    return Step::Continue;
+                }
+                match data_message(op, payload) {
+                    Some(m) => m,
+                    None => return self.ws_violation(base, key, 1007),
+                }
+            }
+            _ => {
+                // A continuation.
+                let Some((first, mut buf)) = ws.fragments.take() else {
+                    return self.ws_violation(base, key, 1002);
+                };
+                buf.extend_from_slice(&payload);
+                if !fin {
+                    ws.fragments = Some((first, buf));
+                    return Step::Continue;
+                }
+                match data_message(first, buf) {
+                    Some(m) => m,
+                    None => return self.ws_violation(base, key, 1007),
+                }
+            }
+        };
+        Step::Ws(handler, handle, message)
+    }
+
+    fn ws_violation(&mut self, base: &mut EventBase, key: ConnKey, code: u16) -> Step {
+        let _ = self.ws_close(base, key, Some(code), b"", false);
+        Step::Stop
+    }
+
     /// Frees the connection now.
     fn close_now(&mut self, base: &mut EventBase, key: ConnKey) {
         let Some(slot) = self.slots.get_mut(key.index as usize) else {
@@ -1331,6 +1514,15 @@ fn install_write_cb(
                 on_write(base, &inner, key);
             }
         });
+    }
+}
+
+/// A whole text or binary message; `None` for text that is not UTF-8.
+fn data_message(op: u8, payload: Vec<u8>) -> Option<Message> {
+    if op == websocket::OP_TEXT {
+        String::from_utf8(payload).ok().map(Message::Text)
+    } else {
+        Some(Message::Binary(payload))
     }
 }
 

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::os::fd::OwnedFd;
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 
 use revent::{BufferEvent, Error, Evbuffer, EventBase, PeerAddr};
 
@@ -371,6 +371,84 @@ impl Request {
         }
         self.complete(base, close);
         Ok(())
+    }
+
+    /// Accepts a WebSocket upgrade (RFC 6455 §4.2.2): checks the handshake (a GET in HTTP/1.1 with
+    /// `Upgrade: websocket`, `Connection: Upgrade`, a `Sec-WebSocket-Key` of 16 bytes in base64
+    /// and `Sec-WebSocket-Version: 13`), answers `101 Switching Protocols` with
+    /// `Sec-WebSocket-Accept` and the output headers set so far (a `Sec-WebSocket-Protocol`, say),
+    /// and from then on calls `handler` with each message. Messages longer than `max_message`
+    /// bytes close the connection with 1009.
+    ///
+    /// A request that is not a valid handshake is answered here (400, or 426 with the version
+    /// this server speaks) and an error returned.
+    pub fn upgrade_websocket(
+        &mut self,
+        base: &mut EventBase,
+        max_message: usize,
+        handler: impl FnMut(&mut EventBase, &super::WebSocket, super::Message) + 'static,
+    ) -> revent::Result<super::WebSocket> {
+        self.check_unanswered()?;
+        let has_token = |name: &str, token: &[u8]| {
+            self.headers().find_all(name).any(|v| {
+                v.split(|&b| b == b',')
+                    .any(|t| trim(t).eq_ignore_ascii_case(token))
+            })
+        };
+        let key = self
+            .headers()
+            .find_str("Sec-WebSocket-Key")
+            .map(|k| trim(k.as_bytes()))
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .filter(|k| super::websocket::valid_key(k))
+            .map(str::to_string);
+        let handshake = self.method() == &Method::Get
+            && self.version() == Version::Http11
+            && has_token("Upgrade", b"websocket")
+            && has_token("Connection", b"upgrade")
+            && self.body.is_empty();
+        let Some(key) = key.filter(|_| handshake) else {
+            self.send_error(base, 400, None)?;
+            return Err(Error::InvalidArgument("not a WebSocket handshake"));
+        };
+        if self
+            .headers()
+            .find_str("Sec-WebSocket-Version")
+            .map(str::trim)
+            != Some("13")
+        {
+            self.out.remove("Sec-WebSocket-Version");
+            let _ = self.out.add("Sec-WebSocket-Version", "13");
+            self.send_error(base, 426, None)?;
+            return Err(Error::InvalidArgument("unsupported WebSocket version"));
+        }
+        let mut head = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n",
+            super::websocket::accept_key(&key)
+        )
+        .into_bytes();
+        for (name, value) in self.out.iter() {
+            head.extend_from_slice(name.as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value);
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        let inner = self
+            .server
+            .upgrade()
+            .ok_or(Error::InvalidArgument("the server is gone"))?;
+        self.bev.output(base)?.add(&head)?;
+        self.reply = Reply::Done;
+        let mut g = inner.borrow_mut();
+        g.count_bytes(head.len() as u64);
+        g.upgrade(
+            base,
+            self.handle,
+            Rc::new(RefCell::new(handler)),
+            max_message,
+        )
     }
 
     fn check_unanswered(&self) -> revent::Result<()> {
