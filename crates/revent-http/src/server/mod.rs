@@ -142,7 +142,7 @@ pub struct ServerStats {
     pub connections: u64,
     /// Connections open now.
     pub open: usize,
-    /// Request heads read (refused ones excluded).
+    /// Request heads parsed (a head the parser refused is not counted).
     pub requests: u64,
     /// Reply bytes queued for sending (heads and bodies, files included).
     pub bytes: u64,
@@ -799,6 +799,9 @@ fn attach(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, bev: BufferEvent, pe
 
 /// Reads and handles what the connection's input holds, as far as it can.
 fn process(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, key: ConnKey) {
+    // Handlers are never running when this is entered (it runs from loop callbacks only); a
+    // mark left by a handler that panicked is stale.
+    inner.borrow_mut().dispatching = None;
     loop {
         let step = inner.borrow_mut().step(base, key);
         match step {
