@@ -414,8 +414,9 @@ impl Server {
 
     // ---- configuration ----
 
-    /// Sets the parsing limits (head bytes, header count, body bytes, chunk line) for requests
-    /// read from now on (`evhttp_set_max_headers_size`, `evhttp_set_max_body_size`).
+    /// Sets the parsing limits (`evhttp_set_max_headers_size`, `evhttp_set_max_body_size`): the
+    /// head limits for connections taken from now on, the body limits for requests read from now
+    /// on.
     pub fn set_limits(&self, limits: Limits) {
         self.inner.borrow_mut().limits = limits;
     }
@@ -615,7 +616,8 @@ impl Server {
     }
 
     /// Closes the connections that wait for a request (idle keep-alive ones), leaving those busy
-    /// with one; with [`stop_listening`](Self::stop_listening), a graceful stop.
+    /// with one; with [`stop_listening`](Self::stop_listening), a graceful stop. What a closed
+    /// connection still has to send goes out first.
     pub fn close_idle(&self, base: &mut EventBase) {
         let keys: Vec<ConnKey> = {
             let g = self.inner.borrow();
@@ -629,7 +631,7 @@ impl Server {
                 .collect()
         };
         for k in keys {
-            self.inner.borrow_mut().close_now(base, k);
+            self.inner.borrow_mut().begin_close(base, k);
         }
     }
 
