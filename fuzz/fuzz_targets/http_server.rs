@@ -6,12 +6,13 @@
 //! The first byte picks the limits (tiny or roomy) and how many pieces the input comes in; the rest is the client's
 //! bytes. Routes: `/echo` (the whole body back), `/stream` (body delivered as it arrives),
 //! `/chunked` (a chunked reply), `/later` (answered after the loop ran again), `/error` (an error
-//! reply), anything else a short reply.
+//! reply), `/ws` (a WebSocket upgrade: echo, a ping for each pong, a close on a binary message
+//! starting with 0, a 64-byte message limit), anything else a short reply.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use revent::{BevOptions, BufferEvent, EventBase, Evbuffer, FlushMode, LoopFlags, PeerAddr, What};
-use revent_http::{Limits, RequestHandle, Server};
+use revent_http::{Limits, Message, RequestHandle, Server};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -48,6 +49,16 @@ fn world() -> World {
         server.set_cb("/later", move |_, req| later.borrow_mut().push(req.handle()));
     }
     server.set_cb("/error", |base, req| req.send_error(base, 418, None).unwrap());
+    server.set_cb("/ws", |base, req| {
+        // Not a valid handshake: answered (400/426) by the call itself.
+        let _ = req.upgrade_websocket(base, 64, |base, ws, msg| match msg {
+            Message::Text(t) => ws.send_text(base, &t).unwrap(),
+            Message::Binary(b) if b.first() == Some(&0) => ws.close(base, 1000, "").unwrap(),
+            Message::Binary(b) => ws.send_binary(base, &b).unwrap(),
+            Message::Pong(_) => ws.ping(base, b"x").unwrap(),
+            Message::Close { .. } => assert!(ws.send_text(base, "no").is_err()),
+        });
+    });
     server.set_gencb(|base, req| {
         let body = req.target().len().to_string();
         req.send_reply(base, 200, "OK", body.as_bytes()).unwrap();
