@@ -31,6 +31,9 @@
 //! ([`Request::body_complete`] says when it ended); one set with [`Server::set_cb`] is called once,
 //! with the whole body.
 //!
+//! [`Request::upgrade_websocket`] turns a connection into a WebSocket (RFC 6455; see
+//! [`WebSocket`] and [`Message`]).
+//!
 //! Refusals (each answered, then the connection closed after the reply went out; the input is
 //! dropped at once, and reading goes on only to discard it until the peer closes): the statuses of
 //! [`ParseError`](crate::ParseError) (400, 413, 431, 501, 505), 408 when the head is not complete
@@ -260,7 +263,9 @@ impl VirtualHost {
 }
 
 /// An HTTP server on one [`EventBase`] (libevent's `struct evhttp`); see the [module
-/// documentation](self). Clones name the same server.
+/// documentation](self). Clones name the same server. Its callbacks hold it weakly: once every
+/// clone is dropped, its listeners (until freed) close what they accept and its connections do
+/// nothing more; [`free`](Self::free) ends it properly.
 ///
 /// ```
 /// use revent::EventBase;
