@@ -28,6 +28,43 @@ pub enum Command {
     /// Resolve names (and addresses, in reverse) with revent-dns, all at once
     #[command(long_about = RESOLVE_ABOUT)]
     Resolve(ResolveArgs),
+    /// Serve a directory over HTTP/1.1 with revent-http (port 8080 by default)
+    #[command(long_about = HTTP_ABOUT)]
+    Http(HttpArgs),
+}
+
+const HTTP_ABOUT: &str = "Serve a directory over HTTP/1.1 with revent-http.
+
+Listens on 0.0.0.0:8080 unless told otherwise and serves --dir (the current directory by default):
+GET and HEAD of files (content type by extension, single byte ranges with 206, 416 when
+unsatisfiable), directory listings (or a directory's index.html), and /plaintext answering
+\"Hello, World!\" for benchmarks. Paths never leave the directory: `..` segments (also
+percent-encoded) and symlinks that point outside are refused with 403.
+
+SIGINT or SIGTERM stops taking connections, lets requests in progress finish (up to five seconds)
+and prints one summary line: requests served, reply bytes, connections.";
+
+#[derive(Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Listen address
+    #[arg(long, value_name = "A", default_value = "0.0.0.0")]
+    pub addr: IpAddr,
+
+    /// Listen port (0: any free port, printed at start)
+    #[arg(long, value_name = "P", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Directory to serve
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: std::path::PathBuf,
+
+    /// N event bases sharing the port with SO_REUSEPORT
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
+    pub threads: usize,
+
+    /// Event backend: epoll, io_uring, poll or select [default: the library's choice]
+    #[arg(long, value_name = "NAME", value_parser = method)]
+    pub method: Option<Method>,
 }
 
 const RESOLVE_ABOUT: &str = "Resolve names with revent-dns, all of them concurrently.
@@ -230,6 +267,35 @@ mod tests {
             (1 << 20, 1 << 20, 1)
         );
         assert!(!a.verbose);
+    }
+
+    #[test]
+    fn http_defaults_and_options() {
+        let Command::Http(a) = parse(&["http"]).unwrap().command else {
+            panic!("not http")
+        };
+        assert_eq!(
+            SocketAddr::new(a.addr, a.port),
+            "0.0.0.0:8080".parse().unwrap()
+        );
+        assert_eq!((a.dir.to_str(), a.threads), (Some("."), 1));
+        let argv = [
+            "http",
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--dir",
+            "/tmp",
+            "--threads",
+            "2",
+        ];
+        let Command::Http(a) = parse(&argv).unwrap().command else {
+            panic!("not http")
+        };
+        assert_eq!((a.port, a.threads), (0, 2));
+        assert_eq!(a.dir, std::path::PathBuf::from("/tmp"));
+        assert!(parse(&["http", "--threads", "0"]).is_err());
     }
 
     #[test]

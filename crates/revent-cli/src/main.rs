@@ -1,10 +1,12 @@
 //! `revent`: services built on revent. `revent echo` is the seed's echo service (the project's main
 //! job); `revent hello` is libevent's hello-world sample; `revent resolve` looks names up with
-//! revent-dns. `revent <command> --help` lists each one's options.
+//! revent-dns; `revent http` serves a directory with revent-http. `revent <command> --help` lists
+//! each one's options.
 
 mod args;
 mod echo;
 mod hello;
+mod http;
 mod logger;
 mod resolve;
 
@@ -19,6 +21,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Echo(a) => echo::run(&a),
         Command::Hello(a) => hello::run(a.socket_addr()),
+        Command::Http(a) => http::run(&a),
         Command::Resolve(a) => match resolve::run(&a) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

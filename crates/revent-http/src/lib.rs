@@ -1,6 +1,13 @@
 //! revent-http: libevent's evhttp in safe Rust.
 //!
-//! So far the parts that need no connection:
+//! - the server ([`server`]: [`Server`], evhttp on an [`EventBase`](revent::EventBase), listeners
+//!   and socket bufferevents: routing by path and virtual host, persistent connections with
+//!   pipelined requests answered in order, `Expect: 100-continue`, chunked bodies both ways,
+//!   whole, chunked and file replies, limits and timeouts, request bodies streamed to the
+//!   handler, and WebSocket upgrades);
+//! - the client ([`client`]: a [`client::Connection`] per server, keep-alive with requests queued
+//!   in order, retries with backoff, bodies whole or chunked both ways, responses whole or
+//!   streamed to a chunk callback, timeouts and limits);
 //! - the HTTP/1.1 message layer the server and client stand on: [`Headers`] (`evkeyvalq`),
 //!   [`RequestParser`] and [`ResponseParser`] (heads from an [`Evbuffer`](revent::Evbuffer), on
 //!   `httparse`, with limits and RFC 9112's body framing rules), and the body decoders
@@ -15,6 +22,27 @@
 //! Each follows libevent 2.1's behaviour; where it does not, the item's documentation says so and
 //! why (in short: no value is ever cut at a NUL, input that can smuggle is refused, and states
 //! libevent would refuse only later are refused at once).
+//!
+//! A server (the loop runs until stopped):
+//!
+//! ```no_run
+//! use revent::EventBase;
+//! use revent_http::Server;
+//!
+//! let mut base = EventBase::new()?;
+//! let server = Server::new();
+//! server.set_cb("/plaintext", |base, req| {
+//!     req.output_headers_mut().add("Content-Type", "text/plain").unwrap();
+//!     let _ = req.send_reply(base, 200, "OK", b"Hello, World!");
+//! });
+//! server.set_gencb(|base, req| {
+//!     let body = format!("you asked for {}", req.uri().path().unwrap_or("/"));
+//!     let _ = req.send_reply(base, 200, "OK", body.as_bytes());
+//! });
+//! server.bind(&mut base, "127.0.0.1:8080".parse().unwrap())?;
+//! base.dispatch()?;
+//! # Ok::<(), revent::Error>(())
+//! ```
 //!
 //! ```
 //! use revent_http::{query, Uri};
@@ -54,6 +82,7 @@ pub mod headers;
 pub mod html;
 pub mod message;
 pub mod query;
+pub mod server;
 pub mod uri;
 
 pub use body::{BodyDecoder, ChunkedDecoder, LengthDecoder};
@@ -62,5 +91,9 @@ pub use headers::{HeaderError, Headers, Iter as HeaderIter};
 pub use message::{
     BodyFraming, Limits, Method, Progress, RequestHead, RequestParser, ResponseHead,
     ResponseParser, Version,
+};
+pub use server::{
+    Handler, Message, Request, RequestHandle, Server, ServerStats, Timeouts, VirtualHost,
+    WebSocket, WsHandler,
 };
 pub use uri::{Part, Uri, UriError, UriFlags};
