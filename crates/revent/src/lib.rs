@@ -46,6 +46,7 @@ mod slab;
 // The one module allowed raw syscalls and `unsafe`; every block says why it is sound.
 #[allow(unsafe_code)]
 mod sys;
+pub mod tag;
 mod time;
 mod timer;
 pub mod util;
