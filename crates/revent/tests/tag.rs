@@ -57,7 +57,10 @@ fn integers_as_libevent_writes_them() {
         (0x1234, &[0x34, 0x32, 0x10]),
         (0xffff_ffff, &[0x7f, 0xff, 0xff, 0xff, 0xf0]),
         (1 << 32, &[0x80, 0x00, 0x00, 0x00, 0x01]),
-        (u64::MAX, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0]),
+        (
+            u64::MAX,
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0],
+        ),
     ];
     for &(v, bytes) in golden {
         assert_eq!(int_bytes(v), bytes, "{v:#x}");
@@ -243,7 +246,10 @@ fn errors_take_what_libevent_takes() {
     // Wrong tag for a string or fixed: the header goes, the payload stays.
     let mut b = Evbuffer::new();
     tag::marshal_string(&mut b, 1, "abc").unwrap();
-    assert!(matches!(tag::unmarshal_string(&mut b, 2), Err(TagError::WrongTag { .. })));
+    assert!(matches!(
+        tag::unmarshal_string(&mut b, 2),
+        Err(TagError::WrongTag { .. })
+    ));
     assert_eq!(all(&mut b), b"abc");
     let mut b = Evbuffer::new();
     tag::marshal(&mut b, 1, b"abc").unwrap();
@@ -261,7 +267,10 @@ fn errors_take_what_libevent_takes() {
     let mut b = Evbuffer::new();
     tag::marshal_timeval(&mut b, 1, 2, 3).unwrap();
     tag::marshal_int(&mut b, 9, 9).unwrap();
-    assert!(matches!(tag::unmarshal_timeval(&mut b, 2), Err(TagError::WrongTag { .. })));
+    assert!(matches!(
+        tag::unmarshal_timeval(&mut b, 2),
+        Err(TagError::WrongTag { .. })
+    ));
     assert_eq!(tag::unmarshal_int(&mut b, 9), Ok(9));
 
     // A malformed tag: nothing goes.
@@ -339,7 +348,10 @@ fn a_length_above_int_max_is_refused() {
         assert_eq!(all(&mut b), b"short");
         assert_eq!(tag::consume(&mut buf(&item)), Err(TagError::TooLong(len)));
         let mut d = Evbuffer::new();
-        assert_eq!(tag::unmarshal(&mut buf(&item), &mut d), Err(TagError::TooLong(len)));
+        assert_eq!(
+            tag::unmarshal(&mut buf(&item), &mut d),
+            Err(TagError::TooLong(len))
+        );
         assert!(d.is_empty());
         assert!(tag::unmarshal_string(&mut buf(&item), 1).is_err());
         assert!(tag::unmarshal_timeval(&mut buf(&item), 1).is_err());
@@ -349,7 +361,10 @@ fn a_length_above_int_max_is_refused() {
     // INT_MAX itself passes the limit (and then fails on the missing bytes).
     let mut item = vec![0x01];
     item.extend(int_bytes(u64::from(MAX_PAYLOAD_LEN)));
-    assert_eq!(tag::unmarshal_header(&mut buf(&item)), Err(TagError::Truncated));
+    assert_eq!(
+        tag::unmarshal_header(&mut buf(&item)),
+        Err(TagError::Truncated)
+    );
 }
 
 /// A length that lies (more than is there) allocates nothing for the payload.
