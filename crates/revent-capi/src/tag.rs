@@ -6,11 +6,12 @@
 //!
 //! Return values are libevent's: -1 for every decoding error, else 0, a length, or the bytes a tag
 //! or integer took, as each function says; what a function takes from the buffer on an error is
-//! libevent's (see [`revent::tag`]). Two things go further than libevent 2.1.12 (Debian's) does,
-//! as later libevent does: a payload length above `INT_MAX` is an error for the functions that
-//! return or use it as an `int` (2.1.12 returns it as a negative number, which
-//! `evtag_unmarshal` then passes on as a huge size), and a fifth tag byte with its continuation
-//! bit set is refused without reading a sixth (2.1.12 reads one byte past what it pulled up).
+//! libevent's (see [`revent::tag`]). Two checks go beyond libevent 2.1.12 (Debian's): a payload
+//! length above `INT_MAX` is an error for the functions that return or use it as an `int` (2.1.12
+//! returns it as a negative number, which `evtag_unmarshal` then passes on as a huge size; later
+//! libevent refuses it too), and a fifth tag byte with its continuation bit set is refused without
+//! reading a sixth (2.1.12 reads one byte past what it pulled up: `tests/c/tag.c` shows it under
+//! valgrind).
 //!
 //! Differences: an output pointer (`ptag`, `plength`, `ptv`, ...) is written only on success,
 //! where libevent may write the tag before failing on the length; NULL output pointers are

@@ -5,7 +5,7 @@
 //! by [`EventId`] handles; a callback receives the base, so it can add, delete, activate or free any
 //! event (itself included) and stop the loop. On top: [`Evbuffer`] (a chained byte buffer),
 //! [`BufferEvent`] (buffered connections: sockets, pairs, filters), [`Listener`], and [`Remote`] for
-//! other threads.
+//! other threads; [`tag`] reads and writes libevent's tagged-data format on an `Evbuffer`.
 //!
 //! ```
 //! use revent::{EventBase, What};
