@@ -83,7 +83,9 @@ fuzz_target!(|input: &[u8]| {
     let b = fresh();
     assert_eq!(tag::peek(&b).ok(), rtag);
     assert_eq!(tag::payload_length(&b).ok(), rlen.map(|(l, _)| l));
-    let whole = rtag.zip(rlen).map(|((_, tl), (l, ll))| tl + ll + l as usize);
+    let whole = rtag
+        .zip(rlen)
+        .map(|((_, tl), (l, ll))| tl + ll + l as usize);
     assert_eq!(tag::peek_length(&b).ok(), whole);
     assert_eq!(b.len(), n);
 
@@ -132,9 +134,7 @@ fuzz_target!(|input: &[u8]| {
 
     // The header: tag and length taken; the payload must be present.
     let header_ok = match (rtag, rlen) {
-        (Some((_, tl)), Some((l, ll))) => {
-            l <= tag::MAX_PAYLOAD_LEN && n - tl - ll >= l as usize
-        }
+        (Some((_, tl)), Some((l, ll))) => l <= tag::MAX_PAYLOAD_LEN && n - tl - ll >= l as usize,
         _ => false,
     };
     let mut b = fresh();
