@@ -300,7 +300,7 @@ fn request_free(addr: usize) -> bool {
 ///
 /// # Safety
 /// `p` is null or a live buffer, used by one thread at a time (or with locking enabled).
-unsafe fn with_buf<R>(
+pub(crate) unsafe fn with_buf<R>(
     p: *mut Evbuffer,
     what: &str,
     err: R,
@@ -345,7 +345,7 @@ fn lock_two(a: *mut Evbuffer, b: *mut Evbuffer) -> [Option<LockGuard>; 2] {
 ///
 /// # Safety
 /// As for [`with_buf`].
-unsafe fn put_back(src: *mut Evbuffer, what: &str, tmp: &mut Evbuffer) {
+pub(crate) unsafe fn put_back(src: *mut Evbuffer, what: &str, tmp: &mut Evbuffer) {
     if tmp.is_empty() {
         return;
     }

@@ -46,6 +46,7 @@ pub mod event;
 pub mod listener;
 pub mod logging;
 pub mod mem;
+pub mod tag;
 pub mod thread;
 pub mod util;
 

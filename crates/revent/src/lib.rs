@@ -5,7 +5,7 @@
 //! by [`EventId`] handles; a callback receives the base, so it can add, delete, activate or free any
 //! event (itself included) and stop the loop. On top: [`Evbuffer`] (a chained byte buffer),
 //! [`BufferEvent`] (buffered connections: sockets, pairs, filters), [`Listener`], and [`Remote`] for
-//! other threads.
+//! other threads; [`tag`] reads and writes libevent's tagged-data format on an `Evbuffer`.
 //!
 //! ```
 //! use revent::{EventBase, What};
@@ -46,6 +46,7 @@ mod slab;
 // The one module allowed raw syscalls and `unsafe`; every block says why it is sound.
 #[allow(unsafe_code)]
 mod sys;
+pub mod tag;
 mod time;
 mod timer;
 pub mod util;
