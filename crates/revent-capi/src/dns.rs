@@ -10,8 +10,8 @@
 //! the loop with `DNS_ERR_UNKNOWN` (libevent keeps it waiting); SERVFAIL moves on to the next
 //! nameserver at once; truncated replies are retried over TCP; `evdns_getaddrinfo` fills
 //! `ai_canonname` (with `AI_CANONNAME`) with the name asked for, not the one the server answered
-//! for. The server-port functions (`evdns_add_server_port*`, `evdns_server_request_*`) are not
-//! part of this module.
+//! for. The server-port functions (`evdns_add_server_port*`, `evdns_server_request_*`) are in
+//! [`crate::dns_server`].
 
 use crate::base::{self, call_out, with_base, CBase};
 use crate::guard;
@@ -109,7 +109,7 @@ static GLOBAL: AtomicPtr<evdns_base> = AtomicPtr::new(ptr::null_mut());
 static LOG_FN: AtomicUsize = AtomicUsize::new(0);
 
 /// A message of the DNS code: to `evdns_set_log_fn`'s function if there is one, else the event log.
-fn dns_log(warning: bool, msg: &str) {
+pub(crate) fn dns_log(warning: bool, msg: &str) {
     let f = LOG_FN.load(Ordering::Acquire);
     if f == 0 {
         if warning {
@@ -156,7 +156,7 @@ unsafe fn on_dns<R>(
 ///
 /// # Safety
 /// `s` is null or NUL-terminated.
-unsafe fn text<'a>(s: *const c_char, what: &str) -> Option<&'a str> {
+pub(crate) unsafe fn text<'a>(s: *const c_char, what: &str) -> Option<&'a str> {
     if s.is_null() {
         dns_log(true, &format!("{what}: NULL string"));
         return None;

@@ -42,6 +42,7 @@ pub mod base;
 pub mod buffer;
 pub mod bufferevent;
 pub mod dns;
+pub mod dns_server;
 pub mod event;
 pub mod listener;
 pub mod logging;

@@ -704,13 +704,19 @@ pub(crate) unsafe fn reach<R>(p: *mut CBase, f: impl FnOnce(Reach<'_>) -> R) -> 
     // Threads off first: then `with_base_local` looks at the base's holders itself, and a
     // single-threaded program pays one relaxed load here and nothing else. `f` is called from one
     // place only, so that it is inlined into the hot path.
+    // A `Held` that holds nothing rather than `Option<Held>`: every field is then written on
+    // both paths. With `None`, LLVM may test the (unwritten) guard before the tag when dropping
+    // it, which is harmless but makes valgrind report a jump on an uninitialised value.
     let held = if !enabled() {
-        None
+        Held {
+            poster: None,
+            _guard: None,
+        }
     } else {
         // SAFETY: the caller's contract.
-        Some(unsafe { Held::take(p) }?)
+        unsafe { Held::take(p) }?
     };
-    let route = match held.as_ref().and_then(|h| h.poster.as_ref()) {
+    let route = match held.poster.as_ref() {
         Some(q) => Reach::Away(q),
         None => Reach::Here,
     };
