@@ -49,10 +49,21 @@ for src in "$here"/*.c; do
     # evthread_use_pthreads, libevent#1130).
     "$cc" -O1 -g -Wall -Werror -DREVENT -I"$here" -o "$bin/$name.revent" "$src" -L"$libs" "${lib[@]}" \
         ${extra[@]+"${extra[@]}"}
-    timeout 120 "$bin/$name.libevent" >/dev/null || {
-        echo "FAIL: $name against Debian's libevent (the test itself is wrong)"
-        exit 1
-    }
+    # Debian's evdns has a thread race of its own: dns_threads hits an assertion in libevent's
+    # evdns.c now and then on a loaded machine (2 runs of 5 once, 0 of 10 another time). That is
+    # libevent's bug, not the test's, so that one test gets up to three tries against libevent;
+    # against revent it gets one, like every test.
+    tries=1
+    case $name in dns_threads) tries=3 ;; esac
+    for try in $(seq "$tries"); do
+        timeout 120 "$bin/$name.libevent" >/dev/null 2>"$bin/$name.libevent.err" && break
+        if [ "$try" -eq "$tries" ]; then
+            cat "$bin/$name.libevent.err" >&2
+            echo "FAIL: $name against Debian's libevent (the test itself is wrong)"
+            exit 1
+        fi
+        echo "note: $name against Debian's libevent failed (try $try of $tries): $(tail -1 "$bin/$name.libevent.err")"
+    done
     if $helgrind && [[ $name == *thread* ]]; then
         LD_LIBRARY_PATH=$libs timeout 900 valgrind -q --tool=helgrind --error-exitcode=99 \
             --suppressions="$here/helgrind.supp" "$bin/$name.revent" >/dev/null || {
