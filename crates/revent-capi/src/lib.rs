@@ -43,6 +43,7 @@ pub mod buffer;
 pub mod bufferevent;
 pub mod dns;
 pub mod event;
+pub mod http_util;
 pub mod listener;
 pub mod logging;
 pub mod mem;
