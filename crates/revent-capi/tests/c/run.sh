@@ -39,10 +39,11 @@ for src in "$here"/*.c; do
     name=$(basename "$src" .c)
     extra=()
     case $name in *thread*) extra=(-levent_pthreads -lpthread) ;; esac
-    # The DNS tests link core and extra apart (a common way to link), which checks that the
-    # two share one copy of the library: extra's evdns_base on core's event_base.
+    # The DNS and HTTP tests link core and extra apart (a common way to link), which checks that
+    # the two share one copy of the library: extra's evdns_base on core's event_base, extra's
+    # evhttp functions with core's event_set_mem_functions.
     lib=(-levent)
-    case $name in dns*) lib=(-levent_core -levent_extra) ;; esac
+    case $name in dns* | http*) lib=(-levent_core -levent_extra) ;; esac
     "$cc" -O1 -g -Wall -Werror -I"$here" -o "$bin/$name.libevent" "$src" "${lib[@]}" \
         ${extra[@]+"${extra[@]}"}
     # -DREVENT: a test may check what only revent does (threads.c: a base made before
