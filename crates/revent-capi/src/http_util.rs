@@ -74,22 +74,24 @@ pub struct evkeyval {
 /// use revent_capi::http_util::*;
 /// use std::ffi::CStr;
 ///
-/// let mut h = evkeyvalq { tqh_first: std::ptr::null_mut(), tqh_last: std::ptr::null_mut() };
+/// let mut list = evkeyvalq { tqh_first: std::ptr::null_mut(), tqh_last: std::ptr::null_mut() };
+/// // The list points into itself: use it through one raw pointer, as C does.
+/// let h = std::ptr::addr_of_mut!(list);
 /// // SAFETY: a list of our own, initialized by evhttp_parse_query_str; C strings throughout.
 /// unsafe {
-///     assert_eq!(evhttp_parse_query_str(c"a=1&b=x+y".as_ptr(), &mut h), 0);
-///     assert_eq!(evhttp_add_header(&mut h, c"C".as_ptr(), c"3".as_ptr()), 0);
-///     let b = evhttp_find_header(&h, c"B".as_ptr());
+///     assert_eq!(evhttp_parse_query_str(c"a=1&b=x+y".as_ptr(), h), 0);
+///     assert_eq!(evhttp_add_header(h, c"C".as_ptr(), c"3".as_ptr()), 0);
+///     let b = evhttp_find_header(h, c"B".as_ptr());
 ///     assert_eq!(CStr::from_ptr(b), c"x y");
 ///     let mut keys = vec![];
-///     let mut e = h.tqh_first;
+///     let mut e = (*h).tqh_first;
 ///     while !e.is_null() {
 ///         keys.push(CStr::from_ptr((*e).key).to_str().unwrap());
 ///         e = (*e).next.tqe_next;
 ///     }
 ///     assert_eq!(keys, ["a", "b", "C"]);
-///     evhttp_clear_headers(&mut h);
-///     assert!(h.tqh_first.is_null());
+///     evhttp_clear_headers(h);
+///     assert!((*h).tqh_first.is_null());
 /// }
 /// ```
 #[repr(C)]
@@ -928,6 +930,68 @@ pub unsafe extern "C" fn evhttp_clear_headers(headers: *mut evkeyvalq) {
 mod tests {
     use super::*;
 
+    /// The keys of `h`, walked forward, with each entry's back link checked.
+    ///
+    /// # Safety
+    /// `h` is a well-formed list.
+    unsafe fn keys(h: *mut evkeyvalq) -> Vec<String> {
+        let mut out = vec![];
+        // SAFETY: the caller's contract.
+        unsafe {
+            let mut e = (*h).tqh_first;
+            let mut prev: *mut *mut evkeyval = ptr::addr_of_mut!((*h).tqh_first);
+            while !e.is_null() {
+                assert_eq!((*e).next.tqe_prev, prev);
+                out.push(CStr::from_ptr((*e).key).to_str().unwrap().to_owned());
+                prev = ptr::addr_of_mut!((*e).next.tqe_next);
+                e = (*e).next.tqe_next;
+            }
+            assert_eq!((*h).tqh_last, prev);
+        }
+        out
+    }
+
+    /// The list code on its own (also run under Miri: `cargo +nightly miri test -p revent-capi
+    /// --lib http_util::tests::list_links`).
+    #[test]
+    fn list_links_stay_whole() {
+        let mut h = evkeyvalq {
+            tqh_first: ptr::null_mut(),
+            tqh_last: ptr::null_mut(),
+        };
+        // The list points into itself, so it is used through one raw pointer, as C does (a `h`
+        // for each call would invalidate the pointers derived from the one before).
+        let h = ptr::addr_of_mut!(h);
+        // SAFETY: a list of our own, initialized first; C strings throughout.
+        unsafe {
+            init(h);
+            assert!(keys(h).is_empty());
+            for k in ["a", "B", "c", "b", "d"] {
+                assert!(append(h, k.as_bytes(), b"v"));
+            }
+            assert_eq!(keys(h), ["a", "B", "c", "b", "d"]);
+            assert_eq!(evhttp_remove_header(h, c"b".as_ptr()), 0); // the first "b"
+            assert_eq!(keys(h), ["a", "c", "b", "d"]);
+            assert_eq!(evhttp_remove_header(h, c"D".as_ptr()), 0); // the last
+            assert_eq!(evhttp_remove_header(h, c"A".as_ptr()), 0); // the first
+            assert_eq!(evhttp_remove_header(h, c"x".as_ptr()), -1);
+            assert_eq!(keys(h), ["c", "b"]);
+            assert_eq!(evhttp_add_header(h, c"e".as_ptr(), c"w".as_ptr()), 0);
+            assert_eq!(keys(h), ["c", "b", "e"]);
+            let w = evhttp_find_header(h, c"E".as_ptr());
+            assert_eq!(CStr::from_ptr(w), c"w");
+            assert_eq!(evhttp_add_header(h, c"f".as_ptr(), c"a\r\n b".as_ptr()), -1);
+            assert_eq!(evhttp_add_header(h, c"f g".as_ptr(), c"x".as_ptr()), -1);
+            assert_eq!(evhttp_add_header(h, c"\xe9".as_ptr(), c"x".as_ptr()), -1);
+            clear(h);
+            assert!(keys(h).is_empty());
+            assert!(append(h, b"z", b""));
+            assert_eq!(keys(h), ["z"]);
+            evhttp_clear_headers(h);
+            assert!(keys(h).is_empty());
+        }
+    }
+
     #[test]
     fn latin1_round_trip() {
         let all: Vec<u8> = (1..=255).collect();
@@ -941,10 +1005,11 @@ mod tests {
 
     #[test]
     fn null_arguments_are_errors() {
-        let mut h = evkeyvalq {
+        let mut list = evkeyvalq {
             tqh_first: ptr::null_mut(),
             tqh_last: ptr::null_mut(),
         };
+        let h = ptr::addr_of_mut!(list);
         // SAFETY: NULLs where the functions accept them (they report them), a live list.
         unsafe {
             assert!(evhttp_uri_parse(ptr::null()).is_null());
@@ -964,22 +1029,22 @@ mod tests {
             assert!(evhttp_decode_uri(ptr::null()).is_null());
             assert!(evhttp_uridecode(ptr::null(), 0, ptr::null_mut()).is_null());
             assert!(evhttp_htmlescape(ptr::null()).is_null());
-            assert_eq!(evhttp_parse_query(ptr::null(), &mut h), -1);
-            assert!(h.tqh_first.is_null() && h.tqh_last == ptr::addr_of_mut!(h.tqh_first));
+            assert_eq!(evhttp_parse_query(ptr::null(), h), -1);
+            assert!((*h).tqh_first.is_null() && (*h).tqh_last == ptr::addr_of_mut!((*h).tqh_first));
             assert_eq!(evhttp_parse_query(c"/?a=1".as_ptr(), ptr::null_mut()), -1);
             assert_eq!(evhttp_parse_query_str(c"a=1".as_ptr(), ptr::null_mut()), -1);
             assert_eq!(
                 evhttp_add_header(ptr::null_mut(), c"a".as_ptr(), c"b".as_ptr()),
                 -1
             );
-            assert_eq!(evhttp_add_header(&mut h, ptr::null(), c"b".as_ptr()), -1);
-            assert_eq!(evhttp_add_header(&mut h, c"a".as_ptr(), ptr::null()), -1);
+            assert_eq!(evhttp_add_header(h, ptr::null(), c"b".as_ptr()), -1);
+            assert_eq!(evhttp_add_header(h, c"a".as_ptr(), ptr::null()), -1);
             assert!(evhttp_find_header(ptr::null(), c"a".as_ptr()).is_null());
-            assert!(evhttp_find_header(&h, ptr::null()).is_null());
+            assert!(evhttp_find_header(h, ptr::null()).is_null());
             assert_eq!(evhttp_remove_header(ptr::null_mut(), c"a".as_ptr()), -1);
-            assert_eq!(evhttp_remove_header(&mut h, ptr::null()), -1);
+            assert_eq!(evhttp_remove_header(h, ptr::null()), -1);
             evhttp_clear_headers(ptr::null_mut());
-            assert!(h.tqh_first.is_null());
+            assert!((*h).tqh_first.is_null());
         }
     }
 
