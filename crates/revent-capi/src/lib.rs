@@ -44,6 +44,7 @@ pub mod bufferevent;
 pub mod dns;
 pub mod dns_server;
 pub mod event;
+pub mod http_util;
 pub mod listener;
 pub mod logging;
 pub mod mem;

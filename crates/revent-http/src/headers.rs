@@ -111,13 +111,28 @@ impl Headers {
     /// is then unchanged.
     pub fn add(&mut self, name: &str, value: impl AsRef<[u8]>) -> Result<(), HeaderError> {
         let value = value.as_ref();
+        Headers::check_field(name, value)?;
+        self.fields.push((name.to_string(), value.to_vec()));
+        Ok(())
+    }
+
+    /// Whether [`add`](Self::add) would take the field: `Ok` for a token name and a value without
+    /// CR, LF or NUL, else the error `add` gives. For callers that keep fields in a list of their own
+    /// (the C ABI's `struct evkeyvalq`) and check them as this type does.
+    ///
+    /// ```
+    /// use revent_http::{HeaderError, Headers};
+    /// assert_eq!(Headers::check_field("Content-Type", b"text/plain"), Ok(()));
+    /// assert_eq!(Headers::check_field("X: y", b"v"), Err(HeaderError::InvalidName));
+    /// assert_eq!(Headers::check_field("X", b"a\r\n b"), Err(HeaderError::InvalidValue));
+    /// ```
+    pub fn check_field(name: &str, value: &[u8]) -> Result<(), HeaderError> {
         if !is_token(name.as_bytes()) {
             return Err(HeaderError::InvalidName);
         }
         if !is_valid_value(value) {
             return Err(HeaderError::InvalidValue);
         }
-        self.fields.push((name.to_string(), value.to_vec()));
         Ok(())
     }
 

@@ -9,7 +9,8 @@
 #    revent runs go through memcheck (no invalid access, no definite leak); with --helgrind the revent
 #    runs of the "thread" tests go through helgrind (no race, no lock misuse; helgrind.supp says
 #    what it suppresses and why), the others run as usual.
-# 2. Real programs on revent through LD_LIBRARY_PATH (tests/programs/*.sh): the seed's echo server
+# 2. Differential programs (tests/c/diff/*.c) on both, whose outputs must be the same.
+# 3. Real programs on revent through LD_LIBRARY_PATH (tests/programs/*.sh): the seed's echo server
 #    compiled unchanged, Debian's memcached.
 # Exits non-zero on the first failure; says what to install when something is missing.
 set -euo pipefail
@@ -39,10 +40,11 @@ for src in "$here"/*.c; do
     name=$(basename "$src" .c)
     extra=()
     case $name in *thread*) extra=(-levent_pthreads -lpthread) ;; esac
-    # The DNS tests link core and extra apart (a common way to link), which checks that the
-    # two share one copy of the library: extra's evdns_base on core's event_base.
+    # The DNS and HTTP tests link core and extra apart (a common way to link), which checks that
+    # the two share one copy of the library: extra's evdns_base on core's event_base, extra's
+    # evhttp functions with core's event_set_mem_functions.
     lib=(-levent)
-    case $name in dns*) lib=(-levent_core -levent_extra) ;; esac
+    case $name in dns* | http*) lib=(-levent_core -levent_extra) ;; esac
     "$cc" -O1 -g -Wall -Werror -I"$here" -o "$bin/$name.libevent" "$src" "${lib[@]}" \
         ${extra[@]+"${extra[@]}"}
     # -DREVENT: a test may check what only revent does (threads.c: a base made before
@@ -87,6 +89,24 @@ done
 
 # The real programs are single-threaded: helgrind has nothing to say about them.
 $helgrind && { echo "== C ABI: all checks passed (helgrind)"; exit 0; }
+
+# Differential programs (tests/c/diff/*.c): each prints its answers to generated inputs; the output
+# on revent must be the same, byte for byte, as on Debian's libevent.
+echo "== differential C tests: the same output on revent as on Debian's libevent"
+for src in "$here"/diff/*.c; do
+    [ -e "$src" ] || continue
+    name=diff_$(basename "$src" .c)
+    "$cc" -O1 -g -Wall -Werror -o "$bin/$name.libevent" "$src" -levent_core -levent_extra
+    "$cc" -O1 -g -Wall -Werror -o "$bin/$name.revent" "$src" -L"$libs" -levent_core -levent_extra
+    timeout 120 "$bin/$name.libevent" >"$bin/$name.libevent.out"
+    LD_LIBRARY_PATH=$libs timeout 120 "$bin/$name.revent" >"$bin/$name.revent.out" 2>/dev/null
+    cmp -s "$bin/$name.libevent.out" "$bin/$name.revent.out" || {
+        echo "FAIL: $name: revent answers differently (first differences; < libevent, > revent):"
+        diff "$bin/$name.libevent.out" "$bin/$name.revent.out" | head -6 | cut -c1-400
+        exit 1
+    }
+    echo "ok: $name ($(wc -l <"$bin/$name.revent.out") inputs)"
+done
 for prog in "$here"/../programs/*.sh; do
     echo "== $(basename "$prog" .sh) on revent"
     "$prog" "$libs" "$bin"
