@@ -21,6 +21,11 @@
 //!   for writability with a poll request on the ring, then reads `SO_ERROR` as the epoll path does.
 //! - Freeing cancels what is in flight at once (so the socket can close) and leaves the memory of a
 //!   send in flight with the ring until its completion.
+//! - After fork, requests the parent armed stay in the parent's ring: a receive there takes bytes
+//!   from a socket both processes hold even while the parent's loop is not running, and the
+//!   child's reinit submits its own again (a send in flight is sent again from the child's copy).
+//!   As on epoll, where two processes reading one socket split its bytes, a child should close
+//!   the parent's connections rather than use them.
 
 use super::bev::{
     self, read_done, report, run_queued, write_done, Cx, Store, SUSPEND_RATE, SUSPEND_WM,

@@ -511,7 +511,16 @@ impl Uring {
                 d.old = d.bid.is_some();
             }
             for op in [Op::Recv, Op::Send, Op::Connect, Op::Accept] {
-                if std::mem::take(&mut slot.inflight[op as usize]) && slot.owner.is_some() {
+                let was = std::mem::take(&mut slot.inflight[op as usize]);
+                if was && op == Op::Send {
+                    // Only after fork (in the same process `end_ops` reaped every send): the
+                    // parent's ring reads the parent's copy of the bytes, not this one. The owner
+                    // resends them from here.
+                    if let Some(sb) = slot.send.as_mut() {
+                        sb.complete(0);
+                    }
+                }
+                if was && slot.owner.is_some() {
                     slot.inbox.push(Done {
                         op,
                         res: -libc::ECANCELED,
