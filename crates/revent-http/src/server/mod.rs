@@ -377,6 +377,9 @@ pub(crate) struct Inner {
     /// The connection whose handler runs from `process` now: its reply needs no resume event.
     dispatching: Option<u32>,
     date: (u64, String),
+    /// Where a reply's head is put together: kept between replies, so that writing one allocates
+    /// nothing.
+    pub(crate) head_buf: Vec<u8>,
     this: Weak<RefCell<Inner>>,
 }
 
@@ -411,6 +414,7 @@ impl Server {
                 stats: ServerStats::default(),
                 dispatching: None,
                 date: (u64::MAX, String::new()),
+                head_buf: Vec::with_capacity(256),
                 this: this.clone(),
             })
         });

@@ -1,7 +1,6 @@
 //! [`Request`]: what a handler gets, and the replies it sends.
 
 use std::cell::RefCell;
-use std::io::Write as _;
 use std::os::fd::OwnedFd;
 use std::rc::{Rc, Weak};
 
@@ -508,15 +507,28 @@ impl Request {
         let v11 = self.version() == Version::Http11;
         let has_body = status_has_body(code);
         let mut close = !self.head.keep_alive() || connection_close(&self.out);
-        let mut head: Vec<u8> = Vec::with_capacity(256);
-        let _ = write!(head, "{} {code} {reason}\r\n", self.version());
+        // The server's own fields go straight into the head, not through `self.out`: no field
+        // (two allocations) per reply for what the server writes anyway.
+        let mut head = std::mem::take(&mut inner.borrow_mut().head_buf);
+        head.clear();
+        head.extend_from_slice(match self.version() {
+            Version::Http10 => b"HTTP/1.0",
+            Version::Http11 => b"HTTP/1.1",
+        });
+        head.push(b' ');
+        push_u64(&mut head, u64::from(code));
+        head.push(b' ');
+        head.extend_from_slice(reason.as_bytes());
+        head.extend_from_slice(b"\r\n");
+        // Written after the handler's fields, where libevent puts it.
+        let mut content_length = None;
         if let Some(len) = len {
             // The framing is the server's to say: a whole reply's length is the body's (a HEAD
             // reply may keep the one its handler set, the length a GET would get).
             if has_body && !(self.method() == &Method::Head && self.out.contains("Content-Length"))
             {
                 while self.out.remove("Content-Length") {}
-                let _ = self.out.add("Content-Length", len.to_string());
+                content_length = Some(len);
             } else if !has_body {
                 while self.out.remove("Content-Length") {}
             }
@@ -525,17 +537,19 @@ impl Request {
             let mut g = inner.borrow_mut();
             if v11 && !self.out.contains("Date") {
                 let date = g.date(base);
-                let _ = write!(head, "Date: {date}\r\n");
+                head.extend_from_slice(b"Date: ");
+                head.extend_from_slice(date.as_bytes());
+                head.extend_from_slice(b"\r\n");
             }
             if has_body && !self.out.contains("Content-Type") {
                 if let Some(ct) = g.content_type() {
-                    let _ = write!(head, "Content-Type: {ct}\r\n");
+                    head.extend_from_slice(b"Content-Type: ");
+                    head.extend_from_slice(ct.as_bytes());
+                    head.extend_from_slice(b"\r\n");
                 }
             }
         }
-        if !v11 && !close && !self.out.contains("Connection") {
-            let _ = self.out.add("Connection", "keep-alive");
-        }
+        let keep_alive_field = !v11 && !close && !self.out.contains("Connection");
         // A 1.0 reply streamed without a length ends with the connection.
         if len.is_none()
             && !v11
@@ -547,7 +561,6 @@ impl Request {
         }
         if close {
             while self.out.remove("Connection") {}
-            let _ = self.out.add("Connection", "close");
         }
         for (name, value) in self.out.iter() {
             head.extend_from_slice(name.as_bytes());
@@ -555,11 +568,39 @@ impl Request {
             head.extend_from_slice(value);
             head.extend_from_slice(b"\r\n");
         }
+        if let Some(len) = content_length {
+            head.extend_from_slice(b"Content-Length: ");
+            push_u64(&mut head, len);
+            head.extend_from_slice(b"\r\n");
+        }
+        if close {
+            head.extend_from_slice(b"Connection: close\r\n");
+        } else if keep_alive_field {
+            head.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
         head.extend_from_slice(b"\r\n");
-        self.bev.output(base)?.add(&head)?;
-        inner.borrow_mut().count_bytes(head.len() as u64);
+        let added = self.bev.output(base).and_then(|o| o.add(&head));
+        let mut g = inner.borrow_mut();
+        g.count_bytes(head.len() as u64);
+        g.head_buf = head;
+        added?;
         Ok(close)
     }
+}
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Whether a `Connection` field lists `close`.
