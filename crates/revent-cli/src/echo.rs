@@ -20,7 +20,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -155,36 +155,7 @@ fn serve(
             let _ = base.loopexit(None);
         })
     };
-    let mut stop_events = Vec::new();
-    match &stop_rx {
-        Some(rx) => {
-            let shutdown = shutdown.clone();
-            stop_events.push(
-                base.new_event(rx.as_raw_fd(), What::READ, move |base, _| shutdown(base))
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        None => {
-            let stoppers = Rc::new(stoppers);
-            for sig in [libc::SIGINT, libc::SIGTERM] {
-                let (shutdown, stoppers) = (shutdown.clone(), stoppers.clone());
-                let ev = base
-                    .new_signal(sig, move |base, _| {
-                        for tx in stoppers.iter() {
-                            if let Ok(tx) = tx.try_clone() {
-                                let _ = std::os::unix::net::UnixStream::from(tx).write_all(b"x");
-                            }
-                        }
-                        shutdown(base);
-                    })
-                    .map_err(|e| e.to_string())?;
-                stop_events.push(ev);
-            }
-        }
-    }
-    for ev in &stop_events {
-        base.add(*ev, None).map_err(|e| e.to_string())?;
-    }
+    let stop_events = crate::stop::install(&mut base, stop_rx.as_ref(), stoppers, shutdown)?;
     if stop_rx.is_none() {
         // Only now: a SIGTERM sent as soon as this line is read finds the handler installed.
         println!(

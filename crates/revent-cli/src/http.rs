@@ -12,11 +12,11 @@
 //! prints one summary line.
 
 use crate::args::HttpArgs;
-use revent::{Config, EventBase, ListenerOptions, Method as Backend, What};
+use revent::{Config, EventBase, ListenerOptions, Method as Backend};
 use revent_http::{encode, html, Limits, Method, Request, Server};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,39 +155,7 @@ fn serve(
             let _ = base.add(check, Some(Duration::from_millis(20)));
         })
     };
-    let mut stop_events = Vec::new();
-    match &stop_rx {
-        Some(rx) => {
-            let stop = stop.clone();
-            let ev = base
-                .new_event(rx.as_raw_fd(), What::READ, move |base, f| {
-                    let _ = base.del(f.id);
-                    stop(base)
-                })
-                .map_err(|e| e.to_string())?;
-            stop_events.push(ev);
-        }
-        None => {
-            let stoppers = Rc::new(stoppers);
-            for sig in [libc::SIGINT, libc::SIGTERM] {
-                let (stop, stoppers) = (stop.clone(), stoppers.clone());
-                let ev = base
-                    .new_signal(sig, move |base, _| {
-                        for tx in stoppers.iter() {
-                            if let Ok(tx) = tx.try_clone() {
-                                let _ = std::os::unix::net::UnixStream::from(tx).write_all(b"x");
-                            }
-                        }
-                        stop(base);
-                    })
-                    .map_err(|e| e.to_string())?;
-                stop_events.push(ev);
-            }
-        }
-    }
-    for ev in &stop_events {
-        base.add(*ev, None).map_err(|e| e.to_string())?;
-    }
+    let stop_events = crate::stop::install(&mut base, stop_rx.as_ref(), stoppers, stop)?;
     if stop_rx.is_none() {
         println!(
             "revent http: listening on {local} ({} thread(s), {}), serving {}",

@@ -9,6 +9,7 @@ mod hello;
 mod http;
 mod logger;
 mod resolve;
+mod stop;
 
 use args::{Cli, Command};
 use clap::Parser;
