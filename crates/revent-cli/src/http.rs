@@ -179,12 +179,12 @@ fn serve(
 }
 
 fn handle(base: &mut EventBase, req: &mut Request, root: &Path) {
-    let path = req.uri().path().unwrap_or("/").to_string();
-    if path == "/plaintext" {
+    if req.uri().path() == Some("/plaintext") {
         let _ = req.output_headers_mut().add("Content-Type", "text/plain");
         let _ = req.send_reply(base, 200, "OK", b"Hello, World!");
         return;
     }
+    let path = req.uri().path().unwrap_or("/").to_string();
     let target = match resolve(root, &path) {
         Ok(t) => t,
         Err(code) => {
