@@ -837,10 +837,21 @@ impl RequestParser {
     }
 }
 
+/// Header slots kept on the stack for parsing; a head with more fields gets them from the heap.
+const STACK_SLOTS: usize = 16;
+
 fn parse_request(bytes: &[u8], slots: usize, limits: &Limits) -> Result<RequestHead, ParseError> {
     check_bytes(bytes, false)?;
-    let mut fields = vec![httparse::EMPTY_HEADER; slots];
-    let mut req = httparse::Request::new(&mut fields);
+    // The usual head has a few fields: their slots live on the stack, no allocation.
+    let mut stack = [httparse::EMPTY_HEADER; STACK_SLOTS];
+    let mut heap;
+    let fields: &mut [httparse::Header] = if slots <= STACK_SLOTS {
+        &mut stack[..slots]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; slots];
+        &mut heap
+    };
+    let mut req = httparse::Request::new(fields);
     match req.parse(bytes) {
         Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
         Ok(_) => return Err(ParseError::InvalidRequestLine),
@@ -956,8 +967,16 @@ fn parse_response(
     method: &Method,
 ) -> Result<ResponseHead, ParseError> {
     check_bytes(bytes, false)?;
-    let mut fields = vec![httparse::EMPTY_HEADER; slots];
-    let mut res = httparse::Response::new(&mut fields);
+    // The usual head has a few fields: their slots live on the stack, no allocation.
+    let mut stack = [httparse::EMPTY_HEADER; STACK_SLOTS];
+    let mut heap;
+    let fields: &mut [httparse::Header] = if slots <= STACK_SLOTS {
+        &mut stack[..slots]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; slots];
+        &mut heap
+    };
+    let mut res = httparse::Response::new(fields);
     match res.parse(bytes) {
         Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
         Ok(_) => return Err(ParseError::InvalidStatusLine),
@@ -1004,8 +1023,16 @@ pub(crate) fn parse_trailer_fields(
     limits: &Limits,
 ) -> Result<Headers, ParseError> {
     check_bytes(bytes, true)?;
-    let mut fields = vec![httparse::EMPTY_HEADER; slots];
-    match httparse::parse_headers(bytes, &mut fields) {
+    // The usual head has a few fields: their slots live on the stack, no allocation.
+    let mut stack = [httparse::EMPTY_HEADER; STACK_SLOTS];
+    let mut heap;
+    let fields: &mut [httparse::Header] = if slots <= STACK_SLOTS {
+        &mut stack[..slots]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; slots];
+        &mut heap
+    };
+    match httparse::parse_headers(bytes, fields) {
         Ok(httparse::Status::Complete((n, parsed))) if n == bytes.len() => {
             if parsed.len() > limits.max_headers {
                 return Err(ParseError::TooManyHeaders {
