@@ -233,7 +233,10 @@ fn sync_with(cx: &mut Cx, h: BufferEvent, arm_recv: bool) {
     let Some(r) = sock_in(cx.st, h).and_then(|s| s.ring.as_mut()) else {
         return;
     };
-    let reading = r.recv == Recv::Armed;
+    // The read timeout runs while reading is wanted, as a readiness read event stays added: a
+    // receive that completed and waits for the prepare phase to be armed again keeps it running
+    // (each completion starts it over), rather than stopping and starting it every trip.
+    let reading = r.recv == Recv::Armed || (want_read && r.recv == Recv::Idle);
     if reading && !r.read_timer && timeout_read.is_some() {
         r.read_timer = true;
         let _ = cx.core.add(read_ev, timeout_read);
@@ -265,12 +268,16 @@ fn sync_with(cx: &mut Cx, h: BufferEvent, arm_recv: bool) {
             ring.cancel(slot, Op::Send);
         }
     }
-    let Some(r) = sock(cx, h).and_then(|s| s.ring.as_mut()) else {
-        return;
-    };
+    let Some(sk) = sock(cx, h) else { return };
+    let shutdown = sk.shutdown_pending;
+    let Some(r) = sk.ring.as_mut() else { return };
     let sending = r.sending && write_enabled;
-    arm_write_timer(cx, h, write_ev, timeout_write, sending);
-    finish_shutdown(cx, h);
+    if sending != r.write_timer {
+        arm_write_timer(cx, h, write_ev, timeout_write, sending);
+    }
+    if shutdown {
+        finish_shutdown(cx, h);
+    }
 }
 
 fn arm_write_timer(
@@ -445,7 +452,16 @@ fn io_done(cx: &mut Cx, h: BufferEvent) {
     // wait) so that neither waits for another change. The receive is armed again by the prepare
     // phase, once the callbacks these completions trigger have run (one may change the
     // watermarks).
-    if wrote {
+    // Most sends end with nothing left to do (an echo's output is empty again): then the prepare
+    // phase alone is enough.
+    let follow_up = wrote
+        && cx.st.get(h).is_ok_and(|b| {
+            !b.output.get().is_empty()
+                || matches!(&b.kind, Kind::Socket(s)
+                    if s.shutdown_pending
+                        || s.ring.as_ref().is_some_and(|r| r.write_timer || r.sending))
+        });
+    if follow_up {
         sync_with(cx, h, false);
     } else {
         cx.st.mark_dirty(h);

@@ -114,30 +114,17 @@ pub(crate) fn accepted_fd(res: i32) -> Option<std::os::fd::OwnedFd> {
     (res >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(res) })
 }
 
-/// A copy of the bytes of a send on the ring, with the iovec and header the kernel reads them
-/// through.
+/// A copy of the bytes of a send on the ring.
 ///
 /// While a send is in flight ([`submit`](Self::submit) until [`complete`](Self::complete), which
-/// the owner calls when it reaps that send's completion) nothing here may change or be freed: the
+/// the owner calls when it reaps that send's completion) the bytes may not change or be freed: the
 /// buffer is not handed out, and dropping it then leaks the memory rather than free it under the
-/// kernel. The iovec points into `data` and the header to the iovec, heap memory that moving a
-/// `SendBuf` does not move.
+/// kernel. The bytes live on the heap, so moving a `SendBuf` does not move them.
 pub(crate) struct SendBuf {
     data: Vec<u8>,
     /// Bytes of `data` already sent.
     off: usize,
-    iov: Box<libc::iovec>,
-    msg: Box<libc::msghdr>,
     in_flight: bool,
-}
-
-// SAFETY: the raw pointers in `iov` and `msg` point into memory this value owns; moving it to
-// another thread moves what they point to along with it.
-unsafe impl Send for SendBuf {}
-
-fn empty_msghdr() -> Box<libc::msghdr> {
-    // SAFETY: msghdr is plain data (integers and pointers); all zeroes is an empty header.
-    Box::new(unsafe { std::mem::zeroed() })
 }
 
 impl SendBuf {
@@ -145,11 +132,6 @@ impl SendBuf {
         SendBuf {
             data: Vec::new(),
             off: 0,
-            iov: Box::new(libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            }),
-            msg: empty_msghdr(),
             in_flight: false,
         }
     }
@@ -169,26 +151,22 @@ impl SendBuf {
         self.data.len() - self.off
     }
 
-    /// Queues a `sendmsg` of the unsent bytes on `fd`. `false` if the submission queue is full (the
-    /// caller submits and tries again) or a send is already in flight.
+    /// Queues a `send` of the unsent bytes on `fd` (one contiguous buffer: no header or iovec for
+    /// the kernel to copy in). `false` if the submission queue is full (the caller submits and
+    /// tries again) or a send is already in flight.
     pub(crate) fn submit(&mut self, ring: &mut IoUring, fd: i32, user_data: u64) -> bool {
         if self.in_flight {
             return false;
         }
-        let rest = &mut self.data[self.off..];
-        *self.iov = libc::iovec {
-            iov_base: rest.as_mut_ptr().cast(),
-            iov_len: rest.len(),
-        };
-        self.msg.msg_iov = &mut *self.iov;
-        self.msg.msg_iovlen = 1;
-        let entry = opcode::SendMsg::new(types::Fd(fd), &*self.msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
+        let rest = &self.data[self.off..];
+        let entry = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
             .build()
             .user_data(user_data);
-        // SAFETY: the header, its iovec and the bytes it covers stay valid and unchanged until
-        // `complete`, which the owner calls only after reaping this request's completion: `buffer`
-        // refuses access meanwhile, and Drop leaks rather than frees them (see the type's docs).
+        // SAFETY: the bytes stay valid and unchanged until `complete`, which the owner calls only
+        // after reaping this request's completion: `buffer` refuses access meanwhile, and Drop
+        // leaks rather than frees them (see the type's docs). At most 256 KiB (the owner's limit),
+        // so the length fits the entry's u32.
         let pushed = unsafe { ring.submission().push(&entry).is_ok() };
         self.in_flight = pushed;
         pushed
@@ -208,15 +186,6 @@ impl Drop for SendBuf {
         if self.in_flight {
             // The kernel may still read this memory: never free it.
             std::mem::forget(std::mem::take(&mut self.data));
-            let iov = std::mem::replace(
-                &mut self.iov,
-                Box::new(libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                }),
-            );
-            std::mem::forget(iov);
-            std::mem::forget(std::mem::replace(&mut self.msg, empty_msghdr()));
         }
     }
 }
