@@ -2,12 +2,13 @@
 //!
 //! What is asserted is the budget, not a speed: over a 2 s window the bytes moved never exceed what
 //! the refills allowed (a slow or loaded machine can only move less), and reach at least a loose
-//! fraction of it (the limiter does not starve the connection).
+//! fraction of it (the limiter does not starve the connection). Every backend, and on io_uring
+//! both with ring I/O and (`.ci/run`) with readiness I/O.
 
 mod bev_common;
 
 use bev_common::*;
-use revent::{BevOptions, BufferEvent, EventBase, RateLimit, RateLimitGroup, What};
+use revent::{BevOptions, BufferEvent, EventBase, Method, RateLimit, RateLimitGroup, What};
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -102,8 +103,14 @@ fn count_reads(base: &mut EventBase, bev: BufferEvent) -> Rc<Cell<usize>> {
 }
 
 #[test]
-fn read_rate_of_one_bufferevent() {
-    let mut base = EventBase::new().unwrap();
+fn read_rate_of_one_bufferevent_all_backends() {
+    for m in backends() {
+        read_rate_of_one_bufferevent(m);
+    }
+}
+
+fn read_rate_of_one_bufferevent(m: Method) {
+    let mut base = base(m);
     let (fd, peer) = socketpair();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = flood(peer, stop.clone());
@@ -119,8 +126,14 @@ fn read_rate_of_one_bufferevent() {
 }
 
 #[test]
-fn write_rate_of_one_bufferevent() {
-    let mut base = EventBase::new().unwrap();
+fn write_rate_of_one_bufferevent_all_backends() {
+    for m in backends() {
+        write_rate_of_one_bufferevent(m);
+    }
+}
+
+fn write_rate_of_one_bufferevent(m: Method) {
+    let mut base = base(m);
     let (fd, peer) = socketpair();
     let reader = sink(peer);
     let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
@@ -143,8 +156,14 @@ fn write_rate_of_one_bufferevent() {
 }
 
 #[test]
-fn removing_the_limit_lets_data_flow_freely() {
-    let mut base = EventBase::new().unwrap();
+fn removing_the_limit_lets_data_flow_freely_all_backends() {
+    for m in backends() {
+        removing_the_limit_lets_data_flow_freely(m);
+    }
+}
+
+fn removing_the_limit_lets_data_flow_freely(m: Method) {
+    let mut base = base(m);
     let (fd, peer) = socketpair();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = flood(peer, stop.clone());
@@ -183,8 +202,14 @@ fn removing_the_limit_lets_data_flow_freely() {
 }
 
 #[test]
-fn group_shares_one_read_budget() {
-    let mut base = EventBase::new().unwrap();
+fn group_shares_one_read_budget_all_backends() {
+    for m in backends() {
+        group_shares_one_read_budget(m);
+    }
+}
+
+fn group_shares_one_read_budget(m: Method) {
+    let mut base = base(m);
     let group = RateLimitGroup::new(&mut base, cfg()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
@@ -217,8 +242,14 @@ fn group_shares_one_read_budget() {
 }
 
 #[test]
-fn group_shares_one_write_budget() {
-    let mut base = EventBase::new().unwrap();
+fn group_shares_one_write_budget_all_backends() {
+    for m in backends() {
+        group_shares_one_write_budget(m);
+    }
+}
+
+fn group_shares_one_write_budget(m: Method) {
+    let mut base = base(m);
     let group = RateLimitGroup::new(&mut base, cfg()).unwrap();
     let mut readers = Vec::new();
     let mut members = Vec::new();
