@@ -511,9 +511,15 @@ pub(crate) fn flush(cx: &mut Cx, h: BufferEvent, what: What, mode: FlushMode) ->
     }
     if s.ring.is_some() {
         // Hands the output to the ring now (it goes with the next wait) and shuts down when done.
+        // The bytes leave the output when the send completes: handing them over is the "moved".
+        let was_sending = s.ring.as_ref().is_some_and(|r| r.sending());
         bev::deferring(cx, |cx| ring::sync(cx, h));
-        let after = cx.st.get(h).map(|b| b.output.get().len()).unwrap_or(0);
-        return Ok(after < before);
+        let Ok(b) = cx.st.get(h) else {
+            return Ok(false);
+        };
+        let sending =
+            matches!(&b.kind, Kind::Socket(s) if s.ring.as_ref().is_some_and(|r| r.sending()));
+        return Ok(b.output.get().len() < before || (sending && !was_sending));
     }
     if !s.write_armed && !s.connecting && before > 0 {
         bev::deferring(cx, |cx| write_now(cx, h));
