@@ -548,8 +548,8 @@ pub(crate) unsafe fn set_string(field: *mut *mut c_char, bytes: &[u8]) {
 /// # Safety
 /// `p` is NULL or a C string.
 unsafe fn c_text(p: *const c_char) -> Option<String> {
-    // SAFETY: the caller's contract.
     (!p.is_null()).then(|| {
+        // SAFETY: the caller's contract: a C string (checked non-NULL).
         unsafe { CStr::from_ptr(p) }
             .to_bytes()
             .iter()
@@ -1738,7 +1738,8 @@ pub unsafe extern "C" fn evhttp_send_reply(
 }
 
 /// `evhttp_send_error`: an error reply (a small HTML page naming the status, and
-/// `Connection: close`); the connection closes after it.
+/// `Connection: close`); the connection closes after it. As in libevent, output headers set
+/// before it are dropped.
 #[no_mangle]
 pub unsafe extern "C" fn evhttp_send_error(
     req: *mut evhttp_request,
@@ -1752,8 +1753,9 @@ pub unsafe extern "C" fn evhttp_send_error(
         let Some(code) = code_u16(error, "evhttp_send_error") else {
             return;
         };
-        // SAFETY: a live request.
+        // SAFETY: a live request, whose output list is this library's.
         unsafe {
+            http_util::clear((*r).output_headers);
             let (headers, reason) = prepare_reply(r, error, reason);
             on_request(r, "evhttp_send_error", |b, q| {
                 *q.output_headers_mut() = headers;

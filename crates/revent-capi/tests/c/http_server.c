@@ -9,7 +9,8 @@
  * was added, its alias, and its removal. Then raw sockets check the bytes on the wire where
  * libevent and revent must agree (the Date field may differ: status line, framing fields and body
  * are compared): a whole reply, a chunked one to HTTP/1.1 and the same to HTTP/1.0 (no chunking, the
- * body ends with the connection). Everything is freed at the end (valgrind checks revent's run).
+ * body ends with the connection), HEAD (no body), and evhttp_send_error (status line with the reason
+ * given, Connection: close, the output headers set before it dropped). Everything is freed at the end (valgrind checks revent's run).
  * Linked -levent_core -levent_extra by run.sh. */
 #include <sys/queue.h>
 #include <arpa/inet.h>
@@ -136,6 +137,13 @@ static void gen_cb(struct evhttp_request *req, void *arg) {
     reply_text(req, 200, "OK", evhttp_request_get_uri(req));
 }
 
+static void forbid_cb(struct evhttp_request *req, void *arg) {
+    (void)arg;
+    /* An error reply starts from no output headers: those set before it are dropped. */
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Dropped", "1");
+    evhttp_send_error(req, 403, "Go away");
+}
+
 static void vhost_cb(struct evhttp_request *req, void *arg) {
     (void)arg;
     reply_text(req, 200, "OK", "vhost");
@@ -209,6 +217,7 @@ static char raw[4096];
 static size_t rawlen;
 static const char *raw_want_status, *raw_want_body;
 static const char *raw_want_fields[4];
+static const char *raw_want_absent; /* a field that must not be there */
 
 static void raw_read(evutil_socket_t fd, short what, void *arg) {
     (void)what;
@@ -232,8 +241,11 @@ static void raw_read(evutil_socket_t fd, short what, void *arg) {
         if (!strstr(raw, raw_want_fields[i])) fprintf(stderr, "step %d: no '%s' in:\n%s\n", step, raw_want_fields[i], raw);
         CHECK(strstr(raw, raw_want_fields[i]) != NULL);
     }
-    if (strcmp(end + 4, raw_want_body) != 0) fprintf(stderr, "step %d: body '%s'\n", step, end + 4);
-    CHECK(strcmp(end + 4, raw_want_body) == 0);
+    if (raw_want_absent) CHECK(strstr(raw, raw_want_absent) == NULL);
+    raw_want_absent = NULL;
+    /* NULL: a body the two libraries word differently (an error page). */
+    if (raw_want_body && strcmp(end + 4, raw_want_body) != 0) fprintf(stderr, "step %d: body '%s'\n", step, end + 4);
+    CHECK(!raw_want_body || strcmp(end + 4, raw_want_body) == 0);
     step++;
     next_step();
 }
@@ -337,6 +349,23 @@ static void next_step(void) {
         raw_exchange("GET /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "HTTP/1.1 200 OK\r\n",
                      "/nope", NULL, NULL, NULL);
         break;
+    case 15:
+        /* HEAD: the headers GET would get, and no body (RFC 9110 §9.3.2). Debian's libevent 2.1.12
+         * writes the body after the head anyway, where the next response on a kept connection
+         * would be read; revent sends none. */
+#ifdef REVENT
+        raw_exchange("HEAD /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "HTTP/1.1 200 OK\r\n", "",
+                     NULL, NULL, NULL);
+#else
+        raw_exchange("HEAD /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "HTTP/1.1 200 OK\r\n",
+                     "/nope", NULL, NULL, NULL);
+#endif
+        break;
+    case 16:
+        raw_exchange("GET /forbid HTTP/1.1\r\nHost: localhost\r\n\r\n", "HTTP/1.1 403 Go away\r\n", NULL,
+                     "\r\nConnection: close", "\r\nContent-Length: ", NULL);
+        raw_want_absent = "X-Dropped";
+        break;
     default: event_base_loopexit(base, NULL); break;
     }
 }
@@ -380,6 +409,7 @@ int main(void) {
     CHECK(evhttp_set_cb(http, "/echo", echo_cb, NULL) == 0);
     CHECK(evhttp_set_cb(http, "/chunked", chunked_cb, NULL) == 0);
     CHECK(evhttp_set_cb(http, "/later", later_cb, NULL) == 0);
+    CHECK(evhttp_set_cb(http, "/forbid", forbid_cb, NULL) == 0);
     evhttp_set_timeout(http, 30);
     evhttp_set_max_headers_size(http, 8192);
     evhttp_set_max_body_size(http, 1 << 20);
@@ -394,7 +424,7 @@ int main(void) {
 
     next_step();
     CHECK(event_base_dispatch(base) == 0);
-    CHECK(step == 15);
+    CHECK(step == 17);
 
     evhttp_connection_free(conn);
     evhttp_free(http);
