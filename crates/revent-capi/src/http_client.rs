@@ -36,17 +36,23 @@ use revent::{Evbuffer, EventBase};
 use revent_http::client::{self, ClientError, ErrorKind, Outcome, Response};
 use revent_http::{Method, ResponseHead};
 use std::ffi::CStr;
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::ptr;
 use std::time::Duration;
 
 /// The client part of a `struct evhttp_connection`.
 pub(crate) struct ClientConn {
-    conn: client::Connection,
+    /// The revent-http connection; None until the connection has a base (`evhttp_connection_new`
+    /// with no current base, then `evhttp_connection_set_base`).
+    conn: Option<client::Connection>,
+    /// The address resolved when the connection was made (or its family set).
+    addr: SocketAddr,
     /// Requests queued on it, to free with it.
     pending: Vec<*mut evhttp_request>,
     /// `evhttp_connection_free_on_completion`.
     free_on_completion: bool,
+    /// The settings made, in order (see [`Setting`]).
+    settings: Vec<Setting>,
 }
 
 /// The client part of a `struct evhttp_request`.
@@ -205,27 +211,25 @@ pub unsafe extern "C" fn evhttp_request_set_error_cb(
 
 /// A client connection record for `addr` on `cbase`.
 fn make_conn(cbase: *mut CBase, address: &[u8], port: u16) -> *mut evhttp_connection {
-    let text: String = address.iter().map(|&b| char::from(b)).collect();
-    let addr = match (text.as_str(), port).to_socket_addrs() {
-        Ok(mut it) => it.next(),
-        Err(e) => {
-            log::warn!("evhttp_connection_base_new: {text}: {e}");
-            None
+    let Some(addr) = resolve(address, port, libc::AF_UNSPEC, "evhttp_connection_base_new") else {
+        return ptr::null_mut();
+    };
+    let conn = if cbase.is_null() {
+        None
+    } else {
+        // SAFETY: a live base (the caller's contract).
+        match unsafe { with_base(cbase, |b| client::Connection::new(b, addr)) } {
+            Some(Ok(conn)) => Some(conn),
+            _ => return ptr::null_mut(),
         }
-    };
-    let Some(addr) = addr else {
-        return ptr::null_mut();
-    };
-    // SAFETY: a live base (the caller's contract).
-    let conn = unsafe { with_base(cbase, |b| client::Connection::new(b, addr)) };
-    let Some(Ok(conn)) = conn else {
-        return ptr::null_mut();
     };
     let mut c = evhttp_connection::new(cbase, ptr::null_mut(), Some(addr), address, port);
     c.client = Some(ClientConn {
         conn,
+        addr,
         pending: Vec::new(),
         free_on_completion: false,
+        settings: Vec::new(),
     });
     let c = Box::into_raw(Box::new(c));
     crate::http::register_conn(c);
@@ -233,7 +237,8 @@ fn make_conn(cbase: *mut CBase, address: &[u8], port: u16) -> *mut evhttp_connec
 }
 
 /// `evhttp_connection_base_new`: a connection to `address` (numeric, or a name the system
-/// resolves now) and `port`; the socket is made with the first request. `dnsbase` is not used.
+/// resolves now) and `port`; the socket is made with the first request. `dnsbase` is not used. A
+/// NULL `base` is given one later with `evhttp_connection_set_base`.
 #[no_mangle]
 pub unsafe extern "C" fn evhttp_connection_base_new(
     base: *mut CBase,
@@ -242,8 +247,8 @@ pub unsafe extern "C" fn evhttp_connection_base_new(
     port: u16,
 ) -> *mut evhttp_connection {
     guard(ptr::null_mut(), || {
-        if base.is_null() || address.is_null() {
-            log::warn!("evhttp_connection_base_new: needs a base and an address");
+        if address.is_null() {
+            log::warn!("evhttp_connection_base_new: NULL address");
             return ptr::null_mut();
         }
         // SAFETY: a C string.
@@ -252,7 +257,8 @@ pub unsafe extern "C" fn evhttp_connection_base_new(
     })
 }
 
-/// `evhttp_connection_new` (http_compat.h): a connection on the current base (`event_init`'s).
+/// `evhttp_connection_new` (http_compat.h): a connection on the current base (`event_init`'s),
+/// or with no base until `evhttp_connection_set_base` when there is none.
 #[no_mangle]
 pub unsafe extern "C" fn evhttp_connection_new(
     address: *const c_char,
@@ -263,7 +269,8 @@ pub unsafe extern "C" fn evhttp_connection_new(
 }
 
 /// `evhttp_connection_set_base` (http_compat.h): moves an idle connection (no request queued) to
-/// `base`.
+/// `base`, with the settings made so far. (libevent 2.1 allows it only for a connection from
+/// `evhttp_connection_new`, and asserts otherwise.)
 #[no_mangle]
 pub unsafe extern "C" fn evhttp_connection_set_base(
     evcon: *mut evhttp_connection,
@@ -278,23 +285,11 @@ pub unsafe extern "C" fn evhttp_connection_set_base(
             if base.is_null() || (*c).cbase == base {
                 return;
             }
-            let Some(cc) = cconn(c, "evhttp_connection_set_base") else {
+            let what = "evhttp_connection_set_base";
+            let Some(addr) = cconn(c, what).map(|cc| cc.addr) else {
                 return;
             };
-            if !cc.pending.is_empty() {
-                log::warn!("evhttp_connection_set_base: requests are queued; not moved");
-                return;
-            }
-            let old = cc.conn;
-            let Some(addr) = with_base((*c).cbase, |b| old.peer(b).ok()).flatten() else {
-                return;
-            };
-            let Some(Ok(new)) = with_base(base, |b| client::Connection::new(b, addr)) else {
-                return;
-            };
-            let _ = with_base((*c).cbase, |b| old.free(b));
-            cc.conn = new;
-            (*c).cbase = base;
+            remake(c, base, addr, what);
         }
     })
 }
@@ -327,13 +322,14 @@ unsafe fn free_conn_with(evcon: *mut evhttp_connection, base: Option<&mut EventB
             let Some(cc) = (*c).client.take() else {
                 return;
             };
-            match base {
-                Some(b) => {
-                    let _ = cc.conn.free(b);
+            match (base, cc.conn) {
+                (Some(b), Some(conn)) => {
+                    let _ = conn.free(b);
                 }
-                None => {
-                    let _ = with_base((*c).cbase, |b| cc.conn.free(b));
+                (None, Some(conn)) => {
+                    let _ = with_base((*c).cbase, |b| conn.free(b));
                 }
+                (_, None) => {}
             }
             for r in cc.pending {
                 if let Some(q) = creq(r) {
@@ -361,6 +357,130 @@ pub unsafe extern "C" fn evhttp_connection_free_on_completion(evcon: *mut evhttp
     })
 }
 
+/// A setting of a connection, kept to be applied again when the revent-http connection is made
+/// anew (`evhttp_connection_set_base`, `evhttp_connection_set_family`).
+type Setting = Box<dyn Fn(&mut EventBase, client::Connection) -> Result<(), ClientError>>;
+
+/// Applies setting `f` to the connection and keeps it.
+fn setting(
+    evcon: *mut evhttp_connection,
+    what: &str,
+    f: impl Fn(&mut EventBase, client::Connection) -> Result<(), ClientError> + 'static,
+) {
+    let Some(c) = checked_conn(evcon, what) else {
+        return;
+    };
+    // SAFETY: a live connection.
+    let pending_base = unsafe { cconn(c, what) }.is_some_and(|cc| cc.conn.is_none());
+    // Without a base yet, the setting waits for evhttp_connection_set_base.
+    if pending_base || with_conn(evcon, what, &f).is_some() {
+        // SAFETY: live (checked above).
+        if let Some(cc) = unsafe { (*c).client.as_mut() } {
+            cc.settings.push(Box::new(f));
+        }
+    }
+}
+
+/// Makes the revent-http connection of `c` anew, for `addr` on `base`, with the settings made so
+/// far; false (nothing changed) when requests are queued or it cannot be made.
+///
+/// # Safety
+/// `c` is a live client connection; `base` a live base.
+unsafe fn remake(
+    c: *mut evhttp_connection,
+    base: *mut CBase,
+    addr: SocketAddr,
+    what: &str,
+) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let Some(cc) = cconn(c, what) else {
+            return false;
+        };
+        if !cc.pending.is_empty() {
+            log::warn!("{what}: requests are queued on the connection; nothing changed");
+            return false;
+        }
+        let settings = std::mem::take(&mut cc.settings);
+        let made = with_base(base, |b| {
+            let conn = client::Connection::new(b, addr)?;
+            for s in &settings {
+                s(b, conn)?;
+            }
+            Ok::<_, ClientError>(conn)
+        });
+        let Some(cc) = cconn(c, what) else {
+            return false;
+        };
+        cc.settings = settings;
+        let new = match made {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                log::warn!("{what}: {e}");
+                return false;
+            }
+            None => return false,
+        };
+        cc.addr = addr;
+        if let Some(old) = cc.conn.replace(new) {
+            let _ = with_base((*c).cbase, |b| old.free(b));
+        }
+        (*c).cbase = base;
+        let (sa, salen) = crate::dns::to_sockaddr(addr);
+        (*c).sa = sa;
+        (*c).salen = salen;
+        true
+    }
+}
+
+/// The first address `address`:`port` resolves to in `family` (`AF_UNSPEC`: any).
+fn resolve(address: &[u8], port: u16, family: c_int, what: &str) -> Option<SocketAddr> {
+    let text: String = address.iter().map(|&b| char::from(b)).collect();
+    match (text.as_str(), port).to_socket_addrs() {
+        Ok(mut it) => {
+            let found = it.find(|a| match family {
+                libc::AF_INET => a.is_ipv4(),
+                libc::AF_INET6 => a.is_ipv6(),
+                _ => true,
+            });
+            if found.is_none() {
+                log::warn!("{what}: {text}: no address of the family asked for");
+            }
+            found
+        }
+        Err(e) => {
+            log::warn!("{what}: {text}: {e}");
+            None
+        }
+    }
+}
+
+/// `evhttp_connection_set_family`: the address family the name is resolved in (`AF_INET`,
+/// `AF_INET6`, or `AF_UNSPEC` for either). The name is resolved again now (the connection must
+/// have no request queued).
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_connection_set_family(
+    evcon: *mut evhttp_connection,
+    family: c_int,
+) {
+    guard((), || {
+        let Some(c) = checked_conn(evcon, "evhttp_connection_set_family") else {
+            return;
+        };
+        // SAFETY: a live connection.
+        unsafe {
+            if (*c).client.is_none() {
+                log::warn!("evhttp_connection_set_family: not a client connection");
+                return;
+            }
+            let what = "evhttp_connection_set_family";
+            if let Some(addr) = resolve((*c).address.as_bytes(), (*c).port, family, what) {
+                remake(c, (*c).cbase, addr, what);
+            }
+        }
+    })
+}
+
 /// Runs `f` with the connection's revent-http handle and base.
 fn with_conn<R>(
     evcon: *mut evhttp_connection,
@@ -369,7 +489,7 @@ fn with_conn<R>(
 ) -> Option<R> {
     let c = checked_conn(evcon, what)?;
     // SAFETY: a live connection.
-    let (cbase, conn) = unsafe { ((*c).cbase, cconn(c, what)?.conn) };
+    let (cbase, conn) = unsafe { ((*c).cbase, cconn(c, what)?.conn?) };
     // SAFETY: the connection's base is live.
     match unsafe { with_base(cbase, |b| f(b, conn)) } {
         Some(Ok(v)) => Some(v),
@@ -391,7 +511,7 @@ pub unsafe extern "C" fn evhttp_connection_set_timeout(evcon: *mut evhttp_connec
         } else {
             Duration::from_secs(50)
         };
-        with_conn(evcon, "evhttp_connection_set_timeout", |b, c| {
+        setting(evcon, "evhttp_connection_set_timeout", move |b, c| {
             c.set_timeout(b, d)?;
             if secs <= 0 {
                 c.set_connect_timeout(b, Duration::from_secs(45))?;
@@ -411,13 +531,17 @@ pub unsafe extern "C" fn evhttp_connection_set_timeout_tv(
     guard((), || {
         // SAFETY: NULL or a readable timeval.
         let d = unsafe { crate::base::opt_duration(tv) };
-        with_conn(evcon, "evhttp_connection_set_timeout_tv", |b, c| match d {
-            Some(d) => c.set_timeout(b, d),
-            None => {
-                c.set_timeout(b, Duration::from_secs(50))?;
-                c.set_connect_timeout(b, Duration::from_secs(45))
-            }
-        });
+        setting(
+            evcon,
+            "evhttp_connection_set_timeout_tv",
+            move |b, c| match d {
+                Some(d) => c.set_timeout(b, d),
+                None => {
+                    c.set_timeout(b, Duration::from_secs(50))?;
+                    c.set_connect_timeout(b, Duration::from_secs(45))
+                }
+            },
+        );
     })
 }
 
@@ -430,9 +554,11 @@ pub unsafe extern "C" fn evhttp_connection_set_initial_retry_tv(
     guard((), || {
         // SAFETY: NULL or a readable timeval.
         let d = unsafe { crate::base::opt_duration(tv) }.unwrap_or(Duration::from_secs(2));
-        with_conn(evcon, "evhttp_connection_set_initial_retry_tv", |b, c| {
-            c.set_initial_retry_delay(b, d)
-        });
+        setting(
+            evcon,
+            "evhttp_connection_set_initial_retry_tv",
+            move |b, c| c.set_initial_retry_delay(b, d),
+        );
     })
 }
 
@@ -441,7 +567,7 @@ pub unsafe extern "C" fn evhttp_connection_set_initial_retry_tv(
 pub unsafe extern "C" fn evhttp_connection_set_retries(evcon: *mut evhttp_connection, n: c_int) {
     guard((), || {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        with_conn(evcon, "evhttp_connection_set_retries", |b, c| {
+        setting(evcon, "evhttp_connection_set_retries", move |b, c| {
             c.set_retries(b, n)
         });
     })
@@ -455,9 +581,11 @@ pub unsafe extern "C" fn evhttp_connection_set_max_headers_size(
 ) {
     guard((), || {
         let n = usize::try_from(n).unwrap_or(usize::MAX);
-        with_conn(evcon, "evhttp_connection_set_max_headers_size", |b, c| {
-            c.set_max_headers_size(b, n)
-        });
+        setting(
+            evcon,
+            "evhttp_connection_set_max_headers_size",
+            move |b, c| c.set_max_headers_size(b, n),
+        );
     })
 }
 
@@ -469,7 +597,7 @@ pub unsafe extern "C" fn evhttp_connection_set_max_body_size(
 ) {
     guard((), || {
         let n = u64::try_from(n).unwrap_or(u64::MAX);
-        with_conn(evcon, "evhttp_connection_set_max_body_size", |b, c| {
+        setting(evcon, "evhttp_connection_set_max_body_size", move |b, c| {
             c.set_max_body_size(b, n)
         });
     })
@@ -715,8 +843,11 @@ pub unsafe extern "C" fn evhttp_make_request(
             (*r).type_ = type_;
             set_string(ptr::addr_of_mut!((*r).uri), target.as_bytes());
             let (rr, cc) = (r as usize, c as usize);
-            let conn = cconn(c, "evhttp_make_request").map(|x| x.conn);
+            let conn = cconn(c, "evhttp_make_request").and_then(|x| x.conn);
             let Some(conn) = conn else {
+                log::warn!(
+                    "evhttp_make_request: the connection has no base (evhttp_connection_set_base)"
+                );
                 return fail(r);
             };
             let made = with_base(cbase, |b| {

@@ -6,12 +6,15 @@
  * evhttp_connection_set_max_body_size (error callback with EVREQ_HTTP_DATA_TOO_LONG, then the
  * callback with NULL), a server that never answers (timeout: EVREQ_HTTP_TIMEOUT, then NULL), a
  * request cancelled before its answer (no callback), and a refused connect (the callback gets the
- * request with no response code). Everything is freed at the end.
+ * request with no response code); then evhttp_connection_set_family (a name resolved as IPv4) and
+ * http_compat.h's evhttp_connection_new on event_init's base, moved by evhttp_connection_set_base. Everything is freed at the end.
  * Linked -levent_core -levent_extra by run.sh. */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/event_compat.h>
 #include <event2/http.h>
+#include <event2/http_compat.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
@@ -25,6 +28,7 @@ static struct event_base *base;
 static struct evhttp_connection *conn;
 static ev_uint16_t port;
 static int step;
+static struct event_base *current_base;
 
 /* ---- the raw server: one canned reply per step ---- */
 
@@ -288,6 +292,45 @@ static void next_step(void) {
         CHECK(evhttp_make_request(dead, req, EVHTTP_REQ_GET, "/") == 0);
         break;
     }
+    case 8:
+        /* A name, resolved in the family asked for (the raw server listens on IPv4 only). */
+        evhttp_connection_free(conn);
+        conn = evhttp_connection_base_new(base, NULL, "localhost", port);
+        CHECK(conn != NULL);
+        evhttp_connection_set_family(conn, AF_INET);
+        canned[8] = (struct canned){"GET /fam HTTP/1.1\r\n", NULL, NULL, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nv4", 0};
+        req = evhttp_request_new(owned_done, NULL);
+        owned = req;
+        evhttp_request_own(req);
+        CHECK(evhttp_make_request(conn, req, EVHTTP_REQ_GET, "/fam") == 0);
+        break;
+    case 9: {
+        body_is(owned, "v4");
+        evhttp_request_free(owned);
+        owned = NULL;
+        /* http_compat.h: a connection made on event_init's base (libevent 2.1 needs one: it
+         * crashes without), then moved to this one. */
+        evhttp_connection_free(conn);
+        current_base = event_init();
+        CHECK(current_base != NULL);
+        conn = evhttp_connection_new("127.0.0.1", port);
+        CHECK(conn != NULL);
+        evhttp_connection_set_base(conn, base);
+        evhttp_connection_set_timeout(conn, 30);
+        CHECK(evhttp_connection_get_base(conn) == base);
+        canned[9] = (struct canned){"GET /moved HTTP/1.1\r\n", NULL, NULL, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nmoved", 0};
+        req = evhttp_request_new(owned_done, NULL);
+        owned = req;
+        evhttp_request_own(req);
+        CHECK(evhttp_make_request(conn, req, EVHTTP_REQ_GET, "/moved") == 0);
+        break;
+    }
+    case 10:
+        body_is(owned, "moved");
+        evhttp_request_free(owned);
+        owned = NULL;
+        event_base_loopexit(base, NULL);
+        break;
     default: event_base_loopexit(base, NULL); break;
     }
 }
@@ -310,11 +353,12 @@ int main(void) {
     evhttp_connection_set_retries(conn, 0);
     next_step();
     CHECK(event_base_dispatch(base) == 0);
-    CHECK(step == 8);
+    CHECK(step == 10);
 
     close_cur();
     evhttp_connection_free(conn);
     evconnlistener_free(l);
+    event_base_free(current_base);
     event_base_free(base);
     return 0;
 }
