@@ -481,6 +481,30 @@ pub unsafe extern "C" fn evhttp_connection_set_family(
     })
 }
 
+/// `EVHTTP_CON_REUSE_CONNECTED_ADDR`: reconnect to the address connected before.
+const EVHTTP_CON_REUSE_CONNECTED_ADDR: c_int = 0x0008;
+
+/// `evhttp_connection_set_flags`: 0 for `EVHTTP_CON_REUSE_CONNECTED_ADDR` (what revent-http's
+/// client always does: the name is resolved once, and every reconnect goes to that address);
+/// -1 for the others (`EVHTTP_CON_READ_ON_WRITE_ERROR`, `EVHTTP_CON_LINGERING_CLOSE`), which it
+/// does not offer, as the header allows ("non zero if the flag is not supported").
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_connection_set_flags(
+    evcon: *mut evhttp_connection,
+    flags: c_int,
+) -> c_int {
+    guard(-1, || {
+        let Some(c) = checked_conn(evcon, "evhttp_connection_set_flags") else {
+            return -1;
+        };
+        // SAFETY: a live connection.
+        if unsafe { (*c).client.is_none() } || flags & !EVHTTP_CON_REUSE_CONNECTED_ADDR != 0 {
+            return -1;
+        }
+        0
+    })
+}
+
 /// Runs `f` with the connection's revent-http handle and base.
 fn with_conn<R>(
     evcon: *mut evhttp_connection,

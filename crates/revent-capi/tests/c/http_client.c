@@ -351,6 +351,8 @@ int main(void) {
     conn = evhttp_connection_base_new(base, NULL, "127.0.0.1", port);
     CHECK(conn != NULL);
     evhttp_connection_set_retries(conn, 0);
+    CHECK(evhttp_connection_set_flags(conn, EVHTTP_CON_REUSE_CONNECTED_ADDR) == 0);
+    CHECK(evhttp_connection_set_flags(conn, 0x40000000) != 0); /* not a flag */
     next_step();
     CHECK(event_base_dispatch(base) == 0);
     CHECK(step == 10);
