@@ -905,8 +905,9 @@ pub unsafe extern "C" fn evhttp_make_request(
     })
 }
 
-/// `evhttp_cancel_request`: cancels a queued or ongoing request: its callbacks do not run, and
-/// it is freed (unless owned); an ongoing one takes its socket with it.
+/// `evhttp_cancel_request`: cancels a queued or ongoing request: its callback does not run, and
+/// it is freed (unless owned); an ongoing one takes its socket with it and, as in libevent, its
+/// error callback gets `EVREQ_HTTP_REQUEST_CANCEL` (after the free).
 #[no_mangle]
 pub unsafe extern "C" fn evhttp_cancel_request(req: *mut evhttp_request) {
     guard((), || {
@@ -920,8 +921,12 @@ pub unsafe extern "C" fn evhttp_cancel_request(req: *mut evhttp_request) {
                 return;
             };
             let (evcon, handle) = (q.evcon, q.handle.take());
+            let mut ongoing = false;
             if !evcon.is_null() {
                 if let Some(cc) = (*evcon).client.as_mut() {
+                    // The first request queued is the one on the wire (or waiting for the
+                    // connect).
+                    ongoing = cc.pending.first() == Some(&r);
                     cc.pending.retain(|p| *p != r);
                 }
                 if let Some(h) = handle {
@@ -929,7 +934,11 @@ pub unsafe extern "C" fn evhttp_cancel_request(req: *mut evhttp_request) {
                 }
             }
             q.evcon = ptr::null_mut();
+            let (error_cb, arg) = ((*r).error_cb, (*r).cb_arg);
             free_auto(r);
+            if let (true, Some(ecb)) = (ongoing, error_cb) {
+                ecb(EVREQ_HTTP_REQUEST_CANCEL, arg);
+            }
         }
     })
 }

@@ -5,7 +5,8 @@
  * a request the program owns (read after its callback, then freed), a body larger than
  * evhttp_connection_set_max_body_size (error callback with EVREQ_HTTP_DATA_TOO_LONG, then the
  * callback with NULL), a server that never answers (timeout: EVREQ_HTTP_TIMEOUT, then NULL), a
- * request cancelled before its answer (no callback), and a refused connect (the callback gets the
+ * request cancelled before its answer (no callback; the error callback gets
+ * EVREQ_HTTP_REQUEST_CANCEL), and a refused connect (the callback gets the
  * request with no response code); then evhttp_connection_set_family (a name resolved as IPv4) and
  * http_compat.h's evhttp_connection_new on event_init's base, moved by evhttp_connection_set_base. Everything is freed at the end.
  * Linked -levent_core -levent_extra by run.sh. */
@@ -195,6 +196,9 @@ static void cancel_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     evhttp_cancel_request(arg);
+    /* The request was on the wire: its error callback heard of the cancel (its callback not). */
+    CHECK(error_seen == EVREQ_HTTP_REQUEST_CANCEL);
+    error_seen = -1;
     close_cur();
     advance();
 }
@@ -268,6 +272,7 @@ static void next_step(void) {
         evhttp_connection_set_timeout(conn, 30);
         canned[6] = (struct canned){"GET /cancel HTTP/1.1\r\n", NULL, NULL, NULL, 0};
         req = evhttp_request_new(never_cb, NULL);
+        evhttp_request_set_error_cb(req, on_error);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "raw.test");
         CHECK(evhttp_make_request(conn, req, EVHTTP_REQ_GET, "/cancel") == 0);
         tv.tv_sec = 0;
