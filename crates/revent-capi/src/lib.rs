@@ -44,6 +44,8 @@ pub mod bufferevent;
 pub mod dns;
 pub mod dns_server;
 pub mod event;
+pub mod http;
+pub mod http_client;
 pub mod http_util;
 pub mod listener;
 pub mod logging;
