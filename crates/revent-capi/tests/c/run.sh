@@ -51,15 +51,21 @@ for src in "$here"/*.c; do
     # evthread_use_pthreads, libevent#1130).
     "$cc" -O1 -g -Wall -Werror -DREVENT -I"$here" -o "$bin/$name.revent" "$src" -L"$libs" "${lib[@]}" \
         ${extra[@]+"${extra[@]}"}
-    # Debian's evdns has a thread race of its own: dns_threads hits an assertion in libevent's
-    # evdns.c now and then on a loaded machine (2 runs of 5 once, 0 of 10 another time). That is
-    # libevent's bug, not the test's, so that one test gets up to three tries against libevent;
-    # against revent it gets one, like every test.
+    # Debian's evdns has a thread race of its own: dns_threads hits libevent's assertion
+    # "evdns.c:657: Assertion (req)->handle && (req)->handle->current_req == (req) failed in
+    # request_finished" now and then on a loaded machine (up to half the runs; none of 12 on a
+    # quiet one). That is libevent's bug, not the test's: that one test gets three tries against
+    # libevent, and if each ends in that assertion, libevent's run is reported and passed over.
+    # Against revent it gets one try, like every test.
     tries=1
     case $name in dns_threads) tries=3 ;; esac
     for try in $(seq "$tries"); do
         timeout 120 "$bin/$name.libevent" >/dev/null 2>"$bin/$name.libevent.err" && break
         if [ "$try" -eq "$tries" ]; then
+            if [ "$tries" -gt 1 ] && grep -q 'evdns.c:[0-9]*: Assertion' "$bin/$name.libevent.err"; then
+                echo "note: $name against Debian's libevent: its own evdns assertion $tries times; passed over"
+                break
+            fi
             cat "$bin/$name.libevent.err" >&2
             echo "FAIL: $name against Debian's libevent (the test itself is wrong)"
             exit 1
