@@ -45,11 +45,36 @@ use hickory_proto::rr::Name;
 use revent::{EventBase, EventId, Fired, What};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
+
+/// Request keys are a counter of the resolver's own, never chosen by a peer, so they need no
+/// keyed (SipHash) hashing against collisions: one multiplication spreads them (an odd factor keeps
+/// consecutive keys in distinct buckets, and mixes the top bits hashbrown tags entries with).
+type KeyHash = BuildHasherDefault<KeyHasher>;
+
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// What a request's callback receives.
 pub type Outcome = Result<Answer, DnsError>;
@@ -198,7 +223,7 @@ struct Inner {
     me: Weak<RefCell<Inner>>,
     conf: ResolvConf,
     servers: Vec<Server>,
-    reqs: HashMap<u64, Req>,
+    reqs: HashMap<u64, Req, KeyHash>,
     next_key: u64,
     inflight: usize,
     queue: VecDeque<u64>,
@@ -237,7 +262,7 @@ impl Resolver {
                 me: me.clone(),
                 conf,
                 servers,
-                reqs: HashMap::new(),
+                reqs: HashMap::default(),
                 next_key: 1,
                 inflight: 0,
                 queue: VecDeque::new(),
