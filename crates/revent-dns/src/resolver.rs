@@ -12,6 +12,9 @@
 //! connecting, watching and closing one per query, which cost most of a lookup's time. The pool
 //! is emptied (sockets closed) whenever no request is pending; datagrams that reach a pooled
 //! socket are read and dropped.
+//! The requests' timers are pooled the same way (a finished request's timer event, disarmed, is
+//! the next request's), and armed on the base's common timeout (a FIFO queue, O(1) to arm and
+//! disarm, since every transmission waits the same `timeout`).
 //!
 //! - **Timeout**: the transmission is dropped and, unless the request has been sent `attempts`
 //!   times, sent again to the next nameserver. So a request fails with [`DnsError::Timeout`] after
@@ -177,6 +180,14 @@ struct Pooled {
     route: Rc<Cell<u64>>,
 }
 
+/// A request's timer: a one-shot timer event whose `route` names the request it is armed for (0
+/// while it waits in the resolver's pool). Finished requests hand it on to the next request
+/// rather than freeing it, so a lookup costs no event allocation and no callback box.
+struct Timer {
+    ev: EventId,
+    route: Rc<Cell<u64>>,
+}
+
 /// One query on the wire: its socket, the event watching it, and the question it asked.
 struct Tx {
     id: u16,
@@ -208,7 +219,7 @@ struct Req {
     cb: Option<Callback>,
     /// In flight (counted in `inflight`), as opposed to queued or about to fail.
     started: bool,
-    timer: Option<EventId>,
+    timer: Option<Timer>,
     tx: Option<Tx>,
     /// Transmissions of the current name.
     sent: u32,
@@ -236,6 +247,12 @@ struct Inner {
     /// Set by [`Resolver::clear_nameservers_and_suspend`]: requests queue until `resume`.
     suspended: bool,
     hosts: Hosts,
+    /// Timers of finished requests, not pending, for the next requests (emptied with the socket
+    /// pools).
+    timer_pool: Vec<Timer>,
+    /// The timeout registered as a common timeout in the base (its timers then go on a FIFO queue,
+    /// O(1) to arm and disarm, rather than in the base's heap).
+    common: Option<Duration>,
     /// An event never added, in the base the resolver's events live in; its callback owns the
     /// `Rc` this `Weak` points to, so the `Weak` dies with the base.
     marker: Option<(EventId, Weak<()>)>,
@@ -273,6 +290,8 @@ impl Resolver {
                 shut: false,
                 suspended: false,
                 hosts: Hosts::new(),
+                timer_pool: Vec::new(),
+                common: None,
                 marker: None,
             })
         });
@@ -754,6 +773,8 @@ impl Inner {
                 // Their events went with the base; the sockets close here.
                 s.pool.clear();
             }
+            self.timer_pool.clear();
+            self.common = None;
         }
         let token = Rc::new(());
         let weak = Rc::downgrade(&token);
@@ -801,14 +822,27 @@ impl Inner {
     }
 
     fn start(&mut self, base: &mut EventBase, key: u64) {
-        let rc = self.rc();
-        let timer = base.new_timer(move |base, _| {
-            rc.borrow_mut()
-                .on_event(base, key, Event::Failed { timeout: true });
-            run_done(&rc, base);
-        });
+        let timer = match self.timer_pool.pop() {
+            Some(t) => {
+                t.route.set(key);
+                t
+            }
+            None => {
+                let route = Rc::new(Cell::new(key));
+                let (rc, r) = (self.rc(), route.clone());
+                let ev = base.new_timer(move |base, _| {
+                    let key = r.get();
+                    if key != 0 {
+                        rc.borrow_mut()
+                            .on_event(base, key, Event::Failed { timeout: true });
+                        run_done(&rc, base);
+                    }
+                });
+                Timer { ev, route }
+            }
+        };
         let Some(req) = self.reqs.get_mut(&key) else {
-            let _ = base.free(timer);
+            self.put_timer(base, timer);
             return;
         };
         req.started = true;
@@ -960,12 +994,21 @@ impl Inner {
                 let _ = base.free(p.ev);
             }
         }
+        for t in self.timer_pool.drain(..) {
+            let _ = base.free(t.ev);
+        }
     }
 
     /// Records the new transmission and re-arms the request's timer; a transmission that could
     /// not be made counts as one that failed at once.
     fn arm(&mut self, base: &mut EventBase, key: u64, tx: io::Result<Tx>) {
         let timeout = self.conf.timeout();
+        if self.common != Some(timeout) {
+            // Once per base and timeout; should the base refuse (256 common timeouts already),
+            // the timers go in its heap, as they would anyway.
+            let _ = base.init_common_timeout(timeout);
+            self.common = Some(timeout);
+        }
         let Some(req) = self.reqs.get_mut(&key) else {
             if let Ok(tx) = tx {
                 let _ = base.free(tx.ev);
@@ -975,8 +1018,8 @@ impl Inner {
         match tx {
             Ok(tx) => {
                 req.tx = Some(tx);
-                if let Some(t) = req.timer {
-                    let _ = base.add(t, Some(timeout));
+                if let Some(t) = &req.timer {
+                    let _ = base.add(t.ev, Some(timeout));
                 }
             }
             Err(_) => self.on_event(base, key, Event::LocalError),
@@ -1271,7 +1314,19 @@ impl Inner {
             self.release(base, tx, true);
         }
         if let Some(t) = req.timer.take() {
-            let _ = base.free(t);
+            self.put_timer(base, t);
+        }
+    }
+
+    /// A finished request's timer: disarmed (a timeout that expired and waits to run is dropped
+    /// too) and pooled for the next request, or freed if the pool is full.
+    fn put_timer(&mut self, base: &mut EventBase, t: Timer) {
+        let _ = base.del(t.ev);
+        t.route.set(0);
+        if self.timer_pool.len() < self.conf.max_inflight() {
+            self.timer_pool.push(t);
+        } else {
+            let _ = base.free(t.ev);
         }
     }
 
