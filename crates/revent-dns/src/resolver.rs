@@ -188,10 +188,10 @@ struct Timer {
     route: Rc<Cell<u64>>,
 }
 
-/// One query on the wire: its socket, the event watching it, and the question it asked.
+/// One query on the wire: its socket, the event watching it, and the query as sent (its id and
+/// its name in the 0x20 case chosen, which a reply must echo).
 struct Tx {
-    id: u16,
-    qname: Name,
+    query: Vec<u8>,
     kind: Kind,
     ev: EventId,
     io: Io,
@@ -241,6 +241,8 @@ struct Inner {
     rng: Rng,
     rotate_next: usize,
     buf: Vec<u8>,
+    /// Room for the query encoder, reused.
+    scratch: Vec<u8>,
     /// Finished requests whose callbacks are still to run (outside the borrow).
     done: VecDeque<(u64, Callback, Outcome)>,
     shut: bool,
@@ -286,6 +288,7 @@ impl Resolver {
                 rng: Rng::new(),
                 rotate_next: 0,
                 buf: vec![0; MAX_MESSAGE],
+                scratch: Vec::new(),
                 done: VecDeque::new(),
                 shut: false,
                 suspended: false,
@@ -871,36 +874,43 @@ impl Inner {
 
     /// Sends the request's current name to its current server over UDP.
     fn transmit(&mut self, base: &mut EventBase, key: u64) {
-        let id = self.rng.u16();
+        let query = self.fresh_query(key);
         let Some(req) = self.reqs.get_mut(&key) else {
             return;
         };
         let old = req.tx.take();
         req.sent += 1;
-        let rng = &mut self.rng;
-        let qname = if self.conf.randomize_case() {
-            wire::randomize_case(&req.names[req.cur], || rng.bit())
-        } else {
-            req.names[req.cur].clone()
-        };
         let server = req.server;
         let kind = req.kind;
         if let Some(tx) = old {
             self.release(base, tx, true);
         }
-        let armed = match wire::encode_query(id, &qname, kind) {
-            Some(q) => self.udp_send(base, key, server, &q),
+        let armed = match query {
+            Some(q) => self
+                .udp_send(base, key, server, &q)
+                .map(|(ev, sock, route)| Tx {
+                    query: q,
+                    kind,
+                    ev,
+                    io: Io::Udp(sock),
+                    route: Some((route, server)),
+                }),
             None => Err(io::Error::other("cannot encode")),
         };
-        let armed = armed.map(|(ev, sock, route)| Tx {
-            id,
-            qname,
-            kind,
-            ev,
-            io: Io::Udp(sock),
-            route: Some((route, server)),
-        });
         self.arm(base, key, armed);
+    }
+
+    /// The query for the request's current name: a random transaction id, and (unless turned
+    /// off) a random case for each letter.
+    fn fresh_query(&mut self, key: u64) -> Option<Vec<u8>> {
+        let id = self.rng.u16();
+        let req = self.reqs.get(&key)?;
+        let mut q = wire::encode_query(id, &req.names[req.cur], req.kind, &mut self.scratch)?;
+        if self.conf.randomize_case() {
+            let rng = &mut self.rng;
+            wire::randomize_case(&mut q, || rng.bit());
+        }
+        Some(q)
     }
 
     /// Sends `query` for request `key` to `server` from a pooled socket, or from a new one
@@ -1028,23 +1038,17 @@ impl Inner {
 
     /// Asks the request's current question again over TCP, to the same server.
     fn transmit_tcp(&mut self, base: &mut EventBase, key: u64) {
-        let id = self.rng.u16();
+        let query = self.fresh_query(key);
         let Some(req) = self.reqs.get_mut(&key) else {
             return;
         };
         let old = req.tx.take();
-        let rng = &mut self.rng;
-        let qname = if self.conf.randomize_case() {
-            wire::randomize_case(&req.names[req.cur], || rng.bit())
-        } else {
-            req.names[req.cur].clone()
-        };
         let addr = self.servers[req.server].addr;
         let kind = req.kind;
         if let Some(tx) = old {
             self.release(base, tx, true);
         }
-        let made = wire::encode_query(id, &qname, kind)
+        let made = query
             .ok_or_else(|| io::Error::other("cannot encode"))
             .and_then(|q| {
                 let stream = connect_tcp(addr)?;
@@ -1062,8 +1066,7 @@ impl Inner {
                     },
                 )?;
                 Ok(Tx {
-                    id,
-                    qname,
+                    query: q,
                     kind,
                     ev,
                     io: Io::Tcp {
@@ -1091,8 +1094,7 @@ impl Inner {
             budget -= 1;
             let Some(Tx {
                 io: Io::Udp(sock),
-                id,
-                qname,
+                query,
                 kind,
                 ..
             }) = self.reqs.get(&key).and_then(|r| r.tx.as_ref())
@@ -1100,7 +1102,7 @@ impl Inner {
                 break None;
             };
             match sock.recv(&mut buf) {
-                Ok(n) => match wire::check_reply(&buf[..n], *id, qname, *kind, false) {
+                Ok(n) => match wire::check_reply(&buf[..n], query, *kind, false) {
                     Verdict::Ignore => continue,
                     v => break Some(Event::Verdict(v)),
                 },
@@ -1173,13 +1175,7 @@ impl Inner {
                     if input.len() >= 2 {
                         let len = usize::from(u16::from_be_bytes([input[0], input[1]]));
                         if input.len() >= 2 + len {
-                            let v = wire::check_reply(
-                                &input[2..2 + len],
-                                tx.id,
-                                &tx.qname,
-                                tx.kind,
-                                true,
-                            );
+                            let v = wire::check_reply(&input[2..2 + len], &tx.query, tx.kind, true);
                             let event = match v {
                                 // On a stream of its own, anything but the reply is a broken server.
                                 Verdict::Ignore => failed,
@@ -1389,9 +1385,8 @@ impl Inner {
             return;
         }
         let addr = s.addr;
-        let qname = Name::root();
         let rc = self.rc();
-        let probe = wire::encode_query(id, &qname, Kind::A)
+        let probe = wire::encode_query(id, &Name::root(), Kind::A, &mut self.scratch)
             .ok_or_else(|| io::Error::other("cannot encode"))
             .and_then(|q| {
                 let sock = bind_udp(addr, &self.conf)?;
@@ -1406,8 +1401,7 @@ impl Inner {
                     },
                 )?;
                 Ok(Tx {
-                    id,
-                    qname,
+                    query: q,
                     kind: Kind::A,
                     ev,
                     io: Io::Udp(sock),
@@ -1432,15 +1426,14 @@ impl Inner {
         let mut up = false;
         if let Some(Tx {
             io: Io::Udp(sock),
-            id,
-            qname,
+            query,
             kind,
             ..
         }) = self.servers[server].probe.as_ref()
         {
             while let Ok(n) = sock.recv(&mut buf) {
                 if !matches!(
-                    wire::check_reply(&buf[..n], *id, qname, *kind, true),
+                    wire::check_reply(&buf[..n], query, *kind, true),
                     Verdict::Ignore
                 ) {
                     up = true;

@@ -3,9 +3,15 @@
 
 use crate::answer::{Answer, Records};
 use crate::error::DnsError;
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{
+    Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
+};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use std::net::IpAddr;
+
+/// Where the question's name starts in a message: right after the 12-byte header.
+const QNAME_AT: usize = 12;
 
 /// What a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,30 +44,83 @@ pub(crate) enum Verdict {
     Error(DnsError),
 }
 
-/// The query for `name` (an FQDN, already in its 0x20 case) with transaction id `id`.
-pub(crate) fn encode_query(id: u16, name: &Name, kind: Kind) -> Option<Vec<u8>> {
-    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-    m.metadata.recursion_desired = true;
-    let mut q = Query::query(name.clone(), kind.record_type());
-    q.set_query_class(DNSClass::IN);
-    m.add_query(q);
-    m.to_vec().ok()
+/// The query for `name` (an FQDN) of type `kind`, class IN, with transaction id `id` and
+/// recursion desired: hickory-proto's encoder writing the header and the one question, the name
+/// uncompressed (the first name in a message has nothing to point to). `scratch` is reused between
+/// calls (the encoder wants 512 bytes of room); the query is returned in a buffer of its own size.
+///
+/// The bytes are the transmission's record of what was asked: [`randomize_case`] changes them in
+/// place, and [`check_reply`] compares a reply against them.
+pub(crate) fn encode_query(
+    id: u16,
+    name: &Name,
+    kind: Kind,
+    scratch: &mut Vec<u8>,
+) -> Option<Vec<u8>> {
+    scratch.clear();
+    let mut md = Metadata::new(id, MessageType::Query, OpCode::Query);
+    md.recursion_desired = true;
+    let header = Header {
+        metadata: md,
+        counts: HeaderCounts {
+            queries: 1,
+            ..HeaderCounts::default()
+        },
+    };
+    let mut enc = BinEncoder::new(scratch);
+    header.emit(&mut enc).ok()?;
+    // The name label by label (`Name::emit` would also track labels for compression).
+    for label in name.iter() {
+        enc.emit_character_data(label).ok()?;
+    }
+    enc.emit(0).ok()?;
+    kind.record_type().emit(&mut enc).ok()?;
+    DNSClass::IN.emit(&mut enc).ok()?;
+    Some(scratch.as_slice().to_vec())
 }
 
-/// Decides what `bytes` mean for the question (`id`, `name` in its exact case, `kind`, class IN).
-/// `tcp`: the reply came over TCP, where a set TC bit is not obeyed again.
-pub(crate) fn check_reply(bytes: &[u8], id: u16, name: &Name, kind: Kind, tcp: bool) -> Verdict {
+/// The labels of the question's name in a query made by [`encode_query`], as ranges of `query`.
+fn question_labels(query: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = QNAME_AT;
+    std::iter::from_fn(move || {
+        let len = usize::from(*query.get(at)?);
+        let label = at + 1..at + 1 + len;
+        if len == 0 || label.end > query.len() {
+            return None;
+        }
+        at = label.end;
+        Some(label)
+    })
+}
+
+/// Whether `name` is, label for label and byte for byte (case included), the question of `query`.
+fn asks_exactly(query: &[u8], name: &Name) -> bool {
+    let mut ours = question_labels(query);
+    name.iter()
+        .all(|label| ours.next().is_some_and(|r| &query[r] == label))
+        && ours.next().is_none()
+}
+
+/// Decides what `bytes` mean for the question of `query` (as sent: its id, its name in its exact
+/// case, its type; class IN). `tcp`: the reply came over TCP, where a set TC bit is not obeyed
+/// again.
+pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Verdict {
     let Ok(m) = Message::from_vec(bytes) else {
         return Verdict::Ignore;
     };
     let md = &m.metadata;
-    if md.id != id || md.message_type != MessageType::Response || md.op_code != OpCode::Query {
+    if query.len() < QNAME_AT
+        || md.id != u16::from_be_bytes([query[0], query[1]])
+        || md.message_type != MessageType::Response
+        || md.op_code != OpCode::Query
+    {
         return Verdict::Ignore;
     }
     let [q] = m.queries.as_slice() else {
         return Verdict::Ignore;
     };
-    if !q.name().eq_case(name)
+    let name = q.name();
+    if !asks_exactly(query, name)
         || q.query_type() != kind.record_type()
         || q.query_class() != DNSClass::IN
     {
@@ -80,14 +139,16 @@ pub(crate) fn check_reply(bytes: &[u8], id: u16, name: &Name, kind: Kind, tcp: b
         _ => return Verdict::Error(DnsError::Unknown),
     }
     // The names that answer: the question's, then the targets of a CNAME chain (bounded, so a
-    // CNAME loop ends).
-    let mut owners = vec![name.clone()];
+    // CNAME loop ends). Compared without case, as DNS names are. `aliases` stays empty, and so
+    // unallocated, for the usual reply without CNAMEs.
+    let mut aliases: Vec<&Name> = Vec::new();
+    let owns = |aliases: &[&Name], n: &Name| n == name || aliases.contains(&n);
     'chain: for _ in 0..16 {
-        let last = owners.last().expect("starts with one");
+        let last = aliases.last().copied().unwrap_or(name);
         for r in &m.answers {
             if let RData::CNAME(target) = &r.data {
-                if r.name == *last && r.dns_class == DNSClass::IN && !owners.contains(&target.0) {
-                    owners.push(target.0.clone());
+                if r.name == *last && r.dns_class == DNSClass::IN && !owns(&aliases, &target.0) {
+                    aliases.push(&target.0);
                     continue 'chain;
                 }
             }
@@ -101,7 +162,7 @@ pub(crate) fn check_reply(bytes: &[u8], id: u16, name: &Name, kind: Kind, tcp: b
         Kind::Ptr => Records::Ptr(Vec::new()),
     };
     for r in &m.answers {
-        if r.dns_class != DNSClass::IN || !owners.contains(&r.name) {
+        if r.dns_class != DNSClass::IN || !owns(&aliases, &r.name) {
             continue;
         }
         let took = match (&mut records, &r.data) {
@@ -130,7 +191,8 @@ pub(crate) fn check_reply(bytes: &[u8], id: u16, name: &Name, kind: Kind, tcp: b
     if records.is_empty() {
         return Verdict::Error(DnsError::NoData);
     }
-    let mut qname = name.to_ascii().to_ascii_lowercase();
+    let mut qname = name.to_ascii();
+    qname.make_ascii_lowercase();
     if qname.len() > 1 {
         qname.pop();
     }
@@ -155,21 +217,24 @@ pub(crate) fn fqdn(name: &str) -> Option<Name> {
     n.ok().filter(|n| n.is_fqdn() && n.num_labels() > 0)
 }
 
-/// `name` with each ASCII letter's case chosen by one bit of `bits` (0x20 randomisation; the
-/// server must echo it exactly, which a blind spoofer cannot guess).
-pub(crate) fn randomize_case(name: &Name, mut bits: impl FnMut() -> bool) -> Name {
-    let s: String = name
-        .to_ascii()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphabetic() && bits() {
-                (c as u8 ^ 0x20) as char
-            } else {
-                c
+/// Flips the case of each ASCII letter of the question's name in a query made by
+/// [`encode_query`] where `bits` says so (0x20 randomisation; the server must echo the case
+/// exactly, which a blind spoofer cannot guess). Applied to a name whose case is already random,
+/// the result is as random: each letter's new case is its old one XOR a fresh bit.
+pub(crate) fn randomize_case(query: &mut [u8], mut bits: impl FnMut() -> bool) {
+    let mut at = QNAME_AT;
+    while let Some(&len) = query.get(at) {
+        let end = at + 1 + usize::from(len);
+        if len == 0 || end > query.len() {
+            break;
+        }
+        for b in &mut query[at + 1..end] {
+            if b.is_ascii_alphabetic() && bits() {
+                *b ^= 0x20;
             }
-        })
-        .collect();
-    Name::from_ascii(&s).unwrap_or_else(|_| name.clone())
+        }
+        at = end;
+    }
 }
 
 /// The PTR name of an address: `4.3.2.1.in-addr.arpa` or the 32 nibbles under `ip6.arpa`.
@@ -196,6 +261,7 @@ pub(crate) fn reverse_name(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::op::Query;
 
     #[test]
     fn reverse_names() {
@@ -221,13 +287,106 @@ mod tests {
         assert_eq!(fqdn("Host.Example").unwrap().to_ascii(), "Host.Example.");
     }
 
+    fn query(id: u16, name: &Name, kind: Kind) -> Vec<u8> {
+        encode_query(id, name, kind, &mut Vec::new()).unwrap()
+    }
+
+    /// The question a query carries, decoded by hickory-proto.
+    fn asked(q: &[u8]) -> Query {
+        Message::from_vec(q).unwrap().queries[0].clone()
+    }
+
+    #[test]
+    fn queries_are_what_a_message_encodes() {
+        for (name, kind) in [
+            ("www.Example.com.", Kind::A),
+            ("x.", Kind::Aaaa),
+            ("1.2.0.192.in-addr.arpa.", Kind::Ptr),
+            (".", Kind::A),
+        ] {
+            let name = Name::from_ascii(name).unwrap();
+            let mut m = Message::new(0xBEEF, MessageType::Query, OpCode::Query);
+            m.metadata.recursion_desired = true;
+            m.add_query(Query::query(name.clone(), kind.record_type()));
+            assert_eq!(query(0xBEEF, &name, kind), m.to_vec().unwrap(), "{name}");
+        }
+        let mut scratch = Vec::new();
+        let a = encode_query(1, &fqdn("a.example").unwrap(), Kind::A, &mut scratch).unwrap();
+        let b = encode_query(2, &fqdn("b.example").unwrap(), Kind::A, &mut scratch).unwrap();
+        assert_eq!((a[1], b[1]), (1, 2), "scratch reused, queries apart");
+        assert_eq!(asked(&a).name().to_ascii(), "a.example.");
+    }
+
     #[test]
     fn case_randomisation_keeps_the_name() {
         let n = fqdn("www.example.com").unwrap();
-        let flipped = randomize_case(&n, || true);
+        let mut q = query(5, &n, Kind::A);
+        randomize_case(&mut q, || true);
+        let flipped = asked(&q).name().clone();
         assert_eq!(flipped.to_ascii(), "WWW.EXAMPLE.COM.");
         assert_eq!(flipped, n, "the same name");
         assert!(!flipped.eq_case(&n), "in another case");
+        // Random bits give each letter a random case; digits, hyphens and lengths are kept.
+        let n = fqdn("abcdefghijklmnopqrstuvwxyz-0123456789.example").unwrap();
+        let mut q = query(5, &n, Kind::A);
+        let mut rng = crate::rng::Rng::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20 {
+            randomize_case(&mut q, || rng.bit());
+            let got = asked(&q).name().clone();
+            assert_eq!(got, n);
+            seen.insert(got.to_ascii());
+        }
+        assert!(seen.len() > 15, "33 random bits repeat rarely: {seen:?}");
+        assert_eq!(
+            Message::from_vec(&q).unwrap().metadata.id,
+            5,
+            "the id is kept"
+        );
+    }
+
+    /// A reply counts only if it echoes the question exactly as sent: id, case, type, class.
+    #[test]
+    fn replies_must_echo_the_question_as_sent() {
+        use hickory_proto::rr::rdata::A;
+        use hickory_proto::rr::Record;
+        let n = fqdn("www.example.com").unwrap();
+        let mut q = query(77, &n, Kind::A);
+        randomize_case(&mut q, || true);
+        let reply = |id: u16, name: &Name, rt: RecordType| {
+            let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+            m.add_query(Query::query(name.clone(), rt));
+            m.add_answer(Record::from_rdata(
+                name.clone(),
+                60,
+                RData::A(A([192, 0, 2, 9].into())),
+            ));
+            m.to_vec().unwrap()
+        };
+        let upper = fqdn("WWW.EXAMPLE.COM").unwrap();
+        match check_reply(&reply(77, &upper, RecordType::A), &q, Kind::A, false) {
+            Verdict::Answer(a) => {
+                assert_eq!(a.name, "www.example.com");
+                assert_eq!(a.records, Records::Ipv4(vec![[192, 0, 2, 9].into()]));
+            }
+            v => panic!("the echo is the reply: {v:?}"),
+        }
+        let wrong_case = fqdn("WWW.EXAMPLE.COm").unwrap();
+        let longer = fqdn("WWW.EXAMPLE.COM.X").unwrap();
+        let shorter = fqdn("WWW.EXAMPLE").unwrap();
+        for bad in [
+            reply(77, &n, RecordType::A),
+            reply(77, &wrong_case, RecordType::A),
+            reply(77, &longer, RecordType::A),
+            reply(77, &shorter, RecordType::A),
+            reply(78, &upper, RecordType::A),
+            reply(77, &upper, RecordType::AAAA),
+        ] {
+            assert!(matches!(
+                check_reply(&bad, &q, Kind::A, false),
+                Verdict::Ignore
+            ));
+        }
     }
 
     /// Replies with random bytes changed, cut or appended: never a panic, and an accepted
@@ -251,7 +410,8 @@ mod tests {
             RData::A(A([192, 0, 2, 1].into())),
         ));
         let good = m.to_vec().unwrap();
-        match check_reply(&good, 99, &name, Kind::A, false) {
+        let queries = [Kind::A, Kind::Aaaa, Kind::Ptr].map(|k| (k, query(99, &name, k)));
+        match check_reply(&good, &queries[0].1, Kind::A, false) {
             Verdict::Answer(a) => assert_eq!(a.records, Records::Ipv4(vec![[192, 0, 2, 1].into()])),
             v => panic!("the CNAME chain is followed: {v:?}"),
         }
@@ -276,8 +436,8 @@ mod tests {
                     break;
                 }
             }
-            for kind in [Kind::A, Kind::Aaaa, Kind::Ptr] {
-                if let Verdict::Answer(a) = check_reply(&b, 99, &name, kind, next() % 2 == 0) {
+            for (kind, q) in &queries {
+                if let Verdict::Answer(a) = check_reply(&b, q, *kind, next() % 2 == 0) {
                     assert!(!a.records.is_empty());
                 }
             }
@@ -303,13 +463,13 @@ mod tests {
 
     #[test]
     fn query_round_trip_keeps_case() {
-        let n = randomize_case(&fqdn("abc.example").unwrap(), || true);
-        let q = encode_query(7, &n, Kind::A).unwrap();
-        let m = Message::from_vec(&q).unwrap();
-        assert!(m.queries[0].name().eq_case(&n));
+        let mut q = query(7, &fqdn("abc.example").unwrap(), Kind::A);
+        randomize_case(&mut q, || true);
+        let n = fqdn("ABC.EXAMPLE").unwrap();
+        assert!(asked(&q).name().eq_case(&n));
         // A reply to itself is not a reply: QR is clear.
         assert!(matches!(
-            check_reply(&q, 7, &n, Kind::A, false),
+            check_reply(&q.clone(), &q, Kind::A, false),
             Verdict::Ignore
         ));
     }
@@ -330,10 +490,14 @@ pub mod fuzzing {
             }
         }
         let mut accepted = 0;
+        let mut scratch = Vec::new();
         for (id, name) in &questions {
             for kind in [Kind::A, Kind::Aaaa, Kind::Ptr] {
+                let Some(query) = encode_query(*id, name, kind, &mut scratch) else {
+                    continue;
+                };
                 for tcp in [false, true] {
-                    if let Verdict::Answer(a) = check_reply(bytes, *id, name, kind, tcp) {
+                    if let Verdict::Answer(a) = check_reply(bytes, &query, kind, tcp) {
                         assert!(!a.records.is_empty(), "an answer without records");
                         accepted += 1;
                     }
