@@ -45,7 +45,7 @@ use crate::hosts::Hosts;
 use crate::rng::Rng;
 use crate::wire::{self, Kind, Verdict};
 use hickory_proto::rr::Name;
-use revent::{EventBase, EventId, Fired, What};
+use revent::{EventBase, EventId, Features, Fired, What};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -937,20 +937,58 @@ impl Inner {
         let sock = bind_udp(self.servers[server].addr, &self.conf)?;
         sock.send(query)?;
         let route = Rc::new(Cell::new(key));
-        let (rc, r) = (self.rc(), route.clone());
-        let ev = watch(
-            base,
-            sock.as_raw_fd(),
-            What::READ | What::PERSIST,
-            move |base, fired| match r.get() {
-                0 => rc.borrow_mut().drain_pooled(base, fired.id),
-                key => {
-                    rc.borrow_mut().on_udp_readable(base, key);
-                    run_done(&rc, base);
-                }
-            },
-        )?;
+        let edge = base.features().contains(Features::ET);
+        let ev = self.watch_udp(base, sock.as_raw_fd(), route.clone(), edge)?;
         Ok((ev, sock, route))
+    }
+
+    /// Watches a query socket: readiness goes to the request `route` names, or (0) drains the
+    /// socket in its pool.
+    ///
+    /// Edge-triggered where the backend can (epoll): the kernel then reports each arrival once,
+    /// instead of reporting the socket again at the next wait, where a level-triggered epoll polls
+    /// every socket that had a reply once more only to find it empty (with a socket per query in
+    /// flight, that second poll was a tenth of the kernel's time a lookup). A wake-up reads until
+    /// the reply, so a datagram left behind (a duplicate, junk) waits for the socket's next
+    /// arrival, where it is read first and dropped. A socket flooded past the wake-up's budget is
+    /// watched level-triggered from then on ([`Inner::level_trigger`]), so that what is left
+    /// wakes it again without holding the loop.
+    fn watch_udp(
+        &self,
+        base: &mut EventBase,
+        fd: RawFd,
+        route: Rc<Cell<u64>>,
+        edge: bool,
+    ) -> io::Result<EventId> {
+        let rc = self.rc();
+        let mut what = What::READ | What::PERSIST;
+        if edge {
+            what |= What::ET;
+        }
+        watch(base, fd, what, move |base, fired| match route.get() {
+            0 => rc.borrow_mut().drain_pooled(base, fired.id),
+            key => {
+                rc.borrow_mut().on_udp_readable(base, key);
+                run_done(&rc, base);
+            }
+        })
+    }
+
+    /// After a wake-up that stopped at its budget with datagrams perhaps left: an edge-triggered
+    /// socket would not be woken for those, so it is watched level-triggered from now on (a
+    /// socket that sees floods is not worth the saving). Returns the event now watching it.
+    fn level_trigger(
+        &mut self,
+        base: &mut EventBase,
+        ev: EventId,
+        fd: RawFd,
+        route: &Rc<Cell<u64>>,
+    ) -> io::Result<EventId> {
+        if !base.event_info(ev).is_ok_and(|i| i.what.contains(What::ET)) {
+            return Ok(ev);
+        }
+        let _ = base.free(ev);
+        self.watch_udp(base, fd, route.clone(), false)
     }
 
     /// Ends a transmission: its UDP socket goes to its server's pool if `reuse` (and the pool is
@@ -987,11 +1025,37 @@ impl Inner {
             return;
         };
         let mut buf = [0u8; 512];
+        let mut emptied = false;
         for _ in 0..64 {
             match p.sock.recv(&mut buf) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+                Err(_) => {
+                    emptied = true;
+                    break;
+                }
+            }
+        }
+        if !emptied {
+            let (fd, route) = (p.sock.as_raw_fd(), p.route.clone());
+            let now = self.level_trigger(base, ev, fd, &route);
+            let pooled = self
+                .servers
+                .iter_mut()
+                .flat_map(|s| s.pool.iter_mut())
+                .find(|p| p.ev == ev);
+            match (now, pooled) {
+                (Ok(now), Some(p)) => p.ev = now,
+                // No event could watch it: the socket leaves the pool and closes.
+                (Err(_), Some(_)) => {
+                    for s in &mut self.servers {
+                        s.pool.retain(|p| p.ev != ev);
+                    }
+                }
+                (Ok(now), None) => {
+                    let _ = base.free(now);
+                }
+                (Err(_), None) => {}
             }
         }
     }
@@ -1085,11 +1149,12 @@ impl Inner {
     fn on_udp_readable(&mut self, base: &mut EventBase, key: u64) {
         let mut buf = std::mem::take(&mut self.buf);
         // A bounded number of datagrams a wake-up, so a flood of junk cannot hold the loop (the
-        // event is level-triggered: the rest wake it again).
+        // rest wake the socket again: it is level-triggered, or made so by `flooded`).
         let mut budget = 64;
         let event = loop {
             if budget == 0 {
-                break None;
+                self.buf = buf;
+                return self.flooded(base, key);
             }
             budget -= 1;
             let Some(Tx {
@@ -1115,6 +1180,32 @@ impl Inner {
         self.buf = buf;
         if let Some(event) = event {
             self.on_event(base, key, event);
+        }
+    }
+
+    /// A request's socket used up a wake-up's budget on junk: see [`Inner::level_trigger`].
+    fn flooded(&mut self, base: &mut EventBase, key: u64) {
+        let Some(tx) = self.reqs.get(&key).and_then(|r| r.tx.as_ref()) else {
+            return;
+        };
+        let (Io::Udp(sock), Some((route, _))) = (&tx.io, &tx.route) else {
+            return;
+        };
+        let (ev, fd, route) = (tx.ev, sock.as_raw_fd(), route.clone());
+        match self.level_trigger(base, ev, fd, &route) {
+            Ok(now) => {
+                if let Some(tx) = self.reqs.get_mut(&key).and_then(|r| r.tx.as_mut()) {
+                    tx.ev = now;
+                }
+            }
+            // The socket cannot be watched any more: this transmission is lost (the socket is
+            // not pooled; the next attempt goes out on another).
+            Err(_) => {
+                if let Some(tx) = self.reqs.get_mut(&key).and_then(|r| r.tx.as_mut()) {
+                    tx.route = None;
+                }
+                self.on_event(base, key, Event::LocalError);
+            }
         }
     }
 
