@@ -191,16 +191,43 @@ pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> 
     if records.is_empty() {
         return Verdict::Error(DnsError::NoData);
     }
-    let mut qname = name.to_ascii();
-    qname.make_ascii_lowercase();
-    if qname.len() > 1 {
-        qname.pop();
-    }
     Verdict::Answer(Answer {
-        name: qname,
+        name: answer_name(query, name),
         ttl,
         records,
     })
+}
+
+/// The text of the name asked, for [`Answer::name`]: hickory-proto's presentation form
+/// (`to_ascii`, escapes and all), in lowercase, without the final dot. `query` is the query as
+/// sent, whose question `name` (the reply's) matched byte for byte: names whose labels need no
+/// escaping (letters, digits, `_`, and `-` but not first), the usual kind, are written straight
+/// from the query's bytes, which is the same text without `to_ascii`'s work per byte.
+fn answer_name(query: &[u8], name: &Name) -> String {
+    let slow = || {
+        let mut s = name.to_ascii();
+        s.make_ascii_lowercase();
+        if s.len() > 1 {
+            s.pop();
+        }
+        s
+    };
+    let mut out = Vec::with_capacity(query.len());
+    for label in question_labels(query) {
+        if !out.is_empty() {
+            out.push(b'.');
+        }
+        for (i, &b) in query[label].iter().enumerate() {
+            if !(b.is_ascii_alphanumeric() || b == b'_' || (b == b'-' && i > 0)) {
+                return slow();
+            }
+            out.push(b.to_ascii_lowercase());
+        }
+    }
+    if out.is_empty() {
+        return slow();
+    }
+    String::from_utf8(out).unwrap_or_else(|_| slow())
 }
 
 /// `name` as an FQDN, or `None` if it cannot be one (empty, a label over 63 bytes, over 255
@@ -343,6 +370,43 @@ mod tests {
             5,
             "the id is kept"
         );
+    }
+
+    /// The answer's name is `to_ascii`'s text, lowercased, without the final dot, whether or not
+    /// the labels take the short way.
+    #[test]
+    fn answer_names_are_the_presentation_form() {
+        let slow = |n: &Name| {
+            let mut s = n.to_ascii().to_ascii_lowercase();
+            if s.len() > 1 {
+                s.pop();
+            }
+            s
+        };
+        let labels: [&[u8]; 12] = [
+            b"www",
+            b"Example",
+            b"COM",
+            b"a-b",
+            b"-lead",
+            b"_srv",
+            b"*",
+            b"dot.ted",
+            b"sp ace",
+            b"\\x",
+            b"\xe9t\xe9",
+            b"0",
+        ];
+        let name = |labels: &[&[u8]]| Name::from_labels(labels.iter().copied()).unwrap();
+        let text = |n: &Name| answer_name(&query(1, n, Kind::A), n);
+        for a in labels {
+            for b in labels {
+                let n = name(&[a, b, b"tail"]);
+                assert_eq!(text(&n), slow(&n), "{n:?}");
+            }
+        }
+        assert_eq!(text(&Name::root()), ".");
+        assert_eq!(text(&name(&[b"Host", b"EXAMPLE"])), "host.example");
     }
 
     /// A reply counts only if it echoes the question exactly as sent: id, case, type, class.
