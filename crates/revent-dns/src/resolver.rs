@@ -43,7 +43,7 @@ use crate::conf::ResolvConf;
 use crate::error::DnsError;
 use crate::hosts::Hosts;
 use crate::rng::Rng;
-use crate::wire::{self, Kind, Verdict};
+use crate::wire::{self, Kind, QName, Verdict};
 use hickory_proto::rr::Name;
 use revent::{EventBase, EventId, Features, Fired, What};
 use std::cell::{Cell, RefCell};
@@ -213,7 +213,7 @@ enum Io {
 
 struct Req {
     kind: Kind,
-    names: Vec<Name>,
+    names: Vec<QName>,
     /// Index of the candidate name being asked.
     cur: usize,
     cb: Option<Callback>,
@@ -658,7 +658,7 @@ fn run_done(rc: &Rc<RefCell<Inner>>, base: &mut EventBase) {
 /// The names to ask, in order, for `name` (libevent's search rules): as it is if it ends with a
 /// dot; else, with the search domains appended, after the name as it is if it has at least
 /// `ndots` dots, or before it otherwise.
-fn candidates(name: &str, conf: &ResolvConf) -> Vec<Name> {
+fn candidates(name: &str, conf: &ResolvConf) -> Vec<QName> {
     let Some(plain) = wire::fqdn(name) else {
         return Vec::new();
     };
@@ -669,7 +669,7 @@ fn candidates(name: &str, conf: &ResolvConf) -> Vec<Name> {
         .search()
         .iter()
         .filter_map(|d| wire::fqdn(&format!("{name}.{d}")));
-    let mut out: Vec<Name> = Vec::new();
+    let mut out: Vec<QName> = Vec::new();
     if name.matches('.').count() as u32 >= conf.ndots() {
         out.push(plain);
         out.extend(searched);
@@ -677,9 +677,9 @@ fn candidates(name: &str, conf: &ResolvConf) -> Vec<Name> {
         out.extend(searched);
         out.push(plain);
     }
-    let mut unique: Vec<Name> = Vec::with_capacity(out.len());
+    let mut unique: Vec<QName> = Vec::with_capacity(out.len());
     for n in out {
-        if !unique.contains(&n) {
+        if !unique.iter().any(|u| u.same(&n)) {
             unique.push(n);
         }
     }
@@ -905,7 +905,7 @@ impl Inner {
     fn fresh_query(&mut self, key: u64) -> Option<Vec<u8>> {
         let id = self.rng.u16();
         let req = self.reqs.get(&key)?;
-        let mut q = wire::encode_query(id, &req.names[req.cur], req.kind, &mut self.scratch)?;
+        let mut q = req.names[req.cur].query(id, req.kind, &mut self.scratch)?;
         if self.conf.randomize_case() {
             let rng = &mut self.rng;
             wire::randomize_case(&mut q, || rng.bit());
@@ -1477,7 +1477,7 @@ impl Inner {
         }
         let addr = s.addr;
         let rc = self.rc();
-        let probe = wire::encode_query(id, &Name::root(), Kind::A, &mut self.scratch)
+        let probe = wire::encode_query(id, Name::root().iter(), Kind::A, &mut self.scratch)
             .ok_or_else(|| io::Error::other("cannot encode"))
             .and_then(|q| {
                 let sock = bind_udp(addr, &self.conf)?;

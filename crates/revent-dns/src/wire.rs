@@ -44,16 +44,49 @@ pub(crate) enum Verdict {
     Error(DnsError),
 }
 
-/// The query for `name` (an FQDN) of type `kind`, class IN, with transaction id `id` and
+/// A name to ask (an FQDN), checked. Most names are plain (labels of letters, digits, `_` and `-`
+/// not first): those are kept as their text, which is all the query needs, rather than parsed
+/// into a hickory-proto `Name` (its parser, with escapes and a new `Name` a label, was a fifth of
+/// a lookup's work). Anything else is parsed by hickory-proto.
+#[derive(Clone, Debug)]
+pub(crate) enum QName {
+    /// The labels separated by dots, no final dot.
+    Plain(String),
+    Parsed(Name),
+}
+
+impl QName {
+    /// The query for this name: [`encode_query`].
+    pub(crate) fn query(&self, id: u16, kind: Kind, scratch: &mut Vec<u8>) -> Option<Vec<u8>> {
+        match self {
+            QName::Plain(s) => encode_query(id, s.split('.').map(str::as_bytes), kind, scratch),
+            QName::Parsed(n) => encode_query(id, n.iter(), kind, scratch),
+        }
+    }
+
+    /// Whether two names are the same name (without regard to case, as DNS names are compared).
+    pub(crate) fn same(&self, other: &QName) -> bool {
+        fn labels(q: &QName) -> Vec<&[u8]> {
+            match q {
+                QName::Plain(s) => s.split('.').map(str::as_bytes).collect(),
+                QName::Parsed(n) => n.iter().collect(),
+            }
+        }
+        let (a, b) = (labels(self), labels(other));
+        a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.eq_ignore_ascii_case(y))
+    }
+}
+
+/// The query for `name` (an FQDN's labels) of type `kind`, class IN, with transaction id `id` and
 /// recursion desired: hickory-proto's encoder writing the header and the one question, the name
 /// uncompressed (the first name in a message has nothing to point to). `scratch` is reused between
 /// calls (the encoder wants 512 bytes of room); the query is returned in a buffer of its own size.
 ///
 /// The bytes are the transmission's record of what was asked: [`randomize_case`] changes them in
 /// place, and [`check_reply`] compares a reply against them.
-pub(crate) fn encode_query(
+pub(crate) fn encode_query<'a>(
     id: u16,
-    name: &Name,
+    name: impl IntoIterator<Item = &'a [u8]>,
     kind: Kind,
     scratch: &mut Vec<u8>,
 ) -> Option<Vec<u8>> {
@@ -70,7 +103,7 @@ pub(crate) fn encode_query(
     let mut enc = BinEncoder::new(scratch);
     header.emit(&mut enc).ok()?;
     // The name label by label (`Name::emit` would also track labels for compression).
-    for label in name.iter() {
+    for label in name {
         enc.emit_character_data(label).ok()?;
     }
     enc.emit(0).ok()?;
@@ -232,10 +265,30 @@ fn answer_name(query: &[u8], name: &Name) -> String {
 
 /// `name` as an FQDN, or `None` if it cannot be one (empty, a label over 63 bytes, over 255
 /// bytes in all, empty labels, not ASCII).
-pub(crate) fn fqdn(name: &str) -> Option<Name> {
+pub(crate) fn fqdn(name: &str) -> Option<QName> {
     if name.is_empty() || !name.is_ascii() || name.contains("..") || name.starts_with('.') {
         return None;
     }
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    // What hickory-proto's parser accepts of such a name: labels of 1 to 63 bytes, and 255 bytes
+    // in all on the wire (a length byte a label, and the root's).
+    if bare.len() + 2 <= 255 && bare.split('.').all(plain_label) {
+        return Some(QName::Plain(bare.to_string()));
+    }
+    parse_fqdn(name).map(QName::Parsed)
+}
+
+/// A label that hickory-proto's parser takes as it is, of a length it accepts.
+fn plain_label(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && label
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_alphanumeric() || b == b'_' || (b == b'-' && i > 0))
+}
+
+/// `name` parsed by hickory-proto as an FQDN.
+fn parse_fqdn(name: &str) -> Option<Name> {
     let n = if name.ends_with('.') {
         Name::from_ascii(name)
     } else {
@@ -302,6 +355,49 @@ mod tests {
         );
     }
 
+    /// Plain names are taken exactly when hickory-proto's parser takes them, as the same labels.
+    #[test]
+    fn plain_names_are_what_the_parser_makes() {
+        let long = ["abcdefghi"; 25].join(".");
+        let longest = format!("{long}.x");
+        let too_long = format!("{long}.xy");
+        let max_label = "x".repeat(63);
+        let over_label = "x".repeat(64);
+        for text in [
+            "www.Example.com",
+            "www.Example.com.",
+            "h12345.bench.example",
+            "_srv._tcp.x",
+            "a-b.c-d",
+            "-a.b",
+            "a.-b",
+            "0.1.2.3",
+            "single",
+            long.as_str(),
+            longest.as_str(),
+            too_long.as_str(),
+            max_label.as_str(),
+            over_label.as_str(),
+            "a*b.c",
+            "*.c",
+            "a\\.b.c",
+            "a\\065.c",
+            "sp ace.c",
+        ] {
+            let parsed = parse_fqdn(text);
+            let ours = fqdn(text);
+            assert_eq!(ours.is_some(), parsed.is_some(), "{text}");
+            if let (Some(q), Some(n)) = (&ours, &parsed) {
+                let wire = q.query(1, Kind::A, &mut Vec::new()).unwrap();
+                assert!(asked(&wire).name().eq_case(n), "{text}");
+                assert!(q.same(&QName::Parsed(n.clone())), "{text}");
+            }
+        }
+        assert!(matches!(fqdn("h1.bench.example"), Some(QName::Plain(_))));
+        assert!(fqdn("A.b").unwrap().same(&fqdn("a.B.").unwrap()));
+        assert!(!fqdn("a.b").unwrap().same(&fqdn("a.b.c").unwrap()));
+    }
+
     #[test]
     fn names_that_cannot_be_sent() {
         assert!(fqdn("").is_none());
@@ -311,11 +407,14 @@ mod tests {
         assert!(fqdn(&["abcdefghi"; 30].join(".")).is_none());
         assert!(fqdn("ünïcode.example").is_none());
         assert!(fqdn("host.example.").is_some());
-        assert_eq!(fqdn("Host.Example").unwrap().to_ascii(), "Host.Example.");
+        assert_eq!(
+            parse_fqdn("Host.Example").unwrap().to_ascii(),
+            "Host.Example."
+        );
     }
 
     fn query(id: u16, name: &Name, kind: Kind) -> Vec<u8> {
-        encode_query(id, name, kind, &mut Vec::new()).unwrap()
+        encode_query(id, name.iter(), kind, &mut Vec::new()).unwrap()
     }
 
     /// The question a query carries, decoded by hickory-proto.
@@ -338,15 +437,15 @@ mod tests {
             assert_eq!(query(0xBEEF, &name, kind), m.to_vec().unwrap(), "{name}");
         }
         let mut scratch = Vec::new();
-        let a = encode_query(1, &fqdn("a.example").unwrap(), Kind::A, &mut scratch).unwrap();
-        let b = encode_query(2, &fqdn("b.example").unwrap(), Kind::A, &mut scratch).unwrap();
+        let a = encode_query(1, &parse_fqdn("a.example").unwrap(), Kind::A, &mut scratch).unwrap();
+        let b = encode_query(2, &parse_fqdn("b.example").unwrap(), Kind::A, &mut scratch).unwrap();
         assert_eq!((a[1], b[1]), (1, 2), "scratch reused, queries apart");
         assert_eq!(asked(&a).name().to_ascii(), "a.example.");
     }
 
     #[test]
     fn case_randomisation_keeps_the_name() {
-        let n = fqdn("www.example.com").unwrap();
+        let n = parse_fqdn("www.example.com").unwrap();
         let mut q = query(5, &n, Kind::A);
         randomize_case(&mut q, || true);
         let flipped = asked(&q).name().clone();
@@ -354,7 +453,7 @@ mod tests {
         assert_eq!(flipped, n, "the same name");
         assert!(!flipped.eq_case(&n), "in another case");
         // Random bits give each letter a random case; digits, hyphens and lengths are kept.
-        let n = fqdn("abcdefghijklmnopqrstuvwxyz-0123456789.example").unwrap();
+        let n = parse_fqdn("abcdefghijklmnopqrstuvwxyz-0123456789.example").unwrap();
         let mut q = query(5, &n, Kind::A);
         let mut rng = crate::rng::Rng::new();
         let mut seen = std::collections::HashSet::new();
@@ -414,7 +513,7 @@ mod tests {
     fn replies_must_echo_the_question_as_sent() {
         use hickory_proto::rr::rdata::A;
         use hickory_proto::rr::Record;
-        let n = fqdn("www.example.com").unwrap();
+        let n = parse_fqdn("www.example.com").unwrap();
         let mut q = query(77, &n, Kind::A);
         randomize_case(&mut q, || true);
         let reply = |id: u16, name: &Name, rt: RecordType| {
@@ -427,7 +526,7 @@ mod tests {
             ));
             m.to_vec().unwrap()
         };
-        let upper = fqdn("WWW.EXAMPLE.COM").unwrap();
+        let upper = parse_fqdn("WWW.EXAMPLE.COM").unwrap();
         match check_reply(&reply(77, &upper, RecordType::A), &q, Kind::A, false) {
             Verdict::Answer(a) => {
                 assert_eq!(a.name, "www.example.com");
@@ -435,9 +534,9 @@ mod tests {
             }
             v => panic!("the echo is the reply: {v:?}"),
         }
-        let wrong_case = fqdn("WWW.EXAMPLE.COm").unwrap();
-        let longer = fqdn("WWW.EXAMPLE.COM.X").unwrap();
-        let shorter = fqdn("WWW.EXAMPLE").unwrap();
+        let wrong_case = parse_fqdn("WWW.EXAMPLE.COm").unwrap();
+        let longer = parse_fqdn("WWW.EXAMPLE.COM.X").unwrap();
+        let shorter = parse_fqdn("WWW.EXAMPLE").unwrap();
         for bad in [
             reply(77, &n, RecordType::A),
             reply(77, &wrong_case, RecordType::A),
@@ -459,10 +558,10 @@ mod tests {
     fn mangled_replies_never_panic() {
         use hickory_proto::rr::rdata::{A, CNAME};
         use hickory_proto::rr::Record;
-        let name = fqdn("www.example.com").unwrap();
+        let name = parse_fqdn("www.example.com").unwrap();
         let mut m = Message::new(99, MessageType::Response, OpCode::Query);
         m.add_query(Query::query(name.clone(), RecordType::A));
-        let alias = fqdn("alias.example.com").unwrap();
+        let alias = parse_fqdn("alias.example.com").unwrap();
         m.add_answer(Record::from_rdata(
             name.clone(),
             60,
@@ -512,7 +611,7 @@ mod tests {
     fn the_fuzz_entry_point_reaches_answers() {
         use hickory_proto::rr::rdata::A;
         use hickory_proto::rr::Record;
-        let name = fqdn("Fuzz.example").unwrap();
+        let name = parse_fqdn("Fuzz.example").unwrap();
         let mut m = Message::new(7, MessageType::Response, OpCode::Query);
         m.add_query(Query::query(name.clone(), RecordType::A));
         m.add_answer(Record::from_rdata(
@@ -527,9 +626,9 @@ mod tests {
 
     #[test]
     fn query_round_trip_keeps_case() {
-        let mut q = query(7, &fqdn("abc.example").unwrap(), Kind::A);
+        let mut q = query(7, &parse_fqdn("abc.example").unwrap(), Kind::A);
         randomize_case(&mut q, || true);
-        let n = fqdn("ABC.EXAMPLE").unwrap();
+        let n = parse_fqdn("ABC.EXAMPLE").unwrap();
         assert!(asked(&q).name().eq_case(&n));
         // A reply to itself is not a reply: QR is clear.
         assert!(matches!(
@@ -557,7 +656,7 @@ pub mod fuzzing {
         let mut scratch = Vec::new();
         for (id, name) in &questions {
             for kind in [Kind::A, Kind::Aaaa, Kind::Ptr] {
-                let Some(query) = encode_query(*id, name, kind, &mut scratch) else {
+                let Some(query) = encode_query(*id, name.iter(), kind, &mut scratch) else {
                     continue;
                 };
                 for tcp in [false, true] {
