@@ -12,6 +12,9 @@
 //! connecting, watching and closing one per query, which cost most of a lookup's time. The pool
 //! is emptied (sockets closed) whenever no request is pending; datagrams that reach a pooled
 //! socket are read and dropped.
+//! The requests' timers are pooled the same way (a finished request's timer event, disarmed, is
+//! the next request's), and armed on the base's common timeout (a FIFO queue, O(1) to arm and
+//! disarm, since every transmission waits the same `timeout`).
 //!
 //! - **Timeout**: the transmission is dropped and, unless the request has been sent `attempts`
 //!   times, sent again to the next nameserver. So a request fails with [`DnsError::Timeout`] after
@@ -40,16 +43,41 @@ use crate::conf::ResolvConf;
 use crate::error::DnsError;
 use crate::hosts::Hosts;
 use crate::rng::Rng;
-use crate::wire::{self, Kind, Verdict};
+use crate::wire::{self, Kind, QName, Verdict};
 use hickory_proto::rr::Name;
-use revent::{EventBase, EventId, Fired, What};
+use revent::{EventBase, EventId, Features, Fired, What};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
+
+/// Request keys are a counter of the resolver's own, never chosen by a peer, so they need no
+/// keyed (SipHash) hashing against collisions: one multiplication spreads them (an odd factor keeps
+/// consecutive keys in distinct buckets, and mixes the top bits hashbrown tags entries with).
+type KeyHash = BuildHasherDefault<KeyHasher>;
+
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// What a request's callback receives.
 pub type Outcome = Result<Answer, DnsError>;
@@ -152,10 +180,18 @@ struct Pooled {
     route: Rc<Cell<u64>>,
 }
 
-/// One query on the wire: its socket, the event watching it, and the question it asked.
+/// A request's timer: a one-shot timer event whose `route` names the request it is armed for (0
+/// while it waits in the resolver's pool). Finished requests hand it on to the next request
+/// rather than freeing it, so a lookup costs no event allocation and no callback box.
+struct Timer {
+    ev: EventId,
+    route: Rc<Cell<u64>>,
+}
+
+/// One query on the wire: its socket, the event watching it, and the query as sent (its id and
+/// its name in the 0x20 case chosen, which a reply must echo).
 struct Tx {
-    id: u16,
-    qname: Name,
+    query: Vec<u8>,
     kind: Kind,
     ev: EventId,
     io: Io,
@@ -177,13 +213,13 @@ enum Io {
 
 struct Req {
     kind: Kind,
-    names: Vec<Name>,
+    names: Vec<QName>,
     /// Index of the candidate name being asked.
     cur: usize,
     cb: Option<Callback>,
     /// In flight (counted in `inflight`), as opposed to queued or about to fail.
     started: bool,
-    timer: Option<EventId>,
+    timer: Option<Timer>,
     tx: Option<Tx>,
     /// Transmissions of the current name.
     sent: u32,
@@ -198,19 +234,27 @@ struct Inner {
     me: Weak<RefCell<Inner>>,
     conf: ResolvConf,
     servers: Vec<Server>,
-    reqs: HashMap<u64, Req>,
+    reqs: HashMap<u64, Req, KeyHash>,
     next_key: u64,
     inflight: usize,
     queue: VecDeque<u64>,
     rng: Rng,
     rotate_next: usize,
     buf: Vec<u8>,
+    /// Room for the query encoder, reused.
+    scratch: Vec<u8>,
     /// Finished requests whose callbacks are still to run (outside the borrow).
     done: VecDeque<(u64, Callback, Outcome)>,
     shut: bool,
     /// Set by [`Resolver::clear_nameservers_and_suspend`]: requests queue until `resume`.
     suspended: bool,
     hosts: Hosts,
+    /// Timers of finished requests, not pending, for the next requests (emptied with the socket
+    /// pools).
+    timer_pool: Vec<Timer>,
+    /// The timeout registered as a common timeout in the base (its timers then go on a FIFO queue,
+    /// O(1) to arm and disarm, rather than in the base's heap).
+    common: Option<Duration>,
     /// An event never added, in the base the resolver's events live in; its callback owns the
     /// `Rc` this `Weak` points to, so the `Weak` dies with the base.
     marker: Option<(EventId, Weak<()>)>,
@@ -237,17 +281,20 @@ impl Resolver {
                 me: me.clone(),
                 conf,
                 servers,
-                reqs: HashMap::new(),
+                reqs: HashMap::default(),
                 next_key: 1,
                 inflight: 0,
                 queue: VecDeque::new(),
                 rng: Rng::new(),
                 rotate_next: 0,
                 buf: vec![0; MAX_MESSAGE],
+                scratch: Vec::new(),
                 done: VecDeque::new(),
                 shut: false,
                 suspended: false,
                 hosts: Hosts::new(),
+                timer_pool: Vec::new(),
+                common: None,
                 marker: None,
             })
         });
@@ -611,7 +658,7 @@ fn run_done(rc: &Rc<RefCell<Inner>>, base: &mut EventBase) {
 /// The names to ask, in order, for `name` (libevent's search rules): as it is if it ends with a
 /// dot; else, with the search domains appended, after the name as it is if it has at least
 /// `ndots` dots, or before it otherwise.
-fn candidates(name: &str, conf: &ResolvConf) -> Vec<Name> {
+fn candidates(name: &str, conf: &ResolvConf) -> Vec<QName> {
     let Some(plain) = wire::fqdn(name) else {
         return Vec::new();
     };
@@ -622,7 +669,7 @@ fn candidates(name: &str, conf: &ResolvConf) -> Vec<Name> {
         .search()
         .iter()
         .filter_map(|d| wire::fqdn(&format!("{name}.{d}")));
-    let mut out: Vec<Name> = Vec::new();
+    let mut out: Vec<QName> = Vec::new();
     if name.matches('.').count() as u32 >= conf.ndots() {
         out.push(plain);
         out.extend(searched);
@@ -630,9 +677,9 @@ fn candidates(name: &str, conf: &ResolvConf) -> Vec<Name> {
         out.extend(searched);
         out.push(plain);
     }
-    let mut unique: Vec<Name> = Vec::with_capacity(out.len());
+    let mut unique: Vec<QName> = Vec::with_capacity(out.len());
     for n in out {
-        if !unique.contains(&n) {
+        if !unique.iter().any(|u| u.same(&n)) {
             unique.push(n);
         }
     }
@@ -729,6 +776,8 @@ impl Inner {
                 // Their events went with the base; the sockets close here.
                 s.pool.clear();
             }
+            self.timer_pool.clear();
+            self.common = None;
         }
         let token = Rc::new(());
         let weak = Rc::downgrade(&token);
@@ -776,14 +825,27 @@ impl Inner {
     }
 
     fn start(&mut self, base: &mut EventBase, key: u64) {
-        let rc = self.rc();
-        let timer = base.new_timer(move |base, _| {
-            rc.borrow_mut()
-                .on_event(base, key, Event::Failed { timeout: true });
-            run_done(&rc, base);
-        });
+        let timer = match self.timer_pool.pop() {
+            Some(t) => {
+                t.route.set(key);
+                t
+            }
+            None => {
+                let route = Rc::new(Cell::new(key));
+                let (rc, r) = (self.rc(), route.clone());
+                let ev = base.new_timer(move |base, _| {
+                    let key = r.get();
+                    if key != 0 {
+                        rc.borrow_mut()
+                            .on_event(base, key, Event::Failed { timeout: true });
+                        run_done(&rc, base);
+                    }
+                });
+                Timer { ev, route }
+            }
+        };
         let Some(req) = self.reqs.get_mut(&key) else {
-            let _ = base.free(timer);
+            self.put_timer(base, timer);
             return;
         };
         req.started = true;
@@ -812,36 +874,43 @@ impl Inner {
 
     /// Sends the request's current name to its current server over UDP.
     fn transmit(&mut self, base: &mut EventBase, key: u64) {
-        let id = self.rng.u16();
+        let query = self.fresh_query(key);
         let Some(req) = self.reqs.get_mut(&key) else {
             return;
         };
         let old = req.tx.take();
         req.sent += 1;
-        let rng = &mut self.rng;
-        let qname = if self.conf.randomize_case() {
-            wire::randomize_case(&req.names[req.cur], || rng.bit())
-        } else {
-            req.names[req.cur].clone()
-        };
         let server = req.server;
         let kind = req.kind;
         if let Some(tx) = old {
             self.release(base, tx, true);
         }
-        let armed = match wire::encode_query(id, &qname, kind) {
-            Some(q) => self.udp_send(base, key, server, &q),
+        let armed = match query {
+            Some(q) => self
+                .udp_send(base, key, server, &q)
+                .map(|(ev, sock, route)| Tx {
+                    query: q,
+                    kind,
+                    ev,
+                    io: Io::Udp(sock),
+                    route: Some((route, server)),
+                }),
             None => Err(io::Error::other("cannot encode")),
         };
-        let armed = armed.map(|(ev, sock, route)| Tx {
-            id,
-            qname,
-            kind,
-            ev,
-            io: Io::Udp(sock),
-            route: Some((route, server)),
-        });
         self.arm(base, key, armed);
+    }
+
+    /// The query for the request's current name: a random transaction id, and (unless turned
+    /// off) a random case for each letter.
+    fn fresh_query(&mut self, key: u64) -> Option<Vec<u8>> {
+        let id = self.rng.u16();
+        let req = self.reqs.get(&key)?;
+        let mut q = req.names[req.cur].query(id, req.kind, &mut self.scratch)?;
+        if self.conf.randomize_case() {
+            let rng = &mut self.rng;
+            wire::randomize_case(&mut q, || rng.bit());
+        }
+        Some(q)
     }
 
     /// Sends `query` for request `key` to `server` from a pooled socket, or from a new one
@@ -868,20 +937,58 @@ impl Inner {
         let sock = bind_udp(self.servers[server].addr, &self.conf)?;
         sock.send(query)?;
         let route = Rc::new(Cell::new(key));
-        let (rc, r) = (self.rc(), route.clone());
-        let ev = watch(
-            base,
-            sock.as_raw_fd(),
-            What::READ | What::PERSIST,
-            move |base, fired| match r.get() {
-                0 => rc.borrow_mut().drain_pooled(base, fired.id),
-                key => {
-                    rc.borrow_mut().on_udp_readable(base, key);
-                    run_done(&rc, base);
-                }
-            },
-        )?;
+        let edge = base.features().contains(Features::ET);
+        let ev = self.watch_udp(base, sock.as_raw_fd(), route.clone(), edge)?;
         Ok((ev, sock, route))
+    }
+
+    /// Watches a query socket: readiness goes to the request `route` names, or (0) drains the
+    /// socket in its pool.
+    ///
+    /// Edge-triggered where the backend can (epoll): the kernel then reports each arrival once,
+    /// instead of reporting the socket again at the next wait, where a level-triggered epoll polls
+    /// every socket that had a reply once more only to find it empty (with a socket per query in
+    /// flight, that second poll was a tenth of the kernel's time a lookup). A wake-up reads until
+    /// the reply, so a datagram left behind (a duplicate, junk) waits for the socket's next
+    /// arrival, where it is read first and dropped. A socket flooded past the wake-up's budget is
+    /// watched level-triggered from then on ([`Inner::level_trigger`]), so that what is left
+    /// wakes it again without holding the loop.
+    fn watch_udp(
+        &self,
+        base: &mut EventBase,
+        fd: RawFd,
+        route: Rc<Cell<u64>>,
+        edge: bool,
+    ) -> io::Result<EventId> {
+        let rc = self.rc();
+        let mut what = What::READ | What::PERSIST;
+        if edge {
+            what |= What::ET;
+        }
+        watch(base, fd, what, move |base, fired| match route.get() {
+            0 => rc.borrow_mut().drain_pooled(base, fired.id),
+            key => {
+                rc.borrow_mut().on_udp_readable(base, key);
+                run_done(&rc, base);
+            }
+        })
+    }
+
+    /// After a wake-up that stopped at its budget with datagrams perhaps left: an edge-triggered
+    /// socket would not be woken for those, so it is watched level-triggered from now on (a
+    /// socket that sees floods is not worth the saving). Returns the event now watching it.
+    fn level_trigger(
+        &mut self,
+        base: &mut EventBase,
+        ev: EventId,
+        fd: RawFd,
+        route: &Rc<Cell<u64>>,
+    ) -> io::Result<EventId> {
+        if !base.event_info(ev).is_ok_and(|i| i.what.contains(What::ET)) {
+            return Ok(ev);
+        }
+        let _ = base.free(ev);
+        self.watch_udp(base, fd, route.clone(), false)
     }
 
     /// Ends a transmission: its UDP socket goes to its server's pool if `reuse` (and the pool is
@@ -918,11 +1025,37 @@ impl Inner {
             return;
         };
         let mut buf = [0u8; 512];
+        let mut emptied = false;
         for _ in 0..64 {
             match p.sock.recv(&mut buf) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+                Err(_) => {
+                    emptied = true;
+                    break;
+                }
+            }
+        }
+        if !emptied {
+            let (fd, route) = (p.sock.as_raw_fd(), p.route.clone());
+            let now = self.level_trigger(base, ev, fd, &route);
+            let pooled = self
+                .servers
+                .iter_mut()
+                .flat_map(|s| s.pool.iter_mut())
+                .find(|p| p.ev == ev);
+            match (now, pooled) {
+                (Ok(now), Some(p)) => p.ev = now,
+                // No event could watch it: the socket leaves the pool and closes.
+                (Err(_), Some(_)) => {
+                    for s in &mut self.servers {
+                        s.pool.retain(|p| p.ev != ev);
+                    }
+                }
+                (Ok(now), None) => {
+                    let _ = base.free(now);
+                }
+                (Err(_), None) => {}
             }
         }
     }
@@ -935,12 +1068,21 @@ impl Inner {
                 let _ = base.free(p.ev);
             }
         }
+        for t in self.timer_pool.drain(..) {
+            let _ = base.free(t.ev);
+        }
     }
 
     /// Records the new transmission and re-arms the request's timer; a transmission that could
     /// not be made counts as one that failed at once.
     fn arm(&mut self, base: &mut EventBase, key: u64, tx: io::Result<Tx>) {
         let timeout = self.conf.timeout();
+        if self.common != Some(timeout) {
+            // Once per base and timeout; should the base refuse (256 common timeouts already),
+            // the timers go in its heap, as they would anyway.
+            let _ = base.init_common_timeout(timeout);
+            self.common = Some(timeout);
+        }
         let Some(req) = self.reqs.get_mut(&key) else {
             if let Ok(tx) = tx {
                 let _ = base.free(tx.ev);
@@ -950,8 +1092,8 @@ impl Inner {
         match tx {
             Ok(tx) => {
                 req.tx = Some(tx);
-                if let Some(t) = req.timer {
-                    let _ = base.add(t, Some(timeout));
+                if let Some(t) = &req.timer {
+                    let _ = base.add(t.ev, Some(timeout));
                 }
             }
             Err(_) => self.on_event(base, key, Event::LocalError),
@@ -960,23 +1102,17 @@ impl Inner {
 
     /// Asks the request's current question again over TCP, to the same server.
     fn transmit_tcp(&mut self, base: &mut EventBase, key: u64) {
-        let id = self.rng.u16();
+        let query = self.fresh_query(key);
         let Some(req) = self.reqs.get_mut(&key) else {
             return;
         };
         let old = req.tx.take();
-        let rng = &mut self.rng;
-        let qname = if self.conf.randomize_case() {
-            wire::randomize_case(&req.names[req.cur], || rng.bit())
-        } else {
-            req.names[req.cur].clone()
-        };
         let addr = self.servers[req.server].addr;
         let kind = req.kind;
         if let Some(tx) = old {
             self.release(base, tx, true);
         }
-        let made = wire::encode_query(id, &qname, kind)
+        let made = query
             .ok_or_else(|| io::Error::other("cannot encode"))
             .and_then(|q| {
                 let stream = connect_tcp(addr)?;
@@ -994,8 +1130,7 @@ impl Inner {
                     },
                 )?;
                 Ok(Tx {
-                    id,
-                    qname,
+                    query: q,
                     kind,
                     ev,
                     io: Io::Tcp {
@@ -1014,17 +1149,17 @@ impl Inner {
     fn on_udp_readable(&mut self, base: &mut EventBase, key: u64) {
         let mut buf = std::mem::take(&mut self.buf);
         // A bounded number of datagrams a wake-up, so a flood of junk cannot hold the loop (the
-        // event is level-triggered: the rest wake it again).
+        // rest wake the socket again: it is level-triggered, or made so by `flooded`).
         let mut budget = 64;
         let event = loop {
             if budget == 0 {
-                break None;
+                self.buf = buf;
+                return self.flooded(base, key);
             }
             budget -= 1;
             let Some(Tx {
                 io: Io::Udp(sock),
-                id,
-                qname,
+                query,
                 kind,
                 ..
             }) = self.reqs.get(&key).and_then(|r| r.tx.as_ref())
@@ -1032,7 +1167,7 @@ impl Inner {
                 break None;
             };
             match sock.recv(&mut buf) {
-                Ok(n) => match wire::check_reply(&buf[..n], *id, qname, *kind, false) {
+                Ok(n) => match wire::check_reply(&buf[..n], query, *kind, false) {
                     Verdict::Ignore => continue,
                     v => break Some(Event::Verdict(v)),
                 },
@@ -1045,6 +1180,32 @@ impl Inner {
         self.buf = buf;
         if let Some(event) = event {
             self.on_event(base, key, event);
+        }
+    }
+
+    /// A request's socket used up a wake-up's budget on junk: see [`Inner::level_trigger`].
+    fn flooded(&mut self, base: &mut EventBase, key: u64) {
+        let Some(tx) = self.reqs.get(&key).and_then(|r| r.tx.as_ref()) else {
+            return;
+        };
+        let (Io::Udp(sock), Some((route, _))) = (&tx.io, &tx.route) else {
+            return;
+        };
+        let (ev, fd, route) = (tx.ev, sock.as_raw_fd(), route.clone());
+        match self.level_trigger(base, ev, fd, &route) {
+            Ok(now) => {
+                if let Some(tx) = self.reqs.get_mut(&key).and_then(|r| r.tx.as_mut()) {
+                    tx.ev = now;
+                }
+            }
+            // The socket cannot be watched any more: this transmission is lost (the socket is
+            // not pooled; the next attempt goes out on another).
+            Err(_) => {
+                if let Some(tx) = self.reqs.get_mut(&key).and_then(|r| r.tx.as_mut()) {
+                    tx.route = None;
+                }
+                self.on_event(base, key, Event::LocalError);
+            }
         }
     }
 
@@ -1105,13 +1266,7 @@ impl Inner {
                     if input.len() >= 2 {
                         let len = usize::from(u16::from_be_bytes([input[0], input[1]]));
                         if input.len() >= 2 + len {
-                            let v = wire::check_reply(
-                                &input[2..2 + len],
-                                tx.id,
-                                &tx.qname,
-                                tx.kind,
-                                true,
-                            );
+                            let v = wire::check_reply(&input[2..2 + len], &tx.query, tx.kind, true);
                             let event = match v {
                                 // On a stream of its own, anything but the reply is a broken server.
                                 Verdict::Ignore => failed,
@@ -1246,7 +1401,19 @@ impl Inner {
             self.release(base, tx, true);
         }
         if let Some(t) = req.timer.take() {
-            let _ = base.free(t);
+            self.put_timer(base, t);
+        }
+    }
+
+    /// A finished request's timer: disarmed (a timeout that expired and waits to run is dropped
+    /// too) and pooled for the next request, or freed if the pool is full.
+    fn put_timer(&mut self, base: &mut EventBase, t: Timer) {
+        let _ = base.del(t.ev);
+        t.route.set(0);
+        if self.timer_pool.len() < self.conf.max_inflight() {
+            self.timer_pool.push(t);
+        } else {
+            let _ = base.free(t.ev);
         }
     }
 
@@ -1309,9 +1476,8 @@ impl Inner {
             return;
         }
         let addr = s.addr;
-        let qname = Name::root();
         let rc = self.rc();
-        let probe = wire::encode_query(id, &qname, Kind::A)
+        let probe = wire::encode_query(id, Name::root().iter(), Kind::A, &mut self.scratch)
             .ok_or_else(|| io::Error::other("cannot encode"))
             .and_then(|q| {
                 let sock = bind_udp(addr, &self.conf)?;
@@ -1326,8 +1492,7 @@ impl Inner {
                     },
                 )?;
                 Ok(Tx {
-                    id,
-                    qname,
+                    query: q,
                     kind: Kind::A,
                     ev,
                     io: Io::Udp(sock),
@@ -1352,15 +1517,14 @@ impl Inner {
         let mut up = false;
         if let Some(Tx {
             io: Io::Udp(sock),
-            id,
-            qname,
+            query,
             kind,
             ..
         }) = self.servers[server].probe.as_ref()
         {
             while let Ok(n) = sock.recv(&mut buf) {
                 if !matches!(
-                    wire::check_reply(&buf[..n], *id, qname, *kind, true),
+                    wire::check_reply(&buf[..n], query, *kind, true),
                     Verdict::Ignore
                 ) {
                     up = true;

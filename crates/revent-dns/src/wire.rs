@@ -3,9 +3,15 @@
 
 use crate::answer::{Answer, Records};
 use crate::error::DnsError;
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{
+    Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
+};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use std::net::IpAddr;
+
+/// Where the question's name starts in a message: right after the 12-byte header.
+const QNAME_AT: usize = 12;
 
 /// What a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,30 +44,116 @@ pub(crate) enum Verdict {
     Error(DnsError),
 }
 
-/// The query for `name` (an FQDN, already in its 0x20 case) with transaction id `id`.
-pub(crate) fn encode_query(id: u16, name: &Name, kind: Kind) -> Option<Vec<u8>> {
-    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-    m.metadata.recursion_desired = true;
-    let mut q = Query::query(name.clone(), kind.record_type());
-    q.set_query_class(DNSClass::IN);
-    m.add_query(q);
-    m.to_vec().ok()
+/// A name to ask (an FQDN), checked. Most names are plain (labels of letters, digits, `_` and `-`
+/// not first): those are kept as their text, which is all the query needs, rather than parsed
+/// into a hickory-proto `Name` (its parser, with escapes and a new `Name` a label, was a fifth of
+/// a lookup's work). Anything else is parsed by hickory-proto.
+#[derive(Clone, Debug)]
+pub(crate) enum QName {
+    /// The labels separated by dots, no final dot.
+    Plain(String),
+    Parsed(Name),
 }
 
-/// Decides what `bytes` mean for the question (`id`, `name` in its exact case, `kind`, class IN).
-/// `tcp`: the reply came over TCP, where a set TC bit is not obeyed again.
-pub(crate) fn check_reply(bytes: &[u8], id: u16, name: &Name, kind: Kind, tcp: bool) -> Verdict {
+impl QName {
+    /// The query for this name: [`encode_query`].
+    pub(crate) fn query(&self, id: u16, kind: Kind, scratch: &mut Vec<u8>) -> Option<Vec<u8>> {
+        match self {
+            QName::Plain(s) => encode_query(id, s.split('.').map(str::as_bytes), kind, scratch),
+            QName::Parsed(n) => encode_query(id, n.iter(), kind, scratch),
+        }
+    }
+
+    /// Whether two names are the same name (without regard to case, as DNS names are compared).
+    pub(crate) fn same(&self, other: &QName) -> bool {
+        fn labels(q: &QName) -> Vec<&[u8]> {
+            match q {
+                QName::Plain(s) => s.split('.').map(str::as_bytes).collect(),
+                QName::Parsed(n) => n.iter().collect(),
+            }
+        }
+        let (a, b) = (labels(self), labels(other));
+        a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.eq_ignore_ascii_case(y))
+    }
+}
+
+/// The query for `name` (an FQDN's labels) of type `kind`, class IN, with transaction id `id` and
+/// recursion desired: hickory-proto's encoder writing the header and the one question, the name
+/// uncompressed (the first name in a message has nothing to point to). `scratch` is reused between
+/// calls (the encoder wants 512 bytes of room); the query is returned in a buffer of its own size.
+///
+/// The bytes are the transmission's record of what was asked: [`randomize_case`] changes them in
+/// place, and [`check_reply`] compares a reply against them.
+pub(crate) fn encode_query<'a>(
+    id: u16,
+    name: impl IntoIterator<Item = &'a [u8]>,
+    kind: Kind,
+    scratch: &mut Vec<u8>,
+) -> Option<Vec<u8>> {
+    scratch.clear();
+    let mut md = Metadata::new(id, MessageType::Query, OpCode::Query);
+    md.recursion_desired = true;
+    let header = Header {
+        metadata: md,
+        counts: HeaderCounts {
+            queries: 1,
+            ..HeaderCounts::default()
+        },
+    };
+    let mut enc = BinEncoder::new(scratch);
+    header.emit(&mut enc).ok()?;
+    // The name label by label (`Name::emit` would also track labels for compression).
+    for label in name {
+        enc.emit_character_data(label).ok()?;
+    }
+    enc.emit(0).ok()?;
+    kind.record_type().emit(&mut enc).ok()?;
+    DNSClass::IN.emit(&mut enc).ok()?;
+    Some(scratch.as_slice().to_vec())
+}
+
+/// The labels of the question's name in a query made by [`encode_query`], as ranges of `query`.
+fn question_labels(query: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = QNAME_AT;
+    std::iter::from_fn(move || {
+        let len = usize::from(*query.get(at)?);
+        let label = at + 1..at + 1 + len;
+        if len == 0 || label.end > query.len() {
+            return None;
+        }
+        at = label.end;
+        Some(label)
+    })
+}
+
+/// Whether `name` is, label for label and byte for byte (case included), the question of `query`.
+fn asks_exactly(query: &[u8], name: &Name) -> bool {
+    let mut ours = question_labels(query);
+    name.iter()
+        .all(|label| ours.next().is_some_and(|r| &query[r] == label))
+        && ours.next().is_none()
+}
+
+/// Decides what `bytes` mean for the question of `query` (as sent: its id, its name in its exact
+/// case, its type; class IN). `tcp`: the reply came over TCP, where a set TC bit is not obeyed
+/// again.
+pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Verdict {
     let Ok(m) = Message::from_vec(bytes) else {
         return Verdict::Ignore;
     };
     let md = &m.metadata;
-    if md.id != id || md.message_type != MessageType::Response || md.op_code != OpCode::Query {
+    if query.len() < QNAME_AT
+        || md.id != u16::from_be_bytes([query[0], query[1]])
+        || md.message_type != MessageType::Response
+        || md.op_code != OpCode::Query
+    {
         return Verdict::Ignore;
     }
     let [q] = m.queries.as_slice() else {
         return Verdict::Ignore;
     };
-    if !q.name().eq_case(name)
+    let name = q.name();
+    if !asks_exactly(query, name)
         || q.query_type() != kind.record_type()
         || q.query_class() != DNSClass::IN
     {
@@ -80,14 +172,16 @@ pub(crate) fn check_reply(bytes: &[u8], id: u16, name: &Name, kind: Kind, tcp: b
         _ => return Verdict::Error(DnsError::Unknown),
     }
     // The names that answer: the question's, then the targets of a CNAME chain (bounded, so a
-    // CNAME loop ends).
-    let mut owners = vec![name.clone()];
+    // CNAME loop ends). Compared without case, as DNS names are. `aliases` stays empty, and so
+    // unallocated, for the usual reply without CNAMEs.
+    let mut aliases: Vec<&Name> = Vec::new();
+    let owns = |aliases: &[&Name], n: &Name| n == name || aliases.contains(&n);
     'chain: for _ in 0..16 {
-        let last = owners.last().expect("starts with one");
+        let last = aliases.last().copied().unwrap_or(name);
         for r in &m.answers {
             if let RData::CNAME(target) = &r.data {
-                if r.name == *last && r.dns_class == DNSClass::IN && !owners.contains(&target.0) {
-                    owners.push(target.0.clone());
+                if r.name == *last && r.dns_class == DNSClass::IN && !owns(&aliases, &target.0) {
+                    aliases.push(&target.0);
                     continue 'chain;
                 }
             }
@@ -101,7 +195,7 @@ pub(crate) fn check_reply(bytes: &[u8], id: u16, name: &Name, kind: Kind, tcp: b
         Kind::Ptr => Records::Ptr(Vec::new()),
     };
     for r in &m.answers {
-        if r.dns_class != DNSClass::IN || !owners.contains(&r.name) {
+        if r.dns_class != DNSClass::IN || !owns(&aliases, &r.name) {
             continue;
         }
         let took = match (&mut records, &r.data) {
@@ -130,23 +224,71 @@ pub(crate) fn check_reply(bytes: &[u8], id: u16, name: &Name, kind: Kind, tcp: b
     if records.is_empty() {
         return Verdict::Error(DnsError::NoData);
     }
-    let mut qname = name.to_ascii().to_ascii_lowercase();
-    if qname.len() > 1 {
-        qname.pop();
-    }
     Verdict::Answer(Answer {
-        name: qname,
+        name: answer_name(query, name),
         ttl,
         records,
     })
 }
 
+/// The text of the name asked, for [`Answer::name`]: hickory-proto's presentation form
+/// (`to_ascii`, escapes and all), in lowercase, without the final dot. `query` is the query as
+/// sent, whose question `name` (the reply's) matched byte for byte: names whose labels need no
+/// escaping (letters, digits, `_`, and `-` but not first), the usual kind, are written straight
+/// from the query's bytes, which is the same text without `to_ascii`'s work per byte.
+fn answer_name(query: &[u8], name: &Name) -> String {
+    let slow = || {
+        let mut s = name.to_ascii();
+        s.make_ascii_lowercase();
+        if s.len() > 1 {
+            s.pop();
+        }
+        s
+    };
+    let mut out = Vec::with_capacity(query.len());
+    for label in question_labels(query) {
+        if !out.is_empty() {
+            out.push(b'.');
+        }
+        for (i, &b) in query[label].iter().enumerate() {
+            if !(b.is_ascii_alphanumeric() || b == b'_' || (b == b'-' && i > 0)) {
+                return slow();
+            }
+            out.push(b.to_ascii_lowercase());
+        }
+    }
+    if out.is_empty() {
+        return slow();
+    }
+    String::from_utf8(out).unwrap_or_else(|_| slow())
+}
+
 /// `name` as an FQDN, or `None` if it cannot be one (empty, a label over 63 bytes, over 255
 /// bytes in all, empty labels, not ASCII).
-pub(crate) fn fqdn(name: &str) -> Option<Name> {
+pub(crate) fn fqdn(name: &str) -> Option<QName> {
     if name.is_empty() || !name.is_ascii() || name.contains("..") || name.starts_with('.') {
         return None;
     }
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    // What hickory-proto's parser accepts of such a name: labels of 1 to 63 bytes, and 255 bytes
+    // in all on the wire (a length byte a label, and the root's).
+    if bare.len() + 2 <= 255 && bare.split('.').all(plain_label) {
+        return Some(QName::Plain(bare.to_string()));
+    }
+    parse_fqdn(name).map(QName::Parsed)
+}
+
+/// A label that hickory-proto's parser takes as it is, of a length it accepts.
+fn plain_label(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && label
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_alphanumeric() || b == b'_' || (b == b'-' && i > 0))
+}
+
+/// `name` parsed by hickory-proto as an FQDN.
+fn parse_fqdn(name: &str) -> Option<Name> {
     let n = if name.ends_with('.') {
         Name::from_ascii(name)
     } else {
@@ -155,21 +297,24 @@ pub(crate) fn fqdn(name: &str) -> Option<Name> {
     n.ok().filter(|n| n.is_fqdn() && n.num_labels() > 0)
 }
 
-/// `name` with each ASCII letter's case chosen by one bit of `bits` (0x20 randomisation; the
-/// server must echo it exactly, which a blind spoofer cannot guess).
-pub(crate) fn randomize_case(name: &Name, mut bits: impl FnMut() -> bool) -> Name {
-    let s: String = name
-        .to_ascii()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphabetic() && bits() {
-                (c as u8 ^ 0x20) as char
-            } else {
-                c
+/// Flips the case of each ASCII letter of the question's name in a query made by
+/// [`encode_query`] where `bits` says so (0x20 randomisation; the server must echo the case
+/// exactly, which a blind spoofer cannot guess). Applied to a name whose case is already random,
+/// the result is as random: each letter's new case is its old one XOR a fresh bit.
+pub(crate) fn randomize_case(query: &mut [u8], mut bits: impl FnMut() -> bool) {
+    let mut at = QNAME_AT;
+    while let Some(&len) = query.get(at) {
+        let end = at + 1 + usize::from(len);
+        if len == 0 || end > query.len() {
+            break;
+        }
+        for b in &mut query[at + 1..end] {
+            if b.is_ascii_alphabetic() && bits() {
+                *b ^= 0x20;
             }
-        })
-        .collect();
-    Name::from_ascii(&s).unwrap_or_else(|_| name.clone())
+        }
+        at = end;
+    }
 }
 
 /// The PTR name of an address: `4.3.2.1.in-addr.arpa` or the 32 nibbles under `ip6.arpa`.
@@ -196,6 +341,7 @@ pub(crate) fn reverse_name(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::op::Query;
 
     #[test]
     fn reverse_names() {
@@ -209,6 +355,49 @@ mod tests {
         );
     }
 
+    /// Plain names are taken exactly when hickory-proto's parser takes them, as the same labels.
+    #[test]
+    fn plain_names_are_what_the_parser_makes() {
+        let long = ["abcdefghi"; 25].join(".");
+        let longest = format!("{long}.x");
+        let too_long = format!("{long}.xy");
+        let max_label = "x".repeat(63);
+        let over_label = "x".repeat(64);
+        for text in [
+            "www.Example.com",
+            "www.Example.com.",
+            "h12345.bench.example",
+            "_srv._tcp.x",
+            "a-b.c-d",
+            "-a.b",
+            "a.-b",
+            "0.1.2.3",
+            "single",
+            long.as_str(),
+            longest.as_str(),
+            too_long.as_str(),
+            max_label.as_str(),
+            over_label.as_str(),
+            "a*b.c",
+            "*.c",
+            "a\\.b.c",
+            "a\\065.c",
+            "sp ace.c",
+        ] {
+            let parsed = parse_fqdn(text);
+            let ours = fqdn(text);
+            assert_eq!(ours.is_some(), parsed.is_some(), "{text}");
+            if let (Some(q), Some(n)) = (&ours, &parsed) {
+                let wire = q.query(1, Kind::A, &mut Vec::new()).unwrap();
+                assert!(asked(&wire).name().eq_case(n), "{text}");
+                assert!(q.same(&QName::Parsed(n.clone())), "{text}");
+            }
+        }
+        assert!(matches!(fqdn("h1.bench.example"), Some(QName::Plain(_))));
+        assert!(fqdn("A.b").unwrap().same(&fqdn("a.B.").unwrap()));
+        assert!(!fqdn("a.b").unwrap().same(&fqdn("a.b.c").unwrap()));
+    }
+
     #[test]
     fn names_that_cannot_be_sent() {
         assert!(fqdn("").is_none());
@@ -218,16 +407,149 @@ mod tests {
         assert!(fqdn(&["abcdefghi"; 30].join(".")).is_none());
         assert!(fqdn("ünïcode.example").is_none());
         assert!(fqdn("host.example.").is_some());
-        assert_eq!(fqdn("Host.Example").unwrap().to_ascii(), "Host.Example.");
+        assert_eq!(
+            parse_fqdn("Host.Example").unwrap().to_ascii(),
+            "Host.Example."
+        );
+    }
+
+    fn query(id: u16, name: &Name, kind: Kind) -> Vec<u8> {
+        encode_query(id, name.iter(), kind, &mut Vec::new()).unwrap()
+    }
+
+    /// The question a query carries, decoded by hickory-proto.
+    fn asked(q: &[u8]) -> Query {
+        Message::from_vec(q).unwrap().queries[0].clone()
+    }
+
+    #[test]
+    fn queries_are_what_a_message_encodes() {
+        for (name, kind) in [
+            ("www.Example.com.", Kind::A),
+            ("x.", Kind::Aaaa),
+            ("1.2.0.192.in-addr.arpa.", Kind::Ptr),
+            (".", Kind::A),
+        ] {
+            let name = Name::from_ascii(name).unwrap();
+            let mut m = Message::new(0xBEEF, MessageType::Query, OpCode::Query);
+            m.metadata.recursion_desired = true;
+            m.add_query(Query::query(name.clone(), kind.record_type()));
+            assert_eq!(query(0xBEEF, &name, kind), m.to_vec().unwrap(), "{name}");
+        }
+        let mut scratch = Vec::new();
+        let a = encode_query(1, &parse_fqdn("a.example").unwrap(), Kind::A, &mut scratch).unwrap();
+        let b = encode_query(2, &parse_fqdn("b.example").unwrap(), Kind::A, &mut scratch).unwrap();
+        assert_eq!((a[1], b[1]), (1, 2), "scratch reused, queries apart");
+        assert_eq!(asked(&a).name().to_ascii(), "a.example.");
     }
 
     #[test]
     fn case_randomisation_keeps_the_name() {
-        let n = fqdn("www.example.com").unwrap();
-        let flipped = randomize_case(&n, || true);
+        let n = parse_fqdn("www.example.com").unwrap();
+        let mut q = query(5, &n, Kind::A);
+        randomize_case(&mut q, || true);
+        let flipped = asked(&q).name().clone();
         assert_eq!(flipped.to_ascii(), "WWW.EXAMPLE.COM.");
         assert_eq!(flipped, n, "the same name");
         assert!(!flipped.eq_case(&n), "in another case");
+        // Random bits give each letter a random case; digits, hyphens and lengths are kept.
+        let n = parse_fqdn("abcdefghijklmnopqrstuvwxyz-0123456789.example").unwrap();
+        let mut q = query(5, &n, Kind::A);
+        let mut rng = crate::rng::Rng::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20 {
+            randomize_case(&mut q, || rng.bit());
+            let got = asked(&q).name().clone();
+            assert_eq!(got, n);
+            seen.insert(got.to_ascii());
+        }
+        assert!(seen.len() > 15, "33 random bits repeat rarely: {seen:?}");
+        assert_eq!(
+            Message::from_vec(&q).unwrap().metadata.id,
+            5,
+            "the id is kept"
+        );
+    }
+
+    /// The answer's name is `to_ascii`'s text, lowercased, without the final dot, whether or not
+    /// the labels take the short way.
+    #[test]
+    fn answer_names_are_the_presentation_form() {
+        let slow = |n: &Name| {
+            let mut s = n.to_ascii().to_ascii_lowercase();
+            if s.len() > 1 {
+                s.pop();
+            }
+            s
+        };
+        let labels: [&[u8]; 12] = [
+            b"www",
+            b"Example",
+            b"COM",
+            b"a-b",
+            b"-lead",
+            b"_srv",
+            b"*",
+            b"dot.ted",
+            b"sp ace",
+            b"\\x",
+            b"\xe9t\xe9",
+            b"0",
+        ];
+        let name = |labels: &[&[u8]]| Name::from_labels(labels.iter().copied()).unwrap();
+        let text = |n: &Name| answer_name(&query(1, n, Kind::A), n);
+        for a in labels {
+            for b in labels {
+                let n = name(&[a, b, b"tail"]);
+                assert_eq!(text(&n), slow(&n), "{n:?}");
+            }
+        }
+        assert_eq!(text(&Name::root()), ".");
+        assert_eq!(text(&name(&[b"Host", b"EXAMPLE"])), "host.example");
+    }
+
+    /// A reply counts only if it echoes the question exactly as sent: id, case, type, class.
+    #[test]
+    fn replies_must_echo_the_question_as_sent() {
+        use hickory_proto::rr::rdata::A;
+        use hickory_proto::rr::Record;
+        let n = parse_fqdn("www.example.com").unwrap();
+        let mut q = query(77, &n, Kind::A);
+        randomize_case(&mut q, || true);
+        let reply = |id: u16, name: &Name, rt: RecordType| {
+            let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+            m.add_query(Query::query(name.clone(), rt));
+            m.add_answer(Record::from_rdata(
+                name.clone(),
+                60,
+                RData::A(A([192, 0, 2, 9].into())),
+            ));
+            m.to_vec().unwrap()
+        };
+        let upper = parse_fqdn("WWW.EXAMPLE.COM").unwrap();
+        match check_reply(&reply(77, &upper, RecordType::A), &q, Kind::A, false) {
+            Verdict::Answer(a) => {
+                assert_eq!(a.name, "www.example.com");
+                assert_eq!(a.records, Records::Ipv4(vec![[192, 0, 2, 9].into()]));
+            }
+            v => panic!("the echo is the reply: {v:?}"),
+        }
+        let wrong_case = parse_fqdn("WWW.EXAMPLE.COm").unwrap();
+        let longer = parse_fqdn("WWW.EXAMPLE.COM.X").unwrap();
+        let shorter = parse_fqdn("WWW.EXAMPLE").unwrap();
+        for bad in [
+            reply(77, &n, RecordType::A),
+            reply(77, &wrong_case, RecordType::A),
+            reply(77, &longer, RecordType::A),
+            reply(77, &shorter, RecordType::A),
+            reply(78, &upper, RecordType::A),
+            reply(77, &upper, RecordType::AAAA),
+        ] {
+            assert!(matches!(
+                check_reply(&bad, &q, Kind::A, false),
+                Verdict::Ignore
+            ));
+        }
     }
 
     /// Replies with random bytes changed, cut or appended: never a panic, and an accepted
@@ -236,10 +558,10 @@ mod tests {
     fn mangled_replies_never_panic() {
         use hickory_proto::rr::rdata::{A, CNAME};
         use hickory_proto::rr::Record;
-        let name = fqdn("www.example.com").unwrap();
+        let name = parse_fqdn("www.example.com").unwrap();
         let mut m = Message::new(99, MessageType::Response, OpCode::Query);
         m.add_query(Query::query(name.clone(), RecordType::A));
-        let alias = fqdn("alias.example.com").unwrap();
+        let alias = parse_fqdn("alias.example.com").unwrap();
         m.add_answer(Record::from_rdata(
             name.clone(),
             60,
@@ -251,7 +573,8 @@ mod tests {
             RData::A(A([192, 0, 2, 1].into())),
         ));
         let good = m.to_vec().unwrap();
-        match check_reply(&good, 99, &name, Kind::A, false) {
+        let queries = [Kind::A, Kind::Aaaa, Kind::Ptr].map(|k| (k, query(99, &name, k)));
+        match check_reply(&good, &queries[0].1, Kind::A, false) {
             Verdict::Answer(a) => assert_eq!(a.records, Records::Ipv4(vec![[192, 0, 2, 1].into()])),
             v => panic!("the CNAME chain is followed: {v:?}"),
         }
@@ -276,8 +599,8 @@ mod tests {
                     break;
                 }
             }
-            for kind in [Kind::A, Kind::Aaaa, Kind::Ptr] {
-                if let Verdict::Answer(a) = check_reply(&b, 99, &name, kind, next() % 2 == 0) {
+            for (kind, q) in &queries {
+                if let Verdict::Answer(a) = check_reply(&b, q, *kind, next() % 2 == 0) {
                     assert!(!a.records.is_empty());
                 }
             }
@@ -288,7 +611,7 @@ mod tests {
     fn the_fuzz_entry_point_reaches_answers() {
         use hickory_proto::rr::rdata::A;
         use hickory_proto::rr::Record;
-        let name = fqdn("Fuzz.example").unwrap();
+        let name = parse_fqdn("Fuzz.example").unwrap();
         let mut m = Message::new(7, MessageType::Response, OpCode::Query);
         m.add_query(Query::query(name.clone(), RecordType::A));
         m.add_answer(Record::from_rdata(
@@ -303,13 +626,13 @@ mod tests {
 
     #[test]
     fn query_round_trip_keeps_case() {
-        let n = randomize_case(&fqdn("abc.example").unwrap(), || true);
-        let q = encode_query(7, &n, Kind::A).unwrap();
-        let m = Message::from_vec(&q).unwrap();
-        assert!(m.queries[0].name().eq_case(&n));
+        let mut q = query(7, &parse_fqdn("abc.example").unwrap(), Kind::A);
+        randomize_case(&mut q, || true);
+        let n = parse_fqdn("ABC.EXAMPLE").unwrap();
+        assert!(asked(&q).name().eq_case(&n));
         // A reply to itself is not a reply: QR is clear.
         assert!(matches!(
-            check_reply(&q, 7, &n, Kind::A, false),
+            check_reply(&q.clone(), &q, Kind::A, false),
             Verdict::Ignore
         ));
     }
@@ -330,10 +653,14 @@ pub mod fuzzing {
             }
         }
         let mut accepted = 0;
+        let mut scratch = Vec::new();
         for (id, name) in &questions {
             for kind in [Kind::A, Kind::Aaaa, Kind::Ptr] {
+                let Some(query) = encode_query(*id, name.iter(), kind, &mut scratch) else {
+                    continue;
+                };
                 for tcp in [false, true] {
-                    if let Verdict::Answer(a) = check_reply(bytes, *id, name, kind, tcp) {
+                    if let Verdict::Answer(a) = check_reply(bytes, &query, kind, tcp) {
                         assert!(!a.records.is_empty(), "an answer without records");
                         accepted += 1;
                     }

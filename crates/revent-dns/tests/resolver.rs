@@ -306,6 +306,44 @@ fn hostile_and_mismatched_replies_are_ignored() {
     );
 }
 
+/// A reply behind more junk than one wake-up reads (64 datagrams) is still found, without asking
+/// again, and the socket (pooled, then reused for the next request) goes on working: a socket
+/// watched edge-triggered would otherwise not be woken for what its budget left unread.
+#[test]
+fn a_reply_behind_a_flood_of_junk_is_found() {
+    let server = FakeServer::start(|_, q, _| {
+        let mut junk = Message::from_vec(&a_reply(q, &[[6, 6, 6, 6].into()])).unwrap();
+        junk.metadata.id = q.metadata.id.wrapping_add(1);
+        let mut out = vec![junk.to_vec().unwrap(); 150];
+        out.push(a_reply(q, &[[192, 0, 2, 7].into()]));
+        out
+    });
+    let mut base = EventBase::new().unwrap();
+    let mut c = conf(&[&server])
+        .with_timeout(Duration::from_secs(3600))
+        .with_max_inflight(1);
+    // Room for the whole flood: a datagram dropped by the kernel would not test the resolver.
+    assert!(c.set_option("so-rcvbuf:4194304"));
+    let resolver = Resolver::new(c);
+    let results: Results = Default::default();
+    for tag in ["a", "b", "c"] {
+        resolver.resolve_ipv4(&mut base, "flood.example", collect(&results, tag));
+    }
+    run(&mut base, &resolver);
+    let r = results.borrow();
+    assert_eq!(r.len(), 3);
+    for (tag, outcome) in r.iter() {
+        assert_eq!(
+            outcome.as_ref().unwrap().addrs(),
+            [IpAddr::from([192, 0, 2, 7])],
+            "{tag}"
+        );
+    }
+    assert_eq!(server.seen().len(), 3, "one query each: none timed out");
+    let ports: std::collections::HashSet<u16> = server.seen().iter().map(|s| s.port).collect();
+    assert_eq!(ports.len(), 1, "one socket served all three, flood and all");
+}
+
 #[test]
 fn truncated_replies_are_retried_over_tcp() {
     let server = FakeServer::start(|_, q, tcp| {
