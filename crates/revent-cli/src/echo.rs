@@ -13,8 +13,8 @@
 
 use crate::args::EchoArgs;
 use revent::{
-    BevFlags, BevOptions, BufferEvent, Config, DataCb, EventBase, EventCb, FlushMode, Listener,
-    ListenerOptions, Method, PeerAddr, What,
+    BevFlags, BevOptions, BufferEvent, DataCb, EventBase, EventCb, FlushMode, Listener,
+    ListenerOptions, PeerAddr, What,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -91,20 +91,6 @@ fn no_workers(_: SocketAddr) -> Result<Vec<OwnedFd>, String> {
     Ok(Vec::new())
 }
 
-/// A base on `--method` alone, or on the library's choice without it.
-fn new_base(args: &EchoArgs) -> Result<EventBase, String> {
-    let Some(m) = args.method else {
-        return EventBase::new().map_err(|e| e.to_string());
-    };
-    let mut cfg = Config::new();
-    for other in Method::ALL {
-        if other != m {
-            cfg.avoid_method(other);
-        }
-    }
-    EventBase::with_config(&cfg).map_err(|e| format!("method {}: {e}", m.name()))
-}
-
 /// Runs one event base until stopped. The main thread (`stop_rx` = None) starts the workers once
 /// it listens, handles the signals and tells the workers through the sockets `spawn_workers` gave.
 fn serve(
@@ -114,7 +100,7 @@ fn serve(
     stop_rx: Option<OwnedFd>,
     spawn_workers: &mut SpawnWorkers<'_>,
 ) -> Result<(), String> {
-    let mut base = new_base(args)?;
+    let mut base = crate::service::new_base(args.method)?;
     let th = Rc::new(Thread {
         args: args.clone(),
         stats: stats.clone(),
@@ -155,7 +141,8 @@ fn serve(
             let _ = base.loopexit(None);
         })
     };
-    let stop_events = crate::stop::install(&mut base, stop_rx.as_ref(), stoppers, shutdown)?;
+    let stop_events =
+        crate::service::install_stop(&mut base, stop_rx.as_ref(), stoppers, shutdown)?;
     if stop_rx.is_none() {
         // Only now: a SIGTERM sent as soon as this line is read finds the handler installed.
         println!(

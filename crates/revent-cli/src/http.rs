@@ -12,7 +12,7 @@
 //! prints one summary line.
 
 use crate::args::HttpArgs;
-use revent::{Config, EventBase, ListenerOptions, Method as Backend};
+use revent::{EventBase, ListenerOptions};
 use revent_http::{encode, html, Limits, Method, Request, Server};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -86,19 +86,6 @@ fn no_workers(_: SocketAddr) -> Result<Vec<OwnedFd>, String> {
     Ok(Vec::new())
 }
 
-fn new_base(method: Option<Backend>) -> Result<EventBase, String> {
-    let Some(m) = method else {
-        return EventBase::new().map_err(|e| e.to_string());
-    };
-    let mut cfg = Config::new();
-    for other in Backend::ALL {
-        if other != m {
-            cfg.avoid_method(other);
-        }
-    }
-    EventBase::with_config(&cfg).map_err(|e| format!("method {}: {e}", m.name()))
-}
-
 /// Runs one base until stopped; the main thread (`stop_rx` None) starts the workers once it
 /// listens and relays the signals to them.
 fn serve(
@@ -109,7 +96,7 @@ fn serve(
     stop_rx: Option<OwnedFd>,
     spawn_workers: &mut SpawnWorkers<'_>,
 ) -> Result<(), String> {
-    let mut base = new_base(args.method)?;
+    let mut base = crate::service::new_base(args.method)?;
     let server = Server::new();
     server.set_allowed_methods([Method::Get, Method::Head]);
     server.set_default_content_type(None);
@@ -155,7 +142,7 @@ fn serve(
             let _ = base.add(check, Some(Duration::from_millis(20)));
         })
     };
-    let stop_events = crate::stop::install(&mut base, stop_rx.as_ref(), stoppers, stop)?;
+    let stop_events = crate::service::install_stop(&mut base, stop_rx.as_ref(), stoppers, stop)?;
     if stop_rx.is_none() {
         println!(
             "revent http: listening on {local} ({} thread(s), {}), serving {}",

@@ -9,7 +9,7 @@ mod hello;
 mod http;
 mod logger;
 mod resolve;
-mod stop;
+mod service;
 
 use args::{Cli, Command};
 use clap::Parser;
