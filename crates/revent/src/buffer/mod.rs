@@ -564,6 +564,24 @@ impl Evbuffer {
             return Ok(());
         }
         self.grow_len(n)?;
+        if self.len == 0
+            && self.file_chunks == 0
+            && src.file_chunks == 0
+            && self.chunks.len() <= 1
+            && self.chunks.back().map_or(true, Chunk::is_mem)
+        {
+            // We hold at most one empty chunk of memory (what a write that drained us leaves): the
+            // two chunk lists change hands whole, and `src` gets our chunk for its next read. An
+            // echo's memory then goes back and forth between its two buffers for a few instructions.
+            std::mem::swap(&mut self.chunks, &mut src.chunks);
+            if let Some(c) = src.chunks.back_mut() {
+                c.start = 0;
+                c.end = 0;
+            }
+            src.emptied();
+            self.grew(n);
+            return Ok(());
+        }
         // An empty tail chunk of ours (what a write that drained us leaves) goes to `src`, which is
         // about to be empty and will want memory for its next read: an echo's memory then changes
         // hands between its two buffers without going through the pool.
@@ -693,7 +711,15 @@ impl Evbuffer {
     fn finish_remove(&mut self, orig: usize, n: usize) {
         self.len -= n;
         if self.len == 0 {
-            self.normalize_front();
+            let single = self.chunks.len() == 1;
+            match self.chunks.back_mut() {
+                // The usual end of a write that drained everything: one memory chunk, kept.
+                Some(c) if single && c.is_mem() => {
+                    c.start = 0;
+                    c.end = 0;
+                }
+                _ => self.normalize_front(),
+            }
         }
         self.eol_hint.1 = self.eol_hint.1.saturating_sub(n);
         self.touched();
@@ -748,6 +774,14 @@ impl Evbuffer {
         if let Some(front) = self.chunks.front_mut() {
             if n < front.len() {
                 front.start += n;
+                return;
+            }
+        }
+        // Second fast path: everything goes and one memory chunk held it (an echo's write).
+        if n == self.len && self.chunks.len() == 1 {
+            if let Some(front) = self.chunks.front_mut().filter(|c| c.is_mem()) {
+                front.start = 0;
+                front.end = 0;
                 return;
             }
         }
@@ -1139,9 +1173,25 @@ mod tests {
         );
         input.add(&[2; 64]).unwrap();
         output.add_buffer(&mut input).unwrap();
-        // The empty tail went to the source (its next read needs memory), not to the pool.
-        assert_eq!(input.spare.as_ref().map(|s| s.len()), tail);
+        // The empty tail went to the source, as its tail (its next read goes straight into it),
+        // not to the pool.
+        assert_eq!(input.chunks.len(), 1);
+        assert_eq!(
+            input.chunks.back().map(|c| (c.capacity(), c.len())),
+            tail.map(|t| (t, 0))
+        );
         assert_eq!(output.chunks.len(), 1);
+        // And back: the output's drained chunk goes to the input again.
+        let mut out = [0; 64];
+        assert_eq!(output.remove(&mut out).unwrap(), 64);
+        input.add(&[3; 64]).unwrap();
+        output.add_buffer(&mut input).unwrap();
+        assert_eq!(input.chunks.len(), 1);
+        assert_eq!(output.chunks.len(), 1);
+        assert_eq!(output.remove(&mut out).unwrap(), 64);
+        assert_eq!(out, [3; 64]);
+        input.add(&[2; 64]).unwrap();
+        output.add_buffer(&mut input).unwrap();
         let mut out = [0; 64];
         assert_eq!(output.remove(&mut out).unwrap(), 64);
         assert_eq!(out, [2; 64]);
