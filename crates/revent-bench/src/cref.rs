@@ -95,7 +95,10 @@ pub fn try_build_src(
         return Ok(out);
     }
     if link.iter().any(|l| l.starts_with("-levent")) {
-        check_libevent(&cc)?;
+        check_header(&cc, "event2/event.h", "libevent-dev")?;
+    }
+    if link.contains(&"-lssl") {
+        check_header(&cc, "openssl/ssl.h", "libssl-dev")?;
     }
     fs::create_dir_all(&cache).map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
     let tmp = out.with_extension(format!("tmp{}", process::id()));
@@ -119,8 +122,8 @@ pub fn try_build_src(
     Ok(out)
 }
 
-/// Whether `<event2/event.h>` is visible to the compiler; the error says what to install.
-fn check_libevent(cc: &str) -> Result<(), String> {
+/// Whether `<header>` is visible to the compiler; the error says which Debian package to install.
+fn check_header(cc: &str, header: &str, package: &str) -> Result<(), String> {
     let child = Command::new(cc)
         .args(["-E", "-x", "c", "-o", "/dev/null", "-"])
         .stdin(Stdio::piped())
@@ -131,17 +134,16 @@ fn check_libevent(cc: &str) -> Result<(), String> {
         format!("cannot run the C compiler `{cc}` ({e}); install one: apt-get install gcc")
     })?;
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(b"#include <event2/event.h>\n");
+        let _ = stdin.write_all(format!("#include <{header}>\n").as_bytes());
     }
     let ok = child.wait().map(|s| s.success()).unwrap_or(false);
     if ok {
         Ok(())
     } else {
-        Err(
-            "the C reference programs need libevent's headers (event2/event.h not found).\n\
-             Install them with: apt-get install libevent-dev"
-                .to_string(),
-        )
+        Err(format!(
+            "this C reference program needs {header}, which was not found.\n\
+             Install it with: apt-get install {package}"
+        ))
     }
 }
 

@@ -14,9 +14,11 @@ mod http;
 mod machine;
 mod memcached;
 mod pipes;
+mod server;
 mod stats;
 mod sys;
 mod timers;
+mod tls;
 mod wakeup;
 
 const USAGE: &str = "\
@@ -39,6 +41,10 @@ usage: revent-bench <subcommand> [options]
             (memcached --help)
   dns       100,000 lookups, 1,000 in flight, against a local server: revent-dns vs C
             libevent's evdns vs hickory-resolver (dns --help)
+  tls       TLS echo servers: revent echo --tls (rustls) vs C libevent with libevent_openssl vs
+            that program on revent's C ABI; trips/s, handshakes/s (tls --help; needs apt-get
+            install libevent-dev libssl-dev)
+  tls-load HOST PORT CONNS SIZE SECS CA.pem [--handshakes]   the TLS echo load generator
   cref NAME [LINK...]   compile the C reference program c/NAME.c and print its path
 internal (spawned by the above): pipes-child, timers-child, echo-server-tokio PORT,
   echo-server-uring PORT, wakeup-child KIND, http-server-hyper PORT DIR, dns-server,
@@ -66,6 +72,7 @@ fn main() {
             echo::dispatch(cmd, rest).map_err(Into::into)
         }
         Some(cmd @ ("http" | "http-server-hyper")) => http::dispatch(cmd, rest).map_err(Into::into),
+        Some(cmd @ ("tls" | "tls-load")) => tls::dispatch(cmd, rest).map_err(Into::into),
         Some("cref") if !rest.is_empty() => {
             let link: Vec<&str> = rest[1..].iter().map(String::as_str).collect();
             println!("{}", cref::build(&rest[0], &link).display());

@@ -18,11 +18,12 @@
 
 mod hyper_server;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use crate::server::{Cost, Server, Spec};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The subcommands this module serves: `http`, `http-server-hyper`.
 pub fn dispatch(cmd: &str, args: &[String]) -> Result<(), String> {
@@ -181,15 +182,6 @@ impl Drop for Workdir {
     }
 }
 
-/// How to start a server.
-struct Spec {
-    name: String,
-    program: PathBuf,
-    args: Vec<String>,
-    /// The server prints `port=N` (else it is given a free port and polled until it accepts).
-    prints_port: bool,
-}
-
 fn spec(name: &str, o: &Opts, dir: &Path) -> Result<Spec, String> {
     let dir_s = dir.display().to_string();
     if let Some((label, path)) = name.split_once('=') {
@@ -200,12 +192,14 @@ fn spec(name: &str, o: &Opts, dir: &Path) -> Result<Spec, String> {
             name: name.into(),
             program: crate::cref::try_build("http_libevent", &["-levent"])?,
             args: vec!["0".into(), dir_s],
+            env: Vec::new(),
             prints_port: true,
         }),
         "hyper" => Ok(Spec {
             name: name.into(),
             program: std::env::current_exe().map_err(|e| e.to_string())?,
             args: vec!["http-server-hyper".into(), "0".into(), dir_s],
+            env: Vec::new(),
             prints_port: true,
         }),
         "revent" => {
@@ -244,130 +238,9 @@ fn revent_spec(name: &str, bin: &Path, dir: &str) -> Result<Spec, String> {
         args: ["http", "--threads", "1", "--dir", dir]
             .map(String::from)
             .to_vec(),
+        env: Vec::new(),
         prints_port: false,
     })
-}
-
-/// A server child process listening on 127.0.0.1:port; stopped (SIGTERM, then SIGKILL) on drop.
-struct Server {
-    name: String,
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(spec: &Spec, cpu: usize) -> Result<Server, String> {
-        let mut cmd = Command::new("taskset");
-        cmd.arg("-c")
-            .arg(cpu.to_string())
-            .arg(&spec.program)
-            .args(&spec.args)
-            .stdin(Stdio::null());
-        let given_port = if spec.prints_port {
-            None
-        } else {
-            let p = free_port()?;
-            cmd.args(["--port", &p.to_string()]);
-            Some(p)
-        };
-        cmd.stdout(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| {
-            format!(
-                "cannot start {} ({}): {e}",
-                spec.name,
-                spec.program.display()
-            )
-        })?;
-        let out = child.stdout.take().expect("piped stdout");
-        let port = match given_port {
-            Some(p) => {
-                // Whatever it prints is drained so that it never blocks on a full pipe.
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut { out }, &mut std::io::sink());
-                });
-                p
-            }
-            None => {
-                let mut out = BufReader::new(out);
-                let mut line = String::new();
-                let port = loop {
-                    line.clear();
-                    if out.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return Err(format!("{} exited before it listened", spec.name));
-                    }
-                    if let Some(p) = line
-                        .split("port=")
-                        .nth(1)
-                        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-                    {
-                        break p;
-                    }
-                };
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut out, &mut std::io::sink());
-                });
-                port
-            }
-        };
-        let mut server = Server {
-            name: spec.name.clone(),
-            child,
-            port,
-        };
-        server.wait_accepting()?;
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn wait_accepting(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "{} exited before it listened ({status})",
-                    self.name
-                ));
-            }
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(format!(
-            "{} did not listen on port {} within 10 s",
-            self.name, self.port
-        ))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// One GET with `Connection: close`: the status and the body (Content-Length, chunked or until
@@ -512,23 +385,7 @@ fn parse_wrk(text: &str) -> Option<(f64, f64, u64)> {
 }
 
 fn measure(o: &Opts, work: &Path, srv: &Server, row: Row) -> Result<Run, String> {
-    let perf_out = work.join(format!("perf-{}", srv.name));
-    let mut perf = if o.perf {
-        let p = Command::new("perf")
-            .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p"])
-            .arg(srv.pid().to_string())
-            .arg("-o")
-            .arg(&perf_out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run perf: {e} (or pass --no-perf)"))?;
-        std::thread::sleep(Duration::from_millis(100));
-        Some(p)
-    } else {
-        None
-    };
-    let cpu_before = crate::echo::cpu_time(srv.pid());
+    let cost = Cost::start(srv, o.perf, work)?;
     let mut cmd = Command::new("taskset");
     cmd.arg("-c")
         .arg(o.client_cpu.to_string())
@@ -547,32 +404,7 @@ fn measure(o: &Opts, work: &Path, srv: &Server, row: Row) -> Result<Run, String>
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e} (apt-get install wrk)", o.wrk))?;
-    let cpu = match (cpu_before, crate::echo::cpu_time(srv.pid())) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    let syscalls = match perf.as_mut() {
-        Some(p) => {
-            let _ = Command::new("kill")
-                .args(["-INT", &p.id().to_string()])
-                .status();
-            let _ = p.wait();
-            let text = std::fs::read_to_string(&perf_out).unwrap_or_default();
-            let _ = std::fs::remove_file(&perf_out);
-            let count = text
-                .lines()
-                .find(|l| l.contains("raw_syscalls:sys_enter"))
-                .and_then(|l| l.split(',').next()?.trim().parse::<u64>().ok());
-            if count.is_none() {
-                return Err(format!(
-                    "perf counted nothing for {} (is perf allowed here? or pass --no-perf): {text}",
-                    srv.name
-                ));
-            }
-            count
-        }
-        None => None,
-    };
+    let (syscalls, cpu) = cost.finish()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let Some((rps, requests, errors)) = parse_wrk(&text) else {
         return Err(format!(
