@@ -32,6 +32,23 @@ impl Evbuffer {
             return Ok(0);
         }
         self.grow_len(want)?;
+        // The tail has room for all the buffer would offer (the usual case once a connection has a
+        // chunk): one plain read into it, no second chunk to set up.
+        if let Some(last) = self.chunks.back_mut() {
+            let free = last.space();
+            if free > 0 && free >= want.min(self.read_hint) {
+                let len = free.min(want);
+                let n = io_ops::read(fd.as_fd().as_raw_fd(), &mut last.space_mut()[..len])?;
+                last.end += n;
+                if n == len {
+                    self.read_hint = (self.read_hint * 2).min(MAX_CHUNK);
+                }
+                if n > 0 {
+                    self.grew(n);
+                }
+                return Ok(n);
+            }
+        }
         let free = self.chunks.back().map_or(0, Chunk::space);
         let first_len = free.min(want);
         let mut second = if free < want && free < self.read_hint {

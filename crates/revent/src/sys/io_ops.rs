@@ -1,4 +1,4 @@
-//! Byte I/O syscalls for buffers: readv, writev, sendfile.
+//! Byte I/O syscalls for buffers: read, readv, writev, sendfile.
 //!
 //! `pread` needs no wrapper: file segments own their fd as a `std::fs::File`, whose `read_exact_at`
 //! is safe.
@@ -18,6 +18,13 @@ pub(crate) fn readv(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>
     // SAFETY: IoSliceMut is guaranteed ABI-compatible with `struct iovec` on Unix; `bufs` is a live
     // slice of at least `cnt` of them, each describing a live, writable byte slice.
     let n = syscall!(readv(fd, bufs.as_mut_ptr().cast::<libc::iovec>(), cnt))?;
+    Ok(n as usize)
+}
+
+/// `read(fd, buf)`.
+pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live, writable byte slice of `buf.len()` bytes for the whole call.
+    let n = syscall!(read(fd, buf.as_mut_ptr().cast::<libc::c_void>(), buf.len()))?;
     Ok(n as usize)
 }
 
