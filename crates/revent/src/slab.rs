@@ -19,6 +19,9 @@ const FIRST_GENERATION: u32 = 1;
 /// `u32::MAX`, past which it would wrap.
 const LAST_GENERATION: u32 = u32::MAX - 1;
 
+// The generation first: a lookup reads it and then the value's first fields, one cache line for both
+// when the value puts its hot fields first.
+#[repr(C)]
 struct Slot<T> {
     generation: u32,
     value: Option<T>,

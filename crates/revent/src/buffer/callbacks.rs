@@ -65,7 +65,9 @@ struct Entry {
     f: Option<Box<ChangeCb>>,
 }
 
+// `entries` first: the Evbuffer's layout puts it at the end of its second cache line.
 #[derive(Default)]
+#[repr(C)]
 pub(super) struct Callbacks {
     entries: Vec<Entry>,
     next_id: u64,

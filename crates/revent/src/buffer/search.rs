@@ -470,13 +470,14 @@ impl Evbuffer {
     fn next_line(&mut self, style: EolStyle) -> Result<Option<(usize, usize)>> {
         self.check_start()?;
         self.load_range(0, self.len)?;
-        let from = if self.eol_hint.0 == style {
-            self.eol_hint.1.min(self.len)
+        let from = if self.eol_style == style {
+            self.eol_pos.min(self.len)
         } else {
             0
         };
         let found = self.find_eol(from, 0, style);
-        self.eol_hint = (style, if found.is_some() { 0 } else { self.len });
+        self.eol_style = style;
+        self.eol_pos = if found.is_some() { 0 } else { self.len };
         Ok(found)
     }
 
@@ -495,6 +496,6 @@ impl Evbuffer {
         let orig = self.len;
         self.drain_raw(p + eol);
         self.finish_remove(orig, p + eol);
-        self.eol_hint.1 = 0;
+        self.eol_pos = 0;
     }
 }

@@ -194,13 +194,13 @@ fn limiter<'a>(core: &mut Core, st: &'a mut Store, h: BufferEvent) -> Result<&'a
         // A counted event (as libevent's refill timer): a bufferevent waiting for tokens keeps the
         // loop alive.
         let timer = core.new_timer(move |base, _| wake(base, h));
-        b.rate = Some(Limiter {
+        b.rate = Some(Box::new(Limiter {
             own: None,
             group: None,
             group_read: usize::MAX,
             group_write: usize::MAX,
             timer,
-        });
+        }));
     }
     Ok(b.rate.as_mut().expect("just made"))
 }
