@@ -106,9 +106,9 @@ fn flushed_callbacks_run_once_the_output_went_out_in_order() {
 }
 
 #[test]
-fn close_callback_runs_once_when_the_client_goes_away_and_not_before() {
+fn close_callback_runs_once_when_the_connection_closes_and_not_before() {
     let closes = Arc::new(AtomicUsize::new(0));
-    let held = Arc::new(AtomicUsize::new(0));
+    let held: Arc<Mutex<Option<revent_http::RequestHandle>>> = Arc::default();
     let (c2, h2) = (closes.clone(), held.clone());
     let s = TestServer::start(move |_, server| {
         server.set_cb("/wait", move |_, req| {
@@ -117,19 +117,29 @@ fn close_callback_runs_once_when_the_client_goes_away_and_not_before() {
                 c.fetch_add(1, SeqCst);
             })
             .unwrap();
-            h2.fetch_add(1, SeqCst);
-            // Not answered: a long poll.
+            // Not answered now: a long poll.
+            *h2.lock().unwrap() = Some(req.handle());
         });
     });
     let mut c = s.connect();
     c.send(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
     let h = held.clone();
-    wait("the request", || h.load(SeqCst) == 1);
+    wait("the request", || h.lock().unwrap().is_some());
+    // The client half-closes: it still gets its reply, and the connection stays until then.
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    s.query(|_, _| ());
     assert_eq!(closes.load(SeqCst), 0, "the connection is open");
-    drop(c);
+    let handle = held.lock().unwrap().take().unwrap();
+    s.query(move |base, server| {
+        server
+            .with_request(handle, |req| req.send_reply(base, 200, "OK", b"late"))
+            .unwrap()
+            .unwrap();
+    });
+    assert_eq!(c.response().body, b"late");
     let cl = closes.clone();
     wait("the close callback", || cl.load(SeqCst) == 1);
-    // A loop turn more changes nothing.
+    c.expect_closed();
     s.query(|_, _| ());
-    assert_eq!(closes.load(SeqCst), 1);
+    assert_eq!(closes.load(SeqCst), 1, "once");
 }

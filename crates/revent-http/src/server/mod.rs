@@ -594,16 +594,15 @@ impl Server {
         Ok(())
     }
 
-    /// Serves a connected socket (`evhttp_get_request`'s job for one connection).
+    /// Serves a connected socket (`evhttp_get_request`'s job for one connection), on a
+    /// bufferevent from [`set_bufferevent_cb`](Self::set_bufferevent_cb)'s maker when there is one.
     pub fn add_connection(
         &self,
         base: &mut EventBase,
         fd: OwnedFd,
         peer: PeerAddr,
     ) -> revent::Result<()> {
-        let bev = BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE)?;
-        attach(base, &self.inner, bev, peer, false);
-        Ok(())
+        serve_socket(base, &self.inner, fd, peer)
     }
 
     /// Accepted connections go on bufferevents that `make` returns (libevent's `evhttp_set_bevcb`;
@@ -631,6 +630,12 @@ impl Server {
         let mut g = self.inner.borrow_mut();
         g.bev_make = Some(Rc::new(RefCell::new(Box::new(make))));
         g.bev_release = Some(Box::new(release));
+    }
+
+    /// Goes back to plain socket bufferevents for the connections accepted from now on (those on
+    /// made bufferevents still go back to the release function).
+    pub fn clear_bufferevent_cb(&self) {
+        self.inner.borrow_mut().bev_make = None;
     }
 
     /// Serves requests arriving on `bev` (any kind: a socket, a filter such as TLS, or one end of
@@ -773,25 +778,40 @@ fn accept(base: &mut EventBase, weak: &Weak<RefCell<Inner>>, fd: OwnedFd, peer: 
         let _ = tcp.set_nodelay(true);
         tcp.into()
     };
+    let _ = serve_socket(base, &inner, fd, peer);
+}
+
+/// Serves the connected socket `fd`: on a bufferevent of the maker's, or a socket bufferevent.
+fn serve_socket(
+    base: &mut EventBase,
+    inner: &Rc<RefCell<Inner>>,
+    fd: OwnedFd,
+    peer: PeerAddr,
+) -> revent::Result<()> {
     let make = inner.borrow().bev_make.clone();
-    if let Some(make) = make {
-        // The server is not borrowed while the maker runs: it may look at the server.
-        let made = (make.borrow_mut())(base);
-        let Some(bev) = made else {
-            return;
-        };
-        match bev.set_fd(base, Some(fd)) {
-            Ok(_) => attach(base, &inner, bev, peer, true),
-            Err(_) => {
-                if let Some(release) = inner.borrow_mut().bev_release.as_mut() {
-                    release(base, bev);
-                }
-            }
+    let Some(make) = make else {
+        let bev = BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE)?;
+        attach(base, inner, bev, peer, false);
+        return Ok(());
+    };
+    // The server is not borrowed while the maker runs: it may look at the server.
+    let made = (make.borrow_mut())(base);
+    let Some(bev) = made else {
+        return Err(Error::InvalidArgument(
+            "the bufferevent maker refused the connection",
+        ));
+    };
+    match bev.set_fd(base, Some(fd)) {
+        Ok(_) => {
+            attach(base, inner, bev, peer, true);
+            Ok(())
         }
-        return;
-    }
-    if let Ok(bev) = BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE) {
-        attach(base, &inner, bev, peer, false);
+        Err(e) => {
+            if let Some(release) = inner.borrow_mut().bev_release.as_mut() {
+                release(base, bev);
+            }
+            Err(e)
+        }
     }
 }
 
@@ -934,9 +954,7 @@ fn on_event(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, key: ConnKey, what
     if what.contains(BevFlags::EOF) {
         conn.peer_eof = true;
         match conn.phase {
-            // A half-closed client still gets the reply to its request, unless the handler asked
-            // to hear of the client going away: then, as libevent, an EOF there is that.
-            Phase::Waiting if !conn.on_close.is_empty() => g.close_now(base, key),
+            // A half-closed client still gets the reply to its request.
             Phase::Waiting => {}
             Phase::WebSocket => g.close_now(base, key),
             Phase::Closing => {

@@ -392,10 +392,10 @@ impl Request {
 
     /// Calls `f` from the loop when the request's connection closes (the client went away, a
     /// timeout, or the server closed it after a reply): libevent's
-    /// `evhttp_connection_set_closecb` on a server connection. While a request waits for its
-    /// reply, an EOF from the client then closes the connection (libevent's reading of it: the
-    /// client went away), where without such a callback a half-closed client still gets its reply.
-    /// An error once the connection is gone.
+    /// `evhttp_connection_set_closecb` on a server connection). An EOF from the client while the
+    /// request waits for its reply does not close the connection (a half-closed client still gets
+    /// its reply, as in libevent 2.1): the close comes with the reply. An error once the
+    /// connection is gone.
     pub fn on_close(&self, f: impl FnOnce(&mut EventBase) + 'static) -> revent::Result<()> {
         let inner = self.server.upgrade().ok_or(STALE_CONN)?;
         let mut g = inner.borrow_mut();
