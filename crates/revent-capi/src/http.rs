@@ -2086,9 +2086,7 @@ pub unsafe extern "C" fn evhttp_set_bevcb(
                 if bev.is_null() {
                     return None;
                 }
-                let Some(rh) = crate::bufferevent::rust_handle(bev, "evhttp_set_bevcb") else {
-                    return None;
-                };
+                let rh = crate::bufferevent::rust_handle(bev, "evhttp_set_bevcb")?;
                 if crate::bufferevent::base_of(bev) != cbase {
                     log::warn!("evhttp_set_bevcb: the bufferevent is on another base");
                     crate::bufferevent::free_on(b, bev);

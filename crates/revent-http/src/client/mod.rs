@@ -87,6 +87,9 @@ use crate::headers::Headers;
 use crate::message::{BodyFraming, Limits, Method, Progress, ResponseHead, ResponseParser};
 use types::Body;
 
+/// A connection's close callback ([`Connection::set_close_cb`]).
+pub type CloseCb = dyn FnMut(&mut EventBase);
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 const IO_TIMEOUT: Duration = Duration::from_secs(50);
 const INITIAL_RETRY: Duration = Duration::from_secs(2);
@@ -242,7 +245,7 @@ struct Conn {
     /// The local address sockets are bound to before they connect.
     local: Option<SocketAddr>,
     /// Runs (from the loop) each time a connected socket closes.
-    close_cb: Option<Box<dyn FnMut(&mut EventBase)>>,
+    close_cb: Option<Box<CloseCb>>,
 }
 
 struct Slot {
@@ -383,7 +386,7 @@ impl Connection {
     pub fn set_close_cb(
         self,
         base: &mut EventBase,
-        cb: Option<Box<dyn FnMut(&mut EventBase)>>,
+        cb: Option<Box<CloseCb>>,
     ) -> Result<(), ClientError> {
         conn_mut(base, self)?.close_cb = cb;
         Ok(())

@@ -359,10 +359,15 @@ struct Conn {
     /// release function.
     made_by_cb: bool,
     /// Run once the output has gone out ([`Request::on_flushed`]).
-    flushed: Vec<Box<dyn FnOnce(&mut EventBase)>>,
+    flushed: Vec<Box<LoopFn>>,
     /// Run from the loop when the connection closes ([`Request::on_close`]).
-    on_close: Vec<Box<dyn FnOnce(&mut EventBase)>>,
+    on_close: Vec<Box<LoopFn>>,
 }
+
+/// Work run later from the loop.
+type LoopFn = dyn FnOnce(&mut EventBase);
+/// Takes back a bufferevent the maker made.
+type BevRelease = dyn FnMut(&mut EventBase, BufferEvent);
 
 /// Makes the bufferevent of each accepted connection ([`Server::set_bufferevent_cb`]).
 type BevMake = Rc<RefCell<Box<dyn FnMut(&mut EventBase) -> Option<BufferEvent>>>>;
@@ -393,7 +398,7 @@ pub(crate) struct Inner {
     this: Weak<RefCell<Inner>>,
     bev_make: Option<BevMake>,
     /// Takes back a bufferevent `bev_make` made, when its connection is done.
-    bev_release: Option<Box<dyn FnMut(&mut EventBase, BufferEvent)>>,
+    bev_release: Option<Box<BevRelease>>,
 }
 
 enum Step {
