@@ -2121,7 +2121,7 @@ pub unsafe extern "C" fn evhttp_connection_get_bufferevent(
 
 /// `evhttp_connection_set_closecb`: `cb(evcon, arg)` runs from the loop when the connection's
 /// socket closes: on a client connection, each time a connected socket closes (the server closed
-/// it, it failed, timed out), not when the program frees the connection; on a server connection
+/// it, it failed, timed out, or the program frees the connection while connected); on a server connection
 /// (whose record here belongs to one request), when the client goes away or the server closes the
 /// connection, while the request or a callback holding the record is around (an EOF from the
 /// client while the request waits for its reply counts as the client going away, as in

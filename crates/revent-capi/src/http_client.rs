@@ -504,7 +504,7 @@ pub unsafe extern "C" fn evhttp_connection_free(evcon: *mut evhttp_connection) {
 ///
 /// # Safety
 /// `evcon` is NULL or a live connection, freed once.
-unsafe fn free_conn_with(evcon: *mut evhttp_connection, base: Option<&mut EventBase>) {
+unsafe fn free_conn_with(evcon: *mut evhttp_connection, mut base: Option<&mut EventBase>) {
     {
         let Some(c) = checked_conn(evcon, "evhttp_connection_free") else {
             return;
@@ -514,6 +514,28 @@ unsafe fn free_conn_with(evcon: *mut evhttp_connection, base: Option<&mut EventB
             if !(*c).server.is_null() {
                 log::warn!("evhttp_connection_free: a server request's connection is the server's");
                 return;
+            }
+            // As libevent: a connected socket that goes with the connection is told to the close
+            // callback first.
+            if let (Some(cb), Some(conn)) =
+                ((*c).closecb, (*c).client.as_ref().and_then(|x| x.conn))
+            {
+                let (arg, cbase) = ((*c).closecb_arg, (*c).cbase);
+                match base.as_deref_mut() {
+                    Some(b) => {
+                        if conn.is_connected(b).unwrap_or(false) {
+                            call_out(cbase, b, || cb(c, arg));
+                        }
+                    }
+                    None => {
+                        if matches!(with_base(cbase, |b| conn.is_connected(b)), Some(Ok(true))) {
+                            cb(c, arg);
+                        }
+                    }
+                }
+                if !crate::http::conn_is_live(c) {
+                    return;
+                }
             }
             let Some(cc) = (*c).client.take() else {
                 return;

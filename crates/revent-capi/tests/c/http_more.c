@@ -10,7 +10,8 @@
  * - evhttp_request_set_header_cb: sees the status and headers before the body; -1 refuses the
  *   response (error callback with EVREQ_HTTP_EOF, then the callback with NULL);
  * - evhttp_connection_set_closecb: on the client, once per socket that closed (the refused
- *   response's, and a "Connection: close" reply's); on the server, once when a connection whose
+ *   response's, a "Connection: close" reply's, and a kept-alive one's that goes with
+ *   evhttp_connection_free); on the server, once when a connection whose
  *   reply said "Connection: close" closes.
  * Linked -levent_core -levent_extra by run.sh. */
 #include <arpa/inet.h>
@@ -201,6 +202,13 @@ static void refused_error(enum evhttp_request_error e, void *arg) {
     refused_errors++;
 }
 
+static int a_closes;
+
+static void a_closed(struct evhttp_connection *evcon, void *arg) {
+    CHECK(evcon == conn_a && arg == &a_closes);
+    a_closes++;
+}
+
 static int got4;
 
 /* Step 4 ends with both its response and its socket's close. */
@@ -369,8 +377,11 @@ int main(void) {
     CHECK(n_completed == 2);
     CHECK(completed[0] != completed[1]);
 
+    /* conn_a is still connected (kept alive): freeing it closes that socket, told first. */
+    evhttp_connection_set_closecb(conn_a, a_closed, &a_closes);
     event_free(guard);
     evhttp_connection_free(conn_a); /* frees client_bev too */
+    CHECK(a_closes == 1);
     evhttp_connection_free(conn_b);
     evhttp_free(http);
     event_base_free(base);
