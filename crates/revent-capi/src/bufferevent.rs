@@ -2663,3 +2663,28 @@ pub unsafe extern "C" fn bufferevent_rate_limit_group_reset_totals(
         });
     })
 }
+
+// ---- for the HTTP layer, which hands these bufferevents to revent-http ----
+
+/// The Rust bufferevent behind `bev`, if `bev` is a live bufferevent with a base.
+pub(crate) fn rust_handle(bev: *mut bufferevent, what: &str) -> Option<BufferEvent> {
+    private(bev, what).and_then(|p| pv(p).h)
+}
+
+/// The base `bev` lives in (null for a bad pointer).
+pub(crate) fn base_of(bev: *mut bufferevent) -> *mut CBase {
+    private(bev, "bufferevent").map_or(ptr::null_mut(), |p| pv(p).cbase)
+}
+
+/// `bufferevent_free` from code that runs on the base already (`b` is its Rust base): revent-http
+/// giving back a bufferevent it was lent. Its socket is taken off and closed first (the HTTP
+/// connection owned it, whatever the bufferevent's options).
+pub(crate) fn free_on(b: &mut EventBase, bev: *mut bufferevent) {
+    let Some(p) = private(bev, "bufferevent_free") else {
+        return;
+    };
+    if let Some(h) = pv(p).h {
+        drop(h.set_fd(b, None));
+    }
+    free_in(Some(b), bev, p);
+}

@@ -30,6 +30,7 @@
 
 use crate::base::{call_out, with_base, CBase};
 use crate::buffer::{evbuffer, evbuffer_add_buffer, evbuffer_free, evbuffer_new, with_buf};
+use crate::bufferevent::bufferevent;
 use crate::http_util::{self, evhttp_uri, evkeyval, evkeyvalq};
 use crate::listener::{
     evconnlistener, evconnlistener_free, evconnlistener_get_fd, evconnlistener_new,
@@ -37,15 +38,17 @@ use crate::listener::{
 };
 use crate::{evutil_socket_t, guard, mem};
 use libc::{c_char, c_int, c_uint, c_void, size_t, sockaddr, ssize_t, timeval};
+use revent::BufferEvent;
 use revent::{Evbuffer, EventBase, PeerAddr};
 use revent_http::server::{Request, RequestHandle, Server, Timeouts, VirtualHost};
 use revent_http::{encode, Limits, Method, Version};
-use std::cell::RefCell;
-use std::collections::HashSet;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::ptr;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// `void (*)(struct evhttp_request *, void *)`: request callbacks.
@@ -257,6 +260,12 @@ struct ServerReq {
     in_callback: bool,
     /// The reply is complete: the request is freed as soon as no callback holds it.
     done: bool,
+    /// The reply is written and the request waits for it to go out, to run its
+    /// `on_complete_cb` (then it is freed).
+    awaiting: bool,
+    /// Cleared when the request is freed: what holds the request's address past that (its
+    /// completion hook) checks it.
+    alive: Rc<Cell<bool>>,
 }
 
 /// `req` if it is a live request of this library; a warning naming `what` otherwise.
@@ -356,6 +365,8 @@ pub(crate) fn new_request(
             handle: None,
             in_callback: false,
             done: false,
+            awaiting: false,
+            alive: Rc::new(Cell::new(true)),
         }),
     };
     let r = Box::into_raw(Box::new(evhttp_request {
@@ -423,12 +434,20 @@ pub(crate) unsafe fn free_request(r: *mut evhttp_request) {
     // SAFETY: the caller's contract; each field is freed by its own allocator once.
     unsafe {
         if let Side::Server(s) = &(*r).side {
+            s.alive.set(false);
             if !s.http.is_null() {
                 (*s.http).pending.borrow_mut().remove(&(r as usize));
             }
-            if !(*r).evcon.is_null() {
-                (*(*r).evcon).magic = 0;
-                drop(Box::from_raw((*r).evcon));
+            let c = (*r).evcon;
+            if !c.is_null() {
+                (*c).req = ptr::null_mut();
+                // A callback registered on the connection still holds it: the last hold frees it.
+                if (*c).holds > 0 {
+                    (*c).orphan = true;
+                } else {
+                    (*c).magic = 0;
+                    drop(Box::from_raw(c));
+                }
             }
         }
         http_util::clear(ptr::addr_of_mut!((*r).in_list));
@@ -592,6 +611,53 @@ pub struct evhttp_connection {
     pub(crate) sa: libc::sockaddr_storage,
     pub(crate) salen: libc::socklen_t,
     pub(crate) client: Option<crate::http_client::ClientConn>,
+    /// The bufferevent `evhttp_connection_get_bufferevent` gives (null for a server connection
+    /// whose server has no `evhttp_set_bevcb`).
+    pub(crate) bev: *mut bufferevent,
+    /// `evhttp_connection_set_closecb`'s callback and argument, read when the close happens.
+    pub(crate) closecb: evhttp_connection_cb,
+    pub(crate) closecb_arg: *mut c_void,
+    /// The close callback is registered with revent-http (once per connection).
+    pub(crate) closecb_hooked: bool,
+    /// A server connection's request (null once freed).
+    req: *mut evhttp_request,
+    /// Callbacks holding a server connection's address ([`EvconHold`]).
+    holds: u32,
+    /// The request went while holds remained: the last hold frees the record.
+    orphan: bool,
+}
+
+/// Keeps a server connection record allocated while a callback that gets its address may still
+/// run (libevent's connection outlives its requests; here the record belongs to one request).
+pub(crate) struct EvconHold(*mut evhttp_connection);
+
+impl EvconHold {
+    /// The record. (A method, not the field: a closure that named `hold.0` would capture the
+    /// pointer alone and drop the hold at once.)
+    pub(crate) fn get(&self) -> *mut evhttp_connection {
+        self.0
+    }
+
+    /// # Safety
+    /// `c` is a live connection record of this library.
+    pub(crate) unsafe fn new(c: *mut evhttp_connection) -> EvconHold {
+        // SAFETY: the caller's contract.
+        unsafe { (*c).holds += 1 };
+        EvconHold(c)
+    }
+}
+
+impl Drop for EvconHold {
+    fn drop(&mut self) {
+        // SAFETY: the record stays allocated while a hold exists (free_request defers to here).
+        unsafe {
+            (*self.0).holds -= 1;
+            if (*self.0).holds == 0 && (*self.0).orphan {
+                (*self.0).magic = 0;
+                drop(Box::from_raw(self.0));
+            }
+        }
+    }
 }
 
 impl evhttp_connection {
@@ -617,6 +683,13 @@ impl evhttp_connection {
             sa,
             salen,
             client: None,
+            bev: ptr::null_mut(),
+            closecb: None,
+            closecb_arg: ptr::null_mut(),
+            closecb_hooked: false,
+            req: ptr::null_mut(),
+            holds: 0,
+            orphan: false,
         }
     }
 }
@@ -753,6 +826,9 @@ pub struct evhttp {
     aliases: Vec<String>,
     /// Requests handed to C and not answered yet (addresses), freed with the server.
     pending: RefCell<HashSet<usize>>,
+    /// The C bufferevents `evhttp_set_bevcb`'s callback made, by their Rust handles, while
+    /// revent-http serves a connection on them.
+    bevs: Rc<RefCell<HashMap<BufferEvent, *mut bufferevent>>>,
 }
 
 /// `struct evhttp_bound_socket` (opaque to C): a listener of the server (see [`evhttp`]'s
@@ -850,7 +926,9 @@ unsafe fn serve(base: &mut EventBase, root: *mut evhttp, owner: *mut evhttp, rp:
         };
         s.live = ptr::null_mut();
         s.in_callback = false;
-        if s.done {
+        if s.done && s.awaiting {
+            // Its completion hook frees it.
+        } else if s.done {
             free_request(r);
         } else {
             s.handle = Some((*rp).handle());
@@ -903,6 +981,13 @@ unsafe fn server_request(root: *mut evhttp, rp: *mut Request) -> *mut evhttp_req
             host.as_bytes(),
             port,
         )));
+        (*evcon).req = r;
+        (*evcon).bev = (*root)
+            .bevs
+            .borrow()
+            .get(&req.bufferevent())
+            .copied()
+            .unwrap_or(ptr::null_mut());
         (*r).evcon = evcon;
         // The body moves into the C buffer without copying; revent-http does not read it again.
         with_buf((*r).input_buffer, "evhttp", (), |b| {
@@ -966,7 +1051,7 @@ unsafe fn reply_done(r: *mut evhttp_request) {
     unsafe {
         if let Side::Server(s) = &mut (*r).side {
             s.done = true;
-            if s.in_callback {
+            if s.in_callback || s.awaiting {
                 return;
             }
         }
@@ -1074,6 +1159,7 @@ pub unsafe extern "C" fn evhttp_new(base: *mut CBase) -> *mut evhttp {
             parent: ptr::null_mut(),
             aliases: Vec::new(),
             pending: RefCell::new(HashSet::new()),
+            bevs: Rc::default(),
         }));
         server.set_gencb(handler(h, h));
         h
@@ -1728,9 +1814,11 @@ pub unsafe extern "C" fn evhttp_send_reply(
             }
             let mut body = take_buffer((*r).output_buffer, "evhttp_send_reply");
             let (headers, reason) = prepare_reply(r, code.into(), reason);
+            let hook = complete_hook(r);
             on_request(r, "evhttp_send_reply", |b, q| {
                 *q.output_headers_mut() = headers;
-                q.send_reply_buffer(b, code, &reason, &mut body)
+                q.send_reply_buffer(b, code, &reason, &mut body)?;
+                arm(b, q, hook)
             });
             reply_done(r);
         }
@@ -1757,9 +1845,11 @@ pub unsafe extern "C" fn evhttp_send_error(
         unsafe {
             http_util::clear((*r).output_headers);
             let (headers, reason) = prepare_reply(r, error, reason);
+            let hook = complete_hook(r);
             on_request(r, "evhttp_send_error", |b, q| {
                 *q.output_headers_mut() = headers;
-                q.send_error(b, code, (!reason.is_empty()).then_some(reason.as_str()))
+                q.send_error(b, code, (!reason.is_empty()).then_some(reason.as_str()))?;
+                arm(b, q, hook)
             });
             reply_done(r);
         }
@@ -1823,8 +1913,259 @@ pub unsafe extern "C" fn evhttp_send_reply_end(req: *mut evhttp_request) {
         };
         // SAFETY: a live request.
         unsafe {
-            on_request(r, "evhttp_send_reply_end", |b, q| q.reply_end(b));
+            let hook = complete_hook(r);
+            on_request(r, "evhttp_send_reply_end", |b, q| {
+                q.reply_end(b)?;
+                arm(b, q, hook)
+            });
             reply_done(r);
+        }
+    })
+}
+
+/// `evhttp_send_reply_chunk_with_cb`: [`evhttp_send_reply_chunk`], then `cb(evcon, arg)` from
+/// the loop once the reply so far has been written to the socket (not if the connection closes
+/// first).
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_send_reply_chunk_with_cb(
+    req: *mut evhttp_request,
+    databuf: *mut evbuffer,
+    cb: evhttp_connection_cb,
+    arg: *mut c_void,
+) {
+    guard((), || {
+        let what = "evhttp_send_reply_chunk_with_cb";
+        let Some(r) = checked_req(req, what) else {
+            return;
+        };
+        // SAFETY: a live request and buffer; the connection record stays allocated while the
+        // hold in the callback exists.
+        unsafe {
+            let mut data = take_buffer(databuf, what);
+            let cbase = (*r).evcon.as_ref().map_or(ptr::null_mut(), |c| c.cbase);
+            let hold = (!(*r).evcon.is_null()).then(|| EvconHold::new((*r).evcon));
+            on_request(r, what, |b, q| {
+                q.reply_chunk_buffer(b, &mut data)?;
+                if let (Some(cb), Some(hold)) = (cb, hold) {
+                    q.on_flushed(b, move |b| call_out(cbase, b, || cb(hold.get(), arg)))?;
+                }
+                Ok(())
+            });
+        }
+    })
+}
+
+/// A server request's `on_complete_cb`, run once its reply went out; then the request is freed.
+/// Dropped without running (the connection closed first), it frees the request (or, when the
+/// reply is not written after all, lets the usual free happen).
+struct CompleteHook {
+    r: *mut evhttp_request,
+    alive: Rc<Cell<bool>>,
+    cbase: *mut CBase,
+    ran: bool,
+}
+
+impl CompleteHook {
+    fn run(mut self, b: &mut EventBase) {
+        self.ran = true;
+        if !self.alive.get() {
+            return;
+        }
+        let r = self.r;
+        // SAFETY: live (the token); the callback gets the request before it is freed, as the
+        // header says.
+        unsafe {
+            if let Side::Server(s) = &mut (*r).side {
+                s.awaiting = false;
+            }
+            if let Some(cb) = (*r).on_complete_cb {
+                let arg = (*r).on_complete_cb_arg;
+                call_out(self.cbase, b, || cb(r, arg));
+            }
+            if self.alive.get() {
+                free_request(r);
+            }
+        }
+    }
+}
+
+impl Drop for CompleteHook {
+    fn drop(&mut self) {
+        if self.ran || !self.alive.get() {
+            return;
+        }
+        // SAFETY: live (the token).
+        unsafe {
+            let Side::Server(s) = &mut (*self.r).side else {
+                return;
+            };
+            s.awaiting = false;
+            if s.done && !s.in_callback {
+                free_request(self.r);
+            }
+        }
+    }
+}
+
+/// The completion hook of server request `r`, if it has an `on_complete_cb` (the request then
+/// waits for it).
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn complete_hook(r: *mut evhttp_request) -> Option<CompleteHook> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        (*r).on_complete_cb?;
+        let Side::Server(s) = &mut (*r).side else {
+            return None;
+        };
+        s.awaiting = true;
+        Some(CompleteHook {
+            r,
+            alive: s.alive.clone(),
+            cbase: (*s.http).cbase,
+            ran: false,
+        })
+    }
+}
+
+/// Hands the completion hook to revent-http, to run once the reply went out.
+fn arm(b: &mut EventBase, q: &mut Request, hook: Option<CompleteHook>) -> revent::Result<()> {
+    match hook {
+        Some(h) => q.on_flushed(b, move |b| h.run(b)),
+        None => Ok(()),
+    }
+}
+
+/// `evhttp_request_set_on_complete_cb`: on a server request, `cb(req, cb_arg)` runs from the loop
+/// once the reply (`evhttp_send_reply`, `_error`, `_reply_end`) has been written, just before the
+/// request is freed (not if the connection closes first). libevent 2.1 calls it for server
+/// requests only; on a client request it is kept and not called, as there.
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_request_set_on_complete_cb(
+    req: *mut evhttp_request,
+    cb: evhttp_request_cb,
+    cb_arg: *mut c_void,
+) {
+    guard((), || {
+        if let Some(r) = checked_req(req, "evhttp_request_set_on_complete_cb") {
+            // SAFETY: a live request.
+            unsafe {
+                (*r).on_complete_cb = cb;
+                (*r).on_complete_cb_arg = cb_arg;
+            }
+        }
+    })
+}
+
+/// `evhttp_set_bevcb`: each connection accepted from now on goes on the bufferevent `cb(base,
+/// arg)` returns (made with no socket; the server puts the accepted one on it, and frees both
+/// when the connection is done); NULL from `cb` refuses the connection. A NULL `cb` goes back to
+/// plain socket bufferevents.
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_set_bevcb(
+    http: *mut evhttp,
+    cb: Option<unsafe extern "C" fn(*mut CBase, *mut c_void) -> *mut bufferevent>,
+    arg: *mut c_void,
+) {
+    guard((), || {
+        let Some(h) = checked_http(http, "evhttp_set_bevcb") else {
+            return;
+        };
+        // SAFETY: a live server.
+        let (cbase, server, bevs) = unsafe { ((*h).cbase, (*h).server.clone(), (*h).bevs.clone()) };
+        let Some(cb) = cb else {
+            server.clear_bufferevent_cb();
+            return;
+        };
+        let made = bevs.clone();
+        server.set_bufferevent_cb(
+            move |b: &mut EventBase| {
+                // SAFETY: the program's callback with its argument, on the server's base.
+                let bev = unsafe { call_out(cbase, b, || cb(cbase, arg)) };
+                if bev.is_null() {
+                    return None;
+                }
+                let rh = crate::bufferevent::rust_handle(bev, "evhttp_set_bevcb")?;
+                if crate::bufferevent::base_of(bev) != cbase {
+                    log::warn!("evhttp_set_bevcb: the bufferevent is on another base");
+                    crate::bufferevent::free_on(b, bev);
+                    return None;
+                }
+                made.borrow_mut().insert(rh, bev);
+                Some(rh)
+            },
+            move |b: &mut EventBase, rh: BufferEvent| match bevs.borrow_mut().remove(&rh) {
+                Some(bev) => crate::bufferevent::free_on(b, bev),
+                None => drop(rh.free(b)),
+            },
+        );
+    })
+}
+
+/// `evhttp_connection_get_bufferevent`: the connection's bufferevent. For a client connection,
+/// the one given to `evhttp_connection_base_bufferevent_new` or the one made for it (it carries
+/// each socket in turn, and has none between them). For a server connection, the one
+/// `evhttp_set_bevcb`'s callback made; NULL when the server has none (revent-http serves those on
+/// bufferevents of its own, which C cannot use).
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_connection_get_bufferevent(
+    evcon: *mut evhttp_connection,
+) -> *mut bufferevent {
+    guard(ptr::null_mut(), || {
+        checked_conn(evcon, "evhttp_connection_get_bufferevent")
+            // SAFETY: a live connection.
+            .map_or(ptr::null_mut(), |c| unsafe { (*c).bev })
+    })
+}
+
+/// `evhttp_connection_set_closecb`: `cb(evcon, arg)` runs from the loop when the connection's
+/// socket closes: on a client connection, each time a connected socket closes (the server closed
+/// it, it failed, timed out, or the program frees the connection while connected); on a server connection
+/// (whose record here belongs to one request), when the client goes away or the server closes the
+/// connection, while the request or a callback holding the record is around (an EOF from the
+/// client while the request waits for its reply counts as the client going away, as in
+/// libevent). NULL `cb` stops it.
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_connection_set_closecb(
+    evcon: *mut evhttp_connection,
+    cb: evhttp_connection_cb,
+    arg: *mut c_void,
+) {
+    guard((), || {
+        let what = "evhttp_connection_set_closecb";
+        let Some(c) = checked_conn(evcon, what) else {
+            return;
+        };
+        // SAFETY: a live connection; the hold keeps its record allocated for the callback.
+        unsafe {
+            (*c).closecb = cb;
+            (*c).closecb_arg = arg;
+            if (*c).closecb_hooked || cb.is_none() {
+                return;
+            }
+            if (*c).client.is_some() {
+                (*c).closecb_hooked = crate::http_client::hook_close(c);
+                return;
+            }
+            let r = (*c).req;
+            if r.is_null() {
+                log::warn!("{what}: the connection's request is gone");
+                return;
+            }
+            let cbase = (*c).cbase;
+            let hold = EvconHold::new(c);
+            let hooked = on_request(r, what, |_, q| {
+                q.on_close(move |b| {
+                    let c = hold.get();
+                    // SAFETY: the hold keeps the record; the fields are read at close time.
+                    if let Some(cb) = (*c).closecb {
+                        let arg = (*c).closecb_arg;
+                        call_out(cbase, b, || cb(c, arg));
+                    }
+                })
+            });
+            (*c).closecb_hooked = hooked.is_some();
         }
     })
 }

@@ -26,6 +26,7 @@
 
 use crate::base::{call_out, with_base, CBase};
 use crate::buffer::with_buf;
+use crate::bufferevent::{self as bevs, bufferevent, bufferevent_free, bufferevent_socket_new};
 use crate::guard;
 use crate::http::{
     checked_conn, evhttp_connection, evhttp_request, fill_list, free_request, method_of,
@@ -36,7 +37,10 @@ use revent::{Evbuffer, EventBase};
 use revent_http::client::{self, ClientError, ErrorKind, Outcome, Response};
 use revent_http::{Method, ResponseHead};
 use std::ffi::CStr;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+/// `BEV_OPT_CLOSE_ON_FREE`.
+const BEV_OPT_CLOSE_ON_FREE: c_int = 0x01;
 use std::ptr;
 use std::time::Duration;
 
@@ -53,6 +57,9 @@ pub(crate) struct ClientConn {
     free_on_completion: bool,
     /// The settings made, in order (see [`Setting`]).
     settings: Vec<Setting>,
+    /// `evhttp_connection_set_local_address` and `_port`.
+    local_ip: Option<IpAddr>,
+    local_port: u16,
 }
 
 /// The client part of a `struct evhttp_request`.
@@ -209,27 +216,76 @@ pub unsafe extern "C" fn evhttp_request_set_error_cb(
     })
 }
 
-/// A client connection record for `addr` on `cbase`.
-fn make_conn(cbase: *mut CBase, address: &[u8], port: u16) -> *mut evhttp_connection {
-    let Some(addr) = resolve(address, port, libc::AF_UNSPEC, "evhttp_connection_base_new") else {
+/// A socket bufferevent with no socket on `cbase`, for a connection to carry its sockets on.
+fn new_bev(cbase: *mut CBase) -> *mut bufferevent {
+    // SAFETY: a live base; no fd.
+    unsafe { bufferevent_socket_new(cbase, -1, BEV_OPT_CLOSE_ON_FREE) }
+}
+
+/// A revent-http connection to `addr` on `base` whose sockets go on the C bufferevent `bev`.
+fn rust_conn(
+    b: &mut EventBase,
+    addr: SocketAddr,
+    bev: *mut bufferevent,
+) -> Result<client::Connection, ClientError> {
+    let Some(rh) = bevs::rust_handle(bev, "evhttp_connection") else {
+        return Err(ClientError::InvalidRequest(
+            "not a live bufferevent with a base",
+        ));
+    };
+    client::Connection::with_bufferevent(b, addr, rh)
+}
+
+/// A client connection record for `addr` on `cbase`, carrying its sockets on `bev` (one is made
+/// when NULL).
+fn make_conn(
+    cbase: *mut CBase,
+    address: &[u8],
+    port: u16,
+    bev: *mut bufferevent,
+) -> *mut evhttp_connection {
+    let what = "evhttp_connection_base_new";
+    let Some(addr) = resolve(address, port, libc::AF_UNSPEC, what) else {
         return ptr::null_mut();
     };
-    let conn = if cbase.is_null() {
-        None
+    let (conn, bev) = if cbase.is_null() {
+        (None, bev)
     } else {
+        let given = !bev.is_null();
+        let bev = if given { bev } else { new_bev(cbase) };
+        if bev.is_null() || bevs::base_of(bev) != cbase {
+            log::warn!("{what}: the bufferevent is not one of this base's");
+            if !given {
+                // SAFETY: made just above.
+                unsafe { bufferevent_free(bev) };
+            }
+            return ptr::null_mut();
+        }
         // SAFETY: a live base (the caller's contract).
-        match unsafe { with_base(cbase, |b| client::Connection::new(b, addr)) } {
-            Some(Ok(conn)) => Some(conn),
-            _ => return ptr::null_mut(),
+        match unsafe { with_base(cbase, |b| rust_conn(b, addr, bev)) } {
+            Some(Ok(conn)) => (Some(conn), bev),
+            other => {
+                if let Some(Err(e)) = other {
+                    log::warn!("{what}: {e}");
+                }
+                if !given {
+                    // SAFETY: made just above.
+                    unsafe { bufferevent_free(bev) };
+                }
+                return ptr::null_mut();
+            }
         }
     };
     let mut c = evhttp_connection::new(cbase, ptr::null_mut(), Some(addr), address, port);
+    c.bev = bev;
     c.client = Some(ClientConn {
         conn,
         addr,
         pending: Vec::new(),
         free_on_completion: false,
         settings: Vec::new(),
+        local_ip: None,
+        local_port: 0,
     });
     let c = Box::into_raw(Box::new(c));
     crate::http::register_conn(c);
@@ -253,7 +309,147 @@ pub unsafe extern "C" fn evhttp_connection_base_new(
         }
         // SAFETY: a C string.
         let a = unsafe { CStr::from_ptr(address) }.to_bytes();
-        make_conn(base, a, port)
+        make_conn(base, a, port, ptr::null_mut())
+    })
+}
+
+/// `evhttp_connection_base_bufferevent_new`: [`evhttp_connection_base_new`] whose sockets go on
+/// `bev` (a bufferevent of `base` with no socket: a filter, or one with options of its own;
+/// NULL: one is made). The connection sets its callbacks, puts each socket on it in turn, and
+/// frees it with itself.
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_connection_base_bufferevent_new(
+    base: *mut CBase,
+    _dnsbase: *mut c_void,
+    bev: *mut bufferevent,
+    address: *const c_char,
+    port: u16,
+) -> *mut evhttp_connection {
+    guard(ptr::null_mut(), || {
+        if address.is_null() || base.is_null() {
+            log::warn!("evhttp_connection_base_bufferevent_new: NULL base or address");
+            return ptr::null_mut();
+        }
+        // SAFETY: a C string.
+        let a = unsafe { CStr::from_ptr(address) }.to_bytes();
+        make_conn(base, a, port, bev)
+    })
+}
+
+/// Registers the connection's close callback with revent-http (the callback and argument are read
+/// from the record when a socket closes). True when done.
+///
+/// # Safety
+/// `c` is a live client connection.
+pub(crate) unsafe fn hook_close(c: *mut evhttp_connection) -> bool {
+    let cc = c as usize;
+    setting(c, "evhttp_connection_set_closecb", move |b, conn| {
+        conn.set_close_cb(
+            b,
+            Some(Box::new(move |b: &mut EventBase| {
+                let c = cc as *mut evhttp_connection;
+                if !crate::http::conn_is_live(c) {
+                    return;
+                }
+                // SAFETY: live (checked); the program's callback with its argument, on the
+                // connection's base.
+                unsafe {
+                    if let Some(cb) = (*c).closecb {
+                        let arg = (*c).closecb_arg;
+                        call_out((*c).cbase, b, || cb(c, arg));
+                    }
+                }
+            })),
+        )
+    });
+    true
+}
+
+/// Applies the local address and port set so far.
+fn apply_local(evcon: *mut evhttp_connection, what: &str) {
+    let Some(c) = checked_conn(evcon, what) else {
+        return;
+    };
+    // SAFETY: a live connection.
+    let Some(cc) = (unsafe { cconn(c, what) }) else {
+        return;
+    };
+    let ip = cc.local_ip.unwrap_or(match cc.addr {
+        SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    });
+    let local = SocketAddr::new(ip, cc.local_port);
+    setting(evcon, what, move |b, conn| {
+        conn.set_local_addr(b, Some(local))
+    });
+}
+
+/// `evhttp_connection_set_local_address`: the numeric address the connection's sockets are bound
+/// to before they connect (the server sees it as the peer's).
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_connection_set_local_address(
+    evcon: *mut evhttp_connection,
+    address: *const c_char,
+) {
+    guard((), || {
+        let what = "evhttp_connection_set_local_address";
+        let Some(c) = checked_conn(evcon, what) else {
+            return;
+        };
+        if address.is_null() {
+            log::warn!("{what}: NULL address");
+            return;
+        }
+        // SAFETY: a C string; a live connection.
+        unsafe {
+            let text = CStr::from_ptr(address).to_string_lossy();
+            let Ok(ip) = text.parse::<IpAddr>() else {
+                log::warn!("{what}: {text}: not a numeric address");
+                return;
+            };
+            let Some(cc) = cconn(c, what) else {
+                return;
+            };
+            cc.local_ip = Some(ip);
+        }
+        apply_local(evcon, what);
+    })
+}
+
+/// `evhttp_connection_set_local_port`: the local port the connection's sockets are bound to
+/// before they connect.
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_connection_set_local_port(
+    evcon: *mut evhttp_connection,
+    port: u16,
+) {
+    guard((), || {
+        let what = "evhttp_connection_set_local_port";
+        let Some(c) = checked_conn(evcon, what) else {
+            return;
+        };
+        // SAFETY: a live connection.
+        let Some(cc) = (unsafe { cconn(c, what) }) else {
+            return;
+        };
+        cc.local_port = port;
+        apply_local(evcon, what);
+    })
+}
+
+/// `evhttp_request_set_header_cb`: `cb(req, arg)` runs once the response head is in (status,
+/// reason, input headers filled), before any of the body; a negative return refuses the
+/// response: the socket closes and the request fails with `EVREQ_HTTP_EOF`, as in libevent.
+#[no_mangle]
+pub unsafe extern "C" fn evhttp_request_set_header_cb(
+    req: *mut evhttp_request,
+    cb: crate::http::evhttp_header_cb,
+) {
+    guard((), || {
+        if let Some(r) = crate::http::checked_req(req, "evhttp_request_set_header_cb") {
+            // SAFETY: a live request.
+            unsafe { (*r).header_cb = cb };
+        }
     })
 }
 
@@ -308,7 +504,7 @@ pub unsafe extern "C" fn evhttp_connection_free(evcon: *mut evhttp_connection) {
 ///
 /// # Safety
 /// `evcon` is NULL or a live connection, freed once.
-unsafe fn free_conn_with(evcon: *mut evhttp_connection, base: Option<&mut EventBase>) {
+unsafe fn free_conn_with(evcon: *mut evhttp_connection, mut base: Option<&mut EventBase>) {
     {
         let Some(c) = checked_conn(evcon, "evhttp_connection_free") else {
             return;
@@ -319,17 +515,44 @@ unsafe fn free_conn_with(evcon: *mut evhttp_connection, base: Option<&mut EventB
                 log::warn!("evhttp_connection_free: a server request's connection is the server's");
                 return;
             }
+            // As libevent: a connected socket that goes with the connection is told to the close
+            // callback first.
+            if let (Some(cb), Some(conn)) =
+                ((*c).closecb, (*c).client.as_ref().and_then(|x| x.conn))
+            {
+                let (arg, cbase) = ((*c).closecb_arg, (*c).cbase);
+                match base.as_deref_mut() {
+                    Some(b) => {
+                        if conn.is_connected(b).unwrap_or(false) {
+                            call_out(cbase, b, || cb(c, arg));
+                        }
+                    }
+                    None => {
+                        if matches!(with_base(cbase, |b| conn.is_connected(b)), Some(Ok(true))) {
+                            cb(c, arg);
+                        }
+                    }
+                }
+                if !crate::http::conn_is_live(c) {
+                    return;
+                }
+            }
             let Some(cc) = (*c).client.take() else {
                 return;
             };
+            let bev = std::mem::replace(&mut (*c).bev, ptr::null_mut());
             match (base, cc.conn) {
                 (Some(b), Some(conn)) => {
                     let _ = conn.free(b);
+                    if !bev.is_null() {
+                        bevs::free_on(b, bev);
+                    }
                 }
                 (None, Some(conn)) => {
                     let _ = with_base((*c).cbase, |b| conn.free(b));
+                    bufferevent_free(bev);
                 }
-                (_, None) => {}
+                (_, None) => bufferevent_free(bev),
             }
             for r in cc.pending {
                 if let Some(q) = creq(r) {
@@ -402,8 +625,15 @@ unsafe fn remake(
             return false;
         }
         let settings = std::mem::take(&mut cc.settings);
+        // A bufferevent belongs to one base: another base gets a new one.
+        let old_bev = (*c).bev;
+        let bev = if old_bev.is_null() || bevs::base_of(old_bev) != base {
+            new_bev(base)
+        } else {
+            old_bev
+        };
         let made = with_base(base, |b| {
-            let conn = client::Connection::new(b, addr)?;
+            let conn = rust_conn(b, addr, bev)?;
             for s in &settings {
                 s(b, conn)?;
             }
@@ -415,15 +645,25 @@ unsafe fn remake(
         cc.settings = settings;
         let new = match made {
             Some(Ok(n)) => n,
-            Some(Err(e)) => {
-                log::warn!("{what}: {e}");
+            other => {
+                if let Some(Err(e)) = other {
+                    log::warn!("{what}: {e}");
+                }
+                if bev != old_bev {
+                    bufferevent_free(bev);
+                }
                 return false;
             }
-            None => return false,
         };
         cc.addr = addr;
         if let Some(old) = cc.conn.replace(new) {
             let _ = with_base((*c).cbase, |b| old.free(b));
+        }
+        if bev != old_bev {
+            if !old_bev.is_null() {
+                bufferevent_free(old_bev);
+            }
+            (*c).bev = bev;
         }
         (*c).cbase = base;
         let (sa, salen) = crate::dns::to_sockaddr(addr);
@@ -691,6 +931,36 @@ unsafe fn on_piece(
     }
 }
 
+/// The response head for the header callback: put in the request, then `cb` decides.
+///
+/// # Safety
+/// `r` is a live client request; `cbase` its connection's base.
+unsafe fn on_head(
+    base: &mut EventBase,
+    cbase: *mut CBase,
+    r: *mut evhttp_request,
+    head: &ResponseHead,
+    cb: unsafe extern "C" fn(*mut evhttp_request, *mut c_void) -> c_int,
+) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let Some(q) = creq(r) else {
+            return false;
+        };
+        q.head_set = true;
+        set_head(r, head);
+        q.in_callback = true;
+        let arg = (*r).cb_arg;
+        let verdict = call_out(cbase, base, || cb(r, arg));
+        let Some(q) = creq(r) else {
+            return false;
+        };
+        q.in_callback = false;
+        // A request freed from inside is refused; its failure then frees it.
+        verdict >= 0 && !q.free_after
+    }
+}
+
 /// The end of request `r` on connection `evcon`: its callbacks, then its free.
 ///
 /// # Safety
@@ -755,7 +1025,11 @@ unsafe fn on_complete(
             Err(e) => {
                 log::debug!("evhttp_make_request: {e}");
                 q.evcon = ptr::null_mut();
-                free_auto(r);
+                if std::mem::take(&mut q.free_after) {
+                    free_client(r, None);
+                } else {
+                    free_auto(r);
+                }
                 if let Some(ecb) = error_cb {
                     call_out(cbase, base, || ecb(error_code(&e), arg));
                 }
@@ -862,6 +1136,13 @@ pub unsafe extern "C" fn evhttp_make_request(
                 rreq = rreq.on_chunk(move |b, head, data| {
                     // SAFETY: the request is live while it is queued (a free cancels it first).
                     on_piece(b, cbase, rr as *mut evhttp_request, head, data)
+                });
+            }
+            if let Some(hcb) = (*r).header_cb {
+                let rr = r as usize;
+                rreq = rreq.on_head(move |b, head| {
+                    // SAFETY: the request is live while it is queued (a free cancels it first).
+                    on_head(b, cbase, rr as *mut evhttp_request, head, hcb)
                 });
             }
             (*r).type_ = type_;

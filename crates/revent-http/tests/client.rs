@@ -947,3 +947,131 @@ fn a_trailer_section_split_across_reads_completes() {
     assert_eq!(resp.trailers().find_str("x-trail"), Some("t"));
     server.join().unwrap();
 }
+
+// ---- head callback, local address, close callback, the owner's bufferevent ----
+
+#[test]
+fn head_callback_sees_the_head_before_the_body_and_can_refuse() {
+    let (addr, server) = serve(vec![
+        respond(b"HTTP/1.1 200 OK\r\nX-Ok: yes\r\nContent-Length: 5\r\n\r\nhello"),
+        respond(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\n\r\nnope!"),
+    ]);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let accept = get("/a").on_head(move |_, head| {
+        s1.borrow_mut().push((
+            head.status(),
+            head.headers().find("X-Ok").map(<[u8]>::to_vec),
+        ));
+        true
+    });
+    let refuse = get("/b").on_head(move |_, head| {
+        s2.borrow_mut().push((head.status(), None));
+        head.status() == 200
+    });
+    let (mut out, _) = fetch_all(addr, vec![accept, refuse], |_, _| {});
+    let mut first = out.remove(0).unwrap();
+    assert_eq!(body_of(&mut first), b"hello");
+    let err = out.remove(0).unwrap_err();
+    assert!(matches!(err, ClientError::Refused), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Eof);
+    assert_eq!(
+        *seen.borrow(),
+        vec![(200, Some(b"yes".to_vec())), (403, None)],
+        "once per response, in order"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn sockets_bind_the_local_address_asked_for() {
+    let (tx, rx) = mpsc::channel();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A free port to bind the client to: taken from the system, then let go.
+    let local = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = std::thread::spawn(move || {
+        let mut s = accept(&listener).expect("the client connects");
+        tx.send(s.peer_addr().unwrap()).unwrap();
+        read_request(&mut s).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+    });
+    let (mut out, _) = fetch_all(addr, vec![get("/")], |base, conn| {
+        conn.set_local_addr(base, Some(local)).unwrap();
+    });
+    assert_eq!(out.remove(0).unwrap().status(), 200);
+    assert_eq!(
+        rx.recv().unwrap(),
+        local,
+        "the server sees the bound address"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn a_local_address_that_cannot_be_bound_fails_the_connect() {
+    let (addr, _server) = serve(vec![]);
+    // 192.0.2.1 (TEST-NET-1) is not an address of this host.
+    let (mut out, _) = fetch_all(addr, vec![get("/")], |base, conn| {
+        conn.set_local_addr(base, Some("192.0.2.1:0".parse().unwrap()))
+            .unwrap();
+    });
+    assert!(matches!(
+        out.remove(0).unwrap_err(),
+        ClientError::Connect(_)
+    ));
+}
+
+#[test]
+fn close_callback_runs_once_per_closed_socket_on_the_owners_bufferevent() {
+    // Two connections: the server closes each after one response.
+    let (addr, server) = serve(vec![
+        respond(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\na"),
+        respond(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nb"),
+    ]);
+    let mut base = EventBase::new().unwrap();
+    let bev =
+        revent::BufferEvent::socket(&mut base, None, revent::BevOptions::CLOSE_ON_FREE).unwrap();
+    let conn = Connection::with_bufferevent(&mut base, addr, bev).unwrap();
+    let closes = Rc::new(RefCell::new(0));
+    let c = closes.clone();
+    conn.set_close_cb(&mut base, Some(Box::new(move |_| *c.borrow_mut() += 1)))
+        .unwrap();
+    let outcomes = Rc::new(RefCell::new(Vec::new()));
+    let used = Rc::new(RefCell::new(Vec::new()));
+    for path in ["/1", "/2"] {
+        let u = used.clone();
+        let req = get(path).on_head(move |base, _| {
+            // The response arrives on the owner's bufferevent, with a socket on it.
+            u.borrow_mut().push(bev.fd(base).is_ok());
+            true
+        });
+        conn.request(&mut base, req, collector(&outcomes)).unwrap();
+    }
+    run_until(&mut base, &outcomes, 2);
+    let deadline = Instant::now() + GUARD;
+    while *closes.borrow() < 2 && Instant::now() < deadline {
+        base.run(revent::LoopFlags::ONCE).unwrap();
+    }
+    assert_eq!(*closes.borrow(), 2);
+    assert_eq!(*used.borrow(), vec![true, true]);
+    let bodies: Vec<Vec<u8>> = outcomes
+        .take()
+        .into_iter()
+        .map(|o| body_of(&mut o.unwrap()))
+        .collect();
+    assert_eq!(bodies, vec![b"a".to_vec(), b"b".to_vec()]);
+    assert_eq!(conn.stats(&base).unwrap().connections, 2);
+    assert_eq!(conn.bufferevent(&base).unwrap(), Some(bev));
+    // Between sockets the owner's bufferevent has none; freeing the connection leaves it alive.
+    assert!(bev.fd(&base).is_err());
+    conn.free(&mut base).unwrap();
+    base.run(revent::LoopFlags::NONBLOCK).unwrap();
+    assert_eq!(*closes.borrow(), 2, "no callback for the owner's free");
+    bev.free(&mut base).unwrap();
+    no_more_connections(server.join().unwrap());
+}

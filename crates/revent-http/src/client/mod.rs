@@ -73,7 +73,7 @@
 
 mod types;
 
-pub use types::{ChunkCb, ClientError, CompleteCb, ErrorKind, Outcome, Request, Response};
+pub use types::{ChunkCb, ClientError, CompleteCb, ErrorKind, HeadCb, Outcome, Request, Response};
 
 use std::collections::VecDeque;
 use std::io;
@@ -86,6 +86,9 @@ use crate::body::BodyDecoder;
 use crate::headers::Headers;
 use crate::message::{BodyFraming, Limits, Method, Progress, ResponseHead, ResponseParser};
 use types::Body;
+
+/// A connection's close callback ([`Connection::set_close_cb`]).
+pub type CloseCb = dyn FnMut(&mut EventBase);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 const IO_TIMEOUT: Duration = Duration::from_secs(50);
@@ -236,6 +239,13 @@ struct Conn {
     /// `None` while a callback has it out, or when no request is active.
     exchange: Option<Exchange>,
     stats: Stats,
+    /// The bufferevent the owner handed in ([`Connection::with_bufferevent`]): every socket goes
+    /// on it, and it outlives them.
+    user_bev: Option<BufferEvent>,
+    /// The local address sockets are bound to before they connect.
+    local: Option<SocketAddr>,
+    /// Runs (from the loop) each time a connected socket closes.
+    close_cb: Option<Box<CloseCb>>,
 }
 
 struct Slot {
@@ -297,6 +307,9 @@ impl Connection {
             served: 0,
             exchange: None,
             stats: Stats::default(),
+            user_bev: None,
+            local: None,
+            close_cb: None,
         };
         let st = store(base);
         let index = match st.free.pop() {
@@ -317,6 +330,66 @@ impl Connection {
             index,
             generation: slot.generation,
         })
+    }
+
+    /// A connection to `addr` whose sockets all go on `bev` (`evhttp_connection_base_bufferevent_new`):
+    /// a socket bufferevent with no socket yet, or whose socket is unconnected, that the
+    /// connection sets the callbacks of. Between sockets it keeps `bev` with no socket; it
+    /// never frees it: [`free`](Self::free) leaves it (without a socket) to its owner.
+    ///
+    /// ```
+    /// use revent::{BevOptions, BufferEvent, EventBase};
+    /// use revent_http::client::Connection;
+    ///
+    /// let mut base = EventBase::new().unwrap();
+    /// let bev = BufferEvent::socket(&mut base, None, BevOptions::CLOSE_ON_FREE).unwrap();
+    /// let conn = Connection::with_bufferevent(&mut base, "127.0.0.1:9".parse().unwrap(), bev).unwrap();
+    /// assert_eq!(conn.bufferevent(&base).unwrap(), Some(bev));
+    /// conn.free(&mut base).unwrap();
+    /// bev.free(&mut base).unwrap();
+    /// ```
+    pub fn with_bufferevent(
+        base: &mut EventBase,
+        addr: SocketAddr,
+        bev: BufferEvent,
+    ) -> Result<Connection, ClientError> {
+        // A stale handle is refused here rather than at the first connect.
+        bev.underlying(base)?;
+        let h = Connection::new(base, addr)?;
+        conn_mut(base, h)?.user_bev = Some(bev);
+        Ok(h)
+    }
+
+    /// The bufferevent of the current socket, or the one handed in with
+    /// [`with_bufferevent`](Self::with_bufferevent); `None` when neither is there
+    /// (`evhttp_connection_get_bufferevent`).
+    pub fn bufferevent(self, base: &EventBase) -> Result<Option<BufferEvent>, ClientError> {
+        let c = conn_ref(base, self)?;
+        Ok(c.user_bev.or(c.bev))
+    }
+
+    /// Binds every socket to `local` before it connects (`evhttp_connection_set_local_address`
+    /// and `_port`; port 0 lets the system pick one); `None` undoes it. A bind that fails fails
+    /// the connect like a refused one.
+    pub fn set_local_addr(
+        self,
+        base: &mut EventBase,
+        local: Option<SocketAddr>,
+    ) -> Result<(), ClientError> {
+        conn_mut(base, self)?.local = local;
+        Ok(())
+    }
+
+    /// Calls `cb` from the loop each time a connected socket of this connection closes (the server
+    /// closed it, it failed or timed out, or the connection dropped it: libevent's
+    /// `evhttp_connection_set_closecb`); not for the close that [`free`](Self::free) does.
+    pub fn set_close_cb(
+        self,
+        base: &mut EventBase,
+        cb: Option<Box<CloseCb>>,
+    ) -> Result<(), ClientError> {
+        conn_mut(base, self)?.close_cb = cb;
+        Ok(())
     }
 
     /// Frees the connection (`evhttp_connection_free`): the socket closes, and the requests still
@@ -584,17 +657,49 @@ fn start(base: &mut EventBase, h: Connection) {
 /// Drops the socket and any response in progress (the queue stays).
 fn reset(base: &mut EventBase, h: Connection) {
     let Ok(conn) = conn_mut(base, h) else { return };
+    let was_connected = matches!(conn.state, State::Idle | State::Active);
     conn.state = State::Disconnected;
     conn.exchange = None;
     conn.served = 0;
     conn.job = None;
-    let (bev, timer) = (conn.bev.take(), conn.timer);
+    let (bev, timer, user) = (conn.bev.take(), conn.timer, conn.user_bev);
+    let tell = was_connected && conn.close_cb.is_some();
     if let Some(bev) = bev {
-        let _ = bev.free(base);
+        if Some(bev) == user {
+            release_user_bev(base, bev);
+        } else {
+            let _ = bev.free(base);
+        }
     }
     if let Some(timer) = timer {
         let _ = base.del(timer);
     }
+    if tell {
+        // From the loop: reset runs inside API calls and other callbacks.
+        let _ = base.once(-1, What::empty(), None, move |base, _| {
+            let Ok(conn) = conn_mut(base, h) else { return };
+            let Some(mut cb) = conn.close_cb.take() else {
+                return;
+            };
+            cb(base);
+            if let Ok(conn) = conn_mut(base, h) {
+                conn.close_cb.get_or_insert(cb);
+            }
+        });
+    }
+}
+
+/// Takes the socket off the owner's bufferevent (closing it) and empties its buffers, so the
+/// next socket starts clean.
+fn release_user_bev(base: &mut EventBase, bev: BufferEvent) {
+    let _ = bev.disable(base, What::READ | What::WRITE);
+    let _ = bev.set_timeouts(base, None, None);
+    if let Ok((input, output)) = bev.buffers(base) {
+        let (i, o) = (input.len(), output.len());
+        let _ = input.drain(i);
+        let _ = output.drain(o);
+    }
+    drop(bev.set_fd(base, None));
 }
 
 fn connect(base: &mut EventBase, h: Connection) {
@@ -602,9 +707,16 @@ fn connect(base: &mut EventBase, h: Connection) {
     conn.state = State::Connecting;
     conn.stats.connect_attempts += 1;
     let (addr, timeout) = (conn.addr, conn.settings.connect_timeout);
+    let (user, local) = (conn.user_bev, conn.local);
     let made = (|| {
-        let bev = BufferEvent::socket(base, None, BevOptions::CLOSE_ON_FREE)?;
+        let bev = match user {
+            Some(b) => b,
+            None => BufferEvent::socket(base, None, BevOptions::CLOSE_ON_FREE)?,
+        };
         let set = (|| {
+            if let Some(local) = local {
+                bev.set_fd(base, Some(bound_socket(addr, local)?))?;
+            }
             bev.set_callbacks(
                 base,
                 Some(Box::new(move |base: &mut EventBase, bev| {
@@ -621,7 +733,11 @@ fn connect(base: &mut EventBase, h: Connection) {
         match set {
             Ok(()) => Ok(bev),
             Err(e) => {
-                let _ = bev.free(base);
+                if user == Some(bev) {
+                    release_user_bev(base, bev);
+                } else {
+                    let _ = bev.free(base);
+                }
                 Err(e)
             }
         }
@@ -641,6 +757,21 @@ fn connect(base: &mut EventBase, h: Connection) {
             arm_timer(base, h, TimerJob::Fail(err), Duration::ZERO);
         }
     }
+}
+
+/// A non-blocking TCP socket for a connect to `addr`, bound to `local`.
+fn bound_socket(
+    addr: SocketAddr,
+    local: SocketAddr,
+) -> Result<std::os::fd::OwnedFd, revent::Error> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_nonblocking(true)?;
+    s.set_cloexec(true)?;
+    // A fixed local port is taken again by the next socket while the last is in TIME_WAIT.
+    s.set_reuse_address(true)?;
+    s.bind(&local.into())?;
+    Ok(s.into())
 }
 
 fn arm_timer(base: &mut EventBase, h: Connection, job: TimerJob, after: Duration) {
@@ -932,6 +1063,14 @@ fn process(base: &mut EventBase, h: Connection, bev: BufferEvent) {
                         put_back(base, h, ex);
                         continue;
                     }
+                    match check_head(base, h, id, &head) {
+                        HeadVerdict::Go => {}
+                        HeadVerdict::Refused => {
+                            fail_active(base, h, ClientError::Refused);
+                            return;
+                        }
+                        HeadVerdict::Gone => return,
+                    }
                     match BodyDecoder::new(head.framing(), &limits) {
                         Ok(decoder) => {
                             ex.phase = Phase::Body(Box::new(InBody {
@@ -979,6 +1118,38 @@ fn process(base: &mut EventBase, h: Connection, bev: BufferEvent) {
                 }
             }
         }
+    }
+}
+
+enum HeadVerdict {
+    Go,
+    Refused,
+    /// The callback cancelled the request or freed the connection.
+    Gone,
+}
+
+/// Runs the front request's head callback, if any.
+fn check_head(base: &mut EventBase, h: Connection, id: u64, head: &ResponseHead) -> HeadVerdict {
+    let Ok(conn) = conn_mut(base, h) else {
+        return HeadVerdict::Gone;
+    };
+    let Some(mut cb) = conn.queue.front_mut().and_then(|p| p.req.on_head.take()) else {
+        return HeadVerdict::Go;
+    };
+    let go = cb(base, head);
+    let Ok(conn) = conn_mut(base, h) else {
+        return HeadVerdict::Gone;
+    };
+    match conn.queue.front_mut() {
+        Some(p) if p.id == id && conn.state == State::Active => {
+            p.req.on_head.get_or_insert(cb);
+            if go {
+                HeadVerdict::Go
+            } else {
+                HeadVerdict::Refused
+            }
+        }
+        _ => HeadVerdict::Gone,
     }
 }
 

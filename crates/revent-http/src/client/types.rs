@@ -17,6 +17,8 @@ pub type CompleteCb = dyn FnOnce(&mut EventBase, Outcome);
 /// The chunk callback of a request (libevent's `evhttp_request_set_chunked_cb`): body bytes as they
 /// arrive. What the callback leaves in the buffer is discarded afterwards, as libevent drains it.
 pub type ChunkCb = dyn FnMut(&mut EventBase, &ResponseHead, &mut Evbuffer);
+/// The head callback of [`Request::on_head`]: `false` refuses the response.
+pub type HeadCb = dyn FnMut(&mut EventBase, &ResponseHead) -> bool;
 
 /// The request body.
 pub(crate) enum Body {
@@ -54,6 +56,7 @@ pub struct Request {
     pub(crate) headers: Headers,
     pub(crate) body: Body,
     pub(crate) on_chunk: Option<Box<ChunkCb>>,
+    pub(crate) on_head: Option<Box<HeadCb>>,
 }
 
 impl fmt::Debug for Request {
@@ -87,6 +90,7 @@ impl Request {
             headers: Headers::new(),
             body: Body::None,
             on_chunk: None,
+            on_head: None,
         })
     }
 
@@ -144,6 +148,17 @@ impl Request {
         cb: impl FnMut(&mut EventBase, &ResponseHead, &mut Evbuffer) + 'static,
     ) -> Request {
         self.on_chunk = Some(Box::new(cb));
+        self
+    }
+
+    /// Looks at the response head as soon as it is complete, before any of the body (libevent's
+    /// `evhttp_request_set_header_cb`): returning `false` refuses the response, the socket is
+    /// closed and the request fails with [`ClientError::Refused`].
+    pub fn on_head(
+        mut self,
+        cb: impl FnMut(&mut EventBase, &ResponseHead) -> bool + 'static,
+    ) -> Request {
+        self.on_head = Some(Box::new(cb));
         self
     }
 
@@ -260,6 +275,8 @@ pub enum ClientError {
     Stale,
     /// The event base refused an operation (for instance, creating the socket).
     Event(revent::Error),
+    /// The head callback ([`Request::on_head`]) refused the response.
+    Refused,
 }
 
 /// libevent's `enum evhttp_request_error`: what kind of failure a [`ClientError`] is.
@@ -289,7 +306,9 @@ impl ClientError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ClientError::ConnectTimeout | ClientError::Timeout => ErrorKind::Timeout,
-            ClientError::Connect(_) | ClientError::Closed { .. } => ErrorKind::Eof,
+            ClientError::Connect(_) | ClientError::Closed { .. } | ClientError::Refused => {
+                ErrorKind::Eof
+            }
             ClientError::Invalid(ParseError::BodyTooLarge { .. }) => ErrorKind::DataTooLong,
             ClientError::Invalid(_) => ErrorKind::InvalidHeader,
             ClientError::Stale => ErrorKind::RequestCancel,
@@ -314,6 +333,7 @@ impl fmt::Display for ClientError {
             ClientError::InvalidRequest(why) => write!(f, "invalid request: {why}"),
             ClientError::Stale => f.write_str("stale handle: the connection or request is gone"),
             ClientError::Event(e) => write!(f, "event base error: {e}"),
+            ClientError::Refused => f.write_str("the head callback refused the response"),
         }
     }
 }

@@ -355,7 +355,22 @@ struct Conn {
     throttled: bool,
     write_cb: bool,
     ws: Option<WsConn>,
+    /// The bufferevent came from [`Server::set_bufferevent_cb`]'s maker: it goes back to its
+    /// release function.
+    made_by_cb: bool,
+    /// Run once the output has gone out ([`Request::on_flushed`]).
+    flushed: Vec<Box<LoopFn>>,
+    /// Run from the loop when the connection closes ([`Request::on_close`]).
+    on_close: Vec<Box<LoopFn>>,
 }
+
+/// Work run later from the loop.
+type LoopFn = dyn FnOnce(&mut EventBase);
+/// Takes back a bufferevent the maker made.
+type BevRelease = dyn FnMut(&mut EventBase, BufferEvent);
+
+/// Makes the bufferevent of each accepted connection ([`Server::set_bufferevent_cb`]).
+type BevMake = Rc<RefCell<Box<dyn FnMut(&mut EventBase) -> Option<BufferEvent>>>>;
 
 struct Slot {
     generation: u32,
@@ -381,6 +396,9 @@ pub(crate) struct Inner {
     /// nothing.
     pub(crate) head_buf: Vec<u8>,
     this: Weak<RefCell<Inner>>,
+    bev_make: Option<BevMake>,
+    /// Takes back a bufferevent `bev_make` made, when its connection is done.
+    bev_release: Option<Box<BevRelease>>,
 }
 
 enum Step {
@@ -416,6 +434,8 @@ impl Server {
                 date: (u64::MAX, String::new()),
                 head_buf: Vec::with_capacity(256),
                 this: this.clone(),
+                bev_make: None,
+                bev_release: None,
             })
         });
         Server { inner }
@@ -579,22 +599,54 @@ impl Server {
         Ok(())
     }
 
-    /// Serves a connected socket (`evhttp_get_request`'s job for one connection).
+    /// Serves a connected socket (`evhttp_get_request`'s job for one connection), on a
+    /// bufferevent from [`set_bufferevent_cb`](Self::set_bufferevent_cb)'s maker when there is one.
     pub fn add_connection(
         &self,
         base: &mut EventBase,
         fd: OwnedFd,
         peer: PeerAddr,
     ) -> revent::Result<()> {
-        let bev = BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE)?;
-        attach(base, &self.inner, bev, peer);
-        Ok(())
+        serve_socket(base, &self.inner, fd, peer)
+    }
+
+    /// Accepted connections go on bufferevents that `make` returns (libevent's `evhttp_set_bevcb`;
+    /// a filter such as TLS, or a socket bufferevent with options of its own) instead of a plain
+    /// socket bufferevent: `make` gets the base and returns a bufferevent without a socket, and the
+    /// server puts the accepted socket on it (`None` refuses the connection: the socket closes).
+    /// When the connection is done, the bufferevent, its socket still on it, goes to `release`
+    /// instead of being freed. Connections already open are not affected.
+    ///
+    /// ```
+    /// use revent::{BevOptions, BufferEvent, EventBase};
+    /// use revent_http::Server;
+    ///
+    /// let server = Server::new();
+    /// server.set_bufferevent_cb(
+    ///     |base: &mut EventBase| BufferEvent::socket(base, None, BevOptions::CLOSE_ON_FREE).ok(),
+    ///     |base: &mut EventBase, bev: BufferEvent| drop(bev.free(base)),
+    /// );
+    /// ```
+    pub fn set_bufferevent_cb(
+        &self,
+        make: impl FnMut(&mut EventBase) -> Option<BufferEvent> + 'static,
+        release: impl FnMut(&mut EventBase, BufferEvent) + 'static,
+    ) {
+        let mut g = self.inner.borrow_mut();
+        g.bev_make = Some(Rc::new(RefCell::new(Box::new(make))));
+        g.bev_release = Some(Box::new(release));
+    }
+
+    /// Goes back to plain socket bufferevents for the connections accepted from now on (those on
+    /// made bufferevents still go back to the release function).
+    pub fn clear_bufferevent_cb(&self) {
+        self.inner.borrow_mut().bev_make = None;
     }
 
     /// Serves requests arriving on `bev` (any kind: a socket, a filter such as TLS, or one end of
     /// a pair); the server sets its callbacks and frees it when done.
     pub fn add_bufferevent(&self, base: &mut EventBase, bev: BufferEvent, peer: PeerAddr) {
-        attach(base, &self.inner, bev, peer);
+        attach(base, &self.inner, bev, peer, false);
     }
 
     /// Frees the listeners and closes every connection (`evhttp_free`); requests not answered
@@ -731,12 +783,50 @@ fn accept(base: &mut EventBase, weak: &Weak<RefCell<Inner>>, fd: OwnedFd, peer: 
         let _ = tcp.set_nodelay(true);
         tcp.into()
     };
-    if let Ok(bev) = BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE) {
-        attach(base, &inner, bev, peer);
+    let _ = serve_socket(base, &inner, fd, peer);
+}
+
+/// Serves the connected socket `fd`: on a bufferevent of the maker's, or a socket bufferevent.
+fn serve_socket(
+    base: &mut EventBase,
+    inner: &Rc<RefCell<Inner>>,
+    fd: OwnedFd,
+    peer: PeerAddr,
+) -> revent::Result<()> {
+    let make = inner.borrow().bev_make.clone();
+    let Some(make) = make else {
+        let bev = BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE)?;
+        attach(base, inner, bev, peer, false);
+        return Ok(());
+    };
+    // The server is not borrowed while the maker runs: it may look at the server.
+    let made = (make.borrow_mut())(base);
+    let Some(bev) = made else {
+        return Err(Error::InvalidArgument(
+            "the bufferevent maker refused the connection",
+        ));
+    };
+    match bev.set_fd(base, Some(fd)) {
+        Ok(_) => {
+            attach(base, inner, bev, peer, true);
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(release) = inner.borrow_mut().bev_release.as_mut() {
+                release(base, bev);
+            }
+            Err(e)
+        }
     }
 }
 
-fn attach(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, bev: BufferEvent, peer: PeerAddr) {
+fn attach(
+    base: &mut EventBase,
+    inner: &Rc<RefCell<Inner>>,
+    bev: BufferEvent,
+    peer: PeerAddr,
+    made_by_cb: bool,
+) {
     let weak = Rc::downgrade(inner);
     let mut g = inner.borrow_mut();
     let index = match g.free.pop() {
@@ -801,6 +891,9 @@ fn attach(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, bev: BufferEvent, pe
         throttled: false,
         write_cb: false,
         ws: None,
+        made_by_cb,
+        flushed: Vec::new(),
+        on_close: Vec::new(),
     });
     g.stats.connections += 1;
     g.stats.open += 1;
@@ -919,6 +1012,7 @@ fn on_timer(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, key: ConnKey) {
 }
 
 fn on_write(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, key: ConnKey) {
+    let mut flushed = Vec::new();
     let resume = {
         let mut g = inner.borrow_mut();
         let max_output = g.max_output;
@@ -926,6 +1020,9 @@ fn on_write(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, key: ConnKey) {
             return;
         };
         let out = conn.bev.output(base).map_or(0, |o| o.len());
+        if out == 0 {
+            flushed = std::mem::take(&mut conn.flushed);
+        }
         match conn.phase {
             Phase::Closing => {
                 if out == 0 {
@@ -939,21 +1036,39 @@ fn on_write(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, key: ConnKey) {
             }
             _ if conn.throttled && out <= max_output / 2 => {
                 conn.throttled = false;
-                conn.write_cb = false;
-                let bev = conn.bev;
-                let _ = bev.clear_write_cb(base);
-                let _ = bev.set_watermark(base, What::WRITE, 0, 0);
+                if conn.flushed.is_empty() {
+                    conn.write_cb = false;
+                    let _ = conn.bev.clear_write_cb(base);
+                }
+                let _ = conn.bev.set_watermark(base, What::WRITE, 0, 0);
                 true
             }
             _ => false,
         }
     };
+    // With the server not borrowed: the callbacks may use it.
+    for f in flushed {
+        f(base);
+    }
     if resume {
         process(base, inner, key);
     }
 }
 
+impl ConnKey {
+    pub(crate) fn of(h: RequestHandle) -> ConnKey {
+        ConnKey {
+            index: h.index,
+            generation: h.generation,
+        }
+    }
+}
+
 impl Inner {
+    pub(crate) fn this_weak(&self) -> Weak<RefCell<Inner>> {
+        self.this.clone()
+    }
+
     fn conn(&self, key: ConnKey) -> Option<&Conn> {
         let s = self.slots.get(key.index as usize)?;
         if s.generation != key.generation {
@@ -1507,8 +1622,20 @@ impl Inner {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(key.index);
         self.stats.open -= 1;
-        let _ = conn.bev.free(base);
+        match self.bev_release.as_mut() {
+            Some(release) if conn.made_by_cb => release(base, conn.bev),
+            _ => drop(conn.bev.free(base)),
+        }
         let _ = base.free(conn.timer);
+        if !conn.on_close.is_empty() {
+            // From the loop: this runs with the server borrowed, often inside an API call.
+            let cbs = conn.on_close;
+            let _ = base.once(-1, What::empty(), None, move |base, _| {
+                for f in cbs {
+                    f(base);
+                }
+            });
+        }
     }
 }
 

@@ -31,6 +31,8 @@ pub struct RequestHandle {
     pub(super) seq: u32,
 }
 
+const STALE_CONN: Error = Error::InvalidArgument("the request's connection is gone");
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reply {
     None,
@@ -357,6 +359,51 @@ impl Request {
     /// `evhttp_send_reply_chunk_with_cb` serves the same purpose).
     pub fn pending_output(&self, base: &mut EventBase) -> usize {
         self.bev.output(base).map_or(0, |o| o.len())
+    }
+
+    /// The bufferevent of the request's connection (what libevent's
+    /// `evhttp_connection_get_bufferevent` gives on the server side).
+    pub fn bufferevent(&self) -> BufferEvent {
+        self.bev
+    }
+
+    /// Calls `f` from the loop once everything written to the connection so far has gone out to
+    /// the kernel: what libevent's `evhttp_send_reply_chunk_with_cb` and its request's completion
+    /// callback wait for. If the connection closes first, `f` is dropped without running. An
+    /// error once the connection is gone.
+    pub fn on_flushed(
+        &self,
+        base: &mut EventBase,
+        f: impl FnOnce(&mut EventBase) + 'static,
+    ) -> revent::Result<()> {
+        let inner = self.server.upgrade().ok_or(STALE_CONN)?;
+        let mut g = inner.borrow_mut();
+        let key = super::ConnKey::of(self.handle);
+        let weak = g.this_weak();
+        let conn = g.conn_mut(key).ok_or(STALE_CONN)?;
+        if conn.bev.output(base)?.is_empty() {
+            drop(g);
+            return base.once(-1, revent::What::empty(), None, move |b, _| f(b));
+        }
+        conn.flushed.push(Box::new(f));
+        super::install_write_cb(base, conn, &weak, key, 0);
+        Ok(())
+    }
+
+    /// Calls `f` from the loop when the request's connection closes (the client went away, a
+    /// timeout, or the server closed it after a reply): libevent's
+    /// `evhttp_connection_set_closecb` on a server connection). An EOF from the client while the
+    /// request waits for its reply does not close the connection (a half-closed client still gets
+    /// its reply, as in libevent 2.1): the close comes with the reply. An error once the
+    /// connection is gone.
+    pub fn on_close(&self, f: impl FnOnce(&mut EventBase) + 'static) -> revent::Result<()> {
+        let inner = self.server.upgrade().ok_or(STALE_CONN)?;
+        let mut g = inner.borrow_mut();
+        let conn = g
+            .conn_mut(super::ConnKey::of(self.handle))
+            .ok_or(STALE_CONN)?;
+        conn.on_close.push(Box::new(f));
+        Ok(())
     }
 
     /// Ends a reply begun with [`reply_start`](Self::reply_start) (`evhttp_send_reply_end`).
