@@ -53,9 +53,11 @@ pub mod util;
 
 pub use base::{EventBase, EventInfo, LoopExit};
 pub use buffer::{BufferEnd, EolStyle, Evbuffer, EvbufferPtr, PtrHow};
+#[cfg(feature = "tls")]
+pub use bufferevent::RustlsSession;
 pub use bufferevent::{
     BevFlags, BevOptions, BufferEvent, DataCb, EventCb, FilterFn, FilterResult, FlushMode,
-    RateLimit, RateLimitGroup,
+    RateLimit, RateLimitGroup, TlsError, TlsSession, TlsState,
 };
 pub use config::{Config, ConfigFlags, Features, LoopFlags, Method};
 pub use error::{Error, Handle, Result};
@@ -64,6 +66,10 @@ pub use listener::{
     AcceptCb, AcceptErrorCb, Listener, ListenerOptions, PeerAddr, PAUSE_ON_RESOURCE_ERROR,
 };
 pub use remote::Remote;
+/// The rustls crate the `tls` feature builds on, re-exported so that callers build their
+/// `ClientConfig`/`ServerConfig` with the same version.
+#[cfg(feature = "tls")]
+pub use rustls;
 
 // The README's examples are compiled (and the timer one run) as doc tests.
 #[cfg(doctest)]
