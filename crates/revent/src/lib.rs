@@ -4,7 +4,7 @@
 //! (epoll, io_uring, poll or select) and runs callbacks by priority. Events are created in the base and named
 //! by [`EventId`] handles; a callback receives the base, so it can add, delete, activate or free any
 //! event (itself included) and stop the loop. On top: [`Evbuffer`] (a chained byte buffer),
-//! [`BufferEvent`] (buffered connections: sockets, pairs, filters), [`Listener`], and [`Remote`] for
+//! [`BufferEvent`] (buffered connections: sockets, pairs, filters, TLS), [`Listener`], and [`Remote`] for
 //! other threads; [`tag`] reads and writes libevent's tagged-data format on an `Evbuffer`.
 //!
 //! ```
@@ -22,6 +22,10 @@
 //! b.write_all(b"x").unwrap();
 //! base.dispatch().unwrap();
 //! ```
+//!
+//! TLS bufferevents run a [`TlsSession`] over a socket or another bufferevent; the `tls` feature
+//! supplies rustls's (`RustlsSession`, `BufferEvent::tls_socket`, `BufferEvent::tls_filter`, and
+//! the `rustls` crate re-exported).
 //!
 //! The library logs what it cannot report through a return value (a listener pausing because the fd
 //! table is full, for one) through the [`log`] facade: the application chooses where it goes.
@@ -53,9 +57,11 @@ pub mod util;
 
 pub use base::{EventBase, EventInfo, LoopExit};
 pub use buffer::{BufferEnd, EolStyle, Evbuffer, EvbufferPtr, PtrHow};
+#[cfg(feature = "tls")]
+pub use bufferevent::RustlsSession;
 pub use bufferevent::{
     BevFlags, BevOptions, BufferEvent, DataCb, EventCb, FilterFn, FilterResult, FlushMode,
-    RateLimit, RateLimitGroup,
+    RateLimit, RateLimitGroup, TlsError, TlsSession, TlsState,
 };
 pub use config::{Config, ConfigFlags, Features, LoopFlags, Method};
 pub use error::{Error, Handle, Result};
@@ -64,6 +70,10 @@ pub use listener::{
     AcceptCb, AcceptErrorCb, Listener, ListenerOptions, PeerAddr, PAUSE_ON_RESOURCE_ERROR,
 };
 pub use remote::Remote;
+/// The rustls crate the `tls` feature builds on, re-exported so that callers build their
+/// `ClientConfig`/`ServerConfig` with the same version.
+#[cfg(feature = "tls")]
+pub use rustls;
 
 // The README's examples are compiled (and the timer one run) as doc tests.
 #[cfg(doctest)]

@@ -9,11 +9,14 @@
 //! | `destruct` | release the kind's resources when the bufferevent is freed |
 //! | `adj_timeouts` | make new read/write timeouts take effect |
 //! | `fd`, `forget_unowned_fd` | the socket, if any |
+//!
+//! The kinds: `socket`, `pair`, `filter`, and `tls` (a TLS session over an underlying bufferevent).
 
 use super::bev::{Bev, Cx};
 use super::filter::Filter;
 use super::pair::Pair;
 use super::socket::Socket;
+use super::tls::Tls;
 use super::{BevOptions, BufferEvent, FlushMode};
 use crate::error::Result;
 use crate::event::What;
@@ -23,6 +26,7 @@ pub(crate) enum Kind {
     Socket(Socket),
     Pair(Pair),
     Filter(Filter),
+    Tls(Box<Tls>),
 }
 
 #[derive(Clone, Copy)]
@@ -30,6 +34,7 @@ enum Tag {
     Socket,
     Pair,
     Filter,
+    Tls,
 }
 
 #[inline]
@@ -38,6 +43,7 @@ fn tag(cx: &Cx, h: BufferEvent) -> Option<Tag> {
         Kind::Socket(_) => Tag::Socket,
         Kind::Pair(_) => Tag::Pair,
         Kind::Filter(_) => Tag::Filter,
+        Kind::Tls(_) => Tag::Tls,
     })
 }
 
@@ -47,6 +53,7 @@ pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
         Some(Tag::Socket) => super::socket::sync(cx, h),
         Some(Tag::Pair) => super::pair::sync(cx, h),
         Some(Tag::Filter) => super::filter::sync(cx, h),
+        Some(Tag::Tls) => super::tls::sync(cx, h),
         None => {}
     }
 }
@@ -54,6 +61,8 @@ pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
 pub(crate) fn disable(cx: &mut Cx, h: BufferEvent) {
     match tag(cx, h) {
         Some(Tag::Socket) => super::socket::disarm(cx, h),
+        // The underlying bufferevent stops reading with this one.
+        Some(Tag::Tls) => super::tls::disable(cx, h),
         // Pairs and filters move data only in `sync`, which sees the new flags.
         Some(Tag::Pair | Tag::Filter) | None => {}
     }
@@ -65,13 +74,16 @@ pub(crate) fn flush(cx: &mut Cx, h: BufferEvent, what: What, mode: FlushMode) ->
         Some(Tag::Socket) => super::socket::flush(cx, h, what, mode),
         Some(Tag::Pair) => super::pair::flush(cx, h, what, mode),
         Some(Tag::Filter) => super::filter::flush(cx, h, what, mode),
+        Some(Tag::Tls) => super::tls::flush(cx, h, what, mode),
         None => Ok(false),
     }
 }
 
 pub(crate) fn adj_timeouts(cx: &mut Cx, h: BufferEvent) {
-    if let Some(Tag::Socket) = tag(cx, h) {
-        super::socket::rearm_timeouts(cx, h);
+    match tag(cx, h) {
+        Some(Tag::Socket) => super::socket::rearm_timeouts(cx, h),
+        Some(Tag::Tls) => super::tls::adj_timeouts(cx, h),
+        _ => {}
     }
 }
 
@@ -89,6 +101,7 @@ pub(crate) fn destruct(cx: &mut Cx, mut b: Bev) -> Option<OwnedFd> {
             f.destruct(cx, b.options);
             None
         }
+        Kind::Tls(t) => t.destruct(cx, &mut b),
     };
     // Callbacks and buffers drop here; nothing of theirs runs.
     drop(b);
@@ -99,7 +112,7 @@ impl Kind {
     pub(crate) fn fd(&self) -> Option<RawFd> {
         match self {
             Kind::Socket(s) => s.raw_fd(),
-            Kind::Pair(_) | Kind::Filter(_) => None,
+            Kind::Pair(_) | Kind::Filter(_) | Kind::Tls(_) => None,
         }
     }
 
@@ -107,7 +120,7 @@ impl Kind {
     pub(crate) fn events(&self) -> impl Iterator<Item = crate::event::EventId> {
         let evs = match self {
             Kind::Socket(s) => s.events().collect(),
-            Kind::Pair(_) | Kind::Filter(_) => Vec::new(),
+            Kind::Pair(_) | Kind::Filter(_) | Kind::Tls(_) => Vec::new(),
         };
         evs.into_iter()
     }
@@ -120,10 +133,27 @@ impl Kind {
         }
     }
 
-    /// The bufferevent under a filter.
+    /// The bufferevent under a filter or a TLS bufferevent (the hidden socket one included).
     pub(crate) fn underlying(&self) -> Option<BufferEvent> {
         match self {
             Kind::Filter(f) => Some(f.underlying),
+            Kind::Tls(t) => Some(t.underlying),
+            _ => None,
+        }
+    }
+
+    /// The underlying bufferevent the user made (not the hidden socket of a TLS socket form).
+    pub(crate) fn visible_underlying(&self) -> Option<BufferEvent> {
+        match self {
+            Kind::Tls(t) if t.hidden => None,
+            _ => self.underlying(),
+        }
+    }
+
+    /// The hidden socket bufferevent of a TLS socket form.
+    pub(crate) fn hidden_socket(&self) -> Option<BufferEvent> {
+        match self {
+            Kind::Tls(t) if t.hidden => Some(t.underlying),
             _ => None,
         }
     }

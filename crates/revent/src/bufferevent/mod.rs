@@ -1,7 +1,9 @@
 //! Bufferevents: buffered connections with watermarks, timeouts and callbacks.
 //!
-//! A [`BufferEvent`] owns an input and an output [`Evbuffer`]. Three kinds share one interface:
-//! sockets (`socket`), in-memory pairs (`pair`) and filters over another bufferevent (`filter`).
+//! A [`BufferEvent`] owns an input and an output [`Evbuffer`]. Four kinds share one interface:
+//! sockets (`socket`), in-memory pairs (`pair`), filters over another bufferevent (`filter`) and TLS
+//! over a socket or another bufferevent (`tls`, driving a [`TlsSession`]; `tls_rustls` is the rustls
+//! one, with the `tls` feature).
 //! Bufferevents live in the [`EventBase`]; a `BufferEvent` is a `Copy` handle checked by generation,
 //! so a freed one is an error ([`Error::Stale`]), never a dangling pointer.
 //!
@@ -18,9 +20,15 @@ mod pair;
 pub(crate) mod ratelimit;
 mod ring;
 mod socket;
+mod tls;
+#[cfg(feature = "tls")]
+mod tls_rustls;
 
 pub use filter::{FilterFn, FilterResult};
 pub use ratelimit::{RateLimit, RateLimitGroup};
+pub use tls::{TlsError, TlsSession, TlsState};
+#[cfg(feature = "tls")]
+pub use tls_rustls::RustlsSession;
 
 use crate::base::EventBase;
 use crate::buffer::{EolStyle, Evbuffer};
@@ -461,13 +469,16 @@ impl BufferEvent {
     /// Connects the socket to `addr` (creating a socket if there is none). The event callback gets
     /// CONNECTED, or ERROR (e.g. connection refused; see [`error`](Self::error)).
     pub fn connect(self, base: &mut EventBase, addr: std::net::SocketAddr) -> Result<()> {
-        socket::connect(&mut cx(base), self, addr)
+        // A TLS socket form connects its hidden socket; the handshake follows.
+        let target = get(base, self)?.kind.hidden_socket().unwrap_or(self);
+        socket::connect(&mut cx(base), target, addr)
     }
 
     /// Replaces the socket (libevent's `bufferevent_setfd`). The old socket is closed with
     /// CLOSE_ON_FREE, and otherwise handed back.
     pub fn set_fd(self, base: &mut EventBase, fd: Option<OwnedFd>) -> Result<Option<OwnedFd>> {
-        socket::set_fd(&mut cx(base), self, fd)
+        let target = get(base, self)?.kind.hidden_socket().unwrap_or(self);
+        socket::set_fd(&mut cx(base), target, fd)
     }
 
     /// The socket's fd (for a filter, its underlying bufferevent's). An error for a bufferevent
@@ -501,6 +512,9 @@ impl BufferEvent {
         for ev in cx.st.get(self)?.kind.events() {
             cx.core.set_priority(ev, pri)?;
         }
+        if let Some(hidden) = cx.st.get(self)?.kind.hidden_socket() {
+            return hidden.set_priority(base, pri);
+        }
         Ok(())
     }
 
@@ -514,9 +528,10 @@ impl BufferEvent {
         Ok(get(base, self)?.kind.partner())
     }
 
-    /// The bufferevent under a filter (`None` for other kinds).
+    /// The bufferevent under a filter or a TLS filter form (`None` for other kinds, and for the
+    /// socket a TLS socket form keeps to itself).
     pub fn underlying(self, base: &EventBase) -> Result<Option<BufferEvent>> {
-        Ok(get(base, self)?.kind.underlying())
+        Ok(get(base, self)?.kind.visible_underlying())
     }
 
     /// Frees the bufferevent. A socket's pending output gets one last non-blocking write attempt;
