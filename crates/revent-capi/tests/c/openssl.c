@@ -1,12 +1,12 @@
 /* TLS bufferevents from C (event2/bufferevent_ssl.h, libevent_openssl) over the system's OpenSSL 3:
  * an echo client and server on bufferevent_openssl_socket_new and on bufferevent_openssl_filter_new
  * over socket bufferevents (3 MiB byte-exact both ways, BEV_EVENT_CONNECTED after the handshake),
- * the OPEN state on SSLs that finished their handshake beforehand (the fd learnt from the SSL), a
- * certificate the client does not trust and garbage instead of TLS (BEV_EVENT_ERROR with the
- * OpenSSL error codes queued for bufferevent_get_openssl_error), dirty shutdowns refused and
- * allowed, a clean close_notify, renegotiation on TLS 1.3, a client made with no socket and then
- * connected with bufferevent_socket_connect to a server on an evconnlistener,
- * bufferevent_openssl_get_ssl, and
+ * the OPEN state on SSLs that finished their handshake beforehand (the fd learnt from the SSL); a
+ * certificate the client does not trust, garbage instead of TLS and a reset in the middle of the
+ * handshake (BEV_EVENT_ERROR, with the OpenSSL error codes queued for
+ * bufferevent_get_openssl_error); dirty shutdowns refused and allowed, a clean close_notify,
+ * renegotiation on TLS 1.3, a client made with no socket and connected later with
+ * bufferevent_socket_connect to a server on an evconnlistener, bufferevent_openssl_get_ssl, and
  * BEV_OPT_CLOSE_ON_FREE freeing each SSL (under valgrind, a leaked SSL is a definite leak).
  *
  * The certificates are made here, at run time, with OpenSSL's API: nothing is read from files. */
@@ -129,6 +129,7 @@ struct end {
     struct bufferevent *bev;
     SSL *ssl;
     int echo;            /* a server: writes back what it reads */
+    int free_on_close;   /* bufferevent_free inside the EOF/ERROR callback */
     int connected;       /* BEV_EVENT_CONNECTED seen */
     int read_before_connected;
     short closed;        /* the EOF/ERROR event's flags, 0 before */
@@ -190,6 +191,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
         while ((err = bufferevent_get_openssl_error(bev)) != 0) {
             CHECK(e->n_errs < 8);
             e->errs[e->n_errs++] = err;
+        }
+        if (e->free_on_close) {
+            bufferevent_free(bev);
+            e->bev = NULL;
         }
         done_one();
     }
@@ -331,6 +336,27 @@ static void garbage(enum form form) {
     CHECK(e.n_errs >= 1);
     bufferevent_free(e.bev);
     close(fds[1]);
+}
+
+/* The client resets the connection in the middle of its hello: the server reports an error (and
+ * frees itself from its event callback). */
+static void reset_mid_handshake(enum form form) {
+    static const unsigned char half_hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc};
+    int fds[2];
+    tcp_pair(fds);
+    struct end e;
+    memset(&e, 0, sizeof e);
+    e.echo = 1;
+    e.free_on_close = 1;
+    start(&e, "server", form, fds[1], SSL_new(server_ctx), BUFFEREVENT_SSL_ACCEPTING);
+    CHECK(write(fds[0], half_hello, sizeof half_hello) == (ssize_t)sizeof half_hello);
+    for (int i = 0; i < 3; i++)
+        CHECK(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    struct linger lg = {1, 0};
+    CHECK(setsockopt(fds[0], SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+    close(fds[0]);
+    run(1);
+    CHECK(!e.connected && (e.closed & BEV_EVENT_ERROR) && !e.bev);
 }
 
 /* The client's TCP connection ends without a close_notify after the handshake and some data: the
@@ -548,6 +574,7 @@ int main(void) {
         echo(f);
         wrong_certificate(f);
         garbage(f);
+        reset_mid_handshake(f);
         dirty_shutdown(f, 0);
         dirty_shutdown(f, 1);
         clean_shutdown(f);
