@@ -34,7 +34,9 @@
 //!   syscall error); here both forms follow the rule above.
 //! - `bufferevent_ssl_renegotiate` returns -1 when `SSL_renegotiate` refuses (TLS 1.3 has no
 //!   renegotiation), with OpenSSL's reason queued; libevent takes that refusal for success and on
-//!   its filter form leaves the connection waiting for a handshake that never comes.
+//!   its filter form leaves the connection waiting for a handshake that never comes. A TLS 1.2
+//!   renegotiation runs on both forms (libevent's filter form never finishes it), but its end is
+//!   not reported: libevent's socket form reports BEV_EVENT_CONNECTED a second time.
 //! - `bufferevent_free` sends a close_notify after the last output (libevent sends none: its
 //!   programs call `SSL_shutdown` themselves, which works here too).
 //! - A failed handshake is reported once (libevent's filter form reports it twice).
