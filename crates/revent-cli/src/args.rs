@@ -121,7 +121,11 @@ not bytes read from them).
 A client that sends without reading costs at most about --max-output plus --read-high bytes of
 memory: past --max-output of pending echo the server stops reading from it until half of that has
 gone out. A client that half-closes gets all its echo before the server closes, unless the echo
-makes no progress for --drain-timeout seconds.";
+makes no progress for --drain-timeout seconds.
+
+With --tls CERT KEY the service speaks TLS (1.2 and 1.3, rustls): the same echo over each
+connection's plaintext. A client that does not speak TLS is dropped after the failed handshake.
+Over TLS the byte count is of plaintext handed to the TLS session.";
 
 #[derive(Args, Debug, Clone)]
 pub struct EchoArgs {
@@ -167,6 +171,11 @@ pub struct EchoArgs {
     /// one: if this machine cannot have it, the service does not start.
     #[arg(long, value_name = "NAME", value_parser = method)]
     pub method: Option<Method>,
+
+    /// Serve TLS (rustls): CERT is a PEM file with the certificate chain (leaf first), KEY a PEM
+    /// file with its private key (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, num_args = 2, value_names = ["CERT", "KEY"])]
+    pub tls: Option<Vec<std::path::PathBuf>>,
 }
 
 impl EchoArgs {
@@ -337,6 +346,17 @@ mod tests {
         assert_eq!((a.read_high, a.max_output, a.threads), (4096, 65536, 3));
         assert_eq!(a.drain_timeout, Duration::from_millis(2500));
         assert!(a.verbose);
+        assert!(a.tls.is_none());
+    }
+
+    #[test]
+    fn echo_tls_takes_a_cert_and_a_key() {
+        let Command::Echo(a) = parse(&["echo", "--tls", "c.pem", "k.pem"]).unwrap().command else {
+            panic!("not echo")
+        };
+        let want: Vec<std::path::PathBuf> = vec!["c.pem".into(), "k.pem".into()];
+        assert_eq!(a.tls, Some(want));
+        assert!(parse(&["echo", "--tls", "c.pem"]).is_err());
     }
 
     #[test]

@@ -10,8 +10,14 @@
 //! before the server closes, unless the echo makes no progress for `--drain-timeout`. Only such
 //! connections have a write callback; an ordinary one has none, so the usual echo trip runs no
 //! extra callback.
+//!
+//! With `--tls CERT KEY` each connection is a TLS bufferevent (rustls) and the same callbacks echo
+//! its plaintext; a client that fails the handshake gets ERROR and is closed like any failed one.
 
 use crate::args::EchoArgs;
+use revent::rustls::pki_types::pem::PemObject;
+use revent::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use revent::rustls::{self, ServerConfig, ServerConnection};
 use revent::{
     BevFlags, BevOptions, BufferEvent, DataCb, EventBase, EventCb, FlushMode, Listener,
     ListenerOptions, PeerAddr, What,
@@ -35,7 +41,35 @@ struct Stats {
     open: AtomicUsize,
 }
 
+/// The TLS configuration from `--tls CERT KEY`: the PEM chain and key, TLS 1.2 and 1.3 with
+/// rustls's ring provider.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<ServerConfig>, String> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate in it", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("--tls: {e}"))?;
+    Ok(Arc::new(cfg))
+}
+
 pub fn run(args: &EchoArgs) -> Result<(), String> {
+    let tls = match args.tls.as_deref() {
+        Some([cert, key]) => Some(tls_config(cert, key)?),
+        Some(_) => return Err("--tls takes a certificate file and a key file".into()),
+        None => None,
+    };
     let stats = Arc::new(Stats::default());
     let reuse_port = args.threads > 1;
     // The workers start once the main thread has bound, and listen on the port it got (which
@@ -50,16 +84,24 @@ pub fn run(args: &EchoArgs) -> Result<(), String> {
             args.addr = addr.ip();
             args.port = addr.port();
             let stats = stats.clone();
+            let tls = tls.clone();
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("echo-{i}"))
-                    .spawn(move || serve(&args, &stats, reuse_port, Some(rx), &mut no_workers))
+                    .spawn(move || serve(&args, &stats, tls, reuse_port, Some(rx), &mut no_workers))
                     .map_err(|e| e.to_string())?,
             );
         }
         Ok(stoppers)
     };
-    let mut result = serve(args, &stats, reuse_port, None, &mut spawn_workers);
+    let mut result = serve(
+        args,
+        &stats,
+        tls.clone(),
+        reuse_port,
+        None,
+        &mut spawn_workers,
+    );
     for w in workers {
         let r = w
             .join()
@@ -83,6 +125,8 @@ struct Thread {
     args: EchoArgs,
     stats: Arc<Stats>,
     conns: RefCell<HashSet<BufferEvent>>,
+    /// `--tls`: each connection a TLS session with this configuration.
+    tls: Option<Arc<ServerConfig>>,
 }
 
 type SpawnWorkers<'a> = dyn FnMut(SocketAddr) -> Result<Vec<OwnedFd>, String> + 'a;
@@ -96,6 +140,7 @@ fn no_workers(_: SocketAddr) -> Result<Vec<OwnedFd>, String> {
 fn serve(
     args: &EchoArgs,
     stats: &Arc<Stats>,
+    tls: Option<Arc<ServerConfig>>,
     reuse_port: bool,
     stop_rx: Option<OwnedFd>,
     spawn_workers: &mut SpawnWorkers<'_>,
@@ -105,6 +150,7 @@ fn serve(
         args: args.clone(),
         stats: stats.clone(),
         conns: RefCell::default(),
+        tls,
     });
     let mut opts = ListenerOptions::REUSEABLE | ListenerOptions::CLOSE_ON_EXEC;
     if reuse_port {
@@ -183,7 +229,15 @@ fn accept(base: &mut EventBase, th: &Rc<Thread>, fd: OwnedFd, peer: PeerAddr) {
         let _ = tcp.set_nodelay(true);
         tcp.into()
     };
-    let bev = match BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE) {
+    let made = match &th.tls {
+        Some(cfg) => ServerConnection::new(cfg.clone())
+            .map_err(|e| revent::Error::InvalidArgument(tls_refusal(&e)))
+            .and_then(|conn| {
+                BufferEvent::tls_socket(base, Some(fd), conn, BevOptions::CLOSE_ON_FREE)
+            }),
+        None => BufferEvent::socket(base, Some(fd), BevOptions::CLOSE_ON_FREE),
+    };
+    let bev = match made {
         Ok(b) => b,
         Err(e) => {
             stats.open.fetch_sub(1, Ordering::Relaxed);
@@ -314,8 +368,9 @@ fn on_event(
 fn finish(base: &mut EventBase, bev: BufferEvent, th: &Thread, conn: &Conn, what: BevFlags) {
     if th.args.verbose {
         let why = bev
-            .error(base)
+            .tls_error(base)
             .map(|e| format!(": {e}"))
+            .or_else(|| bev.error(base).map(|e| format!(": {e}")))
             .unwrap_or_default();
         eprintln!("close {} ({what:?}{why})", conn.peer);
     }
@@ -363,11 +418,19 @@ fn undelivered(base: &mut EventBase, bev: BufferEvent, ending: Ending) -> u64 {
     let left = output.len();
     let _ = output.drain(left);
     let mut lost = left as u64;
-    if let Ok(fd) = bev.fd(base) {
+    // Over TLS the kernel holds ciphertext, which does not map back to plaintext bytes.
+    let plain = bev.tls_session(base).is_err();
+    if let (true, Ok(fd)) = (plain, bev.fd(base)) {
         let queues = revent::util::socket_queues(fd).unwrap_or_default();
         if ending == Ending::Failed || queues.unread > 0 {
             lost += queues.unacked as u64;
         }
     }
     lost
+}
+
+/// `Error::InvalidArgument` takes a static text: a session that cannot be made says so generally.
+fn tls_refusal(e: &rustls::Error) -> &'static str {
+    log::error!("revent echo: TLS session: {e}");
+    "cannot make a TLS session"
 }

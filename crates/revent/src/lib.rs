@@ -4,7 +4,7 @@
 //! (epoll, io_uring, poll or select) and runs callbacks by priority. Events are created in the base and named
 //! by [`EventId`] handles; a callback receives the base, so it can add, delete, activate or free any
 //! event (itself included) and stop the loop. On top: [`Evbuffer`] (a chained byte buffer),
-//! [`BufferEvent`] (buffered connections: sockets, pairs, filters), [`Listener`], and [`Remote`] for
+//! [`BufferEvent`] (buffered connections: sockets, pairs, filters, TLS), [`Listener`], and [`Remote`] for
 //! other threads; [`tag`] reads and writes libevent's tagged-data format on an `Evbuffer`.
 //!
 //! ```
@@ -22,6 +22,10 @@
 //! b.write_all(b"x").unwrap();
 //! base.dispatch().unwrap();
 //! ```
+//!
+//! TLS bufferevents run a [`TlsSession`] over a socket or another bufferevent; the `tls` feature
+//! supplies rustls's (`RustlsSession`, `BufferEvent::tls_socket`, `BufferEvent::tls_filter`, and
+//! the `rustls` crate re-exported).
 //!
 //! The library logs what it cannot report through a return value (a listener pausing because the fd
 //! table is full, for one) through the [`log`] facade: the application chooses where it goes.

@@ -401,7 +401,15 @@ struct Step {
 /// Moves bytes as far as they go: ciphertext in, plaintext up, plaintext down, ciphertext out;
 /// reports CONNECTED, reads, writes, EOF and errors.
 pub(crate) fn pump(cx: &mut Cx, h: BufferEvent) {
-    for _ in 0..1024 {
+    // Bounded, so that one bufferevent cannot hold the loop; what is left goes on in the next
+    // prepare phase.
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        if rounds > 256 {
+            cx.st.mark_dirty(h);
+            break;
+        }
         let s = step(cx, h, false);
         if s.read > 0 {
             read_done(cx, h, s.read);
