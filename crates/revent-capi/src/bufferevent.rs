@@ -578,6 +578,10 @@ fn destroy(mut b: Option<&mut EventBase>, bev: *mut bufferevent, p: *mut Private
     let close = pr.options & BEV_OPT_CLOSE_ON_FREE != 0;
     match (pr.h, b.as_deref_mut()) {
         (Some(h), Some(b)) => {
+            if !close && matches!(pr.kind, Kind::TlsSocket | Kind::TlsFilter) {
+                // The SSL stays the program's: no close_notify on its behalf.
+                crate::openssl::keep_open(b, h);
+            }
             if let Ok(Some(fd)) = h.free(b) {
                 hand_back(fd, close);
             }

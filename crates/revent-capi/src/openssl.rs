@@ -37,8 +37,9 @@
 //!   its filter form leaves the connection waiting for a handshake that never comes. A TLS 1.2
 //!   renegotiation runs on both forms (libevent's filter form never finishes it), but its end is
 //!   not reported: libevent's socket form reports BEV_EVENT_CONNECTED a second time.
-//! - `bufferevent_free` sends a close_notify after the last output (libevent sends none: its
-//!   programs call `SSL_shutdown` themselves, which works here too).
+//! - With BEV_OPT_CLOSE_ON_FREE, `bufferevent_free` sends a close_notify after the last output
+//!   (libevent sends none: its programs call `SSL_shutdown` themselves, which works here too).
+//!   Without it the SSL stays the program's and nothing is sent on its behalf, as in libevent.
 //! - A failed handshake is reported once (libevent's filter form reports it twice).
 
 use crate::bufferevent::{self as cbev, bufferevent};
@@ -234,6 +235,9 @@ pub struct OpensslSession {
     rbio: *mut bio_st,
     wbio: *mut bio_st,
     owns_ssl: bool,
+    /// The bufferevent is being freed without CLOSE_ON_FREE: the SSL goes back to the program
+    /// as it is, no close_notify is sent for it.
+    keep_open: bool,
     /// `bufferevent_get_openssl_error`'s codes, oldest first.
     errors: Vec<c_ulong>,
 }
@@ -279,6 +283,7 @@ impl OpensslSession {
                 rbio,
                 wbio,
                 owns_ssl,
+                keep_open: false,
                 errors: Vec::new(),
             };
             match state {
@@ -457,7 +462,7 @@ impl TlsSession for OpensslSession {
     fn send_close_notify(&mut self) {
         // SAFETY: the live SSL.
         let sent = unsafe { (self.api.ssl_get_shutdown)(self.ssl) } & SSL_SENT_SHUTDOWN != 0;
-        if sent || self.is_handshaking() {
+        if sent || self.keep_open || self.is_handshaking() {
             return;
         }
         self.clear_errors();
@@ -499,6 +504,14 @@ fn session_of(b: &mut EventBase, h: BufferEvent) -> Option<&mut OpensslSession> 
 pub(crate) fn send_queued(b: &mut EventBase, h: BufferEvent) {
     if session_of(b, h).is_some_and(|s| s.wants_write()) {
         let _ = h.flush(b, What::WRITE, FlushMode::Normal);
+    }
+}
+
+/// TLS bufferevent `h` is about to be freed without BEV_OPT_CLOSE_ON_FREE: its SSL goes back to
+/// the program untouched (no close_notify sent for it).
+pub(crate) fn keep_open(b: &mut EventBase, h: BufferEvent) {
+    if let Some(s) = session_of(b, h) {
+        s.keep_open = true;
     }
 }
 

@@ -7,8 +7,8 @@
  * bufferevent_get_openssl_error); dirty shutdowns refused and allowed, a clean close_notify,
  * renegotiation on TLS 1.3 (refused) and 1.2 (done), a client made with no socket and connected
  * later with bufferevent_socket_connect to a server on an evconnlistener,
- * bufferevent_openssl_get_ssl, and
- * BEV_OPT_CLOSE_ON_FREE freeing each SSL (under valgrind, a leaked SSL is a definite leak).
+ * bufferevent_openssl_get_ssl, and BEV_OPT_CLOSE_ON_FREE freeing each SSL (under valgrind, a
+ * leaked SSL is a definite leak) while without it the SSL goes on in another bufferevent.
  *
  * The certificates are made here, at run time, with OpenSSL's API: nothing is read from files. */
 #include <event2/event.h>
@@ -131,6 +131,7 @@ struct end {
     SSL *ssl;
     int echo;            /* a server: writes back what it reads */
     int free_on_close;   /* bufferevent_free inside the EOF/ERROR callback */
+    int keep_ssl;        /* made without BEV_OPT_CLOSE_ON_FREE */
     int connected;       /* BEV_EVENT_CONNECTED seen */
     int read_before_connected;
     short closed;        /* the EOF/ERROR event's flags, 0 before */
@@ -207,7 +208,8 @@ static void start(struct end *e, const char *name, enum form form, int fd, SSL *
     e->name = name;
     e->ssl = ssl;
     if (form == ON_SOCKET) {
-        e->bev = bufferevent_openssl_socket_new(base, fd, ssl, state, BEV_OPT_CLOSE_ON_FREE);
+        e->bev = bufferevent_openssl_socket_new(base, fd, ssl, state,
+                                                e->keep_ssl ? 0 : BEV_OPT_CLOSE_ON_FREE);
     } else {
         struct bufferevent *under = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
         CHECK(under);
@@ -590,6 +592,44 @@ static void renegotiate_tls12(enum form form) {
     bufferevent_free(server.bev);
 }
 
+/* Without BEV_OPT_CLOSE_ON_FREE the SSL and the socket stay the program's: freed, the bufferevent
+ * leaves the socket open and sends no close_notify, and the same SSL goes on in a new bufferevent
+ * in the OPEN state. */
+static void ssl_kept(void) {
+    int fds[2];
+    tcp_pair(fds);
+    struct end client, server;
+    memset(&client, 0, sizeof client);
+    memset(&server, 0, sizeof server);
+    server.echo = 1;
+    client.keep_ssl = 1;
+    start(&server, "server", ON_SOCKET, fds[1], SSL_new(server_ctx), BUFFEREVENT_SSL_ACCEPTING);
+    start(&client, "client", ON_SOCKET, fds[0], client_ssl(client_ctx),
+          BUFFEREVENT_SSL_CONNECTING);
+    static const unsigned char one[] = "first bufferevent", two[] = "second bufferevent";
+    client.want = one;
+    client.want_len = sizeof one;
+    CHECK(bufferevent_write(client.bev, one, sizeof one) == 0);
+    run(1);
+    CHECK(client.got == sizeof one);
+    for (int i = 0; i < 3; i++)
+        CHECK(event_base_loop(base, EVLOOP_NONBLOCK) >= 0);
+    SSL *ssl = client.ssl;
+    bufferevent_free(client.bev);
+    CHECK(fcntl(fds[0], F_GETFD) >= 0);
+    CHECK(SSL_get_shutdown(ssl) == 0);
+
+    memset(&client, 0, sizeof client);
+    start(&client, "client", ON_SOCKET, fds[0], ssl, BUFFEREVENT_SSL_OPEN);
+    client.want = two;
+    client.want_len = sizeof two;
+    CHECK(bufferevent_write(client.bev, two, sizeof two) == 0);
+    run(1);
+    CHECK(client.got == sizeof two && !client.connected && !client.closed && !server.closed);
+    bufferevent_free(client.bev);
+    bufferevent_free(server.bev);
+}
+
 /* The functions on a bufferevent that is not a TLS one. */
 static void not_tls(void) {
     struct bufferevent *p[2];
@@ -625,6 +665,7 @@ int main(void) {
         renegotiate_tls12(f);
     }
     connect_later();
+    ssl_kept();
     not_tls();
     SSL_CTX_free(server_ctx);
     SSL_CTX_free(client_ctx);
