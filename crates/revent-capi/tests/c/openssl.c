@@ -6,8 +6,8 @@
  * handshake (BEV_EVENT_ERROR, with the OpenSSL error codes queued for
  * bufferevent_get_openssl_error); dirty shutdowns refused and allowed, a clean close_notify,
  * renegotiation on TLS 1.3 (refused) and 1.2 (done), a client made with no socket and connected
- * later with bufferevent_socket_connect to a server on an evconnlistener,
- * bufferevent_openssl_get_ssl, and BEV_OPT_CLOSE_ON_FREE freeing each SSL (under valgrind, a
+ * later with bufferevent_socket_connect to a server on an evconnlistener, the filter form over a
+ * bufferevent pair, bufferevent_openssl_get_ssl, and BEV_OPT_CLOSE_ON_FREE freeing each SSL (under valgrind, a
  * leaked SSL is a definite leak) while without it the SSL goes on in another bufferevent.
  *
  * The certificates are made here, at run time, with OpenSSL's API: nothing is read from files. */
@@ -630,6 +630,42 @@ static void ssl_kept(void) {
     bufferevent_free(server.bev);
 }
 
+/* The filter form over the two ends of a bufferevent pair (no socket at all), as libevent's own
+ * tests run it: 1 MiB echoed. */
+static void over_a_pair(void) {
+    struct bufferevent *p[2];
+    CHECK(bufferevent_pair_new(base, BEV_OPT_CLOSE_ON_FREE, p) == 0);
+    struct end client, server;
+    memset(&client, 0, sizeof client);
+    memset(&server, 0, sizeof server);
+    server.echo = 1;
+    server.name = "server";
+    server.ssl = SSL_new(server_ctx);
+    server.bev = bufferevent_openssl_filter_new(base, p[1], server.ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+    CHECK(server.bev);
+    client.name = "client";
+    client.ssl = client_ssl(client_ctx);
+    client.bev = bufferevent_openssl_filter_new(base, p[0], client.ssl,
+                                                BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    CHECK(client.bev);
+    bufferevent_setcb(server.bev, on_read, NULL, on_event, &server);
+    bufferevent_setcb(client.bev, on_read, NULL, on_event, &client);
+    CHECK(bufferevent_enable(server.bev, EV_READ | EV_WRITE) == 0);
+    CHECK(bufferevent_enable(client.bev, EV_READ | EV_WRITE) == 0);
+    size_t len = 1u << 20;
+    unsigned char *data = pattern(len, 11);
+    client.want = data;
+    client.want_len = len;
+    CHECK(bufferevent_write(client.bev, data, len) == 0);
+    run(1);
+    CHECK(client.got == len && client.connected && server.connected);
+    CHECK(!client.closed && !server.closed);
+    bufferevent_free(client.bev);
+    bufferevent_free(server.bev);
+    free(data);
+}
+
 /* The functions on a bufferevent that is not a TLS one. */
 static void not_tls(void) {
     struct bufferevent *p[2];
@@ -665,6 +701,7 @@ int main(void) {
         renegotiate_tls12(f);
     }
     connect_later();
+    over_a_pair();
     ssl_kept();
     not_tls();
     SSL_CTX_free(server_ctx);
