@@ -176,6 +176,11 @@ enum Kind {
     Socket,
     Pair,
     Filter,
+    /// `bufferevent_openssl_socket_new` (see [`crate::openssl`]): a socket as far as the fd
+    /// functions go.
+    TlsSocket,
+    /// `bufferevent_openssl_filter_new`: over an underlying bufferevent, as a filter.
+    TlsFilter,
 }
 
 /// The C-writable fields as last pushed into the Rust bufferevent.
@@ -233,6 +238,8 @@ struct Private {
     max_single_read: isize,
     max_single_write: isize,
     priority: c_int,
+    /// A TLS bufferevent's `SSL *`, as the program handed it in (null for other kinds).
+    ssl: *mut c_void,
 }
 
 /// The `Private` of `bev`, checked; a warning naming `what` for anything else.
@@ -335,6 +342,7 @@ fn sync_all(bevs: &BaseBevs, base: &mut EventBase) {
         let bev = bev as *mut bufferevent;
         let p = get!(bev, be_ops);
         sync_in(base, bev, p);
+        tls_after_c(base, p);
     }
 }
 
@@ -504,6 +512,7 @@ fn run_c(b: &mut EventBase, bev: *mut bufferevent, p: *mut Private, which: CCall
             }
         }
     }
+    tls_after_c(b, p);
     if release(Some(&mut *b), bev, p) {
         sync_in(b, bev, p);
         publish(b, bev, p);
@@ -569,6 +578,10 @@ fn destroy(mut b: Option<&mut EventBase>, bev: *mut bufferevent, p: *mut Private
     let close = pr.options & BEV_OPT_CLOSE_ON_FREE != 0;
     match (pr.h, b.as_deref_mut()) {
         (Some(h), Some(b)) => {
+            if !close && matches!(pr.kind, Kind::TlsSocket | Kind::TlsFilter) {
+                // The SSL stays the program's: no close_notify on its behalf.
+                crate::openssl::keep_open(b, h);
+            }
             if let Ok(Some(fd)) = h.free(b) {
                 hand_back(fd, close);
             }
@@ -697,6 +710,7 @@ fn new_struct(kind: Kind, options: c_int, ev_base: *mut CBase) -> Option<*mut bu
         max_single_read: MAX_SINGLE_DEFAULT,
         max_single_write: MAX_SINGLE_DEFAULT,
         priority: 0,
+        ssl: ptr::null_mut(),
     }));
     set!(bev, be_ops, p);
     set!(bev, ev_base, ev_base);
@@ -780,17 +794,30 @@ fn make_socket(
     fd: evutil_socket_t,
     options: c_int,
 ) -> bool {
+    make_on_fd(cbase, bev, fd, "bufferevent_socket_new", |b, owned| {
+        BufferEvent::socket(b, owned, rust_options(options))
+    })
+}
+
+/// A bufferevent on `cbase` for `bev`'s fd, made by `make` (which gets revent's view of the fd).
+fn make_on_fd(
+    cbase: *mut CBase,
+    bev: *mut bufferevent,
+    fd: evutil_socket_t,
+    what: &str,
+    make: impl FnOnce(&mut EventBase, Option<OwnedFd>) -> revent::Result<BufferEvent>,
+) -> bool {
     let make = |b: &mut EventBase| {
         if fd >= 0 && !fd_acceptable(b, fd) {
             return false;
         }
         // SAFETY: checked just above; see `adopt`.
         let owned = unsafe { adopt(fd) };
-        match BufferEvent::socket(b, owned, rust_options(options)) {
+        match make(b, owned) {
             Ok(h) => match attach(b, cbase, bev, h) {
                 Ok(()) => true,
                 Err(e) => {
-                    log::warn!("bufferevent_socket_new: {e}");
+                    log::warn!("{what}: {e}");
                     if let Ok(Some(fd)) = h.free(b) {
                         hand_back(fd, false);
                     }
@@ -798,7 +825,7 @@ fn make_socket(
                 }
             },
             Err(e) => {
-                log::warn!("bufferevent_socket_new: {e}");
+                log::warn!("{what}: {e}");
                 false
             }
         }
@@ -1526,6 +1553,8 @@ fn wait_connected(b: &mut EventBase, bev: *mut bufferevent, h: BufferEvent, fd: 
             return;
         }
         match so_error(fd) {
+            // A TLS bufferevent reports CONNECTED when its handshake is done.
+            0 if is_tls_socket(bev) => {}
             0 => trampoline(b, h, bev, CCall::Event(BEV_EVENT_CONNECTED, None)),
             e => {
                 let _ = h.disable(b, What::READ | What::WRITE);
@@ -1534,6 +1563,12 @@ fn wait_connected(b: &mut EventBase, bev: *mut bufferevent, h: BufferEvent, fd: 
         }
     })
     .is_ok()
+}
+
+/// Whether `bev` (live while its callbacks can run) is a TLS bufferevent on a socket.
+fn is_tls_socket(bev: *mut bufferevent) -> bool {
+    let p = get!(bev, be_ops);
+    !p.is_null() && pv(p).kind == Kind::TlsSocket
 }
 
 /// The connect itself, on the bufferevent's base.
@@ -1623,7 +1658,10 @@ fn connect_on(
     };
     match err {
         0 => {
-            fire(b, bev, p, CCall::Event(BEV_EVENT_CONNECTED, None), true);
+            // A TLS bufferevent reports CONNECTED when its handshake is done.
+            if pv(p).kind != Kind::TlsSocket {
+                fire(b, bev, p, CCall::Event(BEV_EVENT_CONNECTED, None), true);
+            }
             0
         }
         libc::EINPROGRESS | libc::EINTR => {
@@ -1668,7 +1706,7 @@ pub unsafe extern "C" fn bufferevent_socket_connect(
         let Some(p) = private(bev, "bufferevent_socket_connect") else {
             return -1;
         };
-        if pv(p).kind != Kind::Socket {
+        if !matches!(pv(p).kind, Kind::Socket | Kind::TlsSocket) {
             log::warn!("bufferevent_socket_connect: not a socket bufferevent");
             return -1;
         }
@@ -1707,7 +1745,7 @@ pub unsafe extern "C" fn bufferevent_socket_connect_hostname(
         let Some(p) = private(bev, "bufferevent_socket_connect_hostname") else {
             return -1;
         };
-        if pv(p).kind != Kind::Socket {
+        if !matches!(pv(p).kind, Kind::Socket | Kind::TlsSocket) {
             return -1;
         }
         // SAFETY: a NUL-terminated string (the caller's contract).
@@ -1852,12 +1890,12 @@ pub unsafe extern "C" fn bufferevent_setfd(bev: *mut bufferevent, fd: evutil_soc
         };
         match pv(p).kind {
             Kind::Pair => return -1,
-            Kind::Filter => {
+            Kind::Filter | Kind::TlsFilter => {
                 let under = pv(p).underlying;
                 // SAFETY: the filter holds a reference to its underlying bufferevent.
                 return unsafe { bufferevent_setfd(under, fd) };
             }
-            Kind::Socket => {}
+            Kind::Socket | Kind::TlsSocket => {}
         }
         if pv(p).h.is_none() {
             pv(p).fd_before_base = fd;
@@ -1898,6 +1936,10 @@ pub unsafe extern "C" fn bufferevent_getfd(bev: *mut bufferevent) -> evutil_sock
         };
         if pv(p).h.is_none() {
             return pv(p).fd_before_base;
+        }
+        if pv(p).kind == Kind::TlsFilter {
+            // SAFETY: the TLS filter holds a reference to its underlying bufferevent.
+            return unsafe { bufferevent_getfd(pv(p).underlying) };
         }
         with_bev(bev, "bufferevent_getfd", |b, h, _| h.fd(b).unwrap_or(-1)).unwrap_or(-1)
     })
@@ -2064,57 +2106,166 @@ pub unsafe extern "C" fn bufferevent_filter_new(
     ctx: *mut c_void,
 ) -> *mut bufferevent {
     guard(ptr::null_mut(), || {
-        let Some(up) = private(underlying, "bufferevent_filter_new") else {
-            return ptr::null_mut();
-        };
-        let (cbase, Some(uh)) = (pv(up).cbase, pv(up).h) else {
-            log::warn!("bufferevent_filter_new: the underlying bufferevent has no base yet");
-            return ptr::null_mut();
-        };
-        let Some(bev) = new_struct(Kind::Filter, options, get!(underlying, ev_base)) else {
-            return ptr::null_mut();
-        };
-        // SAFETY: the underlying bufferevent's base is live.
-        let made = unsafe {
-            with_base(cbase, |b| {
-                sync_in(b, underlying, up);
-                let h = BufferEvent::filter(
+        let bev = make_filter(
+            underlying,
+            Kind::Filter,
+            options,
+            "bufferevent_filter_new",
+            |b, uh| {
+                BufferEvent::filter(
                     b,
                     uh,
                     c_filter(input_filter, ctx),
                     c_filter(output_filter, ctx),
                     rust_options(options),
-                )?;
-                // The filter owns the underlying bufferevent's Rust callbacks from now on.
-                pv(up).upper = bev;
-                pv(up).installed = [false; 3];
-                if let Err(e) = attach(b, cbase, bev, h) {
-                    pv(up).upper = ptr::null_mut();
-                    let _ = h.free(b);
-                    return Err(e);
-                }
-                publish(b, underlying, up);
-                Ok(())
-            })
-        };
-        match made {
-            Some(Ok(())) => {
-                let pr = pv(get!(bev, be_ops));
-                pr.underlying = underlying;
-                pr.filter_ctx = ctx;
-                pr.free_context = free_context;
-                pv(up).refcnt += 1;
-                bev
-            }
-            other => {
-                if let Some(Err(e)) = other {
-                    log::warn!("bufferevent_filter_new: {e}");
-                }
-                discard(bev);
-                ptr::null_mut()
-            }
+                )
+            },
+        );
+        if !bev.is_null() {
+            let pr = pv(get!(bev, be_ops));
+            pr.filter_ctx = ctx;
+            pr.free_context = free_context;
         }
+        bev
     })
+}
+
+/// A bufferevent of `kind` over `underlying`, made by `make` (given the underlying Rust
+/// bufferevent): it takes over the underlying's callbacks and holds a reference to it. NULL, with
+/// a warning naming `what`, when it cannot be made.
+fn make_filter(
+    underlying: *mut bufferevent,
+    kind: Kind,
+    options: c_int,
+    what: &str,
+    make: impl FnOnce(&mut EventBase, BufferEvent) -> revent::Result<BufferEvent>,
+) -> *mut bufferevent {
+    let Some(up) = private(underlying, what) else {
+        return ptr::null_mut();
+    };
+    let (cbase, Some(uh)) = (pv(up).cbase, pv(up).h) else {
+        log::warn!("{what}: the underlying bufferevent has no base yet");
+        return ptr::null_mut();
+    };
+    let Some(bev) = new_struct(kind, options, get!(underlying, ev_base)) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: the underlying bufferevent's base is live.
+    let made = unsafe {
+        with_base(cbase, |b| {
+            sync_in(b, underlying, up);
+            let h = make(b, uh)?;
+            // The filter owns the underlying bufferevent's Rust callbacks from now on.
+            pv(up).upper = bev;
+            pv(up).installed = [false; 3];
+            if let Err(e) = attach(b, cbase, bev, h) {
+                pv(up).upper = ptr::null_mut();
+                let _ = h.free(b);
+                return Err(e);
+            }
+            publish(b, underlying, up);
+            Ok(())
+        })
+    };
+    match made {
+        Some(Ok(())) => {
+            pv(get!(bev, be_ops)).underlying = underlying;
+            pv(up).refcnt += 1;
+            bev
+        }
+        other => {
+            if let Some(Err(e)) = other {
+                log::warn!("{what}: {e}");
+            }
+            discard(bev);
+            ptr::null_mut()
+        }
+    }
+}
+
+// ---- TLS (crate::openssl): the struct side ----
+
+/// A TLS bufferevent on socket `fd` (-1: none yet) in `base`, for `ssl`, made by `make` (given
+/// revent's view of the fd and the options revent gets); NULL with a warning naming `what`.
+///
+/// `make` receives the program's fd as an `OwnedFd` (see `adopt`): if it fails after taking it,
+/// the fd is gone, so it fails only where it cannot have taken it.
+pub(crate) fn new_tls_socket(
+    base: *mut CBase,
+    fd: evutil_socket_t,
+    options: c_int,
+    ssl: *mut c_void,
+    what: &str,
+    make: impl FnOnce(&mut EventBase, Option<OwnedFd>, BevOptions) -> revent::Result<BufferEvent>,
+) -> *mut bufferevent {
+    if base.is_null() {
+        log::warn!("{what}: needs an event base");
+        return ptr::null_mut();
+    }
+    let Some(bev) = new_struct(Kind::TlsSocket, options, base) else {
+        return ptr::null_mut();
+    };
+    pv(get!(bev, be_ops)).ssl = ssl;
+    if make_on_fd(base, bev, fd, what, |b, owned| {
+        make(b, owned, rust_options(options))
+    }) {
+        bev
+    } else {
+        discard(bev);
+        ptr::null_mut()
+    }
+}
+
+/// A TLS bufferevent over `underlying` for `ssl`, made by `make` (given the underlying Rust
+/// bufferevent and the options revent gets); NULL with a warning naming `what`.
+pub(crate) fn new_tls_filter(
+    underlying: *mut bufferevent,
+    options: c_int,
+    ssl: *mut c_void,
+    what: &str,
+    make: impl FnOnce(&mut EventBase, BufferEvent, BevOptions) -> revent::Result<BufferEvent>,
+) -> *mut bufferevent {
+    let bev = make_filter(underlying, Kind::TlsFilter, options, what, |b, uh| {
+        make(b, uh, rust_options(options))
+    });
+    if !bev.is_null() {
+        pv(get!(bev, be_ops)).ssl = ssl;
+    }
+    bev
+}
+
+/// The `SSL *` of a TLS bufferevent; None (and no warning) for any other bufferevent.
+pub(crate) fn tls_ssl(bev: *mut bufferevent) -> Option<*mut c_void> {
+    if bev.is_null() {
+        return None;
+    }
+    let p = get!(bev, be_ops);
+    // SAFETY: as in `private`: null or a Private of ours; the magic word is read first.
+    if p.is_null() || unsafe { ptr::read(addr_of!((*p).magic)) } != MAGIC {
+        return None;
+    }
+    matches!(pv(p).kind, Kind::TlsSocket | Kind::TlsFilter).then(|| pv(p).ssl)
+}
+
+/// Runs `f` on a TLS bufferevent's Rust side (as [`with_bev`]); None for other bufferevents.
+pub(crate) fn with_tls<R>(
+    bev: *mut bufferevent,
+    what: &str,
+    f: impl FnOnce(&mut EventBase, BufferEvent) -> R,
+) -> Option<R> {
+    tls_ssl(bev)?;
+    with_bev(bev, what, |b, h, _| f(b, h))
+}
+
+/// After C code ran that may have used a TLS bufferevent's `SSL *` directly (an `SSL_shutdown`
+/// queues a close_notify): what it queued goes out.
+#[inline]
+fn tls_after_c(b: &mut EventBase, p: *mut Private) {
+    if matches!(pv(p).kind, Kind::TlsSocket | Kind::TlsFilter) {
+        if let Some(h) = pv(p).h {
+            crate::openssl::send_queued(b, h);
+        }
+    }
 }
 
 // ---- rate limits ----

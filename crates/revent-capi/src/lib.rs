@@ -50,6 +50,7 @@ pub mod http_util;
 pub mod listener;
 pub mod logging;
 pub mod mem;
+pub mod openssl;
 pub mod rpc;
 pub mod tag;
 pub mod thread;

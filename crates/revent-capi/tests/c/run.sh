@@ -5,7 +5,9 @@
 #
 # 1. Every tests/c/*.c is compiled against the system's /usr/include/event2 and run twice: linked with
 #    Debian's libevent, which checks the test itself, and with revent's libraries (build-libs.sh), which
-#    checks revent. A test whose name has "thread" links libevent_pthreads too. With --valgrind the
+#    checks revent. A test whose name has "thread" links libevent_pthreads too; openssl.c links
+#    libevent_openssl and the system's OpenSSL (it needs libssl-dev: with CI=true its absence is a
+#    failure, otherwise the test is skipped with a note). With --valgrind the
 #    revent runs go through memcheck (no invalid access, no definite leak); with --helgrind the revent
 #    runs of the "thread" tests go through helgrind (no race, no lock misuse; helgrind.supp says
 #    what it suppresses and why), the others run as usual.
@@ -40,6 +42,17 @@ for src in "$here"/*.c; do
     name=$(basename "$src" .c)
     extra=()
     case $name in *thread*) extra=(-levent_pthreads -lpthread) ;; esac
+    if [ "$name" = openssl ]; then
+        if [ ! -f /usr/include/openssl/ssl.h ]; then
+            if [ "${CI:-}" = true ]; then
+                echo "FAIL: openssl needs OpenSSL's headers (apt-get install libssl-dev)"
+                exit 1
+            fi
+            echo "skipped: openssl (needs OpenSSL's headers: apt-get install libssl-dev)"
+            continue
+        fi
+        extra=(-levent_openssl -lssl -lcrypto)
+    fi
     # The DNS and HTTP tests link core and extra apart (a common way to link), which checks that
     # the two share one copy of the library: extra's evdns_base on core's event_base, extra's
     # evhttp functions with core's event_set_mem_functions.
