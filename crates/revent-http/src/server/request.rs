@@ -208,9 +208,18 @@ impl Request {
         reason: &str,
         body: &[u8],
     ) -> revent::Result<()> {
-        let mut buf = Evbuffer::new();
-        buf.add(body)?;
-        self.send_reply_buffer(base, code, reason, &mut buf)
+        self.check_unanswered()?;
+        let len = body.len() as u64;
+        let close = self.write_head(base, code, reason, Some(len))?;
+        let mut sent = 0;
+        if self.carries_body(code) {
+            // Straight into the output, behind the head: no buffer (and chunk) of its own.
+            sent = len;
+            self.bev.output(base)?.add(body)?;
+        }
+        self.count(sent);
+        self.complete(base, close);
+        Ok(())
     }
 
     /// [`send_reply`](Self::send_reply) with the body in an [`Evbuffer`], moved without copying.
