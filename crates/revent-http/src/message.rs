@@ -613,6 +613,20 @@ fn version_of(minor: Option<u8>) -> Version {
 /// Copies `httparse`'s fields into [`Headers`], checking values again (no CR, LF or NUL).
 fn collect_headers(fields: &[httparse::Header<'_>]) -> Result<Headers, ParseError> {
     let mut headers = Headers::new();
+    collect_headers_into(fields, &mut headers)?;
+    Ok(headers)
+}
+
+/// [`collect_headers`] into `headers`, cleared first (their room is kept).
+fn collect_headers_into(
+    fields: &[httparse::Header<'_>],
+    headers: &mut Headers,
+) -> Result<(), ParseError> {
+    headers.clear();
+    let (names, values) = fields.iter().fold((0, 0), |(n, v), h| {
+        (n + h.name.len(), v + h.value.len())
+    });
+    headers.reserve(fields.len(), names, values);
     for h in fields {
         if !is_token(h.name.as_bytes()) {
             return Err(ParseError::InvalidHeaderName);
@@ -622,7 +636,7 @@ fn collect_headers(fields: &[httparse::Header<'_>]) -> Result<Headers, ParseErro
         }
         headers.push_checked(h.name, h.value);
     }
-    Ok(headers)
+    Ok(())
 }
 
 /// The `Content-Length` of a message: `None` without one; every value (repeated fields and
