@@ -168,6 +168,13 @@ impl Headers {
         self.values.reserve(values);
     }
 
+    /// Bytes of heap the list keeps, roughly (for a server deciding whether to keep it).
+    pub(crate) fn retained(&self) -> usize {
+        self.names.capacity()
+            + self.values.capacity()
+            + self.fields.capacity() * std::mem::size_of::<Field>()
+    }
+
     fn push(&mut self, name: &str, value: &[u8]) {
         let n = self.names.len();
         self.names.push_str(name);

@@ -279,6 +279,23 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
+    /// A head to parse into ([`RequestParser::parse_into`]).
+    pub(crate) fn blank() -> RequestHead {
+        RequestHead {
+            method: Method::Get,
+            target: String::new(),
+            uri: Uri::new(),
+            version: Version::Http11,
+            headers: Headers::new(),
+            framing: BodyFraming::None,
+        }
+    }
+
+    /// Bytes of heap this head keeps for reuse, roughly.
+    pub(crate) fn retained(&self) -> usize {
+        self.target.capacity() * 2 + self.headers.retained()
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.method
@@ -623,9 +640,9 @@ fn collect_headers_into(
     headers: &mut Headers,
 ) -> Result<(), ParseError> {
     headers.clear();
-    let (names, values) = fields.iter().fold((0, 0), |(n, v), h| {
-        (n + h.name.len(), v + h.value.len())
-    });
+    let (names, values) = fields
+        .iter()
+        .fold((0, 0), |(n, v), h| (n + h.name.len(), v + h.value.len()));
     headers.reserve(fields.len(), names, values);
     for h in fields {
         if !is_token(h.name.as_bytes()) {
@@ -835,6 +852,21 @@ impl RequestParser {
     /// Parses the request head at the front of `buf`. On [`Progress::Complete`] the head's bytes
     /// have been drained and the body (if any) is at the front of `buf`.
     pub fn parse(&mut self, buf: &mut Evbuffer) -> Result<Progress<RequestHead>, ParseError> {
+        let mut head = RequestHead::blank();
+        Ok(match self.parse_into(buf, &mut head)? {
+            Progress::Complete(()) => Progress::Complete(head),
+            Progress::Partial => Progress::Partial,
+        })
+    }
+
+    /// [`parse`](Self::parse) into `head`, which is overwritten only when a head is complete
+    /// (after an error it holds some of the request), reusing the room its strings and fields
+    /// have: the server parses each request of a connection into the same head.
+    pub(crate) fn parse_into(
+        &mut self,
+        buf: &mut Evbuffer,
+        head: &mut RequestHead,
+    ) -> Result<Progress<()>, ParseError> {
         let end = match self.scanner.scan(buf, self.limits.max_head_bytes) {
             Ok(Some(end)) => end,
             Ok(None) => return Ok(Progress::Partial),
@@ -845,16 +877,21 @@ impl RequestParser {
         };
         let slots = self.scanner.slots(self.limits.max_headers);
         self.scanner.reset();
-        let head = parse_request(buf.pullup(end)?, slots, &self.limits)?;
+        parse_request(buf.pullup(end)?, slots, &self.limits, head)?;
         buf.drain(end)?;
-        Ok(Progress::Complete(head))
+        Ok(Progress::Complete(()))
     }
 }
 
 /// Header slots kept on the stack for parsing; a head with more fields gets them from the heap.
 const STACK_SLOTS: usize = 16;
 
-fn parse_request(bytes: &[u8], slots: usize, limits: &Limits) -> Result<RequestHead, ParseError> {
+fn parse_request(
+    bytes: &[u8],
+    slots: usize,
+    limits: &Limits,
+    head: &mut RequestHead,
+) -> Result<(), ParseError> {
     check_bytes(bytes, false)?;
     // The usual head has a few fields: their slots live on the stack, no allocation.
     let mut stack = [httparse::EMPTY_HEADER; STACK_SLOTS];
@@ -884,24 +921,20 @@ fn parse_request(bytes: &[u8], slots: usize, limits: &Limits) -> Result<RequestH
             limit: limits.max_headers,
         });
     }
-    let method = Method::from(req.method.unwrap_or_default());
-    let target = req.path.unwrap_or_default().to_string();
-    let version = version_of(req.version);
-    let uri =
-        Uri::parse_with(&target, UriFlags::NONCONFORMANT).map_err(|_| ParseError::InvalidTarget)?;
-    let headers = collect_headers(req.headers)?;
-    if headers.find_all("Host").nth(1).is_some() {
+    head.method = Method::from(req.method.unwrap_or_default());
+    let target = req.path.unwrap_or_default();
+    head.target.clear();
+    head.target.push_str(target);
+    head.version = version_of(req.version);
+    head.uri
+        .parse_into(target, UriFlags::NONCONFORMANT)
+        .map_err(|_| ParseError::InvalidTarget)?;
+    collect_headers_into(req.headers, &mut head.headers)?;
+    if head.headers.find_all("Host").nth(1).is_some() {
         return Err(ParseError::DuplicateHost);
     }
-    let framing = request_framing(version, &headers, limits)?;
-    Ok(RequestHead {
-        method,
-        target,
-        uri,
-        version,
-        headers,
-        framing,
-    })
+    head.framing = request_framing(head.version, &head.headers, limits)?;
+    Ok(())
 }
 
 /// Parses response heads from an [`Evbuffer`] (the client side). Interim (1xx) responses are

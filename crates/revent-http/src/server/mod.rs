@@ -348,6 +348,9 @@ struct Conn {
     seq: u32,
     /// The current request while the server holds it (not during a handler call).
     request: Option<Box<Request>>,
+    /// The last request once answered, kept to parse the next one into: its box, header lists,
+    /// target and path keep their room, so a request allocates nothing.
+    spare: Option<Box<Request>>,
     decoder: Option<BodyDecoder>,
     route: Option<Route>,
     peer_eof: bool,
@@ -362,6 +365,24 @@ struct Conn {
     flushed: Vec<Box<LoopFn>>,
     /// Run from the loop when the connection closes ([`Request::on_close`]).
     on_close: Vec<Box<LoopFn>>,
+}
+
+/// Largest request (heap it keeps, roughly) a connection keeps for the next one: one that held
+/// a large head is dropped rather than kept by an idle connection.
+const SPARE_MAX: usize = 16 * 1024;
+
+impl Conn {
+    /// Takes back a request that was out for a handler call: the current one while unanswered,
+    /// else as the spare to parse the next request into.
+    fn put_back(&mut self, req: Box<Request>) {
+        if !req.is_done() {
+            if self.seq == req.handle().seq {
+                self.request = Some(req);
+            }
+        } else if self.spare.is_none() && req.retained() <= SPARE_MAX {
+            self.spare = Some(req);
+        }
+    }
 }
 
 /// Work run later from the loop.
@@ -759,13 +780,8 @@ impl Server {
                 .ok_or(Error::InvalidArgument("request is inside its handler call"))?
         };
         let r = f(&mut req);
-        if !req.is_done() {
-            let mut g = self.inner.borrow_mut();
-            if let Some(conn) = g.conn_mut(key) {
-                if conn.seq == handle.seq {
-                    conn.request = Some(req);
-                }
-            }
+        if let Some(conn) = self.inner.borrow_mut().conn_mut(key) {
+            conn.put_back(req);
         }
         Ok(r)
     }
@@ -885,6 +901,7 @@ fn attach(
         deadline: None,
         seq: 0,
         request: None,
+        spare: None,
         decoder: None,
         route: None,
         peer_eof: false,
@@ -935,12 +952,8 @@ fn process(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, key: ConnKey) {
                 }
                 let mut g = inner.borrow_mut();
                 g.dispatching = None;
-                if !req.is_done() {
-                    if let Some(conn) = g.conn_mut(key) {
-                        if conn.seq == req.handle().seq {
-                            conn.request = Some(req);
-                        }
-                    }
+                if let Some(conn) = g.conn_mut(key) {
+                    conn.put_back(req);
                 }
             }
         }
@@ -1167,8 +1180,13 @@ impl Inner {
                     }
                     return Step::Stop;
                 }
-                match conn.parser.parse(input) {
+                let mut req = match conn.spare.take() {
+                    Some(req) => req,
+                    None => Box::new(Request::blank(bev, conn.peer.clone())),
+                };
+                match conn.parser.parse_into(input, req.head_mut()) {
                     Ok(Progress::Partial) => {
+                        conn.spare = Some(req);
                         if conn.peer_eof {
                             // The head can never complete.
                             self.close_now(base, key);
@@ -1183,7 +1201,7 @@ impl Inner {
                         self.fail(base, key, e.status());
                         Step::Stop
                     }
-                    Ok(Progress::Complete(head)) => self.start_request(base, key, head),
+                    Ok(Progress::Complete(())) => self.start_request(base, key, req),
                 }
             }
             Phase::Body => {
@@ -1239,13 +1257,10 @@ impl Inner {
         }
     }
 
-    fn start_request(
-        &mut self,
-        base: &mut EventBase,
-        key: ConnKey,
-        head: crate::message::RequestHead,
-    ) -> Step {
+    /// Starts the request whose head was just parsed into `req`.
+    fn start_request(&mut self, base: &mut EventBase, key: ConnKey, mut req: Box<Request>) -> Step {
         self.stats.requests += 1;
+        let head = req.head();
         if !self.allowed.contains(head.method()) {
             self.fail(base, key, 501);
             return Step::Stop;
@@ -1257,21 +1272,22 @@ impl Inner {
                 return Step::Stop;
             }
         };
-        let expect = head.headers().find("Expect").map(<[u8]>::to_vec);
+        let expect = head.headers().find("Expect");
         let has_body = !matches!(head.framing(), BodyFraming::None | BodyFraming::Length(0));
-        if let (Some(expect), Version::Http11) = (&expect, head.version()) {
+        if let (Some(expect), Version::Http11) = (expect, head.version()) {
             if !expect.eq_ignore_ascii_case(b"100-continue") {
                 self.fail(base, key, 417);
                 return Step::Stop;
             }
         }
-        let route = self.route_for(&head);
+        let route = self.route_for(head);
+        let send_continue = expect.is_some() && head.version() == Version::Http11 && has_body;
         let weak = self.this.clone();
         let Some(conn) = self.conn_mut(key) else {
             return Step::Stop;
         };
         let bev = conn.bev;
-        if expect.is_some() && head.version() == Version::Http11 && has_body {
+        if send_continue {
             // The client may wait for this before it sends the body; send it only while nothing
             // of the body is here yet.
             if conn_input_empty(base, bev) {
@@ -1283,7 +1299,7 @@ impl Inner {
             generation: key.generation,
             seq: conn.seq,
         };
-        let mut req = Box::new(Request::new(handle, weak, bev, conn.peer.clone(), head));
+        req.begin(handle, weak);
         conn.route = route;
         if matches!(decoder, BodyDecoder::Empty) {
             req.set_body_complete();

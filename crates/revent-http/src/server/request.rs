@@ -85,7 +85,7 @@ impl std::fmt::Debug for Request {
 }
 
 impl Request {
-    pub(super) fn new(
+    fn new(
         handle: RequestHandle,
         server: Weak<RefCell<Inner>>,
         bev: BufferEvent,
@@ -104,6 +104,46 @@ impl Request {
             out: Headers::new(),
             reply: Reply::None,
         }
+    }
+
+    /// A request of the connection on `bev` that is not one yet: its head is to be parsed into,
+    /// then [`begin`](Self::begin) makes it one.
+    pub(super) fn blank(bev: BufferEvent, peer: PeerAddr) -> Request {
+        let handle = RequestHandle {
+            index: u32::MAX,
+            generation: 0,
+            seq: 0,
+        };
+        Request::new(handle, Weak::new(), bev, peer, RequestHead::blank())
+    }
+
+    /// Makes this (a blank request, or one kept from the connection's last one, its head just
+    /// parsed anew) the request `handle` names: the body, trailers, reply fields and reply state
+    /// of the last one go, their room is kept.
+    pub(super) fn begin(&mut self, handle: RequestHandle, server: Weak<RefCell<Inner>>) {
+        self.handle = handle;
+        self.server = server;
+        if !self.body.is_empty() {
+            let n = self.body.len();
+            let _ = self.body.drain(n);
+        }
+        self.body_complete = false;
+        self.trailers.clear();
+        self.out.clear();
+        self.reply = Reply::None;
+    }
+
+    pub(super) fn head(&self) -> &RequestHead {
+        &self.head
+    }
+
+    pub(super) fn head_mut(&mut self) -> &mut RequestHead {
+        &mut self.head
+    }
+
+    /// Bytes of heap this request keeps for reuse, roughly.
+    pub(super) fn retained(&self) -> usize {
+        self.head.retained() + self.out.retained() + self.trailers.retained()
     }
 
     pub(super) fn set_trailers(&mut self, t: Headers) {
