@@ -247,18 +247,14 @@ impl VirtualHost {
         self.aliases.iter().any(|a| a.eq_ignore_ascii_case(host))
     }
 
-    /// The route for a percent-decoded path.
-    fn route(&self, path: &[u8]) -> Option<Route> {
-        std::str::from_utf8(path)
-            .ok()
-            .and_then(|p| self.exact.get(p))
-            .cloned()
-            .or_else(|| {
-                self.general.clone().map(|handler| Route {
-                    handler,
-                    streaming: false,
-                })
+    /// The route for a percent-decoded path (`None`: not UTF-8, so no path callback's).
+    fn route(&self, path: Option<&str>) -> Option<Route> {
+        path.and_then(|p| self.exact.get(p)).cloned().or_else(|| {
+            self.general.clone().map(|handler| Route {
+                handler,
+                streaming: false,
             })
+        })
     }
 }
 
@@ -1346,8 +1342,13 @@ impl Inner {
                 }
             }
         }
-        let path = encode::uridecode(head.uri().path().unwrap_or(""), false);
-        vhost.route(&path)
+        let path = head.uri().path().unwrap_or("");
+        if memchr::memchr(b'%', path.as_bytes()).is_none() {
+            // Nothing to decode (the usual path): no copy.
+            return vhost.route(Some(path));
+        }
+        let decoded = encode::uridecode(path, false);
+        vhost.route(std::str::from_utf8(&decoded).ok())
     }
 
     /// Answers `code` with an error page and closes the connection once it went out.
