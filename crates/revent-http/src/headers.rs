@@ -51,6 +51,10 @@ impl std::error::Error for HeaderError {}
 
 /// Whether `value` may be stored: no CR, LF or NUL.
 pub(crate) fn is_valid_value(value: &[u8]) -> bool {
+    // Most values are short: a plain loop costs less than setting up the vector search.
+    if value.len() < 32 {
+        return !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
+    }
     memchr::memchr3(b'\r', b'\n', 0, value).is_none()
 }
 

@@ -1320,12 +1320,16 @@ impl Inner {
 
     /// The route for a request: by Host (aliases, then virtual-host patterns), then by path.
     fn route_for(&self, head: &crate::message::RequestHead) -> Option<Route> {
-        let host = head
-            .headers()
-            .find_str("Host")
-            .map(strip_port)
-            .or_else(|| head.uri().host());
         let mut vhost = &self.root;
+        // Without virtual hosts every host gets the default one's routes: no need to look.
+        let host = if self.vhosts.is_empty() {
+            None
+        } else {
+            head.headers()
+                .find_str("Host")
+                .map(strip_port)
+                .or_else(|| head.uri().host())
+        };
         if let Some(host) = host {
             if !self.root.has_alias(host) {
                 if let Some((_, v)) =

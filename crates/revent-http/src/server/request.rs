@@ -611,9 +611,14 @@ impl Request {
             Version::Http10 => b"HTTP/1.0",
             Version::Http11 => b"HTTP/1.1",
         });
-        head.push(b' ');
-        push_u64(&mut head, u64::from(code));
-        head.push(b' ');
+        // Three digits: the range was checked above.
+        head.extend_from_slice(&[
+            b' ',
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+            b' ',
+        ]);
         head.extend_from_slice(reason.as_bytes());
         head.extend_from_slice(b"\r\n");
         // Written after the handler's fields, where libevent puts it.
