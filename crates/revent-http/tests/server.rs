@@ -254,6 +254,39 @@ fn nothing_of_a_request_leaks_into_the_next_on_its_connection() {
     );
 }
 
+/// `send_reply` bodies of every size arrive whole and in order on one connection (a small one
+/// goes out in one piece with its head, a large one after it), and a HEAD reply has none.
+#[test]
+fn send_reply_bodies_small_and_large() {
+    let s = TestServer::start(|_, server| {
+        server.set_gencb(|base, req| {
+            let n: usize = req.target()[1..].parse().unwrap();
+            let body: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            req.send_reply(base, 200, "OK", &body).unwrap();
+        });
+    });
+    let sizes = [0usize, 1, 4095, 4096, 4097, 100_000, 13];
+    let mut c = s.connect();
+    let mut all = Vec::new();
+    for n in sizes {
+        all.extend_from_slice(format!("GET /{n} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+    }
+    all.extend_from_slice(
+        b"HEAD /5000 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    c.send(&all);
+    for n in sizes {
+        let r = c.response();
+        let want: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+        assert_eq!(r.header("Content-Length"), Some(n.to_string().as_str()));
+        assert!(r.body == want, "body of {n} bytes");
+    }
+    let head = c.response_to(true);
+    assert_eq!(head.header("Content-Length"), Some("5000"));
+    assert!(head.body.is_empty());
+    assert_eq!(c.response().body, b"abc");
+}
+
 #[test]
 fn expect_100_continue() {
     let s = TestServer::start(|_, server| {

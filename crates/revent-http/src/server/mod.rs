@@ -401,7 +401,8 @@ pub(crate) struct Inner {
     limits: Limits,
     timeouts: Timeouts,
     max_output: usize,
-    content_type: Option<String>,
+    /// The default `Content-Type` as a whole field line (see [`Inner::content_type_line`]).
+    content_type_line: Option<String>,
     listeners: Vec<Listener>,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -442,7 +443,7 @@ impl Server {
                 limits: Limits::default(),
                 timeouts: Timeouts::default(),
                 max_output: 1 << 20,
-                content_type: Some("text/html; charset=ISO-8859-1".to_string()),
+                content_type_line: Some(content_type_line("text/html; charset=ISO-8859-1")),
                 listeners: Vec::new(),
                 slots: Vec::new(),
                 free: Vec::new(),
@@ -493,7 +494,7 @@ impl Server {
     /// (`evhttp_set_default_content_type`); `None` adds nothing. Default
     /// `text/html; charset=ISO-8859-1`, as libevent.
     pub fn set_default_content_type(&self, content_type: Option<&str>) {
-        self.inner.borrow_mut().content_type = content_type.map(str::to_string);
+        self.inner.borrow_mut().content_type_line = content_type.map(content_type_line);
     }
 
     /// The methods served (`evhttp_set_allowed_methods`); others get 501.
@@ -1108,18 +1109,25 @@ impl Inner {
 
     /// The `Date` header's value, made once a second.
     pub(crate) fn date(&mut self, base: &EventBase) -> &str {
+        let line = self.date_line(base);
+        &line["Date: ".len()..line.len() - 2]
+    }
+
+    /// The whole `Date` field, `Date: ...\r\n`, as a reply head has it.
+    pub(crate) fn date_line(&mut self, base: &EventBase) -> &str {
         let now = base.wall_cached();
         let secs = now
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         if self.date.0 != secs {
-            self.date = (secs, util::http_date(now));
+            self.date = (secs, format!("Date: {}\r\n", util::http_date(now)));
         }
         &self.date.1
     }
 
-    pub(crate) fn content_type(&self) -> Option<&str> {
-        self.content_type.as_deref()
+    /// The default `Content-Type` field, `Content-Type: ...\r\n`, if there is one.
+    pub(crate) fn content_type_line(&self) -> Option<&str> {
+        self.content_type_line.as_deref()
     }
 
     pub(crate) fn count_bytes(&mut self, n: u64) {
@@ -1690,6 +1698,10 @@ fn data_message(op: u8, payload: Vec<u8>) -> Option<Message> {
 
 fn conn_input_empty(base: &mut EventBase, bev: BufferEvent) -> bool {
     bev.input(base).map_or(true, |i| i.is_empty())
+}
+
+fn content_type_line(value: &str) -> String {
+    format!("Content-Type: {value}\r\n")
 }
 
 /// The host of a `Host` value, without the port (`[v6]:port`, `name:port`).

@@ -250,14 +250,19 @@ impl Request {
     ) -> revent::Result<()> {
         self.check_unanswered()?;
         let len = body.len() as u64;
-        let close = self.write_head(base, code, reason, Some(len))?;
-        let mut sent = 0;
-        if self.carries_body(code) {
+        let carried: &[u8] = if self.carries_body(code) { body } else { b"" };
+        // A small body goes out with the head, in one append; a large one is not copied twice.
+        let (with_head, after) = if carried.len() <= INLINE_BODY {
+            (carried, &b""[..])
+        } else {
+            (&b""[..], carried)
+        };
+        let close = self.write_head_with(base, code, reason, Some(len), with_head)?;
+        if !after.is_empty() {
             // Straight into the output, behind the head: no buffer (and chunk) of its own.
-            sent = len;
-            self.bev.output(base)?.add(body)?;
+            self.bev.output(base)?.add(after)?;
+            self.count(after.len() as u64);
         }
-        self.count(sent);
         self.complete(base, close);
         Ok(())
     }
@@ -579,6 +584,18 @@ impl Request {
         reason: &str,
         len: Option<u64>,
     ) -> revent::Result<bool> {
+        self.write_head_with(base, code, reason, len, b"")
+    }
+
+    /// [`write_head`](Self::write_head), then `body` (counted with the head).
+    fn write_head_with(
+        &mut self,
+        base: &mut EventBase,
+        code: u16,
+        reason: &str,
+        len: Option<u64>,
+        body: &[u8],
+    ) -> revent::Result<bool> {
         if !(100..=999).contains(&code) {
             return Err(Error::InvalidArgument("status code out of range"));
         }
@@ -637,16 +654,11 @@ impl Request {
         {
             let mut g = inner.borrow_mut();
             if v11 && !self.out.contains("Date") {
-                let date = g.date(base);
-                head.extend_from_slice(b"Date: ");
-                head.extend_from_slice(date.as_bytes());
-                head.extend_from_slice(b"\r\n");
+                head.extend_from_slice(g.date_line(base).as_bytes());
             }
             if has_body && !self.out.contains("Content-Type") {
-                if let Some(ct) = g.content_type() {
-                    head.extend_from_slice(b"Content-Type: ");
-                    head.extend_from_slice(ct.as_bytes());
-                    head.extend_from_slice(b"\r\n");
+                if let Some(line) = g.content_type_line() {
+                    head.extend_from_slice(line.as_bytes());
                 }
             }
         }
@@ -671,8 +683,7 @@ impl Request {
         }
         if let Some(len) = content_length {
             head.extend_from_slice(b"Content-Length: ");
-            push_u64(&mut head, len);
-            head.extend_from_slice(b"\r\n");
+            push_u64_line(&mut head, len);
         }
         if close {
             head.extend_from_slice(b"Connection: close\r\n");
@@ -680,6 +691,7 @@ impl Request {
             head.extend_from_slice(b"Connection: keep-alive\r\n");
         }
         head.extend_from_slice(b"\r\n");
+        head.extend_from_slice(body);
         let added = self.bev.output(base).and_then(|o| o.add(&head));
         let mut g = inner.borrow_mut();
         g.count_bytes(head.len() as u64);
@@ -689,10 +701,15 @@ impl Request {
     }
 }
 
-/// Appends `n` in decimal.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
+/// Largest body [`Request::send_reply`] copies into the head's buffer to append both at once.
+const INLINE_BODY: usize = 4096;
+
+/// Appends `n` in decimal, then CRLF.
+fn push_u64_line(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 22];
+    digits[20] = b'\r';
+    digits[21] = b'\n';
+    let mut i = 20;
     loop {
         i -= 1;
         digits[i] = b'0' + (n % 10) as u8;
