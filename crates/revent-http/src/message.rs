@@ -555,6 +555,15 @@ impl HeadScanner {
 /// trailer section: NUL, bare CR, and lines starting with whitespace (obsolete folding).
 /// `after_lf` says whether the first byte starts a line that is not the first of a message.
 fn check_bytes(head: &[u8], after_lf: bool) -> Result<(), ParseError> {
+    if head.len() <= SHORT_HEAD {
+        check_short(head, after_lf)
+    } else {
+        check_long(head, after_lf)
+    }
+}
+
+/// [`check_bytes`] with vector searches, for long heads.
+fn check_long(head: &[u8], after_lf: bool) -> Result<(), ParseError> {
     if memchr::memchr(0, head).is_some() {
         return Err(ParseError::NulByte);
     }
@@ -572,6 +581,51 @@ fn check_bytes(head: &[u8], after_lf: bool) -> Result<(), ParseError> {
         }
     }
     Ok(())
+}
+
+/// Heads up to this long are checked in one pass, eight bytes at a time: fewer instructions than
+/// three vector searches, each started again after every CR and LF.
+const SHORT_HEAD: usize = 256;
+
+/// [`check_bytes`] in one pass, with its precedence: a NUL anywhere, else a bare CR anywhere, else
+/// folding.
+fn check_short(head: &[u8], after_lf: bool) -> Result<(), ParseError> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // High bit set in each byte of `x` that is zero, and maybe in bytes above one (a borrow):
+    // every candidate is looked at again below, so a false one costs a look only.
+    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut bare_cr = false;
+    let mut folding = after_lf && matches!(head.first(), Some(b' ' | b'\t'));
+    let mut look = |i: usize| -> Result<(), ParseError> {
+        match head[i] {
+            0 => return Err(ParseError::NulByte),
+            b'\r' => bare_cr |= head.get(i + 1) != Some(&b'\n'),
+            b'\n' => folding |= matches!(head.get(i + 1), Some(b' ' | b'\t')),
+            _ => {}
+        }
+        Ok(())
+    };
+    let words = head.chunks_exact(8);
+    let tail = words.remainder().len();
+    for (w, word) in words.enumerate() {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or([1; 8]));
+        let mut hits = zeros(x) | zeros(x ^ (ONES * u64::from(b'\r'))) | zeros(x ^ (ONES * 10));
+        while hits != 0 {
+            look(w * 8 + hits.trailing_zeros() as usize / 8)?;
+            hits &= hits - 1;
+        }
+    }
+    for i in head.len() - tail..head.len() {
+        look(i)?;
+    }
+    if bare_cr {
+        Err(ParseError::BareCr)
+    } else if folding {
+        Err(ParseError::ObsoleteLineFolding)
+    } else {
+        Ok(())
+    }
 }
 
 /// Maps an `httparse` error in a header field.
@@ -1090,5 +1144,56 @@ pub(crate) fn parse_trailer_fields(
         }
         Ok(_) => Err(ParseError::InvalidHeaderValue),
         Err(e) => Err(header_error(e, limits.max_headers)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass check gives what the three searches give, on every short mix of the bytes
+    /// they look at.
+    #[test]
+    fn short_and_long_byte_checks_agree() {
+        let alphabet = [b'a', b'\r', b'\n', b' ', b'\t', 0];
+        let mut input = Vec::new();
+        for len in 0..=6u32 {
+            for mut code in 0..alphabet.len().pow(len) {
+                input.clear();
+                for _ in 0..len {
+                    input.push(alphabet[code % alphabet.len()]);
+                    code /= alphabet.len();
+                }
+                for after_lf in [false, true] {
+                    assert_eq!(
+                        check_short(&input, after_lf),
+                        check_long(&input, after_lf),
+                        "{input:?} after_lf={after_lf}"
+                    );
+                }
+            }
+        }
+        // Longer ones, the bytes at every place of a word and across words.
+        for len in [8, 9, 15, 16, 17, 40, 255, 256] {
+            for at in 0..len {
+                for b in [0u8, b'\r', b'\n', b' ', 0x8d, 0x0d + 0x80, 0x01, 0xff] {
+                    for second in [None, Some((at * 7 + 3) % len)] {
+                        let mut input = b"GET / HTTP/1.1\r\nHost: h\r\n".repeat(len / 16 + 1);
+                        input.truncate(len);
+                        input[at] = b;
+                        if let Some(j) = second {
+                            input[j] = b'\r';
+                        }
+                        for after_lf in [false, true] {
+                            assert_eq!(
+                                check_short(&input, after_lf),
+                                check_long(&input, after_lf),
+                                "{input:?} after_lf={after_lf}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

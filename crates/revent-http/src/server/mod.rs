@@ -81,6 +81,7 @@ pub use websocket::{Message, WebSocket, WsHandler};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::{Rc, Weak};
@@ -165,7 +166,7 @@ pub struct ServerStats {
 /// ```
 #[derive(Default)]
 pub struct VirtualHost {
-    exact: HashMap<String, Route>,
+    exact: HashMap<String, Route, BuildHasherDefault<util::Fnv>>,
     general: Option<SharedHandler>,
     aliases: Vec<String>,
 }
