@@ -44,7 +44,7 @@ use revent::Evbuffer;
 
 use crate::chars::is_token;
 use crate::error::ParseError;
-use crate::headers::{is_valid_value, Headers};
+use crate::headers::{is_valid_value, nul_cr_lf_candidates, Headers};
 use crate::uri::{Uri, UriFlags};
 
 /// Limits applied while parsing. The defaults suit a server on the open Internet.
@@ -590,11 +590,6 @@ const SHORT_HEAD: usize = 256;
 /// [`check_bytes`] in one pass, with its precedence: a NUL anywhere, else a bare CR anywhere, else
 /// folding.
 fn check_short(head: &[u8], after_lf: bool) -> Result<(), ParseError> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // High bit set in each byte of `x` that is zero, and maybe in bytes above one (a borrow):
-    // every candidate is looked at again below, so a false one costs a look only.
-    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let mut bare_cr = false;
     let mut folding = after_lf && matches!(head.first(), Some(b' ' | b'\t'));
     let mut look = |i: usize| -> Result<(), ParseError> {
@@ -610,7 +605,8 @@ fn check_short(head: &[u8], after_lf: bool) -> Result<(), ParseError> {
     let tail = words.remainder().len();
     for (w, word) in words.enumerate() {
         let x = u64::from_le_bytes(word.try_into().unwrap_or([1; 8]));
-        let mut hits = zeros(x) | zeros(x ^ (ONES * u64::from(b'\r'))) | zeros(x ^ (ONES * 10));
+        // Every candidate is looked at: a false one costs a look only.
+        let mut hits = nul_cr_lf_candidates(x);
         while hits != 0 {
             look(w * 8 + hits.trailing_zeros() as usize / 8)?;
             hits &= hits - 1;

@@ -411,6 +411,8 @@ pub(crate) struct Inner {
     /// The connection whose handler runs from `process` now: its reply needs no resume event.
     dispatching: Option<u32>,
     date: (u64, String),
+    /// Until when (loop time) `date` is the current second's.
+    date_until: Option<Instant>,
     /// Where a reply's head is put together: kept between replies, so that writing one allocates
     /// nothing.
     pub(crate) head_buf: Vec<u8>,
@@ -451,6 +453,7 @@ impl Server {
                 stats: ServerStats::default(),
                 dispatching: None,
                 date: (u64::MAX, String::new()),
+                date_until: None,
                 head_buf: Vec::with_capacity(256),
                 this: this.clone(),
                 bev_make: None,
@@ -1116,13 +1119,25 @@ impl Inner {
 
     /// The whole `Date` field, `Date: ...\r\n`, as a reply head has it.
     pub(crate) fn date_line(&mut self, base: &EventBase) -> &str {
-        let now = base.wall_cached();
-        let secs = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if self.date.0 != secs {
-            self.date = (secs, format!("Date: {}\r\n", util::http_date(now)));
+        // Looked at once per reply: the loop's monotonic time says cheaply whether the wall
+        // clock's second can have changed.
+        let mono = base.now_cached();
+        if self.date_until.is_some_and(|until| mono < until) {
+            return &self.date.1;
         }
+        let now = base.wall_cached();
+        let since = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        if self.date.0 != since.as_secs() {
+            self.date = (
+                since.as_secs(),
+                format!("Date: {}\r\n", util::http_date(now)),
+            );
+        }
+        let left = Duration::from_secs(1)
+            .saturating_sub(Duration::from_nanos(u64::from(since.subsec_nanos())));
+        self.date_until = mono.checked_add(left);
         &self.date.1
     }
 
