@@ -232,8 +232,12 @@ impl Headers {
     /// Whether `f` is named `name`, without case: on bytes, lengths first (the server looks up
     /// a dozen names a request).
     fn is_named(&self, f: &Field, name: &str) -> bool {
-        f.name.1 - f.name.0 == name.len()
-            && self.names.as_bytes()[f.name.0..f.name.1].eq_ignore_ascii_case(name.as_bytes())
+        if f.name.1 - f.name.0 != name.len() {
+            return false;
+        }
+        let stored = &self.names.as_bytes()[f.name.0..f.name.1];
+        // Names usually come in the case they are looked up in: a plain comparison first.
+        stored == name.as_bytes() || stored.eq_ignore_ascii_case(name.as_bytes())
     }
 
     /// [`find`](Self::find) as text: the first match's value if it is UTF-8, `None` if there is no
