@@ -32,7 +32,23 @@ pub(crate) fn hex_value(b: u8) -> u8 {
 }
 
 /// `tchar` of RFC 9110 §5.6.2: the bytes of a `token` (header names, methods, transfer-codings).
+#[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
+    TCHAR[b as usize]
+}
+
+/// [`is_tchar`] as a table: header names are checked a byte at a time on every request.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = tchar_by_rule(b as u8);
+        b += 1;
+    }
+    t
+};
+
+const fn tchar_by_rule(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -60,6 +76,14 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tchar_table_is_the_rule() {
+        for b in 0..=255u8 {
+            assert_eq!(is_tchar(b), tchar_by_rule(b), "byte {b}");
+        }
+        assert!(is_token(b"Content-Type") && !is_token(b"a b") && !is_token(b""));
+    }
+
     use super::*;
 
     /// libevent's `uri_chars` table lists exactly 66 unreserved bytes.

@@ -44,7 +44,7 @@ use revent::Evbuffer;
 
 use crate::chars::is_token;
 use crate::error::ParseError;
-use crate::headers::{is_valid_value, Headers};
+use crate::headers::{is_valid_value, nul_cr_lf_candidates, Headers};
 use crate::uri::{Uri, UriFlags};
 
 /// Limits applied while parsing. The defaults suit a server on the open Internet.
@@ -279,6 +279,23 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
+    /// A head to parse into ([`RequestParser::parse_into`]).
+    pub(crate) fn blank() -> RequestHead {
+        RequestHead {
+            method: Method::Get,
+            target: String::new(),
+            uri: Uri::new(),
+            version: Version::Http11,
+            headers: Headers::new(),
+            framing: BodyFraming::None,
+        }
+    }
+
+    /// Bytes of heap this head keeps for reuse, roughly.
+    pub(crate) fn retained(&self) -> usize {
+        self.target.capacity() * 2 + self.headers.retained()
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.method
@@ -538,6 +555,15 @@ impl HeadScanner {
 /// trailer section: NUL, bare CR, and lines starting with whitespace (obsolete folding).
 /// `after_lf` says whether the first byte starts a line that is not the first of a message.
 fn check_bytes(head: &[u8], after_lf: bool) -> Result<(), ParseError> {
+    if head.len() <= SHORT_HEAD {
+        check_short(head, after_lf)
+    } else {
+        check_long(head, after_lf)
+    }
+}
+
+/// [`check_bytes`] with vector searches, for long heads.
+fn check_long(head: &[u8], after_lf: bool) -> Result<(), ParseError> {
     if memchr::memchr(0, head).is_some() {
         return Err(ParseError::NulByte);
     }
@@ -555,6 +581,47 @@ fn check_bytes(head: &[u8], after_lf: bool) -> Result<(), ParseError> {
         }
     }
     Ok(())
+}
+
+/// Heads up to this long are checked in one pass, eight bytes at a time: fewer instructions than
+/// three vector searches, each started again after every CR and LF.
+const SHORT_HEAD: usize = 256;
+
+/// [`check_bytes`] in one pass, with its precedence: a NUL anywhere, else a bare CR anywhere, else
+/// folding.
+fn check_short(head: &[u8], after_lf: bool) -> Result<(), ParseError> {
+    let mut bare_cr = false;
+    let mut folding = after_lf && matches!(head.first(), Some(b' ' | b'\t'));
+    let mut look = |i: usize| -> Result<(), ParseError> {
+        match head[i] {
+            0 => return Err(ParseError::NulByte),
+            b'\r' => bare_cr |= head.get(i + 1) != Some(&b'\n'),
+            b'\n' => folding |= matches!(head.get(i + 1), Some(b' ' | b'\t')),
+            _ => {}
+        }
+        Ok(())
+    };
+    let words = head.chunks_exact(8);
+    let tail = words.remainder().len();
+    for (w, word) in words.enumerate() {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or([1; 8]));
+        // Every candidate is looked at: a false one costs a look only.
+        let mut hits = nul_cr_lf_candidates(x);
+        while hits != 0 {
+            look(w * 8 + hits.trailing_zeros() as usize / 8)?;
+            hits &= hits - 1;
+        }
+    }
+    for i in head.len() - tail..head.len() {
+        look(i)?;
+    }
+    if bare_cr {
+        Err(ParseError::BareCr)
+    } else if folding {
+        Err(ParseError::ObsoleteLineFolding)
+    } else {
+        Ok(())
+    }
 }
 
 /// Maps an `httparse` error in a header field.
@@ -613,6 +680,20 @@ fn version_of(minor: Option<u8>) -> Version {
 /// Copies `httparse`'s fields into [`Headers`], checking values again (no CR, LF or NUL).
 fn collect_headers(fields: &[httparse::Header<'_>]) -> Result<Headers, ParseError> {
     let mut headers = Headers::new();
+    collect_headers_into(fields, &mut headers)?;
+    Ok(headers)
+}
+
+/// [`collect_headers`] into `headers`, cleared first (their room is kept).
+fn collect_headers_into(
+    fields: &[httparse::Header<'_>],
+    headers: &mut Headers,
+) -> Result<(), ParseError> {
+    headers.clear();
+    let (names, values) = fields
+        .iter()
+        .fold((0, 0), |(n, v), h| (n + h.name.len(), v + h.value.len()));
+    headers.reserve(fields.len(), names, values);
     for h in fields {
         if !is_token(h.name.as_bytes()) {
             return Err(ParseError::InvalidHeaderName);
@@ -622,7 +703,7 @@ fn collect_headers(fields: &[httparse::Header<'_>]) -> Result<Headers, ParseErro
         }
         headers.push_checked(h.name, h.value);
     }
-    Ok(headers)
+    Ok(())
 }
 
 /// The `Content-Length` of a message: `None` without one; every value (repeated fields and
@@ -821,6 +902,21 @@ impl RequestParser {
     /// Parses the request head at the front of `buf`. On [`Progress::Complete`] the head's bytes
     /// have been drained and the body (if any) is at the front of `buf`.
     pub fn parse(&mut self, buf: &mut Evbuffer) -> Result<Progress<RequestHead>, ParseError> {
+        let mut head = RequestHead::blank();
+        Ok(match self.parse_into(buf, &mut head)? {
+            Progress::Complete(()) => Progress::Complete(head),
+            Progress::Partial => Progress::Partial,
+        })
+    }
+
+    /// [`parse`](Self::parse) into `head`, which is overwritten only when a head is complete
+    /// (after an error it holds some of the request), reusing the room its strings and fields
+    /// have: the server parses each request of a connection into the same head.
+    pub(crate) fn parse_into(
+        &mut self,
+        buf: &mut Evbuffer,
+        head: &mut RequestHead,
+    ) -> Result<Progress<()>, ParseError> {
         let end = match self.scanner.scan(buf, self.limits.max_head_bytes) {
             Ok(Some(end)) => end,
             Ok(None) => return Ok(Progress::Partial),
@@ -831,16 +927,21 @@ impl RequestParser {
         };
         let slots = self.scanner.slots(self.limits.max_headers);
         self.scanner.reset();
-        let head = parse_request(buf.pullup(end)?, slots, &self.limits)?;
+        parse_request(buf.pullup(end)?, slots, &self.limits, head)?;
         buf.drain(end)?;
-        Ok(Progress::Complete(head))
+        Ok(Progress::Complete(()))
     }
 }
 
 /// Header slots kept on the stack for parsing; a head with more fields gets them from the heap.
 const STACK_SLOTS: usize = 16;
 
-fn parse_request(bytes: &[u8], slots: usize, limits: &Limits) -> Result<RequestHead, ParseError> {
+fn parse_request(
+    bytes: &[u8],
+    slots: usize,
+    limits: &Limits,
+    head: &mut RequestHead,
+) -> Result<(), ParseError> {
     check_bytes(bytes, false)?;
     // The usual head has a few fields: their slots live on the stack, no allocation.
     let mut stack = [httparse::EMPTY_HEADER; STACK_SLOTS];
@@ -870,24 +971,20 @@ fn parse_request(bytes: &[u8], slots: usize, limits: &Limits) -> Result<RequestH
             limit: limits.max_headers,
         });
     }
-    let method = Method::from(req.method.unwrap_or_default());
-    let target = req.path.unwrap_or_default().to_string();
-    let version = version_of(req.version);
-    let uri =
-        Uri::parse_with(&target, UriFlags::NONCONFORMANT).map_err(|_| ParseError::InvalidTarget)?;
-    let headers = collect_headers(req.headers)?;
-    if headers.find_all("Host").nth(1).is_some() {
+    head.method = Method::from(req.method.unwrap_or_default());
+    let target = req.path.unwrap_or_default();
+    head.target.clear();
+    head.target.push_str(target);
+    head.version = version_of(req.version);
+    head.uri
+        .parse_into(target, UriFlags::NONCONFORMANT)
+        .map_err(|_| ParseError::InvalidTarget)?;
+    collect_headers_into(req.headers, &mut head.headers)?;
+    if head.headers.find_all("Host").nth(1).is_some() {
         return Err(ParseError::DuplicateHost);
     }
-    let framing = request_framing(version, &headers, limits)?;
-    Ok(RequestHead {
-        method,
-        target,
-        uri,
-        version,
-        headers,
-        framing,
-    })
+    head.framing = request_framing(head.version, &head.headers, limits)?;
+    Ok(())
 }
 
 /// Parses response heads from an [`Evbuffer`] (the client side). Interim (1xx) responses are
@@ -1043,5 +1140,56 @@ pub(crate) fn parse_trailer_fields(
         }
         Ok(_) => Err(ParseError::InvalidHeaderValue),
         Err(e) => Err(header_error(e, limits.max_headers)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass check gives what the three searches give, on every short mix of the bytes
+    /// they look at.
+    #[test]
+    fn short_and_long_byte_checks_agree() {
+        let alphabet = [b'a', b'\r', b'\n', b' ', b'\t', 0];
+        let mut input = Vec::new();
+        for len in 0..=6u32 {
+            for mut code in 0..alphabet.len().pow(len) {
+                input.clear();
+                for _ in 0..len {
+                    input.push(alphabet[code % alphabet.len()]);
+                    code /= alphabet.len();
+                }
+                for after_lf in [false, true] {
+                    assert_eq!(
+                        check_short(&input, after_lf),
+                        check_long(&input, after_lf),
+                        "{input:?} after_lf={after_lf}"
+                    );
+                }
+            }
+        }
+        // Longer ones, the bytes at every place of a word and across words.
+        for len in [8, 9, 15, 16, 17, 40, 255, 256] {
+            for at in 0..len {
+                for b in [0u8, b'\r', b'\n', b' ', 0x8d, 0x0d + 0x80, 0x01, 0xff] {
+                    for second in [None, Some((at * 7 + 3) % len)] {
+                        let mut input = b"GET / HTTP/1.1\r\nHost: h\r\n".repeat(len / 16 + 1);
+                        input.truncate(len);
+                        input[at] = b;
+                        if let Some(j) = second {
+                            input[j] = b'\r';
+                        }
+                        for after_lf in [false, true] {
+                            assert_eq!(
+                                check_short(&input, after_lf),
+                                check_long(&input, after_lf),
+                                "{input:?} after_lf={after_lf}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -225,21 +225,35 @@ impl Uri {
     /// # Ok::<(), revent_http::UriError>(())
     /// ```
     pub fn parse_with(s: &str, flags: UriFlags) -> Result<Uri, UriError> {
+        let mut uri = Uri::default();
+        uri.parse_into(s, flags)?;
+        Ok(uri)
+    }
+
+    /// [`parse_with`](Self::parse_with) into `self`, every component replaced, reusing the room
+    /// its strings have (the server parses each request's target into the last one's). After an
+    /// error `self` holds some of the components.
+    pub(crate) fn parse_into(&mut self, s: &str, flags: UriFlags) -> Result<(), UriError> {
         let b = s.as_bytes();
-        if let Some(at) = b.iter().position(|&c| c == 0) {
+        if let Some(at) = memchr::memchr(0, b) {
             return Err(UriError::Nul { at });
         }
-        let mut uri = Uri {
-            flags,
-            ..Uri::default()
-        };
+        let uri = self;
+        uri.flags = flags;
+        uri.scheme = None;
+        uri.userinfo = None;
+        uri.host = None;
+        uri.port = None;
         let mut pos = 0;
 
-        // 1. scheme ":", if the text before the first ':' is one.
-        if let Some(colon) = b.iter().position(|&c| c == b':') {
-            if check_scheme(&b[..colon]).is_ok() {
-                uri.scheme = Some(s[..colon].to_owned());
-                pos = colon + 1;
+        // 1. scheme ":", if the text before the first ':' is one (an origin-form target, which
+        // starts with '/', has none).
+        if b.first() != Some(&b'/') {
+            if let Some(colon) = memchr::memchr(b':', b) {
+                if check_scheme(&b[..colon]).is_ok() {
+                    uri.scheme = Some(s[..colon].to_owned());
+                    pos = colon + 1;
+                }
             }
         }
 
@@ -287,10 +301,10 @@ impl Uri {
                 return Err(UriError::ColonInFirstSegment { at: path.start + i });
             }
         }
-        uri.path = Some(s[path].to_owned());
-        uri.query = query.map(|q| s[q].to_owned());
-        uri.fragment = fragment.map(|f| s[f].to_owned());
-        Ok(uri)
+        set_reusing(&mut uri.path, Some(&s[path]));
+        set_reusing(&mut uri.query, query.map(|q| &s[q]));
+        set_reusing(&mut uri.fragment, fragment.map(|f| &s[f]));
+        Ok(())
     }
 
     /// Parses `s[start..end]`, the authority, into userinfo, host and port.
@@ -563,6 +577,17 @@ impl FromStr for Uri {
     /// [`Uri::parse`]: strict.
     fn from_str(s: &str) -> Result<Uri, UriError> {
         Uri::parse(s)
+    }
+}
+
+/// Sets `slot` to `value`, copying into the string already there rather than allocating one.
+fn set_reusing(slot: &mut Option<String>, value: Option<&str>) {
+    match (slot.as_mut(), value) {
+        (Some(old), Some(v)) => {
+            old.clear();
+            old.push_str(v);
+        }
+        (_, v) => *slot = v.map(str::to_owned),
     }
 }
 

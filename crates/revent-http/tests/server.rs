@@ -193,6 +193,100 @@ fn pipelined_requests_answered_in_order_behind_a_slow_handler() {
     }
 }
 
+fn body_of(b: &Evbuffer) -> Vec<u8> {
+    let mut v = vec![0; b.len()];
+    b.copyout(&mut v).unwrap();
+    v
+}
+
+/// A connection's requests are parsed into the storage the one before used (kept between
+/// requests): nothing of a request shows in the next one, not its fields, its target's query,
+/// its body and trailers, nor the fields its reply had.
+#[test]
+fn nothing_of_a_request_leaks_into_the_next_on_its_connection() {
+    let s = TestServer::start(|_, server| {
+        server.set_gencb(|base, req| {
+            let mut seen = format!(
+                "{} {} path={:?} query={:?} body={:?} fields=",
+                req.method(),
+                req.target(),
+                req.uri().path(),
+                req.uri().query(),
+                String::from_utf8_lossy(&body_of(req.body())),
+            );
+            for (n, v) in req.headers() {
+                seen.push_str(&format!("[{n}: {}]", String::from_utf8_lossy(v)));
+            }
+            seen.push_str(&format!(
+                " trailers={} out={}",
+                req.trailers().len(),
+                req.output_headers().len()
+            ));
+            if req.headers().contains("X-Set") {
+                req.output_headers_mut().add("X-Reply", "first").unwrap();
+                req.output_headers_mut()
+                    .add("X-Other", "a long value to fill the storage")
+                    .unwrap();
+            }
+            req.send_reply(base, 200, "OK", seen.as_bytes()).unwrap();
+        });
+    });
+    let mut c = s.connect();
+    c.send(
+        b"POST /first?a=1 HTTP/1.1\r\nHost: h\r\nX-Set: yes\r\nX-Long: 0123456789abcdef\r\n\
+          Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n\
+          GET /b HTTP/1.1\r\nHost: h2\r\n\r\n",
+    );
+    let first = c.response();
+    assert_eq!(first.header("X-Reply"), Some("first"));
+    assert_eq!(
+        String::from_utf8_lossy(&first.body),
+        "POST /first?a=1 path=Some(\"/first\") query=Some(\"a=1\") body=\"abc\" \
+         fields=[Host: h][X-Set: yes][X-Long: 0123456789abcdef][Transfer-Encoding: chunked] \
+         trailers=1 out=0"
+    );
+    let second = c.response();
+    assert_eq!(second.header("X-Reply"), None);
+    assert_eq!(second.header("X-Other"), None);
+    assert_eq!(
+        String::from_utf8_lossy(&second.body),
+        "GET /b path=Some(\"/b\") query=None body=\"\" fields=[Host: h2] trailers=0 out=0"
+    );
+}
+
+/// `send_reply` bodies of every size arrive whole and in order on one connection (a small one
+/// goes out in one piece with its head, a large one after it), and a HEAD reply has none.
+#[test]
+fn send_reply_bodies_small_and_large() {
+    let s = TestServer::start(|_, server| {
+        server.set_gencb(|base, req| {
+            let n: usize = req.target()[1..].parse().unwrap();
+            let body: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            req.send_reply(base, 200, "OK", &body).unwrap();
+        });
+    });
+    let sizes = [0usize, 1, 4095, 4096, 4097, 100_000, 13];
+    let mut c = s.connect();
+    let mut all = Vec::new();
+    for n in sizes {
+        all.extend_from_slice(format!("GET /{n} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+    }
+    all.extend_from_slice(
+        b"HEAD /5000 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    c.send(&all);
+    for n in sizes {
+        let r = c.response();
+        let want: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+        assert_eq!(r.header("Content-Length"), Some(n.to_string().as_str()));
+        assert!(r.body == want, "body of {n} bytes");
+    }
+    let head = c.response_to(true);
+    assert_eq!(head.header("Content-Length"), Some("5000"));
+    assert!(head.body.is_empty());
+    assert_eq!(c.response().body, b"abc");
+}
+
 #[test]
 fn expect_100_continue() {
     let s = TestServer::start(|_, server| {

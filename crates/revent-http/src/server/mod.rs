@@ -81,6 +81,7 @@ pub use websocket::{Message, WebSocket, WsHandler};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::{Rc, Weak};
@@ -165,7 +166,7 @@ pub struct ServerStats {
 /// ```
 #[derive(Default)]
 pub struct VirtualHost {
-    exact: HashMap<String, Route>,
+    exact: HashMap<String, Route, BuildHasherDefault<util::Fnv>>,
     general: Option<SharedHandler>,
     aliases: Vec<String>,
 }
@@ -247,18 +248,14 @@ impl VirtualHost {
         self.aliases.iter().any(|a| a.eq_ignore_ascii_case(host))
     }
 
-    /// The route for a percent-decoded path.
-    fn route(&self, path: &[u8]) -> Option<Route> {
-        std::str::from_utf8(path)
-            .ok()
-            .and_then(|p| self.exact.get(p))
-            .cloned()
-            .or_else(|| {
-                self.general.clone().map(|handler| Route {
-                    handler,
-                    streaming: false,
-                })
+    /// The route for a percent-decoded path (`None`: not UTF-8, so no path callback's).
+    fn route(&self, path: Option<&str>) -> Option<Route> {
+        path.and_then(|p| self.exact.get(p)).cloned().or_else(|| {
+            self.general.clone().map(|handler| Route {
+                handler,
+                streaming: false,
             })
+        })
     }
 }
 
@@ -348,6 +345,9 @@ struct Conn {
     seq: u32,
     /// The current request while the server holds it (not during a handler call).
     request: Option<Box<Request>>,
+    /// The last request once answered, kept to parse the next one into: its box, header lists,
+    /// target and path keep their room, so a request allocates nothing.
+    spare: Option<Box<Request>>,
     decoder: Option<BodyDecoder>,
     route: Option<Route>,
     peer_eof: bool,
@@ -362,6 +362,24 @@ struct Conn {
     flushed: Vec<Box<LoopFn>>,
     /// Run from the loop when the connection closes ([`Request::on_close`]).
     on_close: Vec<Box<LoopFn>>,
+}
+
+/// Largest request (heap it keeps, roughly) a connection keeps for the next one: one that held
+/// a large head is dropped rather than kept by an idle connection.
+const SPARE_MAX: usize = 16 * 1024;
+
+impl Conn {
+    /// Takes back a request that was out for a handler call: the current one while unanswered,
+    /// else as the spare to parse the next request into.
+    fn put_back(&mut self, req: Box<Request>) {
+        if !req.is_done() {
+            if self.seq == req.handle().seq {
+                self.request = Some(req);
+            }
+        } else if self.spare.is_none() && req.retained() <= SPARE_MAX {
+            self.spare = Some(req);
+        }
+    }
 }
 
 /// Work run later from the loop.
@@ -384,7 +402,8 @@ pub(crate) struct Inner {
     limits: Limits,
     timeouts: Timeouts,
     max_output: usize,
-    content_type: Option<String>,
+    /// The default `Content-Type` as a whole field line (see [`Inner::content_type_line`]).
+    content_type_line: Option<String>,
     listeners: Vec<Listener>,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -392,6 +411,8 @@ pub(crate) struct Inner {
     /// The connection whose handler runs from `process` now: its reply needs no resume event.
     dispatching: Option<u32>,
     date: (u64, String),
+    /// Until when (loop time) `date` is the current second's.
+    date_until: Option<Instant>,
     /// Where a reply's head is put together: kept between replies, so that writing one allocates
     /// nothing.
     pub(crate) head_buf: Vec<u8>,
@@ -425,13 +446,14 @@ impl Server {
                 limits: Limits::default(),
                 timeouts: Timeouts::default(),
                 max_output: 1 << 20,
-                content_type: Some("text/html; charset=ISO-8859-1".to_string()),
+                content_type_line: Some(content_type_line("text/html; charset=ISO-8859-1")),
                 listeners: Vec::new(),
                 slots: Vec::new(),
                 free: Vec::new(),
                 stats: ServerStats::default(),
                 dispatching: None,
                 date: (u64::MAX, String::new()),
+                date_until: None,
                 head_buf: Vec::with_capacity(256),
                 this: this.clone(),
                 bev_make: None,
@@ -476,7 +498,7 @@ impl Server {
     /// (`evhttp_set_default_content_type`); `None` adds nothing. Default
     /// `text/html; charset=ISO-8859-1`, as libevent.
     pub fn set_default_content_type(&self, content_type: Option<&str>) {
-        self.inner.borrow_mut().content_type = content_type.map(str::to_string);
+        self.inner.borrow_mut().content_type_line = content_type.map(content_type_line);
     }
 
     /// The methods served (`evhttp_set_allowed_methods`); others get 501.
@@ -759,13 +781,8 @@ impl Server {
                 .ok_or(Error::InvalidArgument("request is inside its handler call"))?
         };
         let r = f(&mut req);
-        if !req.is_done() {
-            let mut g = self.inner.borrow_mut();
-            if let Some(conn) = g.conn_mut(key) {
-                if conn.seq == handle.seq {
-                    conn.request = Some(req);
-                }
-            }
+        if let Some(conn) = self.inner.borrow_mut().conn_mut(key) {
+            conn.put_back(req);
         }
         Ok(r)
     }
@@ -885,6 +902,7 @@ fn attach(
         deadline: None,
         seq: 0,
         request: None,
+        spare: None,
         decoder: None,
         route: None,
         peer_eof: false,
@@ -935,12 +953,8 @@ fn process(base: &mut EventBase, inner: &Rc<RefCell<Inner>>, key: ConnKey) {
                 }
                 let mut g = inner.borrow_mut();
                 g.dispatching = None;
-                if !req.is_done() {
-                    if let Some(conn) = g.conn_mut(key) {
-                        if conn.seq == req.handle().seq {
-                            conn.request = Some(req);
-                        }
-                    }
+                if let Some(conn) = g.conn_mut(key) {
+                    conn.put_back(req);
                 }
             }
         }
@@ -1099,18 +1113,37 @@ impl Inner {
 
     /// The `Date` header's value, made once a second.
     pub(crate) fn date(&mut self, base: &EventBase) -> &str {
-        let now = base.wall_cached();
-        let secs = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if self.date.0 != secs {
-            self.date = (secs, util::http_date(now));
+        let line = self.date_line(base);
+        &line["Date: ".len()..line.len() - 2]
+    }
+
+    /// The whole `Date` field, `Date: ...\r\n`, as a reply head has it.
+    pub(crate) fn date_line(&mut self, base: &EventBase) -> &str {
+        // Looked at once per reply: the loop's monotonic time says cheaply whether the wall
+        // clock's second can have changed.
+        let mono = base.now_cached();
+        if self.date_until.is_some_and(|until| mono < until) {
+            return &self.date.1;
         }
+        let now = base.wall_cached();
+        let since = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        if self.date.0 != since.as_secs() {
+            self.date = (
+                since.as_secs(),
+                format!("Date: {}\r\n", util::http_date(now)),
+            );
+        }
+        let left = Duration::from_secs(1)
+            .saturating_sub(Duration::from_nanos(u64::from(since.subsec_nanos())));
+        self.date_until = mono.checked_add(left);
         &self.date.1
     }
 
-    pub(crate) fn content_type(&self) -> Option<&str> {
-        self.content_type.as_deref()
+    /// The default `Content-Type` field, `Content-Type: ...\r\n`, if there is one.
+    pub(crate) fn content_type_line(&self) -> Option<&str> {
+        self.content_type_line.as_deref()
     }
 
     pub(crate) fn count_bytes(&mut self, n: u64) {
@@ -1167,8 +1200,13 @@ impl Inner {
                     }
                     return Step::Stop;
                 }
-                match conn.parser.parse(input) {
+                let mut req = match conn.spare.take() {
+                    Some(req) => req,
+                    None => Box::new(Request::blank(bev, conn.peer.clone())),
+                };
+                match conn.parser.parse_into(input, req.head_mut()) {
                     Ok(Progress::Partial) => {
+                        conn.spare = Some(req);
                         if conn.peer_eof {
                             // The head can never complete.
                             self.close_now(base, key);
@@ -1183,7 +1221,7 @@ impl Inner {
                         self.fail(base, key, e.status());
                         Step::Stop
                     }
-                    Ok(Progress::Complete(head)) => self.start_request(base, key, head),
+                    Ok(Progress::Complete(())) => self.start_request(base, key, req),
                 }
             }
             Phase::Body => {
@@ -1239,13 +1277,10 @@ impl Inner {
         }
     }
 
-    fn start_request(
-        &mut self,
-        base: &mut EventBase,
-        key: ConnKey,
-        head: crate::message::RequestHead,
-    ) -> Step {
+    /// Starts the request whose head was just parsed into `req`.
+    fn start_request(&mut self, base: &mut EventBase, key: ConnKey, mut req: Box<Request>) -> Step {
         self.stats.requests += 1;
+        let head = req.head();
         if !self.allowed.contains(head.method()) {
             self.fail(base, key, 501);
             return Step::Stop;
@@ -1257,21 +1292,22 @@ impl Inner {
                 return Step::Stop;
             }
         };
-        let expect = head.headers().find("Expect").map(<[u8]>::to_vec);
+        let expect = head.headers().find("Expect");
         let has_body = !matches!(head.framing(), BodyFraming::None | BodyFraming::Length(0));
-        if let (Some(expect), Version::Http11) = (&expect, head.version()) {
+        if let (Some(expect), Version::Http11) = (expect, head.version()) {
             if !expect.eq_ignore_ascii_case(b"100-continue") {
                 self.fail(base, key, 417);
                 return Step::Stop;
             }
         }
-        let route = self.route_for(&head);
+        let route = self.route_for(head);
+        let send_continue = expect.is_some() && head.version() == Version::Http11 && has_body;
         let weak = self.this.clone();
         let Some(conn) = self.conn_mut(key) else {
             return Step::Stop;
         };
         let bev = conn.bev;
-        if expect.is_some() && head.version() == Version::Http11 && has_body {
+        if send_continue {
             // The client may wait for this before it sends the body; send it only while nothing
             // of the body is here yet.
             if conn_input_empty(base, bev) {
@@ -1283,7 +1319,7 @@ impl Inner {
             generation: key.generation,
             seq: conn.seq,
         };
-        let mut req = Box::new(Request::new(handle, weak, bev, conn.peer.clone(), head));
+        req.begin(handle, weak);
         conn.route = route;
         if matches!(decoder, BodyDecoder::Empty) {
             req.set_body_complete();
@@ -1308,12 +1344,16 @@ impl Inner {
 
     /// The route for a request: by Host (aliases, then virtual-host patterns), then by path.
     fn route_for(&self, head: &crate::message::RequestHead) -> Option<Route> {
-        let host = head
-            .headers()
-            .find_str("Host")
-            .map(strip_port)
-            .or_else(|| head.uri().host());
         let mut vhost = &self.root;
+        // Without virtual hosts every host gets the default one's routes: no need to look.
+        let host = if self.vhosts.is_empty() {
+            None
+        } else {
+            head.headers()
+                .find_str("Host")
+                .map(strip_port)
+                .or_else(|| head.uri().host())
+        };
         if let Some(host) = host {
             if !self.root.has_alias(host) {
                 if let Some((_, v)) =
@@ -1330,8 +1370,13 @@ impl Inner {
                 }
             }
         }
-        let path = encode::uridecode(head.uri().path().unwrap_or(""), false);
-        vhost.route(&path)
+        let path = head.uri().path().unwrap_or("");
+        if memchr::memchr(b'%', path.as_bytes()).is_none() {
+            // Nothing to decode (the usual path): no copy.
+            return vhost.route(Some(path));
+        }
+        let decoded = encode::uridecode(path, false);
+        vhost.route(std::str::from_utf8(&decoded).ok())
     }
 
     /// Answers `code` with an error page and closes the connection once it went out.
@@ -1669,6 +1714,10 @@ fn data_message(op: u8, payload: Vec<u8>) -> Option<Message> {
 
 fn conn_input_empty(base: &mut EventBase, bev: BufferEvent) -> bool {
     bev.input(base).map_or(true, |i| i.is_empty())
+}
+
+fn content_type_line(value: &str) -> String {
+    format!("Content-Type: {value}\r\n")
 }
 
 /// The host of a `Host` value, without the port (`[v6]:port`, `name:port`).

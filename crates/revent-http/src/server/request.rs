@@ -85,7 +85,7 @@ impl std::fmt::Debug for Request {
 }
 
 impl Request {
-    pub(super) fn new(
+    fn new(
         handle: RequestHandle,
         server: Weak<RefCell<Inner>>,
         bev: BufferEvent,
@@ -104,6 +104,46 @@ impl Request {
             out: Headers::new(),
             reply: Reply::None,
         }
+    }
+
+    /// A request of the connection on `bev` that is not one yet: its head is to be parsed into,
+    /// then [`begin`](Self::begin) makes it one.
+    pub(super) fn blank(bev: BufferEvent, peer: PeerAddr) -> Request {
+        let handle = RequestHandle {
+            index: u32::MAX,
+            generation: 0,
+            seq: 0,
+        };
+        Request::new(handle, Weak::new(), bev, peer, RequestHead::blank())
+    }
+
+    /// Makes this (a blank request, or one kept from the connection's last one, its head just
+    /// parsed anew) the request `handle` names: the body, trailers, reply fields and reply state
+    /// of the last one go, their room is kept.
+    pub(super) fn begin(&mut self, handle: RequestHandle, server: Weak<RefCell<Inner>>) {
+        self.handle = handle;
+        self.server = server;
+        if !self.body.is_empty() {
+            let n = self.body.len();
+            let _ = self.body.drain(n);
+        }
+        self.body_complete = false;
+        self.trailers.clear();
+        self.out.clear();
+        self.reply = Reply::None;
+    }
+
+    pub(super) fn head(&self) -> &RequestHead {
+        &self.head
+    }
+
+    pub(super) fn head_mut(&mut self) -> &mut RequestHead {
+        &mut self.head
+    }
+
+    /// Bytes of heap this request keeps for reuse, roughly.
+    pub(super) fn retained(&self) -> usize {
+        self.head.retained() + self.out.retained() + self.trailers.retained()
     }
 
     pub(super) fn set_trailers(&mut self, t: Headers) {
@@ -208,9 +248,23 @@ impl Request {
         reason: &str,
         body: &[u8],
     ) -> revent::Result<()> {
-        let mut buf = Evbuffer::new();
-        buf.add(body)?;
-        self.send_reply_buffer(base, code, reason, &mut buf)
+        self.check_unanswered()?;
+        let len = body.len() as u64;
+        let carried: &[u8] = if self.carries_body(code) { body } else { b"" };
+        // A small body goes out with the head, in one append; a large one is not copied twice.
+        let (with_head, after) = if carried.len() <= INLINE_BODY {
+            (carried, &b""[..])
+        } else {
+            (&b""[..], carried)
+        };
+        let close = self.write_head_with(base, code, reason, Some(len), with_head)?;
+        if !after.is_empty() {
+            // Straight into the output, behind the head: no buffer (and chunk) of its own.
+            self.bev.output(base)?.add(after)?;
+            self.count(after.len() as u64);
+        }
+        self.complete(base, close);
+        Ok(())
     }
 
     /// [`send_reply`](Self::send_reply) with the body in an [`Evbuffer`], moved without copying.
@@ -530,6 +584,18 @@ impl Request {
         reason: &str,
         len: Option<u64>,
     ) -> revent::Result<bool> {
+        self.write_head_with(base, code, reason, len, b"")
+    }
+
+    /// [`write_head`](Self::write_head), then `body` (counted with the head).
+    fn write_head_with(
+        &mut self,
+        base: &mut EventBase,
+        code: u16,
+        reason: &str,
+        len: Option<u64>,
+        body: &[u8],
+    ) -> revent::Result<bool> {
         if !(100..=999).contains(&code) {
             return Err(Error::InvalidArgument("status code out of range"));
         }
@@ -562,9 +628,14 @@ impl Request {
             Version::Http10 => b"HTTP/1.0",
             Version::Http11 => b"HTTP/1.1",
         });
-        head.push(b' ');
-        push_u64(&mut head, u64::from(code));
-        head.push(b' ');
+        // Three digits: the range was checked above.
+        head.extend_from_slice(&[
+            b' ',
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+            b' ',
+        ]);
         head.extend_from_slice(reason.as_bytes());
         head.extend_from_slice(b"\r\n");
         // Written after the handler's fields, where libevent puts it.
@@ -583,16 +654,11 @@ impl Request {
         {
             let mut g = inner.borrow_mut();
             if v11 && !self.out.contains("Date") {
-                let date = g.date(base);
-                head.extend_from_slice(b"Date: ");
-                head.extend_from_slice(date.as_bytes());
-                head.extend_from_slice(b"\r\n");
+                head.extend_from_slice(g.date_line(base).as_bytes());
             }
             if has_body && !self.out.contains("Content-Type") {
-                if let Some(ct) = g.content_type() {
-                    head.extend_from_slice(b"Content-Type: ");
-                    head.extend_from_slice(ct.as_bytes());
-                    head.extend_from_slice(b"\r\n");
+                if let Some(line) = g.content_type_line() {
+                    head.extend_from_slice(line.as_bytes());
                 }
             }
         }
@@ -617,8 +683,7 @@ impl Request {
         }
         if let Some(len) = content_length {
             head.extend_from_slice(b"Content-Length: ");
-            push_u64(&mut head, len);
-            head.extend_from_slice(b"\r\n");
+            push_u64_line(&mut head, len);
         }
         if close {
             head.extend_from_slice(b"Connection: close\r\n");
@@ -626,6 +691,7 @@ impl Request {
             head.extend_from_slice(b"Connection: keep-alive\r\n");
         }
         head.extend_from_slice(b"\r\n");
+        head.extend_from_slice(body);
         let added = self.bev.output(base).and_then(|o| o.add(&head));
         let mut g = inner.borrow_mut();
         g.count_bytes(head.len() as u64);
@@ -635,10 +701,15 @@ impl Request {
     }
 }
 
-/// Appends `n` in decimal.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
+/// Largest body [`Request::send_reply`] copies into the head's buffer to append both at once.
+const INLINE_BODY: usize = 4096;
+
+/// Appends `n` in decimal, then CRLF.
+fn push_u64_line(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 22];
+    digits[20] = b'\r';
+    digits[21] = b'\n';
+    let mut i = 20;
     loop {
         i -= 1;
         digits[i] = b'0' + (n % 10) as u8;
