@@ -158,6 +158,18 @@ fn question_labels(query: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>>
     })
 }
 
+/// Whether `n` is the question of `query` as a DNS name: the same labels, without regard to
+/// ASCII case.
+fn is_question(n: &Name, query: &[u8]) -> bool {
+    let mut ours = question_labels(query);
+    n.is_fqdn()
+        && n.iter().all(|label| {
+            ours.next()
+                .is_some_and(|r| query[r].eq_ignore_ascii_case(label))
+        })
+        && ours.next().is_none()
+}
+
 /// Whether `name` is, label for label and byte for byte (case included), the question of `query`.
 fn asks_exactly(query: &[u8], name: &Name) -> bool {
     let mut ours = question_labels(query);
@@ -207,16 +219,20 @@ pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> 
     // CNAME loop ends). Compared without case, as DNS names are. `aliases` stays empty, and so
     // unallocated, for the usual reply without CNAMEs.
     let mut aliases: Vec<&Name> = Vec::new();
-    let owns =
-        |aliases: &[&Name], n: &Name| same_name(n, name) || aliases.iter().any(|a| same_name(n, a));
+    // The question's own name is compared with the query's bytes (what `name` matched exactly):
+    // one pass over a decoded name's labels instead of two.
+    let owns = |aliases: &[&Name], n: &Name| {
+        is_question(n, query) || aliases.iter().any(|a| same_name(n, a))
+    };
     'chain: for _ in 0..16 {
-        let last = aliases.last().copied().unwrap_or(name);
+        let last = aliases.last().copied();
         for r in &m.answers {
             if let RData::CNAME(target) = &r.data {
-                if same_name(&r.name, last)
-                    && r.dns_class == DNSClass::IN
-                    && !owns(&aliases, &target.0)
-                {
+                let from_last = match last {
+                    Some(a) => same_name(&r.name, a),
+                    None => is_question(&r.name, query),
+                };
+                if from_last && r.dns_class == DNSClass::IN && !owns(&aliases, &target.0) {
                     aliases.push(&target.0);
                     continue 'chain;
                 }
