@@ -15,6 +15,7 @@ mod machine;
 mod memcached;
 mod pipes;
 mod server;
+mod sidebyside;
 mod stats;
 mod sys;
 mod timers;

@@ -155,11 +155,16 @@ pub(crate) struct Cost {
 impl Cost {
     /// Starts counting for `srv`; perf writes into `work`.
     pub fn start(srv: &Server, perf: bool, work: &Path) -> Result<Cost, String> {
+        Cost::of(srv.pid(), &srv.name, perf, work)
+    }
+
+    /// Starts counting for process `pid` (a server called `name`); perf writes into `work`.
+    pub fn of(pid: u32, name: &str, perf: bool, work: &Path) -> Result<Cost, String> {
         let perf = if perf {
-            let out = work.join(format!("perf-{}", srv.name));
+            let out = work.join(format!("perf-{}-{name}", std::process::id()));
             let p = Command::new("perf")
                 .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p"])
-                .arg(srv.pid().to_string())
+                .arg(pid.to_string())
                 .arg("-o")
                 .arg(&out)
                 .stdout(Stdio::null())
@@ -174,9 +179,9 @@ impl Cost {
         };
         Ok(Cost {
             perf,
-            cpu_before: crate::echo::cpu_time(srv.pid()),
-            pid: srv.pid(),
-            name: srv.name.clone(),
+            cpu_before: crate::echo::cpu_time(pid),
+            pid,
+            name: name.to_string(),
         })
     }
 

@@ -24,7 +24,7 @@ mod sys;
 mod tokio_server;
 mod uring_server;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -361,27 +361,7 @@ fn measure(
     conns: usize,
     size: usize,
 ) -> Result<Run, String> {
-    let perf_out = std::env::temp_dir().join(format!(
-        "revent-echo-perf-{}-{}",
-        std::process::id(),
-        srv.name
-    ));
-    let mut perf = if o.perf {
-        let p = Command::new("perf")
-            .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p"])
-            .arg(srv.pid().to_string())
-            .arg("-o")
-            .arg(&perf_out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run perf: {e} (or pass --no-perf)"))?;
-        std::thread::sleep(Duration::from_millis(100));
-        Some(p)
-    } else {
-        None
-    };
-    let cpu_before = cpu_time(srv.pid());
+    let cost = crate::server::Cost::of(srv.pid(), &srv.name, o.perf, &std::env::temp_dir())?;
     let others = crate::machine::OthersLoad::start(&[srv.pid()]);
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let (load, load_args): (&Path, &[&str]) = if srv.seed {
@@ -414,28 +394,7 @@ fn measure(
         .output()
         .map_err(|e| format!("cannot run {}: {e}", load.display()))?;
     let others = others.end(&[srv.pid()]);
-    let cpu = match (cpu_before, cpu_time(srv.pid())) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    let syscalls = match perf.as_mut() {
-        Some(p) => {
-            let _ = sys::signal(p.id(), libc::SIGINT);
-            let _ = p.wait();
-            let mut text = String::new();
-            let _ = std::fs::File::open(&perf_out).and_then(|mut f| f.read_to_string(&mut text));
-            let _ = std::fs::remove_file(&perf_out);
-            let count = text
-                .lines()
-                .find(|l| l.contains("raw_syscalls:sys_enter"))
-                .and_then(|l| l.split(',').next()?.trim().parse::<u64>().ok());
-            if count.is_none() {
-                return Err(format!("perf counted nothing for {}: {text}", srv.name));
-            }
-            count
-        }
-        None => None,
-    };
+    let (syscalls, cpu) = cost.finish()?;
     let line = String::from_utf8_lossy(&out.stdout).to_string();
     let num = |k: &str| kv(&line, k).and_then(|v| v.parse::<f64>().ok());
     let (Some(trips), Some(tps)) = (num("trips"), num("trips_per_s")) else {

@@ -19,6 +19,7 @@
 mod hyper_server;
 
 use crate::server::{Cost, Server, Spec};
+use crate::sidebyside::{interleave, Run};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -344,16 +345,6 @@ impl Row {
     }
 }
 
-/// One wrk run against one server.
-#[derive(Clone, Copy, Debug)]
-struct Run {
-    rps: f64,
-    per_req: Option<f64>,
-    cpu_us: Option<f64>,
-    /// Socket errors plus non-2xx/3xx answers.
-    errors: u64,
-}
-
 /// The numbers of wrk's report: requests/s, requests, and errors (socket errors, non-2xx/3xx).
 fn parse_wrk(text: &str) -> Option<(f64, f64, u64)> {
     let rps = text
@@ -415,11 +406,14 @@ fn measure(o: &Opts, work: &Path, srv: &Server, row: Row) -> Result<Run, String>
         ));
     };
     let requests = requests.max(1.0);
+    if errors > 0 {
+        eprintln!("{}: wrk saw {errors} errors", srv.name);
+    }
     Ok(Run {
-        rps,
-        per_req: syscalls.map(|s| s as f64 / requests),
+        rate: rps,
+        per_op: syscalls.map(|s| s as f64 / requests),
         cpu_us: cpu.map(|c| c * 1e6 / requests),
-        errors,
+        bad: errors > 0,
     })
 }
 
@@ -477,37 +471,18 @@ fn run(args: &[String]) -> Result<(), String> {
         });
     }
 
-    let mut table: Vec<(Row, Vec<Vec<Run>>)> = Vec::new();
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    let mut table = Vec::new();
     for &row in &rows {
-        let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
-        for round in 1..=o.rounds {
-            for k in 0..servers.len() {
-                let i = (k + round - 1) % servers.len();
-                let s = &servers[i];
-                if o.quiet > 0.0
-                    && !crate::machine::wait_quiet(0.15, Duration::from_secs_f64(o.quiet))
-                {
-                    eprintln!("note: the machine did not get quiet within {} s", o.quiet);
-                }
-                let r = measure(&o, &work.0, s, row)?;
-                eprintln!(
-                    "{} round {round} {:<10} {:>9.0} req/s {} syscalls/req {} CPU us/req{}",
-                    row.label(),
-                    s.name,
-                    r.rps,
-                    r.per_req.map_or("-".into(), |x| format!("{x:.3}")),
-                    r.cpu_us.map_or("-".into(), |x| format!("{x:.3}")),
-                    if r.errors > 0 {
-                        format!("  NOT A RESULT: {} errors", r.errors)
-                    } else {
-                        String::new()
-                    }
-                );
-                runs[i].push(r);
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        table.push((row, runs));
+        let runs = interleave(
+            servers.len(),
+            o.rounds,
+            o.quiet,
+            &row.label(),
+            &names,
+            |i| measure(&o, &work.0, &servers[i], row),
+        )?;
+        table.push((row.label(), runs));
     }
 
     println!(
@@ -523,68 +498,12 @@ fn run(args: &[String]) -> Result<(), String> {
          server / requests wrk counted); the server's CPU time per request in µs (user + system, \
          /proc/PID/stat). Ratios are of the median requests/s.\n"
     );
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    print!("{}", table_md(&names, &table));
+    print!(
+        "{}",
+        crate::sidebyside::table(&names, &table, &["libevent", "hyper"])
+    );
     drop(servers);
     Ok(())
-}
-
-fn table_md(names: &[&str], table: &[(Row, Vec<Vec<Run>>)]) -> String {
-    let idx = |n: &str| names.iter().position(|s| *s == n);
-    let mut ratios = Vec::new();
-    for (i, n) in names.iter().enumerate() {
-        for base in ["libevent", "hyper"] {
-            if let Some(j) = idx(base) {
-                if i != j && !(*n == "libevent" && base == "hyper") {
-                    ratios.push((format!("{n} / {base}"), i, j));
-                }
-            }
-        }
-    }
-    let mut md = String::from("| row |");
-    for n in names {
-        md += &format!(" {n} |");
-    }
-    for (h, _, _) in &ratios {
-        md += &format!(" {h} |");
-    }
-    md += "\n|---|";
-    md += &"---|".repeat(names.len() + ratios.len());
-    md.push('\n');
-    let good = |rs: &[Run]| -> Vec<Run> { rs.iter().filter(|r| r.errors == 0).copied().collect() };
-    let med = |rs: &[Run], f: fn(&Run) -> Option<f64>| {
-        let v: Vec<f64> = good(rs).iter().filter_map(f).collect();
-        (!v.is_empty()).then(|| crate::stats::median(&v))
-    };
-    for (row, runs) in table {
-        md += &format!("| {} |", row.label());
-        for rs in runs {
-            let bad = rs.len() - good(rs).len();
-            md += &match med(rs, |r| Some(r.rps)) {
-                Some(t) => format!(
-                    " {:.1}k; {}; {} µs{} |",
-                    t / 1e3,
-                    crate::stats::cell(med(rs, |r| r.per_req), 2),
-                    crate::stats::cell(med(rs, |r| r.cpu_us), 2),
-                    if bad > 0 {
-                        format!(" ({bad} of {} runs had errors: not counted)", rs.len())
-                    } else {
-                        String::new()
-                    }
-                ),
-                None => " no result (errors in every run) |".into(),
-            };
-        }
-        for (_, a, b) in &ratios {
-            let r = crate::stats::ratio(
-                med(&runs[*a], |r| Some(r.rps)),
-                med(&runs[*b], |r| Some(r.rps)),
-            );
-            md += &format!(" {}x |", crate::stats::cell(r, 2));
-        }
-        md.push('\n');
-    }
-    md
 }
 
 #[cfg(test)]

@@ -20,9 +20,9 @@
 mod load;
 
 use crate::server::{Cost, Server, Spec};
+use crate::sidebyside::{interleave, Run};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 /// The subcommands this module serves: `tls`, `tls-load`.
 pub fn dispatch(cmd: &str, args: &[String]) -> Result<(), String> {
@@ -282,16 +282,6 @@ fn fields(line: &str) -> std::collections::BTreeMap<&str, &str> {
         .collect()
 }
 
-/// One load run against one server.
-#[derive(Clone, Copy, Debug)]
-struct Run {
-    /// Trips (or handshakes) per second.
-    rate: f64,
-    per_op: Option<f64>,
-    cpu_us: Option<f64>,
-    bad: bool,
-}
-
 fn measure(o: &Opts, w: &Workdir, srv: &Server, row: Row) -> Result<(Run, String), String> {
     let cost = Cost::start(srv, o.perf, &w.0)?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -379,37 +369,26 @@ fn run(args: &[String]) -> Result<(), String> {
             conns: o.handshake_conns,
         });
     }
-    let mut suites = Vec::new();
-    let mut table: Vec<(Row, Vec<Vec<Run>>)> = Vec::new();
+    let names: Vec<&str> = cs.iter().map(|c| c.spec.name.as_str()).collect();
+    let mut suites: Vec<String> = Vec::new();
+    let mut table = Vec::new();
     for &row in &rows {
-        let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
-        for round in 1..=o.rounds {
-            for k in 0..servers.len() {
-                let i = (k + round - 1) % servers.len();
-                let s = &servers[i];
-                if o.quiet > 0.0
-                    && !crate::machine::wait_quiet(0.15, Duration::from_secs_f64(o.quiet))
-                {
-                    eprintln!("note: the machine did not get quiet within {} s", o.quiet);
+        let runs = interleave(
+            servers.len(),
+            o.rounds,
+            o.quiet,
+            &row.label(),
+            &names,
+            |i| {
+                let (r, suite) = measure(&o, &work, &servers[i], row)?;
+                let seen = format!("{}: {suite}", names[i]);
+                if !suites.contains(&seen) {
+                    suites.push(seen);
                 }
-                let (r, suite) = measure(&o, &work, s, row)?;
-                eprintln!(
-                    "{} round {round} {:<10} {:>9.0}/s {} syscalls/op {} CPU us/op {suite}{}",
-                    row.label(),
-                    s.name,
-                    r.rate,
-                    r.per_op.map_or("-".into(), |x| format!("{x:.3}")),
-                    r.cpu_us.map_or("-".into(), |x| format!("{x:.3}")),
-                    if r.bad { "  NOT A RESULT: errors" } else { "" }
-                );
-                if !suites.contains(&(s.name.clone(), suite.clone())) {
-                    suites.push((s.name.clone(), suite));
-                }
-                runs[i].push(r);
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        table.push((row, runs));
+                Ok(r)
+            },
+        )?;
+        table.push((row.label(), runs));
     }
     println!(
         "tls, tls-load (rustls client, tokio current-thread) for {} s a run, {} interleaved rounds, \
@@ -420,69 +399,16 @@ fn run(args: &[String]) -> Result<(), String> {
         o.client_cpu,
         crate::machine::describe()
     );
-    let suites: Vec<String> = suites.iter().map(|(n, s)| format!("{n}: {s}")).collect();
     println!("Negotiated: {}", suites.join(", "));
     println!(
         "Each cell: median trips/s (handshakes/s); syscalls per trip (handshake) on the server \
          (perf raw_syscalls:sys_enter); the server's CPU time per trip (handshake) in µs (user + \
          system). Ratios are of the medians.\n"
     );
-    let names: Vec<&str> = cs.iter().map(|c| c.spec.name.as_str()).collect();
-    print!("{}", table_md(&names, &table));
+    print!(
+        "{}",
+        crate::sidebyside::table(&names, &table, &["libevent"])
+    );
     drop(servers);
     Ok(())
-}
-
-fn table_md(names: &[&str], table: &[(Row, Vec<Vec<Run>>)]) -> String {
-    let idx = |n: &str| names.iter().position(|s| *s == n);
-    let ratios: Vec<(String, usize, usize)> = match idx("libevent") {
-        Some(j) => (0..names.len())
-            .filter(|&i| i != j)
-            .map(|i| (format!("{} / libevent", names[i]), i, j))
-            .collect(),
-        None => Vec::new(),
-    };
-    let mut md = String::from("| row |");
-    for n in names {
-        md += &format!(" {n} |");
-    }
-    for (h, _, _) in &ratios {
-        md += &format!(" {h} |");
-    }
-    md += "\n|---|";
-    md += &"---|".repeat(names.len() + ratios.len());
-    md.push('\n');
-    let med = |rs: &[Run], f: fn(&Run) -> Option<f64>| {
-        let v: Vec<f64> = rs.iter().filter(|r| !r.bad).filter_map(f).collect();
-        (!v.is_empty()).then(|| crate::stats::median(&v))
-    };
-    for (row, runs) in table {
-        md += &format!("| {} |", row.label());
-        for rs in runs {
-            let bad = rs.iter().filter(|r| r.bad).count();
-            md += &match med(rs, |r| Some(r.rate)) {
-                Some(t) => format!(
-                    " {:.1}k; {}; {} µs{} |",
-                    t / 1e3,
-                    crate::stats::cell(med(rs, |r| r.per_op), 2),
-                    crate::stats::cell(med(rs, |r| r.cpu_us), 2),
-                    if bad > 0 {
-                        format!(" ({bad} of {} runs had errors: not counted)", rs.len())
-                    } else {
-                        String::new()
-                    }
-                ),
-                None => " no result (errors in every run) |".into(),
-            };
-        }
-        for (_, a, b) in &ratios {
-            let r = crate::stats::ratio(
-                med(&runs[*a], |r| Some(r.rate)),
-                med(&runs[*b], |r| Some(r.rate)),
-            );
-            md += &format!(" {}x |", crate::stats::cell(r, 2));
-        }
-        md.push('\n');
-    }
-    md
 }
