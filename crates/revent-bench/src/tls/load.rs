@@ -137,11 +137,31 @@ fn fill(msg: &mut [u8], conn: usize, trip: u64) {
     }
 }
 
-/// One message there and back; whether every byte came back as sent.
-async fn trip(s: &mut Tls, msg: &[u8], back: &mut [u8]) -> std::io::Result<bool> {
-    s.write_all(msg).await?;
-    s.read_exact(back).await?;
-    Ok(back == msg)
+impl Totals {
+    /// One message of connection `conn` there and back, counted as done, a mismatch or an
+    /// error; whether the connection may go on.
+    async fn trip(&mut self, s: &mut Tls, conn: usize, msg: &mut [u8], back: &mut [u8]) -> bool {
+        fill(msg, conn, self.done);
+        let res = async {
+            s.write_all(msg).await?;
+            s.read_exact(back).await?;
+            std::io::Result::Ok(back == msg)
+        };
+        match res.await {
+            Ok(true) => {
+                self.done += 1;
+                true
+            }
+            Ok(false) => {
+                self.mismatches += 1;
+                false
+            }
+            Err(_) => {
+                self.errors += 1;
+                false
+            }
+        }
+    }
 }
 
 async fn echo_load(
@@ -173,17 +193,8 @@ async fn echo_load(
                 };
                 let (mut msg, mut back) = (vec![0u8; size], vec![0u8; size]);
                 while Instant::now() < end {
-                    fill(&mut msg, c, t.done);
-                    match trip(&mut s, &msg, &mut back).await {
-                        Ok(true) => t.done += 1,
-                        Ok(false) => {
-                            t.mismatches += 1;
-                            break;
-                        }
-                        Err(_) => {
-                            t.errors += 1;
-                            break;
-                        }
+                    if !t.trip(&mut s, c, &mut msg, &mut back).await {
+                        break;
                     }
                 }
                 t
@@ -219,17 +230,8 @@ async fn handshake_load(
                     if t.suite.is_none() {
                         t.suite = suite_of(&s);
                     }
-                    fill(&mut msg, c, t.done);
-                    match trip(&mut s, &msg, &mut back).await {
-                        Ok(true) => t.done += 1,
-                        Ok(false) => {
-                            t.mismatches += 1;
-                            break;
-                        }
-                        Err(_) => {
-                            t.errors += 1;
-                            break;
-                        }
+                    if !t.trip(&mut s, c, &mut msg, &mut back).await {
+                        break;
                     }
                     // close_notify, then close: the server sees a clean end.
                     let _ = s.shutdown().await;
