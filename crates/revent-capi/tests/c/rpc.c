@@ -8,7 +8,9 @@
  * evrpc_hook_get_connection), EVRPC_TERMINATE on the server (503) and in the client's input hook
  * (EVRPC_STATUS_ERR_HOOKABORTED) and output hook (EVRPC_STATUS_ERR_UNSTARTED), EVRPC_PAUSE with
  * evrpc_resume_request on both sides, evrpc_remove_hook, an RPC registered with
- * evrpc_register_rpc, unregistering, and the pool's timeout against an RPC that never answers.
+ * evrpc_register_rpc, a connection taken out of the pool (evrpc_pool_remove_connection: the next
+ * request goes on the other one), unregistering, and the pool's timeout against an RPC that never
+ * answers.
  * Linked -levent (run.sh). */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -106,6 +108,8 @@ static struct event_base *base;
 static struct evhttp *http;
 static struct evrpc_base *rpcs;
 static struct evrpc_pool *pool;
+static struct evhttp_connection *conn, *conn2; /* the pool's first and (step 11) second */
+static struct evhttp_connection *used_conn;     /* the connection step 11's request went on */
 static int step;
 static struct ask *q;
 static struct answer *a;
@@ -263,8 +267,12 @@ static void done_cb(struct evrpc_status *status, struct ask *rq, struct answer *
     case 7: expect(status, EVRPC_STATUS_ERR_NONE, 200, 10, "echo:paused-client"); break;
     case 8: expect(status, EVRPC_STATUS_ERR_NONE, 200, 12, "echo:paused-server"); break;
     case 10: expect(status, EVRPC_STATUS_ERR_NONE, 200, 2, "echo:direct"); break;
-    case 11: expect(status, EVRPC_STATUS_ERR_BADPAYLOAD, 404, 0, NULL); break;
-    case 12: expect(status, EVRPC_STATUS_ERR_TIMEOUT, 0, 0, NULL); break;
+    case 11:
+        CHECK(used_conn == conn2); /* not the connection taken out */
+        expect(status, EVRPC_STATUS_ERR_NONE, 200, 22, "echo:second");
+        break;
+    case 12: expect(status, EVRPC_STATUS_ERR_BADPAYLOAD, 404, 0, NULL); break;
+    case 13: expect(status, EVRPC_STATUS_ERR_TIMEOUT, 0, 0, NULL); break;
     default: CHECK(!"unexpected callback");
     }
     next();
@@ -277,6 +285,13 @@ static void ctx_cb(struct evrpc_status *status, void *rq, void *rp, void *arg) {
     ctx_cb_runs++;
     expect(status, EVRPC_STATUS_ERR_NONE, 200, 18, "echo:ctx");
     next();
+}
+
+/* Step 11: which connection the request goes out on. */
+static int which_conn(void *ctx, struct evhttp_request *req, struct evbuffer *buf, void *arg) {
+    (void)req; (void)buf; (void)arg;
+    used_conn = evrpc_hook_get_connection(ctx);
+    return EVRPC_CONTINUE;
 }
 
 static void send_echo(ev_uint32_t n, const char *text) {
@@ -350,18 +365,28 @@ static void next(void) {
         answer_clear(a);
         CHECK(EVRPC_MAKE_REQUEST(Direct, pool, q, a, done_cb, &step) == 0);
         break;
-    case 11:
+    case 11: {
+        /* A second connection in, the first out: the request goes on the second. */
+        evrpc_pool_add_connection(pool, conn2);
+        evrpc_pool_remove_connection(pool, conn);
+        void *hook = evrpc_add_hook(pool, EVRPC_OUTPUT, which_conn, NULL);
+        CHECK(hook != NULL);
+        send_echo(11, "second");
+        CHECK(evrpc_remove_hook(pool, EVRPC_OUTPUT, hook) == 1);
+        break;
+    }
+    case 12:
         CHECK(EVRPC_UNREGISTER(rpcs, Echo) == 0);
         CHECK(EVRPC_UNREGISTER(rpcs, Echo) == -1);
         send_echo(1, "gone");
         break;
-    case 12:
+    case 13:
         evrpc_pool_set_timeout(pool, 1);
         ask_set(q, 1, "never");
         answer_clear(a);
         CHECK(EVRPC_MAKE_REQUEST(Never, pool, q, a, done_cb, &step) == 0);
         break;
-    case 13:
+    case 14:
         event_base_loopexit(base, NULL);
         break;
     }
@@ -413,7 +438,10 @@ int main(void) {
     pool = evrpc_pool_new(NULL);
     CHECK(pool != NULL);
 
-    evrpc_pool_add_connection(pool, evhttp_connection_new("127.0.0.1", port));
+    conn = evhttp_connection_new("127.0.0.1", port);
+    conn2 = evhttp_connection_new("127.0.0.1", port);
+    CHECK(conn != NULL && conn2 != NULL);
+    evrpc_pool_add_connection(pool, conn);
     q = ask_new();
     a = answer_new();
 
@@ -425,7 +453,7 @@ int main(void) {
     event_add(poller, &ptv);
     next();
     CHECK(event_base_dispatch(base) == 0);
-    CHECK(step == 13 && ctx_cb_runs == 1);
+    CHECK(step == 14 && ctx_cb_runs == 1 && used_conn == conn2);
     CHECK(never_req != NULL);
     /* Answer the RPC that never answered: its client is gone, the reply goes nowhere. */
     answer_set(never_req->reply, 0, "late");
@@ -435,7 +463,8 @@ int main(void) {
     event_free(guard);
     ask_free(q);
     answer_free(a);
-    evrpc_pool_free(pool); /* frees its connection */
+    evrpc_pool_free(pool);       /* frees its connection (conn2) */
+    evhttp_connection_free(conn); /* taken out of the pool: ours */
     evrpc_free(rpcs);      /* frees Direct too */
     evhttp_free(http);
     event_base_free(base);
