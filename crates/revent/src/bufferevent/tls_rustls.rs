@@ -181,9 +181,19 @@ impl BufferEvent {
     /// ```no_run
     /// use revent::{BevFlags, BevOptions, BufferEvent, EventBase, What};
     /// use std::sync::Arc;
-    /// # fn config() -> Arc<rustls::ClientConfig> { unimplemented!() }
+    /// // Trust the roots you have (here none: a real client adds its CA certificates).
+    /// fn config() -> Arc<rustls::ClientConfig> {
+    ///     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ///     let roots = rustls::RootCertStore::empty();
+    ///     let config = rustls::ClientConfig::builder_with_provider(provider)
+    ///         .with_safe_default_protocol_versions()
+    ///         .unwrap()
+    ///         .with_root_certificates(roots)
+    ///         .with_no_client_auth();
+    ///     Arc::new(config)
+    /// }
     /// let mut base = EventBase::new().unwrap();
-    /// let conn = rustls::ClientConnection::new(config(), "example.com".try_into().unwrap()).unwrap();
+    /// let conn = rustls::ClientConnection::new(config(), "localhost".try_into().unwrap()).unwrap();
     /// let t = BufferEvent::tls_socket(&mut base, None, conn, BevOptions::CLOSE_ON_FREE).unwrap();
     /// t.set_event_cb(&mut base, |base, t, what| {
     ///     if what.contains(BevFlags::CONNECTED) {
@@ -194,7 +204,7 @@ impl BufferEvent {
     /// })
     /// .unwrap();
     /// t.enable(&mut base, What::READ).unwrap();
-    /// t.connect(&mut base, "93.184.216.34:443".parse().unwrap()).unwrap();
+    /// t.connect(&mut base, "127.0.0.1:8443".parse().unwrap()).unwrap();
     /// base.dispatch().unwrap();
     /// ```
     pub fn tls_socket(
