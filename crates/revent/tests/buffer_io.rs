@@ -155,6 +155,51 @@ fn write_to_a_full_socket_would_block() {
 }
 
 #[test]
+fn a_one_chunk_write_taken_in_part_keeps_the_rest_in_order() {
+    // One chunk (the usual reply) goes out with a plain `write`; a socket that takes only part of
+    // it leaves the rest at the front, in order.
+    let (tx, mut rx) = UnixStream::pair().unwrap();
+    tx.set_nonblocking(true).unwrap();
+    socket2::SockRef::from(&tx)
+        .set_send_buffer_size(16 << 10)
+        .unwrap();
+    let data = pattern(200 << 10);
+    let mut buf = Evbuffer::new();
+    buf.add(&data).unwrap();
+    assert_eq!(buf.chunk_count(), 1);
+    let mut got = Vec::new();
+    let (mut sent, mut partial) = (0, false);
+    while !buf.is_empty() {
+        match buf.write(&tx) {
+            Ok(n) => {
+                partial |= n < data.len() - sent;
+                sent += n;
+                assert_eq!(buf.len(), data.len() - sent);
+            }
+            Err(e) => assert!(would_block(&e)),
+        }
+        let mut chunk = vec![0u8; 64 << 10];
+        let k = rx.read(&mut chunk).unwrap();
+        got.extend_from_slice(&chunk[..k]);
+    }
+    while got.len() < data.len() {
+        let mut chunk = vec![0u8; 64 << 10];
+        let k = rx.read(&mut chunk).unwrap();
+        got.extend_from_slice(&chunk[..k]);
+    }
+    assert!(partial, "the socket took the chunk in parts");
+    assert_eq!(got, data);
+    // Emptied by the write, the buffer takes new bytes as before.
+    assert_eq!((buf.len(), buf.chunk_count()), (0, 0));
+    buf.add(b"next").unwrap();
+    assert_eq!(buf.chunk_count(), 1);
+    assert_eq!(buf.write(&tx).unwrap(), 4);
+    let mut four = [0u8; 4];
+    rx.read_exact(&mut four).unwrap();
+    assert_eq!(&four, b"next");
+}
+
+#[test]
 fn bulk_transfer_through_a_buffer() {
     // socketpair -> Evbuffer -> socketpair, 8 MiB, verifying every byte.
     let (mut src_tx, src_rx) = UnixStream::pair().unwrap();

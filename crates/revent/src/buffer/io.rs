@@ -124,13 +124,28 @@ impl Evbuffer {
             return Ok(0);
         }
         let out = fd.as_fd().as_raw_fd();
-        let written = match self.chunks.front() {
-            Some(c) if !c.in_memory() => send_file_chunk(out, c, n)?,
-            // One chunk holds it all (the usual reply): no iovec array to build.
-            Some(c) if c.len() >= n => {
-                let d = c.data();
-                io_ops::writev(out, &[IoSlice::new(&d[..n.min(d.len())])])?
+        let single = self.chunks.len() == 1;
+        let written = match self.chunks.front_mut() {
+            // One chunk holds it all (the usual reply): one plain `write`, no iovec to build, and
+            // the chunk's bookkeeping done here.
+            Some(c) if c.is_mem() && c.len() >= n => {
+                let k = io_ops::write(out, &c.data()[..n])?;
+                let orig = self.len;
+                if k == orig && single {
+                    // Everything went (an echo's write): the chunk is kept, reset for reuse.
+                    c.start = 0;
+                    c.end = 0;
+                    self.len = 0;
+                    self.eol_pos = 0;
+                    self.touched();
+                    self.changed(orig, 0, k);
+                } else if k > 0 {
+                    self.drain_raw(k);
+                    self.finish_remove(orig, k);
+                }
+                return Ok(k);
             }
+            Some(c) if !c.in_memory() => send_file_chunk(out, c, n)?,
             _ => {
                 let mut iov: [IoSlice<'_>; io_ops::MAX_IOV] = [IoSlice::new(&[]); io_ops::MAX_IOV];
                 let mut cnt = 0;

@@ -567,6 +567,7 @@ impl Evbuffer {
 
     /// Moves all of `src`'s bytes to the end of `self` (libevent's `evbuffer_add_buffer`). Whole chunks
     /// change hands; no byte is copied.
+    #[inline]
     pub fn add_buffer(&mut self, src: &mut Evbuffer) -> Result<()> {
         self.check_end()?;
         src.check_start()?;

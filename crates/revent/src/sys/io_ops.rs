@@ -1,4 +1,4 @@
-//! Byte I/O syscalls for buffers: read, readv, writev, sendfile.
+//! Byte I/O syscalls for buffers: read, readv, write, writev, sendfile.
 //!
 //! `pread` needs no wrapper: file segments own their fd as a `std::fs::File`, whose `read_exact_at`
 //! is safe.
@@ -25,6 +25,14 @@ pub(crate) fn readv(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>
 pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a live, writable byte slice of `buf.len()` bytes for the whole call.
     let n = syscall!(read(fd, buf.as_mut_ptr().cast::<libc::c_void>(), buf.len()))?;
+    Ok(n as usize)
+}
+
+/// `write(fd, buf)`.
+pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live byte slice of `buf.len()` bytes for the whole call; the kernel only
+    // reads it.
+    let n = syscall!(write(fd, buf.as_ptr().cast::<libc::c_void>(), buf.len()))?;
     Ok(n as usize)
 }
 
