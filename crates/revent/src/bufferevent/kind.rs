@@ -29,32 +29,47 @@ pub(crate) enum Kind {
     Tls(Box<Tls>),
 }
 
+/// Which kind a bufferevent is, without borrowing it.
 #[derive(Clone, Copy)]
-enum Tag {
+pub(crate) enum Tag {
     Socket,
     Pair,
     Filter,
     Tls,
 }
 
+impl Kind {
+    #[inline]
+    pub(crate) fn tag(&self) -> Tag {
+        match self {
+            Kind::Socket(_) => Tag::Socket,
+            Kind::Pair(_) => Tag::Pair,
+            Kind::Filter(_) => Tag::Filter,
+            Kind::Tls(_) => Tag::Tls,
+        }
+    }
+}
+
 #[inline]
 fn tag(cx: &Cx, h: BufferEvent) -> Option<Tag> {
-    Some(match cx.st.get(h).ok()?.kind {
-        Kind::Socket(_) => Tag::Socket,
-        Kind::Pair(_) => Tag::Pair,
-        Kind::Filter(_) => Tag::Filter,
-        Kind::Tls(_) => Tag::Tls,
-    })
+    Some(cx.st.get(h).ok()?.kind.tag())
 }
 
 #[inline]
 pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
-    match tag(cx, h) {
-        Some(Tag::Socket) => super::socket::sync(cx, h),
-        Some(Tag::Pair) => super::pair::sync(cx, h),
-        Some(Tag::Filter) => super::filter::sync(cx, h),
-        Some(Tag::Tls) => super::tls::sync(cx, h),
-        None => {}
+    if let Some(t) = tag(cx, h) {
+        sync_as(cx, h, t);
+    }
+}
+
+/// `sync` for a caller that has looked at the bufferevent already: no second lookup for the kind.
+#[inline(always)]
+pub(crate) fn sync_as(cx: &mut Cx, h: BufferEvent, tag: Tag) {
+    match tag {
+        Tag::Socket => super::socket::sync(cx, h),
+        Tag::Pair => super::pair::sync(cx, h),
+        Tag::Filter => super::filter::sync(cx, h),
+        Tag::Tls => super::tls::sync(cx, h),
     }
 }
 

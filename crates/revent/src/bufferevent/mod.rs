@@ -373,6 +373,7 @@ impl BufferEvent {
     }
 
     /// Both buffers at once, e.g. to echo: `output.add_buffer(input)`.
+    #[inline]
     pub fn buffers(self, base: &mut EventBase) -> Result<(&mut Evbuffer, &mut Evbuffer)> {
         let b = touch(base, self)?;
         Ok((b.input.get_mut(), b.output.get_mut()))
