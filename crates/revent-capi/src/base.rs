@@ -246,7 +246,10 @@ pub fn to_timeval(t: SystemTime) -> timeval {
 
 fn new_base(cfg: &Config) -> *mut CBase {
     crate::logging::note_setup();
-    match EventBase::with_config(cfg) {
+    // A C program may make a base on one thread and run or free it on another.
+    let mut cfg = cfg.clone();
+    cfg.run_on_any_thread(true);
+    match EventBase::with_config(&cfg) {
         Ok(base) => Box::into_raw(Box::new(CBase {
             base,
             events: Default::default(),

@@ -167,6 +167,7 @@ pub struct Config {
     pub(crate) max_callbacks: usize,
     pub(crate) min_priority: usize,
     pub(crate) readiness_only: bool,
+    pub(crate) any_thread: bool,
 }
 
 impl Config {
@@ -223,6 +224,25 @@ impl Config {
     /// ```
     pub fn uring_readiness_only(&mut self, yes: bool) -> &mut Config {
         self.readiness_only = yes;
+        self
+    }
+
+    /// Says that the base may be run or freed on a thread other than the one that made it. A Rust
+    /// [`EventBase`](crate::EventBase) cannot move (it is not `Send`), so this is for foreign
+    /// code: the C ABI sets it, since a C program may call `event_base_new` on one thread and
+    /// `event_base_dispatch` on another (memcached does). On io_uring it gives up
+    /// `IORING_SETUP_SINGLE_ISSUER` and `DEFER_TASKRUN`, which tie the ring to the thread that
+    /// made it.
+    ///
+    /// ```
+    /// use revent::{Config, EventBase};
+    /// let mut cfg = Config::new();
+    /// cfg.run_on_any_thread(true);
+    /// let base = EventBase::with_config(&cfg).unwrap();
+    /// # let _ = base;
+    /// ```
+    pub fn run_on_any_thread(&mut self, yes: bool) -> &mut Config {
+        self.any_thread = yes;
         self
     }
 

@@ -73,12 +73,14 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
-    pub(crate) fn new(method: Method) -> io::Result<Backend> {
+    /// A backend of `method`. `thread_bound`: the base stays on the thread that makes it (see
+    /// `Config::run_on_any_thread`), which lets io_uring run completion work only when we wait.
+    pub(crate) fn new(method: Method, thread_bound: bool) -> io::Result<Backend> {
         Ok(match method {
             Method::Epoll => Backend::Epoll(epoll::Epoll::new()?),
             Method::Poll => Backend::Poll(poll::Poll::new()),
             Method::Select => Backend::Select(Box::new(select::Select::new())),
-            Method::IoUring => Backend::IoUring(Box::new(uring::Uring::new()?)),
+            Method::IoUring => Backend::IoUring(Box::new(uring::Uring::new(thread_bound)?)),
         })
     }
 

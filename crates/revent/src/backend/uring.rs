@@ -101,6 +101,8 @@ pub(crate) struct Uring {
     pid: u32,
     /// Completion-based requests of bufferevents (`ops.rs`).
     ops: ops::Ops,
+    /// The base stays on the thread that made it: the ring may be `SINGLE_ISSUER`.
+    thread_bound: bool,
     /// `io_uring_enter` calls made, for the tests that check batching.
     #[cfg(test)]
     enters: u64,
@@ -115,18 +117,34 @@ fn is_err(e: &io::Error, codes: &[i32]) -> bool {
 }
 
 /// A ring for one base. `COOP_TASKRUN` (5.19+) lets the kernel leave completion work for our next
-/// enter instead of interrupting the thread, which always enters to wait anyway. Not
-/// `SINGLE_ISSUER`/`DEFER_TASKRUN`: they tie the ring to the thread that made it, and the C ABI lets
-/// a base be made on one thread and run on another.
-fn new_ring() -> io::Result<IoUring> {
-    let ring = match IoUring::builder()
-        .setup_cqsize(CQ_ENTRIES)
-        .setup_coop_taskrun()
-        .build(SQ_ENTRIES)
-    {
-        Err(e) if is_err(&e, &[libc::EINVAL]) => IoUring::builder()
+/// enter instead of interrupting the thread, which always enters to wait anyway. A base that stays
+/// on its thread (`thread_bound`) asks for more (6.1+): `SINGLE_ISSUER` and `DEFER_TASKRUN`, so
+/// completion work runs only when we enter with `GETEVENTS` (every wait does, the zero-timeout one
+/// included: see `enter`), in one batch, never interrupting a callback; `TASKRUN_FLAG` makes the
+/// io-uring crate's own submit carry `GETEVENTS` too when such work is pending. Each falls back to
+/// the one before on EINVAL.
+fn new_ring(thread_bound: bool) -> io::Result<IoUring> {
+    let built = if thread_bound {
+        IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
-            .build(SQ_ENTRIES)?,
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_taskrun_flag()
+            .build(SQ_ENTRIES)
+    } else {
+        Err(io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let ring = match built {
+        Err(e) if is_err(&e, &[libc::EINVAL]) => match IoUring::builder()
+            .setup_cqsize(CQ_ENTRIES)
+            .setup_coop_taskrun()
+            .build(SQ_ENTRIES)
+        {
+            Err(e) if is_err(&e, &[libc::EINVAL]) => IoUring::builder()
+                .setup_cqsize(CQ_ENTRIES)
+                .build(SQ_ENTRIES)?,
+            r => r?,
+        },
         r => r?,
     };
     let p = ring.params();
@@ -142,9 +160,10 @@ fn new_ring() -> io::Result<IoUring> {
 }
 
 impl Uring {
-    pub(crate) fn new() -> io::Result<Uring> {
+    pub(crate) fn new(thread_bound: bool) -> io::Result<Uring> {
         Ok(Uring {
-            ring: new_ring()?,
+            ring: new_ring(thread_bound)?,
+            thread_bound,
             slots: Vec::new(),
             rearm: Vec::new(),
             waits: 0,
@@ -262,8 +281,18 @@ impl Uring {
             // No wait at all: a zero timeout would still arm a timer (costly in a VM, where
             // programming it traps: 7x the time per event on the pipes benchmark). Completion work
             // queued for this thread runs on the way out of any syscall, this one included, so
-            // the completion queue is as up to date as a zero-timeout wait would leave it.
-            Some(d) if d.is_zero() => sub.submit(),
+            // the completion queue is as up to date as a zero-timeout wait would leave it. On a
+            // DEFER_TASKRUN ring that work runs only in an enter with GETEVENTS: this one carries
+            // it (with no minimum, so no timer either).
+            Some(d) if d.is_zero() => {
+                if self.thread_bound {
+                    return match uring::submit_and_run(&mut self.ring) {
+                        Err(e) if !is_err(&e, &[libc::EINTR, libc::EBUSY, libc::EAGAIN]) => Err(e),
+                        _ => Ok(()),
+                    };
+                }
+                sub.submit()
+            }
             Some(d) => {
                 // The kernel adds the timeout to the current time without saturating: a huge one
                 // would wrap and expire at once, and the loop would spin. A capped wait that ends
@@ -381,7 +410,7 @@ impl Uring {
     /// After fork: a ring of our own (the parent's requests stay the parent's), with every watched
     /// fd polled again by the next wait.
     pub(crate) fn reinit(&mut self) -> io::Result<()> {
-        let fresh = new_ring()?;
+        let fresh = new_ring(self.thread_bound)?;
         if self.pid == crate::sys::getpid() {
             // Not after fork, where the old ring's requests are the parent's.
             self.cancel_all();
@@ -427,7 +456,12 @@ mod tests {
     /// A ring, or `None` (the test is skipped) where the kernel refuses io_uring: an old kernel, a
     /// container's seccomp profile. Under CI (`CI=true`) that fails instead.
     fn ring() -> Option<Uring> {
-        match Uring::new() {
+        ring_for(true)
+    }
+
+    /// `ring`, tied to this thread (`SINGLE_ISSUER`, `DEFER_TASKRUN`) or not.
+    fn ring_for(thread_bound: bool) -> Option<Uring> {
+        match Uring::new(thread_bound) {
             Ok(u) => Some(u),
             Err(e) => {
                 assert!(
@@ -589,16 +623,29 @@ mod tests {
         if ring().is_none() {
             return;
         }
-        let ring = IoUring::builder().setup_cqsize(8).build(8).unwrap();
-        let mut u = Uring {
-            ring,
-            slots: Vec::new(),
-            rearm: Vec::new(),
-            waits: 0,
-            pid: crate::sys::getpid(),
-            ops: ops::Ops::default(),
-            enters: 0,
-        };
+        for thread_bound in [false, true] {
+            let mut b = IoUring::builder();
+            b.setup_cqsize(8);
+            if thread_bound {
+                b.setup_single_issuer()
+                    .setup_defer_taskrun()
+                    .setup_taskrun_flag();
+            }
+            let u = Uring {
+                ring: b.build(8).unwrap(),
+                slots: Vec::new(),
+                rearm: Vec::new(),
+                waits: 0,
+                pid: crate::sys::getpid(),
+                ops: ops::Ops::default(),
+                thread_bound,
+                enters: 0,
+            };
+            overflow_loses_nothing(u);
+        }
+    }
+
+    fn overflow_loses_nothing(mut u: Uring) {
         let pairs: Vec<(UnixStream, UnixStream)> = (0..40).map(|_| pair()).collect();
         for (a, b) in &pairs {
             (&*b).write_all(b"x").unwrap();
@@ -734,6 +781,25 @@ mod tests {
             [a.as_raw_fd()],
             "the parent's poll survived"
         );
+    }
+
+    /// A zero-timeout wait (the loop's `NONBLOCK`) sees readiness that came after the poll was
+    /// armed, on either kind of ring: on a `DEFER_TASKRUN` one that completion is deferred work
+    /// that only an enter carrying `GETEVENTS` runs.
+    #[test]
+    fn a_zero_timeout_wait_sees_new_readiness_on_either_ring() {
+        for bound in [true, false] {
+            let Some(mut u) = ring_for(bound) else { return };
+            let (a, mut b) = pair();
+            u.update(a.as_raw_fd(), What::READ).unwrap();
+            assert!(wait_ms(&mut u, 0).is_empty(), "armed, nothing to read");
+            b.write_all(b"x").unwrap();
+            assert_eq!(
+                fds(&wait_ms(&mut u, 0)),
+                vec![a.as_raw_fd()],
+                "thread-bound ring: {bound}"
+            );
+        }
     }
 
     /// After fork (here: simply on demand) a new ring polls every watched fd again.

@@ -54,7 +54,7 @@ impl Core {
     pub(crate) fn with_config(cfg: &Config) -> Result<Core> {
         let mut backend = None;
         for m in cfg.candidates() {
-            match Backend::new(m) {
+            match Backend::new(m, !cfg.any_thread) {
                 Ok(b) => {
                     backend = Some(b);
                     break;

@@ -220,11 +220,11 @@ impl EventBase {
     /// seccomp filters, so the answer is the caller's.
     pub fn method_available(m: Method) -> bool {
         if m != Method::IoUring {
-            return crate::backend::Backend::new(m).is_ok();
+            return crate::backend::Backend::new(m, false).is_ok();
         }
         std::thread::Builder::new()
             .name("revent-uring-probe".into())
-            .spawn(|| crate::backend::Backend::new(Method::IoUring).is_ok())
+            .spawn(|| crate::backend::Backend::new(Method::IoUring, false).is_ok())
             .ok()
             .and_then(|t| t.join().ok())
             .unwrap_or(false)

@@ -94,6 +94,24 @@ impl Sqe {
     }
 }
 
+/// Submits what is queued and runs the completion work pending for this thread, without waiting
+/// (`io_uring_enter` with `GETEVENTS` and no minimum). On a `DEFER_TASKRUN` ring that work (the
+/// completions of requests that finished since the last such enter, this submission's included)
+/// runs only in an enter that carries `GETEVENTS`.
+pub(crate) fn submit_and_run(ring: &mut IoUring) -> io::Result<usize> {
+    let to_submit = ring.submission().len() as u32;
+    // SAFETY: no argument pointer is passed (`None`), so nothing has to outlive the call; the
+    // queued entries were pushed through `push`, which keeps what they refer to valid.
+    unsafe {
+        ring.submitter().enter::<libc::sigset_t>(
+            to_submit,
+            0,
+            io_uring::EnterFlags::GETEVENTS.bits(),
+            None,
+        )
+    }
+}
+
 /// Queues `sqe` on `ring`'s submission queue; `false` if the queue is full (the caller submits and
 /// tries again).
 pub(crate) fn push(ring: &mut IoUring, sqe: Sqe) -> bool {
