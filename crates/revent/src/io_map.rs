@@ -13,10 +13,83 @@ use std::os::fd::RawFd;
 /// The interest bits a backend cares about.
 pub(crate) const IO_BITS: What = What::from_bits_truncate(0x02 | 0x04 | 0x80 | 0x20);
 
+/// The keys of the events inserted on one fd, in insertion order. The first two are kept inline:
+/// a socket bufferevent has a read and a write event on its fd, and the readiness of one should
+/// touch no cache line beyond its fd's entry (with many connections every line is a miss).
+#[derive(Default, Debug, Clone)]
+pub(crate) struct Keys {
+    head: [u32; 2],
+    n: u32,
+    rest: Vec<u32>,
+}
+
+impl Keys {
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.n as usize
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> u32 {
+        if i < 2 {
+            self.head[i]
+        } else {
+            self.rest[i - 2]
+        }
+    }
+
+    fn set(&mut self, i: usize, key: u32) {
+        if i < 2 {
+            self.head[i] = key;
+        } else {
+            self.rest[i - 2] = key;
+        }
+    }
+
+    fn push(&mut self, key: u32) {
+        if self.n < 2 {
+            self.head[self.n as usize] = key;
+        } else {
+            self.rest.push(key);
+        }
+        self.n += 1;
+    }
+
+    /// Removes `key`, keeping the others in order; whether it was there.
+    fn remove(&mut self, key: u32) -> bool {
+        let n = self.len();
+        let Some(pos) = (0..n).position(|i| self.get(i) == key) else {
+            return false;
+        };
+        for i in pos..n - 1 {
+            self.set(i, self.get(i + 1));
+        }
+        if n > 2 {
+            self.rest.pop();
+        }
+        self.n -= 1;
+        true
+    }
+
+    /// The key at position `i` (`i < len()`).
+    #[inline]
+    pub(crate) fn at(&self, i: usize) -> u32 {
+        self.get(i)
+    }
+
+    /// The keys, in insertion order.
+    pub(crate) fn to_vec(&self) -> Vec<u32> {
+        (0..self.len()).map(|i| self.get(i)).collect()
+    }
+}
+
+/// One cache line per fd (the keys inline, the counts, the registered interest): the readiness of
+/// an fd touches that line only.
 #[derive(Default, Debug)]
+#[repr(align(64))]
 pub(crate) struct FdEntry {
     /// Keys of the inserted events watching this fd, in insertion order.
-    pub(crate) events: Vec<u32>,
+    pub(crate) events: Keys,
     nread: u32,
     nwrite: u32,
     nclose: u32,
@@ -89,8 +162,7 @@ impl IoMap {
         let Some(e) = self.fds.get_mut(fd as usize) else {
             return;
         };
-        if let Some(i) = e.events.iter().position(|&k| k == key) {
-            e.events.remove(i);
+        if e.events.remove(key) {
             e.nread -= what.contains(What::READ) as u32;
             e.nwrite -= what.contains(What::WRITE) as u32;
             e.nclose -= what.contains(What::CLOSED) as u32;
@@ -145,5 +217,52 @@ impl IoMap {
             .enumerate()
             .filter(|(_, e)| !e.kernel.is_empty())
             .map(|(fd, e)| (fd as RawFd, e.kernel))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_insertion_order_inline_and_spilled() {
+        let mut k = Keys::default();
+        for key in [10, 11, 12, 13] {
+            k.push(key);
+        }
+        assert_eq!(k.to_vec(), [10, 11, 12, 13]);
+        assert!(k.remove(10), "an inline key");
+        assert_eq!(k.to_vec(), [11, 12, 13]);
+        assert!(!k.remove(99));
+        assert!(k.remove(13), "a spilled key");
+        assert_eq!(k.to_vec(), [11, 12]);
+        k.push(14);
+        assert!(k.remove(12));
+        assert_eq!(k.to_vec(), [11, 14]);
+        assert!(k.remove(11) && k.remove(14));
+        assert_eq!(k.len(), 0);
+        assert!(k.rest.is_empty());
+    }
+
+    /// One fd's entry is one cache line: readiness touches nothing else of the map.
+    #[test]
+    fn an_fd_entry_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<FdEntry>(), 64);
+        assert_eq!(std::mem::align_of::<FdEntry>(), 64);
+    }
+
+    #[test]
+    fn insert_and_remove_keep_the_union_of_interest() {
+        let mut m = IoMap::default();
+        m.insert(5, 1, What::READ).unwrap();
+        m.insert(5, 2, What::WRITE).unwrap();
+        m.insert(5, 3, What::READ).unwrap();
+        assert_eq!(m.get(5).unwrap().desired(), What::READ | What::WRITE);
+        m.remove(5, 2, What::WRITE);
+        assert_eq!(m.get(5).unwrap().desired(), What::READ);
+        assert_eq!(m.get(5).unwrap().events.to_vec(), [1, 3]);
+        m.remove(5, 1, What::READ);
+        m.remove(5, 3, What::READ);
+        assert!(m.get(5).unwrap().desired().is_empty());
     }
 }
