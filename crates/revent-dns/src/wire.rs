@@ -6,8 +6,9 @@ use crate::error::DnsError;
 use hickory_proto::op::{
     Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
 };
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use std::net::IpAddr;
 
 /// Where the question's name starts in a message: right after the 12-byte header.
@@ -32,7 +33,7 @@ impl Kind {
 }
 
 /// A reply's meaning for the request that is waiting.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Not a reply to this question: dropped, the request keeps waiting.
     Ignore,
@@ -181,7 +182,112 @@ fn asks_exactly(query: &[u8], name: &Name) -> bool {
 /// Decides what `bytes` mean for the question of `query` (as sent: its id, its name in its exact
 /// case, its type; class IN). `tcp`: the reply came over TCP, where a set TC bit is not obeyed
 /// again.
+///
+/// The usual reply is decided by [`check_plain`] from its header and answer records alone;
+/// any other by [`check_message`], from the whole message decoded. Both decide alike wherever
+/// the first decides at all.
 pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Verdict {
+    match check_plain(bytes, query, kind, tcp) {
+        Some(v) => v,
+        None => check_message(bytes, query, kind, tcp),
+    }
+}
+
+/// The empty records of a lookup of `kind`.
+fn no_records(kind: Kind) -> Records {
+    match kind {
+        Kind::A => Records::Ipv4(Vec::new()),
+        Kind::Aaaa => Records::Ipv6(Vec::new()),
+        Kind::Ptr => Records::Ptr(Vec::new()),
+    }
+}
+
+/// A PTR record's name as [`Records::Ptr`] holds it: presentation form, no final dot.
+fn ptr_text(name: &Name) -> String {
+    let mut s = name.to_ascii();
+    if s.len() > 1 && s.ends_with('.') {
+        s.pop();
+    }
+    s
+}
+
+/// [`check_reply`] for the usual reply, without building a hickory-proto `Message` (whose
+/// decoding, a `Vec` of queries and one of `Record`s each copied in, and dropping were half of a
+/// lookup's work): a successful answer (NOERROR, not truncated unless over TCP) with no authority
+/// or additional records, its question the very bytes of the query's, and each answer record
+/// of the type asked, class IN, owned by the question's name. Header, owner names and record
+/// data are decoded by hickory-proto's own readers (`Header`, `Name`, `A`, `AAAA`, `PTR`), the
+/// ones `Message::from_vec` calls; only the fixed fields of a record's header are read here.
+///
+/// `None`: not of that shape (CNAMEs, other records, EDNS, an error code, a malformed record...),
+/// for [`check_message`] to decide. `Some` is what [`check_message`] would decide: a header
+/// that is not a reply to this query's id is ignored by both; in a reply of this shape, each
+/// record decodes as `Record::read` would decode it, and every record counts for the answer.
+fn check_plain(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Option<Verdict> {
+    let question = query.get(QNAME_AT..)?;
+    let mut d = BinDecoder::new(bytes);
+    let Ok(Header {
+        metadata: md,
+        counts,
+    }) = Header::read(&mut d)
+    else {
+        return Some(Verdict::Ignore);
+    };
+    if md.id != u16::from_be_bytes([query[0], query[1]])
+        || md.message_type != MessageType::Response
+        || md.op_code != OpCode::Query
+        || counts.queries != 1
+    {
+        return Some(Verdict::Ignore);
+    }
+    if counts.authorities != 0
+        || counts.additionals != 0
+        || (md.truncation && !tcp)
+        || md.response_code != ResponseCode::NoError
+        || d.read_slice(question.len()).ok()?.unverified() != question
+    {
+        return None;
+    }
+    let want = u16::from(kind.record_type());
+    let mut ttl = u32::MAX;
+    let mut records = no_records(kind);
+    for _ in 0..counts.answers {
+        let owner = Name::read(&mut d).ok()?;
+        let rtype = d.read_u16().ok()?.unverified();
+        let class = d.read_u16().ok()?.unverified();
+        let rttl = d.read_u32().ok()?.unverified();
+        let len = usize::from(d.read_u16().ok()?.unverified());
+        if rtype != want
+            || class != u16::from(DNSClass::IN)
+            || len == 0
+            || len > d.len()
+            || !is_question(&owner, query)
+        {
+            return None;
+        }
+        let start = d.index();
+        match &mut records {
+            Records::Ipv4(v) => v.push(A::read(&mut d).ok()?.0),
+            Records::Ipv6(v) => v.push(AAAA::read(&mut d).ok()?.0),
+            Records::Ptr(v) => v.push(ptr_text(&PTR::read(&mut d).ok()?.0)),
+        }
+        if d.index() - start != len {
+            return None;
+        }
+        ttl = ttl.min(rttl);
+    }
+    if records.is_empty() {
+        return Some(Verdict::Error(DnsError::NoData));
+    }
+    Some(Verdict::Answer(Answer {
+        name: answer_name(query),
+        ttl,
+        records,
+    }))
+}
+
+/// [`check_reply`] for any reply: the whole message decoded by hickory-proto.
+fn check_message(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Verdict {
     let Ok(m) = Message::from_vec(bytes) else {
         return Verdict::Ignore;
     };
@@ -241,11 +347,7 @@ pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> 
         break;
     }
     let mut ttl = u32::MAX;
-    let mut records = match kind {
-        Kind::A => Records::Ipv4(Vec::new()),
-        Kind::Aaaa => Records::Ipv6(Vec::new()),
-        Kind::Ptr => Records::Ptr(Vec::new()),
-    };
+    let mut records = no_records(kind);
     for r in &m.answers {
         if r.dns_class != DNSClass::IN || !owns(&aliases, &r.name) {
             continue;
@@ -260,11 +362,7 @@ pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> 
                 true
             }
             (Records::Ptr(v), RData::PTR(p)) => {
-                let mut s = p.0.to_ascii();
-                if s.len() > 1 && s.ends_with('.') {
-                    s.pop();
-                }
-                v.push(s);
+                v.push(ptr_text(&p.0));
                 true
             }
             _ => false,
@@ -277,7 +375,7 @@ pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> 
         return Verdict::Error(DnsError::NoData);
     }
     Verdict::Answer(Answer {
-        name: answer_name(query, name),
+        name: answer_name(query),
         ttl,
         records,
     })
@@ -285,11 +383,16 @@ pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> 
 
 /// The text of the name asked, for [`Answer::name`]: hickory-proto's presentation form
 /// (`to_ascii`, escapes and all), in lowercase, without the final dot. `query` is the query as
-/// sent, whose question `name` (the reply's) matched byte for byte: names whose labels need no
-/// escaping (letters, digits, `_`, and `-` but not first), the usual kind, are written straight
-/// from the query's bytes, which is the same text without `to_ascii`'s work per byte.
-fn answer_name(query: &[u8], name: &Name) -> String {
+/// sent, whose question the reply's matched byte for byte: names whose labels need no escaping
+/// (letters, digits, `_`, and `-` but not first), the usual kind, are written straight from the
+/// query's bytes, which is the same text without `to_ascii`'s work per byte; others are decoded
+/// from them by hickory-proto.
+fn answer_name(query: &[u8]) -> String {
     let slow = || {
+        let name = query
+            .get(QNAME_AT..)
+            .and_then(|q| Name::read(&mut BinDecoder::new(q)).ok())
+            .unwrap_or_default();
         let mut s = name.to_ascii();
         s.make_ascii_lowercase();
         if s.len() > 1 {
@@ -561,7 +664,7 @@ mod tests {
             b"0",
         ];
         let name = |labels: &[&[u8]]| Name::from_labels(labels.iter().copied()).unwrap();
-        let text = |n: &Name| answer_name(&query(1, n, Kind::A), n);
+        let text = |n: &Name| answer_name(&query(1, n, Kind::A));
         for a in labels {
             for b in labels {
                 let n = name(&[a, b, b"tail"]);
@@ -717,6 +820,211 @@ mod tests {
         }
     }
 
+    /// Replies of many shapes, whole and mangled: wherever the short way decides, it decides as
+    /// the whole message decoded does; and it does decide the usual replies.
+    #[test]
+    fn the_short_way_decides_as_the_whole_message() {
+        use hickory_proto::op::Edns;
+        use hickory_proto::rr::rdata::{A, AAAA, CNAME, PTR, SOA};
+        use hickory_proto::rr::Record;
+        let asked = parse_fqdn("www.Example.com").unwrap();
+        let other = parse_fqdn("other.example.com").unwrap();
+        // Asked in upper case (as 0x20 might have made it), answered by owners in either case.
+        let upper = Name::from_ascii(asked.to_ascii().to_ascii_uppercase()).unwrap();
+        let queries = [Kind::A, Kind::Aaaa, Kind::Ptr].map(|k| (k, query(0x4242, &upper, k)));
+        let a = |x: u8| RData::A(A([192, 0, 2, x].into()));
+        let aaaa = |x: u16| RData::AAAA(AAAA([0x2001, 0xdb8, 0, 0, 0, 0, 0, x].into()));
+        let ptr = |n: &str| RData::PTR(PTR(parse_fqdn(n).unwrap()));
+        let soa = RData::SOA(SOA::new(other.clone(), other.clone(), 1, 2, 3, 4, 5));
+        // (question type, answers, authority, EDNS with this high rcode, TC, rcode)
+        type Shape = (
+            RecordType,
+            Vec<(Name, RData)>,
+            Option<RData>,
+            Option<u8>,
+            bool,
+            ResponseCode,
+        );
+        let ok = ResponseCode::NoError;
+        let shapes: Vec<Shape> = vec![
+            (
+                RecordType::A,
+                vec![(upper.clone(), a(1))],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![
+                    (upper.clone(), a(1)),
+                    (asked.clone(), a(2)),
+                    (upper.clone(), a(3)),
+                ],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (
+                RecordType::AAAA,
+                vec![(upper.clone(), aaaa(1))],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (
+                RecordType::PTR,
+                vec![
+                    (upper.clone(), ptr("host.example")),
+                    (upper.clone(), ptr("b\\.c.d")),
+                ],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (RecordType::A, vec![], None, None, false, ok),
+            (RecordType::A, vec![], Some(soa.clone()), None, false, ok),
+            (
+                RecordType::A,
+                vec![],
+                Some(soa.clone()),
+                None,
+                false,
+                ResponseCode::NXDomain,
+            ),
+            (
+                RecordType::A,
+                vec![],
+                None,
+                None,
+                false,
+                ResponseCode::ServFail,
+            ),
+            (
+                RecordType::A,
+                vec![(upper.clone(), a(1))],
+                None,
+                Some(0),
+                false,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![(upper.clone(), a(1))],
+                None,
+                Some(1),
+                false,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![(upper.clone(), a(1))],
+                None,
+                None,
+                true,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![(other.clone(), a(1))],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![(upper.clone(), aaaa(1))],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![
+                    (upper.clone(), RData::CNAME(CNAME(other.clone()))),
+                    (other.clone(), a(7)),
+                ],
+                None,
+                None,
+                false,
+                ok,
+            ),
+        ];
+        let mut replies = Vec::new();
+        for (rt, answers, authority, edns, tc, rcode) in shapes {
+            let mut m = Message::new(0x4242, MessageType::Response, OpCode::Query);
+            m.metadata.truncation = tc;
+            m.metadata.response_code = rcode;
+            m.add_query(Query::query(upper.clone(), rt));
+            for (owner, data) in answers {
+                m.add_answer(Record::from_rdata(owner, 60, data));
+            }
+            if let Some(data) = authority {
+                m.add_authority(Record::from_rdata(other.clone(), 30, data));
+            }
+            if let Some(high) = edns {
+                let mut e = Edns::new();
+                e.set_rcode_high(high);
+                m.set_edns(e);
+            }
+            replies.push(m.to_vec().unwrap());
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // How many checks the short way decided, and how many of those were answers.
+        let check = |b: &[u8], tcp: bool| {
+            let (mut decided, mut answered) = (0, 0);
+            for (kind, q) in &queries {
+                if let Some(v) = check_plain(b, q, *kind, tcp) {
+                    assert_eq!(v, check_message(b, q, *kind, tcp), "{b:02x?}");
+                    decided += 1;
+                    answered += usize::from(matches!(v, Verdict::Answer(_)));
+                }
+            }
+            (decided, answered)
+        };
+        let mut answered = 0;
+        for good in &replies {
+            answered += check(good, false).1 + check(good, true).1;
+        }
+        // Four answers over UDP and TCP, and the truncated one over TCP.
+        assert_eq!(answered, 9, "the usual answers are decided the short way");
+        let mut decided = 0;
+        for _ in 0..20_000 {
+            let good = &replies[(next() as usize) % replies.len()];
+            let mut b = good.clone();
+            for _ in 0..=(next() % 3) {
+                let i = (next() as usize) % b.len();
+                match next() % 5 {
+                    0 => b[i] = next() as u8,
+                    1 => b.truncate(i),
+                    2 => b.insert(i, next() as u8),
+                    3 => b[i] ^= 0xC0,
+                    _ => b[i] ^= 1 << (next() % 8),
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            decided += check(&b, next() % 2 == 0).0;
+        }
+        assert!(
+            decided > 10_000,
+            "mangled replies reach the short way: {decided}"
+        );
+    }
+
     #[test]
     fn the_fuzz_entry_point_reaches_answers() {
         use hickory_proto::rr::rdata::A;
@@ -753,7 +1061,8 @@ pub mod fuzzing {
     use super::*;
 
     /// Checks `bytes` as a reply to the question it carries itself (so that the fuzzer reaches
-    /// the answer's records) and to a fixed question, for every kind of lookup, over UDP and TCP.
+    /// the answer's records) and to a fixed question, for every kind of lookup, over UDP and TCP;
+    /// where the short way for the usual reply decides, it must decide as the whole message does.
     /// Returns how many of those checks accepted an answer, which always has records.
     pub fn check_reply_bytes(bytes: &[u8]) -> usize {
         let mut questions = vec![(0x1234, Name::from_ascii("www.Example.com.").expect("valid"))];
@@ -770,6 +1079,9 @@ pub mod fuzzing {
                     continue;
                 };
                 for tcp in [false, true] {
+                    if let Some(v) = check_plain(bytes, &query, kind, tcp) {
+                        assert_eq!(v, check_message(bytes, &query, kind, tcp), "the short way");
+                    }
                     if let Verdict::Answer(a) = check_reply(bytes, &query, kind, tcp) {
                         assert!(!a.records.is_empty(), "an answer without records");
                         accepted += 1;
