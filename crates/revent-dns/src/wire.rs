@@ -160,13 +160,17 @@ fn question_labels(query: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>>
 }
 
 /// Whether `n` is the question of `query` as a DNS name: the same labels, without regard to
-/// ASCII case.
+/// ASCII case. A label is first compared as bytes: an owner name is usually a pointer to the
+/// reply's question, which echoed the query's case exactly, and comparing without case costs
+/// several times more a byte.
 fn is_question(n: &Name, query: &[u8]) -> bool {
     let mut ours = question_labels(query);
     n.is_fqdn()
         && n.iter().all(|label| {
-            ours.next()
-                .is_some_and(|r| query[r].eq_ignore_ascii_case(label))
+            ours.next().is_some_and(|r| {
+                let q = &query[r];
+                q == label || q.eq_ignore_ascii_case(label)
+            })
         })
         && ours.next().is_none()
 }
