@@ -1329,7 +1329,15 @@ impl Inner {
                     Verdict::Ignore => {}
                     Verdict::Truncated if tcp => self.transmit_tcp(base, key),
                     Verdict::Truncated => self.finish(base, key, Err(DnsError::Truncated)),
-                    Verdict::Answer(a) => self.finish(base, key, Ok(a)),
+                    Verdict::Answer(found) => {
+                        let Some(req) = self.reqs.get_mut(&key) else {
+                            return;
+                        };
+                        // The reply was checked against the transmission's query.
+                        let query = req.tx.as_ref().map_or(&[][..], |tx| &tx.query[..]);
+                        let name = req.names[req.cur].take_answer_name(query);
+                        self.finish(base, key, Ok(found.answer(name)))
+                    }
                     Verdict::Error(e @ (DnsError::NotExist | DnsError::NoData)) => {
                         let Some(req) = self.reqs.get_mut(&key) else {
                             return;

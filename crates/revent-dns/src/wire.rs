@@ -40,9 +40,30 @@ pub(crate) enum Verdict {
     /// The right reply, with TC set: ask again over TCP.
     Truncated,
     /// The right reply, with records.
-    Answer(Answer),
+    Answer(Found),
     /// The right reply, with an error (or no records: [`DnsError::NoData`]).
     Error(DnsError),
+}
+
+/// What the right reply found: an [`Answer`] but for its name, which the request has
+/// ([`QName::take_answer_name`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Found {
+    /// The smallest TTL of the records.
+    pub(crate) ttl: u32,
+    /// Never empty.
+    pub(crate) records: Records,
+}
+
+impl Found {
+    /// The answer, with `name` (the name asked, as [`Answer::name`] holds it).
+    pub(crate) fn answer(self, name: String) -> Answer {
+        Answer {
+            name,
+            ttl: self.ttl,
+            records: self.records,
+        }
+    }
 }
 
 /// A name to ask (an FQDN), checked. Most names are plain (labels of letters, digits, `_` and `-`
@@ -62,6 +83,21 @@ impl QName {
         match self {
             QName::Plain(s) => encode_query(id, labels_of(s), kind, scratch),
             QName::Parsed(n) => encode_query(id, n.iter(), kind, scratch),
+        }
+    }
+
+    /// The text of this name for [`Answer::name`], `query` being a query for it: what
+    /// [`answer_name`] makes of the query. A plain name's text is that already but for its case,
+    /// so it is taken (leaving `self` empty, for a request that is done with it) rather than
+    /// written anew.
+    pub(crate) fn take_answer_name(&mut self, query: &[u8]) -> String {
+        match self {
+            QName::Plain(s) => {
+                let mut s = std::mem::take(s);
+                s.make_ascii_lowercase();
+                s
+            }
+            QName::Parsed(_) => answer_name(query),
         }
     }
 
@@ -283,11 +319,7 @@ fn check_plain(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Option<Verd
     if records.is_empty() {
         return Some(Verdict::Error(DnsError::NoData));
     }
-    Some(Verdict::Answer(Answer {
-        name: answer_name(query),
-        ttl,
-        records,
-    }))
+    Some(Verdict::Answer(Found { ttl, records }))
 }
 
 /// [`check_reply`] for any reply: the whole message decoded by hickory-proto.
@@ -378,11 +410,7 @@ fn check_message(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Verdict {
     if records.is_empty() {
         return Verdict::Error(DnsError::NoData);
     }
-    Verdict::Answer(Answer {
-        name: answer_name(query),
-        ttl,
-        records,
-    })
+    Verdict::Answer(Found { ttl, records })
 }
 
 /// The text of the name asked, for [`Answer::name`]: hickory-proto's presentation form
@@ -562,6 +590,14 @@ mod tests {
                 let wire = q.query(1, Kind::A, &mut Vec::new()).unwrap();
                 assert!(asked(&wire).name().eq_case(n), "{text}");
                 assert!(q.same(&QName::Parsed(n.clone())), "{text}");
+                // The answer's name, taken from a plain name or written from the query.
+                let mut randomized = wire.clone();
+                randomize_case(&mut randomized, || true);
+                assert_eq!(
+                    q.clone().take_answer_name(&randomized),
+                    answer_name(&randomized),
+                    "{text}"
+                );
             }
         }
         assert!(matches!(fqdn("h1.bench.example"), Some(QName::Plain(_))));
@@ -700,8 +736,8 @@ mod tests {
         let upper = parse_fqdn("WWW.EXAMPLE.COM").unwrap();
         match check_reply(&reply(77, &upper, RecordType::A), &q, Kind::A, false) {
             Verdict::Answer(a) => {
-                assert_eq!(a.name, "www.example.com");
                 assert_eq!(a.records, Records::Ipv4(vec![[192, 0, 2, 9].into()]));
+                assert_eq!(answer_name(&q), "www.example.com");
             }
             v => panic!("the echo is the reply: {v:?}"),
         }
