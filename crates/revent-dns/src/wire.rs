@@ -233,12 +233,12 @@ pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> 
     }
 }
 
-/// The empty records of a lookup of `kind`.
-fn no_records(kind: Kind) -> Records {
+/// The empty records of a lookup of `kind`, with room for `n`.
+fn no_records(kind: Kind, n: usize) -> Records {
     match kind {
-        Kind::A => Records::Ipv4(Vec::new()),
-        Kind::Aaaa => Records::Ipv6(Vec::new()),
-        Kind::Ptr => Records::Ptr(Vec::new()),
+        Kind::A => Records::Ipv4(Vec::with_capacity(n)),
+        Kind::Aaaa => Records::Ipv6(Vec::with_capacity(n)),
+        Kind::Ptr => Records::Ptr(Vec::with_capacity(n)),
     }
 }
 
@@ -290,7 +290,9 @@ fn check_plain(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Option<Verd
     }
     let want = u16::from(kind.record_type());
     let mut ttl = u32::MAX;
-    let mut records = no_records(kind);
+    // Room for every record, made at once rather than grown by the first push (bounded: the
+    // count is the sender's word).
+    let mut records = no_records(kind, usize::from(counts.answers).min(16));
     for _ in 0..counts.answers {
         let owner = Name::read(&mut d).ok()?;
         let rtype = d.read_u16().ok()?.unverified();
@@ -383,7 +385,7 @@ fn check_message(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Verdict {
         break;
     }
     let mut ttl = u32::MAX;
-    let mut records = no_records(kind);
+    let mut records = no_records(kind, 0);
     for r in &m.answers {
         if r.dns_class != DNSClass::IN || !owns(&aliases, &r.name) {
             continue;
