@@ -459,7 +459,7 @@ pub(crate) fn fqdn(name: &str) -> Option<QName> {
     // leading dot, nothing but ASCII), 255 bytes in all on the wire (a length byte a label, and
     // the root's), which is what hickory-proto's parser accepts of such a name.
     let bare = name.strip_suffix('.').unwrap_or(name);
-    if !bare.is_empty() && bare.len() + 2 <= 255 && labels_of(bare).all(plain_label) {
+    if bare.len() + 2 <= 255 && plain_name(bare.as_bytes()) {
         return Some(QName::Plain(bare.to_string()));
     }
     if name.is_empty() || !name.is_ascii() || name.contains("..") || name.starts_with('.') {
@@ -468,24 +468,45 @@ pub(crate) fn fqdn(name: &str) -> Option<QName> {
     parse_fqdn(name).map(QName::Parsed)
 }
 
+/// The bytes allowed anywhere in a plain label (`-` is checked apart: not first). A table,
+/// since this runs over every byte of every name asked and answered.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        b += 1;
+    }
+    t
+};
+
 /// A label that hickory-proto's parser takes as it is, of a length it accepts: letters, digits,
 /// `_`, and `-` but not first.
 fn plain_label(label: &[u8]) -> bool {
-    /// The bytes allowed anywhere in a plain label (`-` is checked apart: not first). A table,
-    /// since this runs over every byte of every name asked and answered.
-    const PLAIN: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut b = 0;
-        while b < 256 {
-            let c = b as u8;
-            t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
-            b += 1;
-        }
-        t
-    };
     (1..=63).contains(&label.len())
         && label[0] != b'-'
         && label.iter().all(|&b| PLAIN[usize::from(b)])
+}
+
+/// Whether every label of `name` (labels separated by dots, no final dot) is a
+/// [`plain_label`]: the same decision, in one pass over the bytes rather than a split into
+/// labels and a pass over each.
+fn plain_name(name: &[u8]) -> bool {
+    let label_ok =
+        |start: usize, end: usize| (1..=63).contains(&(end - start)) && name[start] != b'-';
+    let mut start = 0;
+    for (i, &b) in name.iter().enumerate() {
+        if b == b'.' {
+            if !label_ok(start, i) {
+                return false;
+            }
+            start = i + 1;
+        } else if !PLAIN[usize::from(b)] {
+            return false;
+        }
+    }
+    label_ok(start, name.len())
 }
 
 /// `name` parsed by hickory-proto as an FQDN.
@@ -605,6 +626,49 @@ mod tests {
         assert!(matches!(fqdn("h1.bench.example"), Some(QName::Plain(_))));
         assert!(fqdn("A.b").unwrap().same(&fqdn("a.B.").unwrap()));
         assert!(!fqdn("a.b").unwrap().same(&fqdn("a.b.c").unwrap()));
+    }
+
+    /// One pass over a name decides as a split into labels does.
+    #[test]
+    fn plain_names_in_one_pass() {
+        let long = "x".repeat(63);
+        let over = "x".repeat(64);
+        let mut names: Vec<String> = [
+            "",
+            ".",
+            "a",
+            "a.",
+            ".a",
+            "a..b",
+            "-",
+            "a-",
+            "-a",
+            "a.-b",
+            "a_b.c",
+            "a b",
+            "a*b",
+            "0.1",
+            "\\x",
+            "\u{e9}t\u{e9}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        names.extend([
+            long.clone(),
+            over.clone(),
+            format!("{long}.{long}"),
+            format!("{long}.{over}"),
+            format!("{over}.a"),
+            format!("a.{long}."),
+        ]);
+        for b in 0..=255u8 {
+            names.push(String::from_utf8_lossy(&[b'a', b, b'.', b, b'z']).into_owned());
+        }
+        for n in &names {
+            let split = !n.is_empty() && labels_of(n).all(plain_label);
+            assert_eq!(plain_name(n.as_bytes()), split, "{n:?}");
+        }
     }
 
     #[test]
