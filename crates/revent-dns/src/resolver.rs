@@ -243,6 +243,9 @@ struct Inner {
     buf: Vec<u8>,
     /// Room for the query encoder, reused.
     scratch: Vec<u8>,
+    /// The buffers of ended transmissions' queries, for the next queries (emptied with the
+    /// socket pools).
+    query_bufs: Vec<Vec<u8>>,
     /// Finished requests whose callbacks are still to run (outside the borrow).
     done: VecDeque<(u64, Callback, Outcome)>,
     shut: bool,
@@ -289,6 +292,7 @@ impl Resolver {
                 rotate_next: 0,
                 buf: vec![0; MAX_MESSAGE],
                 scratch: Vec::new(),
+                query_bufs: Vec::new(),
                 done: VecDeque::new(),
                 shut: false,
                 suspended: false,
@@ -905,7 +909,8 @@ impl Inner {
     fn fresh_query(&mut self, key: u64) -> Option<Vec<u8>> {
         let id = self.rng.u16();
         let req = self.reqs.get(&key)?;
-        let mut q = req.names[req.cur].query(id, req.kind, &mut self.scratch)?;
+        let out = self.query_bufs.pop().unwrap_or_default();
+        let mut q = req.names[req.cur].query(id, req.kind, &mut self.scratch, out)?;
         if self.conf.randomize_case() {
             let rng = &mut self.rng;
             wire::randomize_case(&mut q, || rng.bit());
@@ -995,6 +1000,9 @@ impl Inner {
     /// not full); otherwise its event is freed and the socket closed.
     fn release(&mut self, base: &mut EventBase, tx: Tx, reuse: bool) {
         let cap = self.conf.max_inflight();
+        if self.query_bufs.len() < cap {
+            self.query_bufs.push(tx.query);
+        }
         match (tx.io, tx.route) {
             (Io::Udp(sock), Some((route, server)))
                 if reuse && self.servers.get(server).is_some_and(|s| s.pool.len() < cap) =>
@@ -1071,6 +1079,7 @@ impl Inner {
         for t in self.timer_pool.drain(..) {
             let _ = base.free(t.ev);
         }
+        self.query_bufs.clear();
     }
 
     /// Records the new transmission and re-arms the request's timer; a transmission that could
@@ -1485,28 +1494,34 @@ impl Inner {
         }
         let addr = s.addr;
         let rc = self.rc();
-        let probe = wire::encode_query(id, Name::root().iter(), Kind::A, &mut self.scratch)
-            .ok_or_else(|| io::Error::other("cannot encode"))
-            .and_then(|q| {
-                let sock = bind_udp(addr, &self.conf)?;
-                sock.send(&q)?;
-                let ev = watch(
-                    base,
-                    sock.as_raw_fd(),
-                    What::READ | What::PERSIST,
-                    move |base, _| {
-                        rc.borrow_mut().on_probe_readable(base, server);
-                        run_done(&rc, base);
-                    },
-                )?;
-                Ok(Tx {
-                    query: q,
-                    kind: Kind::A,
-                    ev,
-                    io: Io::Udp(sock),
-                    route: None,
-                })
-            });
+        let probe = wire::encode_query(
+            id,
+            Name::root().iter(),
+            Kind::A,
+            &mut self.scratch,
+            Vec::new(),
+        )
+        .ok_or_else(|| io::Error::other("cannot encode"))
+        .and_then(|q| {
+            let sock = bind_udp(addr, &self.conf)?;
+            sock.send(&q)?;
+            let ev = watch(
+                base,
+                sock.as_raw_fd(),
+                What::READ | What::PERSIST,
+                move |base, _| {
+                    rc.borrow_mut().on_probe_readable(base, server);
+                    run_done(&rc, base);
+                },
+            )?;
+            Ok(Tx {
+                query: q,
+                kind: Kind::A,
+                ev,
+                io: Io::Udp(sock),
+                route: None,
+            })
+        });
         let s = &mut self.servers[server];
         match probe {
             Ok(tx) => {

@@ -79,10 +79,16 @@ pub(crate) enum QName {
 
 impl QName {
     /// The query for this name: [`encode_query`].
-    pub(crate) fn query(&self, id: u16, kind: Kind, scratch: &mut Vec<u8>) -> Option<Vec<u8>> {
+    pub(crate) fn query(
+        &self,
+        id: u16,
+        kind: Kind,
+        scratch: &mut Vec<u8>,
+        out: Vec<u8>,
+    ) -> Option<Vec<u8>> {
         match self {
-            QName::Plain(s) => encode_query(id, labels_of(s), kind, scratch),
-            QName::Parsed(n) => encode_query(id, n.iter(), kind, scratch),
+            QName::Plain(s) => encode_query(id, labels_of(s), kind, scratch, out),
+            QName::Parsed(n) => encode_query(id, n.iter(), kind, scratch, out),
         }
     }
 
@@ -134,7 +140,8 @@ fn same_name(a: &Name, b: &Name) -> bool {
 /// The query for `name` (an FQDN's labels) of type `kind`, class IN, with transaction id `id` and
 /// recursion desired: hickory-proto's encoder writing the header and the one question, the name
 /// uncompressed (the first name in a message has nothing to point to). `scratch` is reused between
-/// calls (the encoder wants 512 bytes of room); the query is returned in a buffer of its own size.
+/// calls (the encoder wants 512 bytes of room); the query is returned in `out`, emptied first (a
+/// buffer of an earlier query, so that a query costs no allocation, or a new one).
 ///
 /// The bytes are the transmission's record of what was asked: [`randomize_case`] changes them in
 /// place, and [`check_reply`] compares a reply against them.
@@ -143,6 +150,7 @@ pub(crate) fn encode_query<'a>(
     name: impl IntoIterator<Item = &'a [u8]>,
     kind: Kind,
     scratch: &mut Vec<u8>,
+    mut out: Vec<u8>,
 ) -> Option<Vec<u8>> {
     scratch.clear();
     scratch.extend_from_slice(query_header()?);
@@ -156,7 +164,9 @@ pub(crate) fn encode_query<'a>(
     enc.emit(0).ok()?;
     kind.record_type().emit(&mut enc).ok()?;
     DNSClass::IN.emit(&mut enc).ok()?;
-    Some(scratch.as_slice().to_vec())
+    out.clear();
+    out.extend_from_slice(scratch);
+    Some(out)
 }
 
 /// The header of every query, id 0 (the caller writes its own): hickory-proto's encoding of a
@@ -610,7 +620,7 @@ mod tests {
             let ours = fqdn(text);
             assert_eq!(ours.is_some(), parsed.is_some(), "{text}");
             if let (Some(q), Some(n)) = (&ours, &parsed) {
-                let wire = q.query(1, Kind::A, &mut Vec::new()).unwrap();
+                let wire = q.query(1, Kind::A, &mut Vec::new(), Vec::new()).unwrap();
                 assert!(asked(&wire).name().eq_case(n), "{text}");
                 assert!(q.same(&QName::Parsed(n.clone())), "{text}");
                 // The answer's name, taken from a plain name or written from the query.
@@ -687,7 +697,7 @@ mod tests {
     }
 
     fn query(id: u16, name: &Name, kind: Kind) -> Vec<u8> {
-        encode_query(id, name.iter(), kind, &mut Vec::new()).unwrap()
+        encode_query(id, name.iter(), kind, &mut Vec::new(), Vec::new()).unwrap()
     }
 
     /// The question a query carries, decoded by hickory-proto.
@@ -710,10 +720,37 @@ mod tests {
             assert_eq!(query(0xBEEF, &name, kind), m.to_vec().unwrap(), "{name}");
         }
         let mut scratch = Vec::new();
-        let a = encode_query(1, &parse_fqdn("a.example").unwrap(), Kind::A, &mut scratch).unwrap();
-        let b = encode_query(2, &parse_fqdn("b.example").unwrap(), Kind::A, &mut scratch).unwrap();
+        let a = encode_query(
+            1,
+            &parse_fqdn("a.example").unwrap(),
+            Kind::A,
+            &mut scratch,
+            Vec::new(),
+        );
+        let a = a.unwrap();
+        let b = encode_query(
+            2,
+            &parse_fqdn("b.example").unwrap(),
+            Kind::A,
+            &mut scratch,
+            Vec::new(),
+        );
+        let b = b.unwrap();
         assert_eq!((a[1], b[1]), (1, 2), "scratch reused, queries apart");
         assert_eq!(asked(&a).name().to_ascii(), "a.example.");
+        // A buffer given back holds the new query only.
+        let long = parse_fqdn("a.much.longer.name.example").unwrap();
+        let reused = encode_query(
+            3,
+            &parse_fqdn("c.x").unwrap(),
+            Kind::A,
+            &mut scratch,
+            query(9, &long, Kind::Aaaa),
+        );
+        assert_eq!(
+            reused.unwrap(),
+            query(3, &parse_fqdn("c.x").unwrap(), Kind::A)
+        );
     }
 
     #[test]
@@ -1181,7 +1218,8 @@ pub mod fuzzing {
         let mut scratch = Vec::new();
         for (id, name) in &questions {
             for kind in [Kind::A, Kind::Aaaa, Kind::Ptr] {
-                let Some(query) = encode_query(*id, name.iter(), kind, &mut scratch) else {
+                let Some(query) = encode_query(*id, name.iter(), kind, &mut scratch, Vec::new())
+                else {
                     continue;
                 };
                 for tcp in [false, true] {
