@@ -211,9 +211,32 @@ enum Io {
     },
 }
 
+/// A request's names to ask, in order: most requests have one, kept without a vector (an
+/// allocation and a free a lookup).
+enum Names {
+    One(QName),
+    Many(Vec<QName>),
+}
+
+impl Names {
+    fn as_slice(&self) -> &[QName] {
+        match self {
+            Names::One(n) => std::slice::from_ref(n),
+            Names::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [QName] {
+        match self {
+            Names::One(n) => std::slice::from_mut(n),
+            Names::Many(v) => v,
+        }
+    }
+}
+
 struct Req {
     kind: Kind,
-    names: Vec<QName>,
+    names: Names,
     /// Index of the candidate name being asked.
     cur: usize,
     cb: Option<Callback>,
@@ -528,13 +551,16 @@ impl Resolver {
             let key = inner.next_key;
             inner.next_key += 1;
             let names = if kind == Kind::Ptr {
-                wire::fqdn(name).into_iter().collect()
+                match wire::fqdn(name) {
+                    Some(n) => Names::One(n),
+                    None => Names::Many(Vec::new()),
+                }
             } else {
                 candidates(name, &inner.conf)
             };
             let doomed = if inner.shut {
                 Some(DnsError::Shutdown)
-            } else if names.is_empty() {
+            } else if names.as_slice().is_empty() {
                 Some(DnsError::InvalidName)
             } else if inner.servers.is_empty() && !inner.suspended {
                 Some(DnsError::NoNameservers)
@@ -662,12 +688,12 @@ fn run_done(rc: &Rc<RefCell<Inner>>, base: &mut EventBase) {
 /// The names to ask, in order, for `name` (libevent's search rules): as it is if it ends with a
 /// dot; else, with the search domains appended, after the name as it is if it has at least
 /// `ndots` dots, or before it otherwise.
-fn candidates(name: &str, conf: &ResolvConf) -> Vec<QName> {
+fn candidates(name: &str, conf: &ResolvConf) -> Names {
     let Some(plain) = wire::fqdn(name) else {
-        return Vec::new();
+        return Names::Many(Vec::new());
     };
     if name.ends_with('.') || conf.search().is_empty() {
-        return vec![plain];
+        return Names::One(plain);
     }
     let searched = conf
         .search()
@@ -687,7 +713,7 @@ fn candidates(name: &str, conf: &ResolvConf) -> Vec<QName> {
             unique.push(n);
         }
     }
-    unique
+    Names::Many(unique)
 }
 
 /// A persistent event on `fd`, added; freed again if it cannot be added.
@@ -910,7 +936,8 @@ impl Inner {
         let id = self.rng.u16();
         let req = self.reqs.get(&key)?;
         let out = self.query_bufs.pop().unwrap_or_default();
-        let mut q = req.names[req.cur].query(id, req.kind, &mut self.scratch, out)?;
+        let name = &req.names.as_slice()[req.cur];
+        let mut q = name.query(id, req.kind, &mut self.scratch, out)?;
         if self.conf.randomize_case() {
             let rng = &mut self.rng;
             wire::randomize_case(&mut q, || rng.bit());
@@ -1344,7 +1371,7 @@ impl Inner {
                         };
                         // The reply was checked against the transmission's query.
                         let query = req.tx.as_ref().map_or(&[][..], |tx| &tx.query[..]);
-                        let name = req.names[req.cur].take_answer_name(query);
+                        let name = req.names.as_mut_slice()[req.cur].take_answer_name(query);
                         self.finish(base, key, Ok(found.answer(name)))
                     }
                     Verdict::Error(e @ (DnsError::NotExist | DnsError::NoData)) => {
@@ -1352,7 +1379,7 @@ impl Inner {
                             return;
                         };
                         req.nodata |= e == DnsError::NoData;
-                        if req.cur + 1 < req.names.len() {
+                        if req.cur + 1 < req.names.as_slice().len() {
                             req.cur += 1;
                             req.sent = 0;
                             req.failed = 0;
