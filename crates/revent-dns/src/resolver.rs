@@ -940,7 +940,7 @@ impl Inner {
         let mut q = name.query(id, req.kind, &mut self.scratch, out)?;
         if self.conf.randomize_case() {
             let rng = &mut self.rng;
-            wire::randomize_case(&mut q, || rng.bit());
+            wire::randomize_case(&mut q, || rng.u64());
         }
         Some(q)
     }

@@ -530,10 +530,12 @@ fn parse_fqdn(name: &str) -> Option<Name> {
 }
 
 /// Flips the case of each ASCII letter of the question's name in a query made by
-/// [`encode_query`] where `bits` says so (0x20 randomisation; the server must echo the case
-/// exactly, which a blind spoofer cannot guess). Applied to a name whose case is already random,
-/// the result is as random: each letter's new case is its old one XOR a fresh bit.
-pub(crate) fn randomize_case(query: &mut [u8], mut bits: impl FnMut() -> bool) {
+/// [`encode_query`] where the random bits of `bits` say so (0x20 randomisation; the server must
+/// echo the case exactly, which a blind spoofer cannot guess): each letter takes the next bit of
+/// a word, 64 letters a word. Applied to a name whose case is already random, the result is as
+/// random: each letter's new case is its old one XOR a fresh bit.
+pub(crate) fn randomize_case(query: &mut [u8], mut bits: impl FnMut() -> u64) {
+    let (mut word, mut left) = (0u64, 0u32);
     let mut at = QNAME_AT;
     while let Some(&len) = query.get(at) {
         let end = at + 1 + usize::from(len);
@@ -541,8 +543,13 @@ pub(crate) fn randomize_case(query: &mut [u8], mut bits: impl FnMut() -> bool) {
             break;
         }
         for b in &mut query[at + 1..end] {
-            if b.is_ascii_alphabetic() && bits() {
-                *b ^= 0x20;
+            if b.is_ascii_alphabetic() {
+                if left == 0 {
+                    (word, left) = (bits(), 64);
+                }
+                *b ^= ((word & 1) as u8) << 5;
+                word >>= 1;
+                left -= 1;
             }
         }
         at = end;
@@ -625,7 +632,7 @@ mod tests {
                 assert!(q.same(&QName::Parsed(n.clone())), "{text}");
                 // The answer's name, taken from a plain name or written from the query.
                 let mut randomized = wire.clone();
-                randomize_case(&mut randomized, || true);
+                randomize_case(&mut randomized, || u64::MAX);
                 assert_eq!(
                     q.clone().take_answer_name(&randomized),
                     answer_name(&randomized),
@@ -757,7 +764,7 @@ mod tests {
     fn case_randomisation_keeps_the_name() {
         let n = parse_fqdn("www.example.com").unwrap();
         let mut q = query(5, &n, Kind::A);
-        randomize_case(&mut q, || true);
+        randomize_case(&mut q, || u64::MAX);
         let flipped = asked(&q).name().clone();
         assert_eq!(flipped.to_ascii(), "WWW.EXAMPLE.COM.");
         assert_eq!(flipped, n, "the same name");
@@ -768,7 +775,7 @@ mod tests {
         let mut rng = crate::rng::Rng::new();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..20 {
-            randomize_case(&mut q, || rng.bit());
+            randomize_case(&mut q, || rng.u64());
             let got = asked(&q).name().clone();
             assert_eq!(got, n);
             seen.insert(got.to_ascii());
@@ -825,7 +832,7 @@ mod tests {
         use hickory_proto::rr::Record;
         let n = parse_fqdn("www.example.com").unwrap();
         let mut q = query(77, &n, Kind::A);
-        randomize_case(&mut q, || true);
+        randomize_case(&mut q, || u64::MAX);
         let reply = |id: u16, name: &Name, rt: RecordType| {
             let mut m = Message::new(id, MessageType::Response, OpCode::Query);
             m.add_query(Query::query(name.clone(), rt));
@@ -1188,7 +1195,7 @@ mod tests {
     #[test]
     fn query_round_trip_keeps_case() {
         let mut q = query(7, &parse_fqdn("abc.example").unwrap(), Kind::A);
-        randomize_case(&mut q, || true);
+        randomize_case(&mut q, || u64::MAX);
         let n = parse_fqdn("ABC.EXAMPLE").unwrap();
         assert!(asked(&q).name().eq_case(&n));
         // A reply to itself is not a reply: QR is clear.
