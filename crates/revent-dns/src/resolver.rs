@@ -211,9 +211,32 @@ enum Io {
     },
 }
 
+/// A request's names to ask, in order: most requests have one, kept without a vector (an
+/// allocation and a free a lookup).
+enum Names {
+    One(QName),
+    Many(Vec<QName>),
+}
+
+impl Names {
+    fn as_slice(&self) -> &[QName] {
+        match self {
+            Names::One(n) => std::slice::from_ref(n),
+            Names::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [QName] {
+        match self {
+            Names::One(n) => std::slice::from_mut(n),
+            Names::Many(v) => v,
+        }
+    }
+}
+
 struct Req {
     kind: Kind,
-    names: Vec<QName>,
+    names: Names,
     /// Index of the candidate name being asked.
     cur: usize,
     cb: Option<Callback>,
@@ -243,6 +266,9 @@ struct Inner {
     buf: Vec<u8>,
     /// Room for the query encoder, reused.
     scratch: Vec<u8>,
+    /// The buffers of ended transmissions' queries, for the next queries (emptied with the
+    /// socket pools).
+    query_bufs: Vec<Vec<u8>>,
     /// Finished requests whose callbacks are still to run (outside the borrow).
     done: VecDeque<(u64, Callback, Outcome)>,
     shut: bool,
@@ -289,6 +315,7 @@ impl Resolver {
                 rotate_next: 0,
                 buf: vec![0; MAX_MESSAGE],
                 scratch: Vec::new(),
+                query_bufs: Vec::new(),
                 done: VecDeque::new(),
                 shut: false,
                 suspended: false,
@@ -524,13 +551,16 @@ impl Resolver {
             let key = inner.next_key;
             inner.next_key += 1;
             let names = if kind == Kind::Ptr {
-                wire::fqdn(name).into_iter().collect()
+                match wire::fqdn(name) {
+                    Some(n) => Names::One(n),
+                    None => Names::Many(Vec::new()),
+                }
             } else {
                 candidates(name, &inner.conf)
             };
             let doomed = if inner.shut {
                 Some(DnsError::Shutdown)
-            } else if names.is_empty() {
+            } else if names.as_slice().is_empty() {
                 Some(DnsError::InvalidName)
             } else if inner.servers.is_empty() && !inner.suspended {
                 Some(DnsError::NoNameservers)
@@ -658,12 +688,12 @@ fn run_done(rc: &Rc<RefCell<Inner>>, base: &mut EventBase) {
 /// The names to ask, in order, for `name` (libevent's search rules): as it is if it ends with a
 /// dot; else, with the search domains appended, after the name as it is if it has at least
 /// `ndots` dots, or before it otherwise.
-fn candidates(name: &str, conf: &ResolvConf) -> Vec<QName> {
+fn candidates(name: &str, conf: &ResolvConf) -> Names {
     let Some(plain) = wire::fqdn(name) else {
-        return Vec::new();
+        return Names::Many(Vec::new());
     };
     if name.ends_with('.') || conf.search().is_empty() {
-        return vec![plain];
+        return Names::One(plain);
     }
     let searched = conf
         .search()
@@ -683,7 +713,7 @@ fn candidates(name: &str, conf: &ResolvConf) -> Vec<QName> {
             unique.push(n);
         }
     }
-    unique
+    Names::Many(unique)
 }
 
 /// A persistent event on `fd`, added; freed again if it cannot be added.
@@ -905,10 +935,12 @@ impl Inner {
     fn fresh_query(&mut self, key: u64) -> Option<Vec<u8>> {
         let id = self.rng.u16();
         let req = self.reqs.get(&key)?;
-        let mut q = req.names[req.cur].query(id, req.kind, &mut self.scratch)?;
+        let out = self.query_bufs.pop().unwrap_or_default();
+        let name = &req.names.as_slice()[req.cur];
+        let mut q = name.query(id, req.kind, &mut self.scratch, out)?;
         if self.conf.randomize_case() {
             let rng = &mut self.rng;
-            wire::randomize_case(&mut q, || rng.bit());
+            wire::randomize_case(&mut q, || rng.u64());
         }
         Some(q)
     }
@@ -995,6 +1027,9 @@ impl Inner {
     /// not full); otherwise its event is freed and the socket closed.
     fn release(&mut self, base: &mut EventBase, tx: Tx, reuse: bool) {
         let cap = self.conf.max_inflight();
+        if self.query_bufs.len() < cap {
+            self.query_bufs.push(tx.query);
+        }
         match (tx.io, tx.route) {
             (Io::Udp(sock), Some((route, server)))
                 if reuse && self.servers.get(server).is_some_and(|s| s.pool.len() < cap) =>
@@ -1071,6 +1106,7 @@ impl Inner {
         for t in self.timer_pool.drain(..) {
             let _ = base.free(t.ev);
         }
+        self.query_bufs.clear();
     }
 
     /// Records the new transmission and re-arms the request's timer; a transmission that could
@@ -1329,13 +1365,21 @@ impl Inner {
                     Verdict::Ignore => {}
                     Verdict::Truncated if tcp => self.transmit_tcp(base, key),
                     Verdict::Truncated => self.finish(base, key, Err(DnsError::Truncated)),
-                    Verdict::Answer(a) => self.finish(base, key, Ok(a)),
+                    Verdict::Answer(found) => {
+                        let Some(req) = self.reqs.get_mut(&key) else {
+                            return;
+                        };
+                        // The reply was checked against the transmission's query.
+                        let query = req.tx.as_ref().map_or(&[][..], |tx| &tx.query[..]);
+                        let name = req.names.as_mut_slice()[req.cur].take_answer_name(query);
+                        self.finish(base, key, Ok(found.answer(name)))
+                    }
                     Verdict::Error(e @ (DnsError::NotExist | DnsError::NoData)) => {
                         let Some(req) = self.reqs.get_mut(&key) else {
                             return;
                         };
                         req.nodata |= e == DnsError::NoData;
-                        if req.cur + 1 < req.names.len() {
+                        if req.cur + 1 < req.names.as_slice().len() {
                             req.cur += 1;
                             req.sent = 0;
                             req.failed = 0;
@@ -1477,28 +1521,34 @@ impl Inner {
         }
         let addr = s.addr;
         let rc = self.rc();
-        let probe = wire::encode_query(id, Name::root().iter(), Kind::A, &mut self.scratch)
-            .ok_or_else(|| io::Error::other("cannot encode"))
-            .and_then(|q| {
-                let sock = bind_udp(addr, &self.conf)?;
-                sock.send(&q)?;
-                let ev = watch(
-                    base,
-                    sock.as_raw_fd(),
-                    What::READ | What::PERSIST,
-                    move |base, _| {
-                        rc.borrow_mut().on_probe_readable(base, server);
-                        run_done(&rc, base);
-                    },
-                )?;
-                Ok(Tx {
-                    query: q,
-                    kind: Kind::A,
-                    ev,
-                    io: Io::Udp(sock),
-                    route: None,
-                })
-            });
+        let probe = wire::encode_query(
+            id,
+            Name::root().iter(),
+            Kind::A,
+            &mut self.scratch,
+            Vec::new(),
+        )
+        .ok_or_else(|| io::Error::other("cannot encode"))
+        .and_then(|q| {
+            let sock = bind_udp(addr, &self.conf)?;
+            sock.send(&q)?;
+            let ev = watch(
+                base,
+                sock.as_raw_fd(),
+                What::READ | What::PERSIST,
+                move |base, _| {
+                    rc.borrow_mut().on_probe_readable(base, server);
+                    run_done(&rc, base);
+                },
+            )?;
+            Ok(Tx {
+                query: q,
+                kind: Kind::A,
+                ev,
+                io: Io::Udp(sock),
+                route: None,
+            })
+        });
         let s = &mut self.servers[server];
         match probe {
             Ok(tx) => {

@@ -1,21 +1,23 @@
 //! Random bits for transaction ids and 0x20 case, from the kernel (`getrandom`), drawn in blocks.
+//!
+//! A lookup takes 10 bytes (a 16-bit id and a 64-bit word of case bits); a block of 256 bytes
+//! serves about 25 lookups a `getrandom` call.
 
 use std::hash::{BuildHasher, Hasher};
 
+/// The block size: at most 256 bytes, which `getrandom` fills in one call without interruption.
+const POOL: usize = 256;
+
 pub(crate) struct Rng {
-    pool: [u8; 64],
+    pool: [u8; POOL],
     used: usize,
-    bits: u64,
-    nbits: u32,
 }
 
 impl Rng {
     pub(crate) fn new() -> Rng {
         Rng {
-            pool: [0; 64],
-            used: 64,
-            bits: 0,
-            nbits: 0,
+            pool: [0; POOL],
+            used: POOL,
         }
     }
 
@@ -41,15 +43,14 @@ impl Rng {
         v
     }
 
-    pub(crate) fn bit(&mut self) -> bool {
-        if self.nbits == 0 {
-            self.bits = u64::from(self.u16()) | u64::from(self.u16()) << 16;
-            self.nbits = 32;
+    pub(crate) fn u64(&mut self) -> u64 {
+        if self.used + 8 > self.pool.len() {
+            self.refill();
         }
-        let b = self.bits & 1 == 1;
-        self.bits >>= 1;
-        self.nbits -= 1;
-        b
+        let mut b = [0; 8];
+        b.copy_from_slice(&self.pool[self.used..self.used + 8]);
+        self.used += 8;
+        u64::from_ne_bytes(b)
     }
 }
 
@@ -64,7 +65,7 @@ mod tests {
             "1000 draws of 16 bits repeat rarely: {}",
             ids.len()
         );
-        let ones = (0..10_000).filter(|_| r.bit()).count();
-        assert!((4_000..6_000).contains(&ones), "{ones}");
+        let ones: u32 = (0..200).map(|_| r.u64().count_ones()).sum();
+        assert!((5_800..7_000).contains(&ones), "{ones} of 12,800 bits set");
     }
 }

@@ -6,8 +6,9 @@ use crate::error::DnsError;
 use hickory_proto::op::{
     Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
 };
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use std::net::IpAddr;
 
 /// Where the question's name starts in a message: right after the 12-byte header.
@@ -32,16 +33,37 @@ impl Kind {
 }
 
 /// A reply's meaning for the request that is waiting.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Not a reply to this question: dropped, the request keeps waiting.
     Ignore,
     /// The right reply, with TC set: ask again over TCP.
     Truncated,
     /// The right reply, with records.
-    Answer(Answer),
+    Answer(Found),
     /// The right reply, with an error (or no records: [`DnsError::NoData`]).
     Error(DnsError),
+}
+
+/// What the right reply found: an [`Answer`] but for its name, which the request has
+/// ([`QName::take_answer_name`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Found {
+    /// The smallest TTL of the records.
+    pub(crate) ttl: u32,
+    /// Never empty.
+    pub(crate) records: Records,
+}
+
+impl Found {
+    /// The answer, with `name` (the name asked, as [`Answer::name`] holds it).
+    pub(crate) fn answer(self, name: String) -> Answer {
+        Answer {
+            name,
+            ttl: self.ttl,
+            records: self.records,
+        }
+    }
 }
 
 /// A name to ask (an FQDN), checked. Most names are plain (labels of letters, digits, `_` and `-`
@@ -57,10 +79,31 @@ pub(crate) enum QName {
 
 impl QName {
     /// The query for this name: [`encode_query`].
-    pub(crate) fn query(&self, id: u16, kind: Kind, scratch: &mut Vec<u8>) -> Option<Vec<u8>> {
+    pub(crate) fn query(
+        &self,
+        id: u16,
+        kind: Kind,
+        scratch: &mut Vec<u8>,
+        out: Vec<u8>,
+    ) -> Option<Vec<u8>> {
         match self {
-            QName::Plain(s) => encode_query(id, labels_of(s), kind, scratch),
-            QName::Parsed(n) => encode_query(id, n.iter(), kind, scratch),
+            QName::Plain(s) => encode_query(id, labels_of(s), kind, scratch, out),
+            QName::Parsed(n) => encode_query(id, n.iter(), kind, scratch, out),
+        }
+    }
+
+    /// The text of this name for [`Answer::name`], `query` being a query for it: what
+    /// [`answer_name`] makes of the query. A plain name's text is that already but for its case,
+    /// so it is taken (leaving `self` empty, for a request that is done with it) rather than
+    /// written anew.
+    pub(crate) fn take_answer_name(&mut self, query: &[u8]) -> String {
+        match self {
+            QName::Plain(s) => {
+                let mut s = std::mem::take(s);
+                s.make_ascii_lowercase();
+                s
+            }
+            QName::Parsed(_) => answer_name(query),
         }
     }
 
@@ -97,7 +140,8 @@ fn same_name(a: &Name, b: &Name) -> bool {
 /// The query for `name` (an FQDN's labels) of type `kind`, class IN, with transaction id `id` and
 /// recursion desired: hickory-proto's encoder writing the header and the one question, the name
 /// uncompressed (the first name in a message has nothing to point to). `scratch` is reused between
-/// calls (the encoder wants 512 bytes of room); the query is returned in a buffer of its own size.
+/// calls (the encoder wants 512 bytes of room); the query is returned in `out`, emptied first (a
+/// buffer of an earlier query, so that a query costs no allocation, or a new one).
 ///
 /// The bytes are the transmission's record of what was asked: [`randomize_case`] changes them in
 /// place, and [`check_reply`] compares a reply against them.
@@ -106,20 +150,22 @@ pub(crate) fn encode_query<'a>(
     name: impl IntoIterator<Item = &'a [u8]>,
     kind: Kind,
     scratch: &mut Vec<u8>,
+    mut out: Vec<u8>,
 ) -> Option<Vec<u8>> {
     scratch.clear();
     scratch.extend_from_slice(query_header()?);
     scratch[..2].copy_from_slice(&id.to_be_bytes());
     // The question after the header (`with_offset` writes from there on).
     let mut enc = BinEncoder::with_offset(scratch, QNAME_AT as u32);
-    // The name label by label (`Name::emit` would also track labels for compression).
+    // The name label by label (`Name::emit` would also track labels for compression), then the
+    // root label, type and class.
     for label in name {
         enc.emit_character_data(label).ok()?;
     }
-    enc.emit(0).ok()?;
-    kind.record_type().emit(&mut enc).ok()?;
-    DNSClass::IN.emit(&mut enc).ok()?;
-    Some(scratch.as_slice().to_vec())
+    enc.emit_vec(question_tail(kind)?).ok()?;
+    out.clear();
+    out.extend_from_slice(scratch);
+    Some(out)
 }
 
 /// The header of every query, id 0 (the caller writes its own): hickory-proto's encoding of a
@@ -144,6 +190,30 @@ fn query_header() -> Option<&'static [u8]> {
         .as_deref()
 }
 
+/// The end of every question of `kind`: the root label that ends its name, its type and class
+/// IN, as hickory-proto encodes them, made once per kind (encoding them for each query, two
+/// conversions and three writes, was an eighth of its cost).
+fn question_tail(kind: Kind) -> Option<&'static [u8]> {
+    const KINDS: [Kind; 3] = [Kind::A, Kind::Aaaa, Kind::Ptr];
+    static TAILS: std::sync::OnceLock<Option<[[u8; 5]; 3]>> = std::sync::OnceLock::new();
+    let tails = TAILS
+        .get_or_init(|| {
+            let mut tails = [[0; 5]; 3];
+            for (tail, k) in tails.iter_mut().zip(KINDS) {
+                let mut buf = Vec::new();
+                let mut enc = BinEncoder::new(&mut buf);
+                Name::root().emit(&mut enc).ok()?;
+                k.record_type().emit(&mut enc).ok()?;
+                DNSClass::IN.emit(&mut enc).ok()?;
+                *tail = buf.try_into().ok()?;
+            }
+            Some(tails)
+        })
+        .as_ref()?;
+    let i = KINDS.iter().position(|&k| k == kind)?;
+    Some(&tails[i])
+}
+
 /// The labels of the question's name in a query made by [`encode_query`], as ranges of `query`.
 fn question_labels(query: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
     let mut at = QNAME_AT;
@@ -159,13 +229,17 @@ fn question_labels(query: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>>
 }
 
 /// Whether `n` is the question of `query` as a DNS name: the same labels, without regard to
-/// ASCII case.
+/// ASCII case. A label is first compared as bytes: an owner name is usually a pointer to the
+/// reply's question, which echoed the query's case exactly, and comparing without case costs
+/// several times more a byte.
 fn is_question(n: &Name, query: &[u8]) -> bool {
     let mut ours = question_labels(query);
     n.is_fqdn()
         && n.iter().all(|label| {
-            ours.next()
-                .is_some_and(|r| query[r].eq_ignore_ascii_case(label))
+            ours.next().is_some_and(|r| {
+                let q = &query[r];
+                q == label || q.eq_ignore_ascii_case(label)
+            })
         })
         && ours.next().is_none()
 }
@@ -181,7 +255,110 @@ fn asks_exactly(query: &[u8], name: &Name) -> bool {
 /// Decides what `bytes` mean for the question of `query` (as sent: its id, its name in its exact
 /// case, its type; class IN). `tcp`: the reply came over TCP, where a set TC bit is not obeyed
 /// again.
+///
+/// The usual reply is decided by [`check_plain`] from its header and answer records alone;
+/// any other by [`check_message`], from the whole message decoded. Both decide alike wherever
+/// the first decides at all.
 pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Verdict {
+    match check_plain(bytes, query, kind, tcp) {
+        Some(v) => v,
+        None => check_message(bytes, query, kind, tcp),
+    }
+}
+
+/// The empty records of a lookup of `kind`, with room for `n`.
+fn no_records(kind: Kind, n: usize) -> Records {
+    match kind {
+        Kind::A => Records::Ipv4(Vec::with_capacity(n)),
+        Kind::Aaaa => Records::Ipv6(Vec::with_capacity(n)),
+        Kind::Ptr => Records::Ptr(Vec::with_capacity(n)),
+    }
+}
+
+/// A PTR record's name as [`Records::Ptr`] holds it: presentation form, no final dot.
+fn ptr_text(name: &Name) -> String {
+    let mut s = name.to_ascii();
+    if s.len() > 1 && s.ends_with('.') {
+        s.pop();
+    }
+    s
+}
+
+/// [`check_reply`] for the usual reply, without building a hickory-proto `Message` (whose
+/// decoding, a `Vec` of queries and one of `Record`s each copied in, and dropping were half of a
+/// lookup's work): a successful answer (NOERROR, not truncated unless over TCP) with no authority
+/// or additional records, its question the very bytes of the query's, and each answer record
+/// of the type asked, class IN, owned by the question's name. Header, owner names and record
+/// data are decoded by hickory-proto's own readers (`Header`, `Name`, `A`, `AAAA`, `PTR`), the
+/// ones `Message::from_vec` calls; only the fixed fields of a record's header are read here.
+///
+/// `None`: not of that shape (CNAMEs, other records, EDNS, an error code, a malformed record...),
+/// for [`check_message`] to decide. `Some` is what [`check_message`] would decide: a header
+/// that is not a reply to this query's id is ignored by both; in a reply of this shape, each
+/// record decodes as `Record::read` would decode it, and every record counts for the answer.
+fn check_plain(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Option<Verdict> {
+    let question = query.get(QNAME_AT..)?;
+    let mut d = BinDecoder::new(bytes);
+    let Ok(Header {
+        metadata: md,
+        counts,
+    }) = Header::read(&mut d)
+    else {
+        return Some(Verdict::Ignore);
+    };
+    if md.id != u16::from_be_bytes([query[0], query[1]])
+        || md.message_type != MessageType::Response
+        || md.op_code != OpCode::Query
+        || counts.queries != 1
+    {
+        return Some(Verdict::Ignore);
+    }
+    if counts.authorities != 0
+        || counts.additionals != 0
+        || (md.truncation && !tcp)
+        || md.response_code != ResponseCode::NoError
+        || d.read_slice(question.len()).ok()?.unverified() != question
+    {
+        return None;
+    }
+    let want = u16::from(kind.record_type());
+    let mut ttl = u32::MAX;
+    // Room for every record, made at once rather than grown by the first push (bounded: the
+    // count is the sender's word).
+    let mut records = no_records(kind, usize::from(counts.answers).min(16));
+    for _ in 0..counts.answers {
+        let owner = Name::read(&mut d).ok()?;
+        let rtype = d.read_u16().ok()?.unverified();
+        let class = d.read_u16().ok()?.unverified();
+        let rttl = d.read_u32().ok()?.unverified();
+        let len = usize::from(d.read_u16().ok()?.unverified());
+        if rtype != want
+            || class != u16::from(DNSClass::IN)
+            || len == 0
+            || len > d.len()
+            || !is_question(&owner, query)
+        {
+            return None;
+        }
+        let start = d.index();
+        match &mut records {
+            Records::Ipv4(v) => v.push(A::read(&mut d).ok()?.0),
+            Records::Ipv6(v) => v.push(AAAA::read(&mut d).ok()?.0),
+            Records::Ptr(v) => v.push(ptr_text(&PTR::read(&mut d).ok()?.0)),
+        }
+        if d.index() - start != len {
+            return None;
+        }
+        ttl = ttl.min(rttl);
+    }
+    if records.is_empty() {
+        return Some(Verdict::Error(DnsError::NoData));
+    }
+    Some(Verdict::Answer(Found { ttl, records }))
+}
+
+/// [`check_reply`] for any reply: the whole message decoded by hickory-proto.
+fn check_message(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> Verdict {
     let Ok(m) = Message::from_vec(bytes) else {
         return Verdict::Ignore;
     };
@@ -241,11 +418,7 @@ pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> 
         break;
     }
     let mut ttl = u32::MAX;
-    let mut records = match kind {
-        Kind::A => Records::Ipv4(Vec::new()),
-        Kind::Aaaa => Records::Ipv6(Vec::new()),
-        Kind::Ptr => Records::Ptr(Vec::new()),
-    };
+    let mut records = no_records(kind, 0);
     for r in &m.answers {
         if r.dns_class != DNSClass::IN || !owns(&aliases, &r.name) {
             continue;
@@ -260,11 +433,7 @@ pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> 
                 true
             }
             (Records::Ptr(v), RData::PTR(p)) => {
-                let mut s = p.0.to_ascii();
-                if s.len() > 1 && s.ends_with('.') {
-                    s.pop();
-                }
-                v.push(s);
+                v.push(ptr_text(&p.0));
                 true
             }
             _ => false,
@@ -276,20 +445,21 @@ pub(crate) fn check_reply(bytes: &[u8], query: &[u8], kind: Kind, tcp: bool) -> 
     if records.is_empty() {
         return Verdict::Error(DnsError::NoData);
     }
-    Verdict::Answer(Answer {
-        name: answer_name(query, name),
-        ttl,
-        records,
-    })
+    Verdict::Answer(Found { ttl, records })
 }
 
 /// The text of the name asked, for [`Answer::name`]: hickory-proto's presentation form
 /// (`to_ascii`, escapes and all), in lowercase, without the final dot. `query` is the query as
-/// sent, whose question `name` (the reply's) matched byte for byte: names whose labels need no
-/// escaping (letters, digits, `_`, and `-` but not first), the usual kind, are written straight
-/// from the query's bytes, which is the same text without `to_ascii`'s work per byte.
-fn answer_name(query: &[u8], name: &Name) -> String {
+/// sent, whose question the reply's matched byte for byte: names whose labels need no escaping
+/// (letters, digits, `_`, and `-` but not first), the usual kind, are written straight from the
+/// query's bytes, which is the same text without `to_ascii`'s work per byte; others are decoded
+/// from them by hickory-proto.
+fn answer_name(query: &[u8]) -> String {
     let slow = || {
+        let name = query
+            .get(QNAME_AT..)
+            .and_then(|q| Name::read(&mut BinDecoder::new(q)).ok())
+            .unwrap_or_default();
         let mut s = name.to_ascii();
         s.make_ascii_lowercase();
         if s.len() > 1 {
@@ -322,7 +492,7 @@ pub(crate) fn fqdn(name: &str) -> Option<QName> {
     // leading dot, nothing but ASCII), 255 bytes in all on the wire (a length byte a label, and
     // the root's), which is what hickory-proto's parser accepts of such a name.
     let bare = name.strip_suffix('.').unwrap_or(name);
-    if !bare.is_empty() && bare.len() + 2 <= 255 && labels_of(bare).all(plain_label) {
+    if bare.len() + 2 <= 255 && plain_name(bare.as_bytes()) {
         return Some(QName::Plain(bare.to_string()));
     }
     if name.is_empty() || !name.is_ascii() || name.contains("..") || name.starts_with('.') {
@@ -331,24 +501,45 @@ pub(crate) fn fqdn(name: &str) -> Option<QName> {
     parse_fqdn(name).map(QName::Parsed)
 }
 
+/// The bytes allowed anywhere in a plain label (`-` is checked apart: not first). A table,
+/// since this runs over every byte of every name asked and answered.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        b += 1;
+    }
+    t
+};
+
 /// A label that hickory-proto's parser takes as it is, of a length it accepts: letters, digits,
 /// `_`, and `-` but not first.
 fn plain_label(label: &[u8]) -> bool {
-    /// The bytes allowed anywhere in a plain label (`-` is checked apart: not first). A table,
-    /// since this runs over every byte of every name asked and answered.
-    const PLAIN: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut b = 0;
-        while b < 256 {
-            let c = b as u8;
-            t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
-            b += 1;
-        }
-        t
-    };
     (1..=63).contains(&label.len())
         && label[0] != b'-'
         && label.iter().all(|&b| PLAIN[usize::from(b)])
+}
+
+/// Whether every label of `name` (labels separated by dots, no final dot) is a
+/// [`plain_label`]: the same decision, in one pass over the bytes rather than a split into
+/// labels and a pass over each.
+fn plain_name(name: &[u8]) -> bool {
+    let label_ok =
+        |start: usize, end: usize| (1..=63).contains(&(end - start)) && name[start] != b'-';
+    let mut start = 0;
+    for (i, &b) in name.iter().enumerate() {
+        if b == b'.' {
+            if !label_ok(start, i) {
+                return false;
+            }
+            start = i + 1;
+        } else if !PLAIN[usize::from(b)] {
+            return false;
+        }
+    }
+    label_ok(start, name.len())
 }
 
 /// `name` parsed by hickory-proto as an FQDN.
@@ -362,10 +553,12 @@ fn parse_fqdn(name: &str) -> Option<Name> {
 }
 
 /// Flips the case of each ASCII letter of the question's name in a query made by
-/// [`encode_query`] where `bits` says so (0x20 randomisation; the server must echo the case
-/// exactly, which a blind spoofer cannot guess). Applied to a name whose case is already random,
-/// the result is as random: each letter's new case is its old one XOR a fresh bit.
-pub(crate) fn randomize_case(query: &mut [u8], mut bits: impl FnMut() -> bool) {
+/// [`encode_query`] where the random bits of `bits` say so (0x20 randomisation; the server must
+/// echo the case exactly, which a blind spoofer cannot guess): each letter takes the next bit of
+/// a word, 64 letters a word. Applied to a name whose case is already random, the result is as
+/// random: each letter's new case is its old one XOR a fresh bit.
+pub(crate) fn randomize_case(query: &mut [u8], mut bits: impl FnMut() -> u64) {
+    let (mut word, mut left) = (0u64, 0u32);
     let mut at = QNAME_AT;
     while let Some(&len) = query.get(at) {
         let end = at + 1 + usize::from(len);
@@ -373,8 +566,13 @@ pub(crate) fn randomize_case(query: &mut [u8], mut bits: impl FnMut() -> bool) {
             break;
         }
         for b in &mut query[at + 1..end] {
-            if b.is_ascii_alphabetic() && bits() {
-                *b ^= 0x20;
+            if b.is_ascii_alphabetic() {
+                if left == 0 {
+                    (word, left) = (bits(), 64);
+                }
+                *b ^= ((word & 1) as u8) << 5;
+                word >>= 1;
+                left -= 1;
             }
         }
         at = end;
@@ -452,14 +650,65 @@ mod tests {
             let ours = fqdn(text);
             assert_eq!(ours.is_some(), parsed.is_some(), "{text}");
             if let (Some(q), Some(n)) = (&ours, &parsed) {
-                let wire = q.query(1, Kind::A, &mut Vec::new()).unwrap();
+                let wire = q.query(1, Kind::A, &mut Vec::new(), Vec::new()).unwrap();
                 assert!(asked(&wire).name().eq_case(n), "{text}");
                 assert!(q.same(&QName::Parsed(n.clone())), "{text}");
+                // The answer's name, taken from a plain name or written from the query.
+                let mut randomized = wire.clone();
+                randomize_case(&mut randomized, || u64::MAX);
+                assert_eq!(
+                    q.clone().take_answer_name(&randomized),
+                    answer_name(&randomized),
+                    "{text}"
+                );
             }
         }
         assert!(matches!(fqdn("h1.bench.example"), Some(QName::Plain(_))));
         assert!(fqdn("A.b").unwrap().same(&fqdn("a.B.").unwrap()));
         assert!(!fqdn("a.b").unwrap().same(&fqdn("a.b.c").unwrap()));
+    }
+
+    /// One pass over a name decides as a split into labels does.
+    #[test]
+    fn plain_names_in_one_pass() {
+        let long = "x".repeat(63);
+        let over = "x".repeat(64);
+        let mut names: Vec<String> = [
+            "",
+            ".",
+            "a",
+            "a.",
+            ".a",
+            "a..b",
+            "-",
+            "a-",
+            "-a",
+            "a.-b",
+            "a_b.c",
+            "a b",
+            "a*b",
+            "0.1",
+            "\\x",
+            "\u{e9}t\u{e9}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        names.extend([
+            long.clone(),
+            over.clone(),
+            format!("{long}.{long}"),
+            format!("{long}.{over}"),
+            format!("{over}.a"),
+            format!("a.{long}."),
+        ]);
+        for b in 0..=255u8 {
+            names.push(String::from_utf8_lossy(&[b'a', b, b'.', b, b'z']).into_owned());
+        }
+        for n in &names {
+            let split = !n.is_empty() && labels_of(n).all(plain_label);
+            assert_eq!(plain_name(n.as_bytes()), split, "{n:?}");
+        }
     }
 
     #[test]
@@ -478,7 +727,7 @@ mod tests {
     }
 
     fn query(id: u16, name: &Name, kind: Kind) -> Vec<u8> {
-        encode_query(id, name.iter(), kind, &mut Vec::new()).unwrap()
+        encode_query(id, name.iter(), kind, &mut Vec::new(), Vec::new()).unwrap()
     }
 
     /// The question a query carries, decoded by hickory-proto.
@@ -501,17 +750,44 @@ mod tests {
             assert_eq!(query(0xBEEF, &name, kind), m.to_vec().unwrap(), "{name}");
         }
         let mut scratch = Vec::new();
-        let a = encode_query(1, &parse_fqdn("a.example").unwrap(), Kind::A, &mut scratch).unwrap();
-        let b = encode_query(2, &parse_fqdn("b.example").unwrap(), Kind::A, &mut scratch).unwrap();
+        let a = encode_query(
+            1,
+            &parse_fqdn("a.example").unwrap(),
+            Kind::A,
+            &mut scratch,
+            Vec::new(),
+        );
+        let a = a.unwrap();
+        let b = encode_query(
+            2,
+            &parse_fqdn("b.example").unwrap(),
+            Kind::A,
+            &mut scratch,
+            Vec::new(),
+        );
+        let b = b.unwrap();
         assert_eq!((a[1], b[1]), (1, 2), "scratch reused, queries apart");
         assert_eq!(asked(&a).name().to_ascii(), "a.example.");
+        // A buffer given back holds the new query only.
+        let long = parse_fqdn("a.much.longer.name.example").unwrap();
+        let reused = encode_query(
+            3,
+            &parse_fqdn("c.x").unwrap(),
+            Kind::A,
+            &mut scratch,
+            query(9, &long, Kind::Aaaa),
+        );
+        assert_eq!(
+            reused.unwrap(),
+            query(3, &parse_fqdn("c.x").unwrap(), Kind::A)
+        );
     }
 
     #[test]
     fn case_randomisation_keeps_the_name() {
         let n = parse_fqdn("www.example.com").unwrap();
         let mut q = query(5, &n, Kind::A);
-        randomize_case(&mut q, || true);
+        randomize_case(&mut q, || u64::MAX);
         let flipped = asked(&q).name().clone();
         assert_eq!(flipped.to_ascii(), "WWW.EXAMPLE.COM.");
         assert_eq!(flipped, n, "the same name");
@@ -522,7 +798,7 @@ mod tests {
         let mut rng = crate::rng::Rng::new();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..20 {
-            randomize_case(&mut q, || rng.bit());
+            randomize_case(&mut q, || rng.u64());
             let got = asked(&q).name().clone();
             assert_eq!(got, n);
             seen.insert(got.to_ascii());
@@ -561,7 +837,7 @@ mod tests {
             b"0",
         ];
         let name = |labels: &[&[u8]]| Name::from_labels(labels.iter().copied()).unwrap();
-        let text = |n: &Name| answer_name(&query(1, n, Kind::A), n);
+        let text = |n: &Name| answer_name(&query(1, n, Kind::A));
         for a in labels {
             for b in labels {
                 let n = name(&[a, b, b"tail"]);
@@ -579,7 +855,7 @@ mod tests {
         use hickory_proto::rr::Record;
         let n = parse_fqdn("www.example.com").unwrap();
         let mut q = query(77, &n, Kind::A);
-        randomize_case(&mut q, || true);
+        randomize_case(&mut q, || u64::MAX);
         let reply = |id: u16, name: &Name, rt: RecordType| {
             let mut m = Message::new(id, MessageType::Response, OpCode::Query);
             m.add_query(Query::query(name.clone(), rt));
@@ -593,8 +869,8 @@ mod tests {
         let upper = parse_fqdn("WWW.EXAMPLE.COM").unwrap();
         match check_reply(&reply(77, &upper, RecordType::A), &q, Kind::A, false) {
             Verdict::Answer(a) => {
-                assert_eq!(a.name, "www.example.com");
                 assert_eq!(a.records, Records::Ipv4(vec![[192, 0, 2, 9].into()]));
+                assert_eq!(answer_name(&q), "www.example.com");
             }
             v => panic!("the echo is the reply: {v:?}"),
         }
@@ -717,6 +993,211 @@ mod tests {
         }
     }
 
+    /// Replies of many shapes, whole and mangled: wherever the short way decides, it decides as
+    /// the whole message decoded does; and it does decide the usual replies.
+    #[test]
+    fn the_short_way_decides_as_the_whole_message() {
+        use hickory_proto::op::Edns;
+        use hickory_proto::rr::rdata::{A, AAAA, CNAME, PTR, SOA};
+        use hickory_proto::rr::Record;
+        let asked = parse_fqdn("www.Example.com").unwrap();
+        let other = parse_fqdn("other.example.com").unwrap();
+        // Asked in upper case (as 0x20 might have made it), answered by owners in either case.
+        let upper = Name::from_ascii(asked.to_ascii().to_ascii_uppercase()).unwrap();
+        let queries = [Kind::A, Kind::Aaaa, Kind::Ptr].map(|k| (k, query(0x4242, &upper, k)));
+        let a = |x: u8| RData::A(A([192, 0, 2, x].into()));
+        let aaaa = |x: u16| RData::AAAA(AAAA([0x2001, 0xdb8, 0, 0, 0, 0, 0, x].into()));
+        let ptr = |n: &str| RData::PTR(PTR(parse_fqdn(n).unwrap()));
+        let soa = RData::SOA(SOA::new(other.clone(), other.clone(), 1, 2, 3, 4, 5));
+        // (question type, answers, authority, EDNS with this high rcode, TC, rcode)
+        type Shape = (
+            RecordType,
+            Vec<(Name, RData)>,
+            Option<RData>,
+            Option<u8>,
+            bool,
+            ResponseCode,
+        );
+        let ok = ResponseCode::NoError;
+        let shapes: Vec<Shape> = vec![
+            (
+                RecordType::A,
+                vec![(upper.clone(), a(1))],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![
+                    (upper.clone(), a(1)),
+                    (asked.clone(), a(2)),
+                    (upper.clone(), a(3)),
+                ],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (
+                RecordType::AAAA,
+                vec![(upper.clone(), aaaa(1))],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (
+                RecordType::PTR,
+                vec![
+                    (upper.clone(), ptr("host.example")),
+                    (upper.clone(), ptr("b\\.c.d")),
+                ],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (RecordType::A, vec![], None, None, false, ok),
+            (RecordType::A, vec![], Some(soa.clone()), None, false, ok),
+            (
+                RecordType::A,
+                vec![],
+                Some(soa.clone()),
+                None,
+                false,
+                ResponseCode::NXDomain,
+            ),
+            (
+                RecordType::A,
+                vec![],
+                None,
+                None,
+                false,
+                ResponseCode::ServFail,
+            ),
+            (
+                RecordType::A,
+                vec![(upper.clone(), a(1))],
+                None,
+                Some(0),
+                false,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![(upper.clone(), a(1))],
+                None,
+                Some(1),
+                false,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![(upper.clone(), a(1))],
+                None,
+                None,
+                true,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![(other.clone(), a(1))],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![(upper.clone(), aaaa(1))],
+                None,
+                None,
+                false,
+                ok,
+            ),
+            (
+                RecordType::A,
+                vec![
+                    (upper.clone(), RData::CNAME(CNAME(other.clone()))),
+                    (other.clone(), a(7)),
+                ],
+                None,
+                None,
+                false,
+                ok,
+            ),
+        ];
+        let mut replies = Vec::new();
+        for (rt, answers, authority, edns, tc, rcode) in shapes {
+            let mut m = Message::new(0x4242, MessageType::Response, OpCode::Query);
+            m.metadata.truncation = tc;
+            m.metadata.response_code = rcode;
+            m.add_query(Query::query(upper.clone(), rt));
+            for (owner, data) in answers {
+                m.add_answer(Record::from_rdata(owner, 60, data));
+            }
+            if let Some(data) = authority {
+                m.add_authority(Record::from_rdata(other.clone(), 30, data));
+            }
+            if let Some(high) = edns {
+                let mut e = Edns::new();
+                e.set_rcode_high(high);
+                m.set_edns(e);
+            }
+            replies.push(m.to_vec().unwrap());
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // How many checks the short way decided, and how many of those were answers.
+        let check = |b: &[u8], tcp: bool| {
+            let (mut decided, mut answered) = (0, 0);
+            for (kind, q) in &queries {
+                if let Some(v) = check_plain(b, q, *kind, tcp) {
+                    assert_eq!(v, check_message(b, q, *kind, tcp), "{b:02x?}");
+                    decided += 1;
+                    answered += usize::from(matches!(v, Verdict::Answer(_)));
+                }
+            }
+            (decided, answered)
+        };
+        let mut answered = 0;
+        for good in &replies {
+            answered += check(good, false).1 + check(good, true).1;
+        }
+        // Four answers over UDP and TCP, and the truncated one over TCP.
+        assert_eq!(answered, 9, "the usual answers are decided the short way");
+        let mut decided = 0;
+        for _ in 0..20_000 {
+            let good = &replies[(next() as usize) % replies.len()];
+            let mut b = good.clone();
+            for _ in 0..=(next() % 3) {
+                let i = (next() as usize) % b.len();
+                match next() % 5 {
+                    0 => b[i] = next() as u8,
+                    1 => b.truncate(i),
+                    2 => b.insert(i, next() as u8),
+                    3 => b[i] ^= 0xC0,
+                    _ => b[i] ^= 1 << (next() % 8),
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            decided += check(&b, next() % 2 == 0).0;
+        }
+        assert!(
+            decided > 10_000,
+            "mangled replies reach the short way: {decided}"
+        );
+    }
+
     #[test]
     fn the_fuzz_entry_point_reaches_answers() {
         use hickory_proto::rr::rdata::A;
@@ -737,7 +1218,7 @@ mod tests {
     #[test]
     fn query_round_trip_keeps_case() {
         let mut q = query(7, &parse_fqdn("abc.example").unwrap(), Kind::A);
-        randomize_case(&mut q, || true);
+        randomize_case(&mut q, || u64::MAX);
         let n = parse_fqdn("ABC.EXAMPLE").unwrap();
         assert!(asked(&q).name().eq_case(&n));
         // A reply to itself is not a reply: QR is clear.
@@ -753,7 +1234,8 @@ pub mod fuzzing {
     use super::*;
 
     /// Checks `bytes` as a reply to the question it carries itself (so that the fuzzer reaches
-    /// the answer's records) and to a fixed question, for every kind of lookup, over UDP and TCP.
+    /// the answer's records) and to a fixed question, for every kind of lookup, over UDP and TCP;
+    /// where the short way for the usual reply decides, it must decide as the whole message does.
     /// Returns how many of those checks accepted an answer, which always has records.
     pub fn check_reply_bytes(bytes: &[u8]) -> usize {
         let mut questions = vec![(0x1234, Name::from_ascii("www.Example.com.").expect("valid"))];
@@ -766,10 +1248,14 @@ pub mod fuzzing {
         let mut scratch = Vec::new();
         for (id, name) in &questions {
             for kind in [Kind::A, Kind::Aaaa, Kind::Ptr] {
-                let Some(query) = encode_query(*id, name.iter(), kind, &mut scratch) else {
+                let Some(query) = encode_query(*id, name.iter(), kind, &mut scratch, Vec::new())
+                else {
                     continue;
                 };
                 for tcp in [false, true] {
+                    if let Some(v) = check_plain(bytes, &query, kind, tcp) {
+                        assert_eq!(v, check_message(bytes, &query, kind, tcp), "the short way");
+                    }
                     if let Verdict::Answer(a) = check_reply(bytes, &query, kind, tcp) {
                         assert!(!a.records.is_empty(), "an answer without records");
                         accepted += 1;
