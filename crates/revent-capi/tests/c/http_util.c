@@ -411,11 +411,18 @@ static void headers(void) {
     CHECK(evhttp_add_header(&h, "", "v") == -1);
     CHECK(count(&h) == 5);
 #else
-    CHECK(evhttp_add_header(&h, "X-Fold", "a\r\n b") == 0);
-    CHECK(evhttp_add_header(&h, "Bad Name", "v") == 0);
-    CHECK(evhttp_remove_header(&h, "X-Fold") == 0);
-    CHECK(evhttp_remove_header(&h, "Bad Name") == 0);
-    CHECK(count(&h) == 5);
+    /* Debian's 2.1.12 took an obsolete fold and a key that is not a token; its security update
+     * (2.1.12-stable-8+deb12u1, September 2026, with 2.1.13's fixes) refuses the fold. Either
+     * answer is libevent's; what was taken is removed again. */
+    {
+        int fold = evhttp_add_header(&h, "X-Fold", "a\r\n b");
+        int bad = evhttp_add_header(&h, "Bad Name", "v");
+        CHECK(fold == 0 || fold == -1);
+        CHECK(bad == 0 || bad == -1);
+        CHECK(evhttp_remove_header(&h, "X-Fold") == fold);
+        CHECK(evhttp_remove_header(&h, "Bad Name") == bad);
+        CHECK(count(&h) == 5);
+    }
 #endif
 
     /* Removal takes the first match only, anywhere in the list. */
