@@ -395,9 +395,17 @@ pub fn run(args: &[String]) -> Res<()> {
 }
 
 /// `dns-server`: revent's ServerPort on 127.0.0.1, answering `hI.bench.example` A with the derived
-/// address (anything else NXDOMAIN); prints `port=P` and serves until killed.
-pub fn server(_args: &[String]) -> Res<()> {
+/// address (anything else NXDOMAIN); prints `port=P` and serves until killed. It takes no
+/// arguments: anything given (`--help` included) gets the usage, not a server that never ends.
+pub fn server(args: &[String]) -> Res<()> {
     use revent_dns::{Question, Rcode, ServerOptions, ServerPort};
+    if !args.is_empty() {
+        return Err(
+            "usage: dns-server (no arguments): binds 127.0.0.1 on an ephemeral port, \
+                    prints port=P, answers hI.bench.example until killed"
+                .into(),
+        );
+    }
     let mut base = revent::EventBase::new()?;
     let udp = UdpSocket::bind("127.0.0.1:0")?;
     // A burst of INFLIGHT queries must not overflow the receive buffer.
