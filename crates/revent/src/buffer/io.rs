@@ -23,7 +23,8 @@ impl Evbuffer {
     ///
     /// One `readv` over the tail chunk's free space and, if that is short, a second chunk; there is no
     /// extra syscall to ask how much is readable. Pass `usize::MAX` to let the buffer choose: it offers
-    /// more each time a read fills what it offered (up to 512 KiB), so a bulk transfer needs few calls.
+    /// more each time a read into a new chunk fills what it offered (up to 512 KiB), so a bulk
+    /// transfer needs few calls.
     /// A non-blocking fd with nothing to read gives [`Error::Io`] of kind `WouldBlock`.
     pub fn read(&mut self, fd: impl AsFd, max: usize) -> Result<usize> {
         self.check_end()?;
@@ -40,9 +41,11 @@ impl Evbuffer {
                 let len = free.min(want);
                 let n = io_ops::read(fd.as_fd().as_raw_fd(), &mut last.space_mut()[..len])?;
                 last.end += n;
-                if n == len {
-                    self.read_hint = (self.read_hint * 2).min(MAX_CHUNK);
-                }
+                // No growth of the hint here: a read that fills the tail exactly is as often a
+                // message the size of its chunk (an echo of 16 KiB into a 16 KiB chunk) as the
+                // start of a stream, and a stream grows the hint anyway at its next read, which
+                // finds the tail full and offers a new chunk. Growing it here sent every later
+                // 16 KiB read the long way (a second chunk taken and given back, `readv`).
                 if n > 0 {
                     self.grew(n);
                 }
@@ -247,5 +250,32 @@ fn send_file_chunk(out: i32, c: &Chunk, n: usize) -> Result<usize> {
             Ok(io_ops::writev(out, &[IoSlice::new(&tmp)])?)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// A read that fills the tail exactly (a message the size of its chunk) leaves the read hint
+    /// alone, so the next such read is one plain `read` again; a read into a new chunk that fills
+    /// what it offered (a stream) still grows it.
+    #[test]
+    fn the_hint_grows_with_streams_not_with_a_tail_filled_exactly() {
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        let mut b = Evbuffer::new();
+        let hint = b.read_hint;
+        let mem = vec![0u8; hint].into_boxed_slice();
+        b.push_chunk(Chunk::mem(mem));
+        tx.write_all(&vec![1u8; hint]).unwrap();
+        assert_eq!(b.read(&rx, usize::MAX).unwrap(), hint);
+        assert_eq!(b.read_hint, hint, "a tail filled exactly");
+        // The tail is full now: the next read offers a new chunk of `hint` bytes and fills it.
+        tx.write_all(&vec![2u8; 2 * hint]).unwrap();
+        assert_eq!(b.read(&rx, usize::MAX).unwrap(), hint);
+        assert_eq!(b.read_hint, 2 * hint, "a new chunk filled: a stream");
+        assert_eq!(b.len(), 2 * hint);
     }
 }

@@ -94,7 +94,8 @@ pub struct Evbuffer {
     gen: u64,
     /// Number of file-segment chunks, so the common case skips looking for them.
     file_chunks: usize,
-    /// How much a `read` offers the kernel when the tail is short; doubles each time a read fills it.
+    /// How much a `read` offers the kernel when the tail is short; doubles each time a read into a
+    /// new chunk fills what it offered.
     read_hint: usize,
     // ---- second cache line ----
     /// `readln` resumes scanning here: no end of line of style `eol_style` starts before `eol_pos`.
