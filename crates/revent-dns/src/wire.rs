@@ -750,22 +750,17 @@ mod tests {
             assert_eq!(query(0xBEEF, &name, kind), m.to_vec().unwrap(), "{name}");
         }
         let mut scratch = Vec::new();
-        let a = encode_query(
-            1,
-            &parse_fqdn("a.example").unwrap(),
-            Kind::A,
-            &mut scratch,
-            Vec::new(),
-        );
-        let a = a.unwrap();
-        let b = encode_query(
-            2,
-            &parse_fqdn("b.example").unwrap(),
-            Kind::A,
-            &mut scratch,
-            Vec::new(),
-        );
-        let b = b.unwrap();
+        let mut fresh = |id, name| {
+            encode_query(
+                id,
+                &parse_fqdn(name).unwrap(),
+                Kind::A,
+                &mut scratch,
+                Vec::new(),
+            )
+            .unwrap()
+        };
+        let (a, b) = (fresh(1, "a.example"), fresh(2, "b.example"));
         assert_eq!((a[1], b[1]), (1, 2), "scratch reused, queries apart");
         assert_eq!(asked(&a).name().to_ascii(), "a.example.");
         // A buffer given back holds the new query only.
