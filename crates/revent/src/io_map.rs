@@ -29,8 +29,10 @@ impl Keys {
         self.n as usize
     }
 
+    /// The key at position `i` (`i < len()`). The readiness path indexes rather than iterates:
+    /// `iter`'s chained iterator cost ~20 instructions per echo trip (callgrind).
     #[inline]
-    fn get(&self, i: usize) -> u32 {
+    pub(crate) fn get(&self, i: usize) -> u32 {
         if i < 2 {
             self.head[i]
         } else {
@@ -71,15 +73,13 @@ impl Keys {
         true
     }
 
-    /// The key at position `i` (`i < len()`).
-    #[inline]
-    pub(crate) fn at(&self, i: usize) -> u32 {
-        self.get(i)
-    }
-
     /// The keys, in insertion order.
-    pub(crate) fn to_vec(&self) -> Vec<u32> {
-        (0..self.len()).map(|i| self.get(i)).collect()
+    #[inline]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.head[..self.len().min(2)]
+            .iter()
+            .chain(&self.rest)
+            .copied()
     }
 }
 
@@ -230,15 +230,15 @@ mod tests {
         for key in [10, 11, 12, 13] {
             k.push(key);
         }
-        assert_eq!(k.to_vec(), [10, 11, 12, 13]);
+        assert_eq!(k.iter().collect::<Vec<_>>(), [10, 11, 12, 13]);
         assert!(k.remove(10), "an inline key");
-        assert_eq!(k.to_vec(), [11, 12, 13]);
+        assert_eq!(k.iter().collect::<Vec<_>>(), [11, 12, 13]);
         assert!(!k.remove(99));
         assert!(k.remove(13), "a spilled key");
-        assert_eq!(k.to_vec(), [11, 12]);
+        assert_eq!(k.iter().collect::<Vec<_>>(), [11, 12]);
         k.push(14);
         assert!(k.remove(12));
-        assert_eq!(k.to_vec(), [11, 14]);
+        assert_eq!(k.iter().collect::<Vec<_>>(), [11, 14]);
         assert!(k.remove(11) && k.remove(14));
         assert_eq!(k.len(), 0);
         assert!(k.rest.is_empty());
@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(m.get(5).unwrap().desired(), What::READ | What::WRITE);
         m.remove(5, 2, What::WRITE);
         assert_eq!(m.get(5).unwrap().desired(), What::READ);
-        assert_eq!(m.get(5).unwrap().events.to_vec(), [1, 3]);
+        assert_eq!(m.get(5).unwrap().events.iter().collect::<Vec<_>>(), [1, 3]);
         m.remove(5, 1, What::READ);
         m.remove(5, 3, What::READ);
         assert!(m.get(5).unwrap().desired().is_empty());

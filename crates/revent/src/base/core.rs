@@ -608,9 +608,8 @@ impl Core {
         let Some(entry) = self.io.get(fd) else {
             return 0;
         };
-        let keys: Vec<u32> = entry.events.to_vec();
         let mut n = 0;
-        for key in keys {
+        for key in entry.events.iter() {
             let w = what & self.reg.ev(key).events & (What::READ | What::WRITE | What::CLOSED);
             if !w.is_empty() {
                 self.reg.activate(key, w, 1);
@@ -640,7 +639,7 @@ impl Core {
             let r = self.ready[i];
             if let Some(entry) = self.io.get(r.fd) {
                 for j in 0..entry.events.len() {
-                    let key = entry.events.at(j);
+                    let key = entry.events.get(j);
                     let ev = self.reg.ev(key);
                     let what = r.what & ev.events & (What::READ | What::WRITE | What::CLOSED);
                     if !what.is_empty() {
@@ -748,7 +747,7 @@ impl Core {
                     self.io.set_kernel(fd, old);
                     self.forget_fd(fd);
                     if let Some(entry) = self.io.get(fd) {
-                        for key in entry.events.to_vec() {
+                        for key in entry.events.iter() {
                             let w = self.reg.ev(key).events & (What::READ | What::WRITE);
                             if !w.is_empty() {
                                 self.reg.activate(key, w, 1);

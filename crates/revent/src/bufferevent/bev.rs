@@ -318,10 +318,7 @@ impl Store {
     #[inline]
     pub(crate) fn touch(&mut self, h: BufferEvent) -> Result<&mut Bev> {
         let b = self.bevs.get_mut(key(h)).ok_or(STALE)?;
-        if !b.dirty {
-            b.dirty = true;
-            self.dirty.push(h);
-        }
+        mark_dirty_in(&mut self.dirty, b, h);
         Ok(b)
     }
 }
@@ -428,13 +425,10 @@ pub(crate) fn read_done(cx: &mut Cx, h: BufferEvent, n: usize) {
         if wake {
             run_cb(cx, h, Cb::Read);
         }
-    } else if wake && b.cbs.read.is_some() {
+    } else if wake && b.has_cb(Cb::Read) {
         // `run_cb` on the bufferevent in hand (the usual read: one lookup in all).
-        if b.options.contains(BevOptions::DEFER_CALLBACKS) || cx.st.defer_all {
-            defer_cb(cx, h, Cb::Read);
-        } else {
-            cx.st.queued.push((h, Cb::Read));
-        }
+        let defer = b.options.contains(BevOptions::DEFER_CALLBACKS) || cx.st.defer_all;
+        route_cb(cx, h, Cb::Read, defer);
     }
 }
 
@@ -486,7 +480,15 @@ pub(crate) fn run_cb(cx: &mut Cx, h: BufferEvent, which: Cb) {
     if !b.has_cb(which) {
         return;
     }
-    if defer_all || b.options.contains(BevOptions::DEFER_CALLBACKS) {
+    let defer = defer_all || b.options.contains(BevOptions::DEFER_CALLBACKS);
+    route_cb(cx, h, which, defer);
+}
+
+/// Sends a callback of `h` that is to run either to the active queue (`defer`) or to the entry
+/// point's queue.
+#[inline(always)]
+fn route_cb(cx: &mut Cx, h: BufferEvent, which: Cb, defer: bool) {
+    if defer {
         defer_cb(cx, h, which);
     } else {
         cx.st.queued.push((h, which));
@@ -632,15 +634,7 @@ impl Taken {
 /// own callbacks while it runs.
 #[inline]
 fn take_cb(st: &mut Store, h: BufferEvent, which: Cb) -> Option<(Taken, u32)> {
-    let mut b = st.get_mut(h).ok()?;
-    if b.watched {
-        // The callback may well change the buffers through the pointers `buffer_ptrs` handed out
-        // (a C callback does): look at them in the prepare phase anyway, which costs less than the
-        // notice each first change would otherwise post through the `Remote`.
-        b = st.touch(h).ok()?;
-        b.input().watch_expect();
-        b.output().watch_expect();
-    }
+    let b = about_to_call(st, h)?;
     let taken = match which {
         Cb::Read => b.cbs.read.take().map(Taken::Read),
         Cb::Write => b.cbs.write.take().map(Taken::Write),
@@ -649,16 +643,34 @@ fn take_cb(st: &mut Store, h: BufferEvent, which: Cb) -> Option<(Taken, u32)> {
     Some((taken, b.cbs.versions[which.slot()]))
 }
 
-/// `take_cb` for the read callback.
+/// The bufferevent whose callback is about to run. If it is watched, the callback may well change
+/// the buffers through the pointers `buffer_ptrs` handed out (a C callback does): look at them in
+/// the prepare phase anyway, which costs less than the notice each first change would otherwise
+/// post through the `Remote`.
 #[inline(always)]
-fn take_read(st: &mut Store, h: BufferEvent) -> Option<(Box<DataCb>, u32)> {
-    let mut b = st.get_mut(h).ok()?;
+fn about_to_call(st: &mut Store, h: BufferEvent) -> Option<&mut Bev> {
+    let b = st.bevs.get_mut(key(h))?;
     if b.watched {
-        // As in `take_cb`.
-        b = st.touch(h).ok()?;
+        mark_dirty_in(&mut st.dirty, b, h);
         b.input().watch_expect();
         b.output().watch_expect();
     }
+    Some(b)
+}
+
+/// Puts `b` (handle `h`) on the prepare phase's list, once.
+#[inline(always)]
+fn mark_dirty_in(dirty: &mut Vec<BufferEvent>, b: &mut Bev, h: BufferEvent) {
+    if !b.dirty {
+        b.dirty = true;
+        dirty.push(h);
+    }
+}
+
+/// `take_cb` for the read callback.
+#[inline(always)]
+fn take_read(st: &mut Store, h: BufferEvent) -> Option<(Box<DataCb>, u32)> {
+    let b = about_to_call(st, h)?;
     let cb = b.cbs.read.take()?;
     Some((cb, b.cbs.versions[Cb::Read.slot()]))
 }
