@@ -659,14 +659,71 @@ fn name_of(s: &str) -> Result<Name, ServerError> {
         .ok_or(ServerError::InvalidName)
 }
 
-fn question_of(q: &hickory_proto::op::Query) -> Question {
-    // Names off the wire are fully qualified: `to_ascii` ends them with the root's dot.
-    let mut name = q.name().to_ascii();
-    if q.name().is_root() {
-        name.clear();
-    } else if q.name().is_fqdn() {
-        name.pop();
+/// A byte that stands for itself in a name's text: what [`spells`] and [`plain_text`] take
+/// as they are (anything else is escaped or refused, and left to hickory-proto).
+fn plain_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Whether `s`, written as [`Question::name`] gives it (a final dot allowed), names exactly `n`
+/// (case included), every label of `n` made of plain bytes.
+fn spells(s: &str, n: &Name) -> bool {
+    if !n.is_fqdn() {
+        return false;
     }
+    let s = s.as_bytes();
+    let s = s.strip_suffix(b".").unwrap_or(s);
+    let mut at = 0;
+    for (i, label) in n.iter().enumerate() {
+        if i > 0 {
+            if s.get(at) != Some(&b'.') {
+                return false;
+            }
+            at += 1;
+        }
+        let Some(part) = s.get(at..at + label.len()) else {
+            return false;
+        };
+        if part != label || !label.iter().all(|&b| plain_byte(b)) {
+            return false;
+        }
+        at += label.len();
+    }
+    at == s.len() && (at > 0 || n.is_root())
+}
+
+/// `n` as [`Question::name`] writes it, directly when every label is plain bytes (what
+/// `Name::to_ascii` would make of it, less the final dot), else `None`.
+fn plain_text(n: &Name) -> Option<String> {
+    let mut out = String::with_capacity(n.len());
+    for label in n.iter() {
+        if !label.iter().all(|&b| plain_byte(b)) {
+            return None;
+        }
+        if !out.is_empty() {
+            out.push('.');
+        }
+        // Plain bytes are ASCII.
+        out.push_str(std::str::from_utf8(label).ok()?);
+    }
+    Some(out)
+}
+
+fn question_of(q: &hickory_proto::op::Query) -> Question {
+    let n = q.name();
+    let name = match plain_text(n).filter(|_| n.is_fqdn()) {
+        Some(name) => name,
+        None => {
+            // Names off the wire are fully qualified: `to_ascii` ends them with the root's dot.
+            let mut name = n.to_ascii();
+            if n.is_root() {
+                name.clear();
+            } else if n.is_fqdn() {
+                name.pop();
+            }
+            name
+        }
+    };
     Question {
         name,
         qtype: u16::from(q.query_type()),
@@ -740,6 +797,43 @@ impl ServerRequest {
         })
     }
 
+    /// `name` as a record's owner: the question's own name when `name` spells it (the usual
+    /// answer, made without parsing text), else `name` parsed. Stale requests are an error even
+    /// when no record follows.
+    fn owner(&self, name: &str) -> Result<Name, ServerError> {
+        let asked = self.with(|p| {
+            p.query
+                .queries
+                .iter()
+                .map(|q| q.name())
+                .find(|n| spells(name, n))
+                .cloned()
+        })?;
+        match asked {
+            Some(n) => Ok(n),
+            None => name_of(name),
+        }
+    }
+
+    /// Adds `count` answer records made by `make`, as many as [`MAX_RECORDS`] leaves room for
+    /// (the first one refused is the error, as one [`push`](Self::push) at a time would say).
+    fn push_answers(
+        &self,
+        count: usize,
+        make: impl Fn(usize) -> Record,
+    ) -> Result<(), ServerError> {
+        self.with(|p| {
+            let room = MAX_RECORDS.saturating_sub(p.sections.len());
+            let answers = &mut p.sections.answers;
+            answers.reserve(count.min(room));
+            answers.extend((0..count.min(room)).map(make));
+            if count > room {
+                return Err(ServerError::TooManyRecords);
+            }
+            Ok(())
+        })?
+    }
+
     fn push(&self, section: Section, record: Record) -> Result<(), ServerError> {
         self.with(|p| {
             if p.sections.len() >= MAX_RECORDS {
@@ -757,28 +851,18 @@ impl ServerRequest {
     /// Adds one A record per address for `name` to the answer section
     /// (`evdns_server_request_add_a_reply`).
     pub fn add_a(&self, name: &str, addrs: &[Ipv4Addr], ttl: u32) -> Result<(), ServerError> {
-        self.with(|_| ())?; // stale even with no addresses
-        let n = name_of(name)?;
-        for &a in addrs {
-            self.push(
-                Section::Answer,
-                Record::from_rdata(n.clone(), ttl, RData::A(A(a))),
-            )?;
-        }
-        Ok(())
+        let n = self.owner(name)?;
+        self.push_answers(addrs.len(), |i| {
+            Record::from_rdata(n.clone(), ttl, RData::A(A(addrs[i])))
+        })
     }
 
     /// Adds one AAAA record per address (`evdns_server_request_add_aaaa_reply`).
     pub fn add_aaaa(&self, name: &str, addrs: &[Ipv6Addr], ttl: u32) -> Result<(), ServerError> {
-        self.with(|_| ())?; // stale even with no addresses
-        let n = name_of(name)?;
-        for &a in addrs {
-            self.push(
-                Section::Answer,
-                Record::from_rdata(n.clone(), ttl, RData::AAAA(AAAA(a))),
-            )?;
-        }
-        Ok(())
+        let n = self.owner(name)?;
+        self.push_answers(addrs.len(), |i| {
+            Record::from_rdata(n.clone(), ttl, RData::AAAA(AAAA(addrs[i])))
+        })
     }
 
     /// Adds a CNAME record: `name` is an alias of `target` (`evdns_server_request_add_cname_reply`).
@@ -876,14 +960,14 @@ impl ServerRequest {
             Via::Udp(peer) => {
                 let limit = p.query.udp_limit();
                 let bytes =
-                    server_wire::encode_answer(&p.query, p.flags, rcode.0, &p.sections, limit);
+                    server_wire::encode_answer(&p.query, p.flags, rcode.0, p.sections, limit);
                 st.send_udp(base, bytes, peer);
             }
             Via::Tcp {
                 conn, generation, ..
             } => {
                 let bytes =
-                    server_wire::encode_answer(&p.query, p.flags, rcode.0, &p.sections, 65535);
+                    server_wire::encode_answer(&p.query, p.flags, rcode.0, p.sections, 65535);
                 st.answered_tcp(base, conn, generation, Some(bytes));
             }
         }
@@ -1320,5 +1404,77 @@ impl State {
 }
 
 fn refused(q: &ParsedQuery, limit: usize) -> Vec<u8> {
-    server_wire::encode_answer(q, 0, Rcode::REFUSED.0, &Sections::default(), limit)
+    server_wire::encode_answer(q, 0, Rcode::REFUSED.0, Sections::default(), limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names of every kind of label: plain, mixed case, escaped bytes, a dot inside a label.
+    fn names() -> Vec<Name> {
+        let mut out: Vec<Name> = ["a.", "WwW.Example.COM.", "h1-2_3.bench.example.", "x.y"]
+            .iter()
+            .map(|s| Name::from_ascii(s).unwrap())
+            .collect();
+        out.push(Name::root());
+        out.push(Name::from_labels(vec![&b"a.b"[..], b"c"]).unwrap());
+        out.push(Name::from_labels(vec![&b"sp ace"[..], b"c"]).unwrap());
+        out.push(Name::from_labels(vec![&b"\x00\xff"[..], b"c"]).unwrap());
+        out
+    }
+
+    /// The direct text of a plain name is hickory-proto's, and only plain names get one.
+    #[test]
+    fn plain_text_is_to_ascii() {
+        for n in names().into_iter().filter(Name::is_fqdn) {
+            let mut want = n.to_ascii();
+            if n.is_root() {
+                want.clear();
+            } else {
+                want.pop();
+            }
+            match plain_text(&n) {
+                Some(t) => assert_eq!(t, want),
+                None => assert!(want.contains('\\') || want.contains(' '), "{want}"),
+            }
+        }
+    }
+
+    /// `spells` says yes exactly when parsing the text gives the same labels, byte for byte.
+    #[test]
+    fn spells_agrees_with_parsing() {
+        let texts = [
+            "",
+            ".",
+            "a",
+            "a.",
+            "A.",
+            "www.example.com",
+            "WwW.Example.COM",
+            "WwW.Example.COM.",
+            "h1-2_3.bench.example",
+            "x.y",
+            "x..y",
+            "a\\.b.c",
+            "a.b.c",
+            "c",
+            ".a",
+            "sp ace.c",
+        ];
+        for n in names().into_iter().filter(Name::is_fqdn) {
+            for t in texts {
+                let parsed = name_of(t).ok();
+                let same = parsed
+                    .as_ref()
+                    .is_some_and(|p| p.num_labels() == n.num_labels() && p.iter().eq(n.iter()));
+                if spells(t, &n) {
+                    assert!(same, "{t:?} spells {n:?} but parses to {parsed:?}");
+                } else if same {
+                    // Only names with bytes that need escaping are left to the parser.
+                    assert!(n.iter().flatten().any(|&b| !plain_byte(b)), "{t:?} {n:?}");
+                }
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! port runs.
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::Record;
+use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 /// A UDP answer always may be this long (RFC 1035), whatever the client's EDNS size says.
@@ -36,6 +36,9 @@ pub(crate) struct ParsedQuery {
     pub(crate) queries: Vec<Query>,
     /// The client's EDNS UDP payload size, if the query had an OPT record.
     pub(crate) edns: Option<u16>,
+    /// The question section's bytes as received, when the query has one question written
+    /// without compression: an answer repeats them as they are (see [`encode_plain`]).
+    pub(crate) question_wire: Option<Vec<u8>>,
 }
 
 impl ParsedQuery {
@@ -111,12 +114,34 @@ pub(crate) fn parse_query(bytes: &[u8]) -> Incoming {
     if m.queries.is_empty() {
         return error(ResponseCode::FormErr);
     }
+    let question_wire = match m.queries.len() {
+        1 => plain_question(bytes).map(<[u8]>::to_vec),
+        _ => None,
+    };
     Incoming::Query(ParsedQuery {
         id: md.id,
         flags: flags_word(&m.metadata),
         queries: m.queries,
         edns: m.edns.as_ref().map(Edns::max_payload),
+        question_wire,
     })
+}
+
+/// The bytes of the first question of `msg` (a whole message that decoded), if its name has no
+/// compression pointer: labels, the root, type and class.
+fn plain_question(msg: &[u8]) -> Option<&[u8]> {
+    let mut at = 12;
+    loop {
+        let len = usize::from(*msg.get(at)?);
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None; // a pointer (or a reserved label type)
+        }
+        at += 1 + len;
+    }
+    msg.get(12..at + 5)
 }
 
 /// The records an answer carries, by section.
@@ -157,13 +182,21 @@ pub(crate) fn encode_answer(
     q: &ParsedQuery,
     flags: u16,
     rcode: u8,
-    s: &Sections,
+    s: Sections,
     limit: usize,
 ) -> Vec<u8> {
+    match encode_plain(q, flags, rcode, &s, limit) {
+        Some(bytes) => bytes,
+        None => encode_message(q, flags, rcode, s, limit),
+    }
+}
+
+/// [`encode_answer`] through a whole hickory-proto `Message`: every shape of answer.
+fn encode_message(q: &ParsedQuery, flags: u16, rcode: u8, s: Sections, limit: usize) -> Vec<u8> {
     let mut m = skeleton(q, flags, rcode);
-    m.answers = s.answers.clone();
-    m.authorities = s.authorities.clone();
-    m.additionals = s.additionals.clone();
+    m.answers = s.answers;
+    m.authorities = s.authorities;
+    m.additionals = s.additionals;
     let full = m.to_vec();
     if let Ok(bytes) = &full {
         if bytes.len() <= limit {
@@ -187,6 +220,82 @@ pub(crate) fn encode_answer(
             bare.to_vec().unwrap_or_default()
         }
     }
+}
+
+/// The usual answer written directly, byte for byte what hickory-proto makes of it (a test and
+/// the fuzz target hold the two to that): one question repeated as received, A and AAAA records
+/// owned by the question's very name (case included, so a compression pointer to it), no other
+/// sections, an OPT record when the query had one, and all within `limit`. `None` for anything
+/// else, which goes through a whole `Message`.
+fn encode_plain(
+    q: &ParsedQuery,
+    flags: u16,
+    rcode: u8,
+    s: &Sections,
+    limit: usize,
+) -> Option<Vec<u8>> {
+    let question = q.question_wire.as_deref()?;
+    if !s.authorities.is_empty() || !s.additionals.is_empty() {
+        return None;
+    }
+    let asked = q.queries.first()?.name();
+    let mut len = 12 + question.len() + if q.edns.is_some() { 11 } else { 0 };
+    for r in &s.answers {
+        len += 12
+            + match r.data {
+                RData::A(_) => 4,
+                RData::AAAA(_) => 16,
+                _ => return None,
+            };
+        if !same_spelling(&r.name, asked) {
+            return None;
+        }
+    }
+    if len > limit {
+        return None;
+    }
+    let mut out = Vec::with_capacity(len);
+    let word =
+        FLAG_QR | (q.flags & FLAG_RD) | (flags & (FLAG_AA | FLAG_RA)) | u16::from(rcode & 0xf);
+    let answers = u16::try_from(s.answers.len()).ok()?;
+    out.extend_from_slice(&q.id.to_be_bytes());
+    out.extend_from_slice(&word.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&answers.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&u16::from(q.edns.is_some()).to_be_bytes());
+    out.extend_from_slice(question);
+    for r in &s.answers {
+        out.extend_from_slice(&[0xc0, 12]); // the question's name, at offset 12
+        out.extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
+        out.extend_from_slice(&u16::from(r.dns_class).to_be_bytes());
+        out.extend_from_slice(&r.ttl.to_be_bytes());
+        match &r.data {
+            RData::A(a) => {
+                out.extend_from_slice(&4u16.to_be_bytes());
+                out.extend_from_slice(&a.0.octets());
+            }
+            RData::AAAA(a) => {
+                out.extend_from_slice(&16u16.to_be_bytes());
+                out.extend_from_slice(&a.0.octets());
+            }
+            _ => return None,
+        }
+    }
+    if q.edns.is_some() {
+        // OPT: the root, type 41, the payload size as class, extended rcode, version and
+        // flags all zero, no options.
+        out.push(0);
+        out.extend_from_slice(&41u16.to_be_bytes());
+        out.extend_from_slice(&ADVERTISED_PAYLOAD.to_be_bytes());
+        out.extend_from_slice(&[0; 6]);
+    }
+    Some(out)
+}
+
+/// Whether two names have the same labels, byte for byte.
+fn same_spelling(a: &Name, b: &Name) -> bool {
+    a.is_fqdn() == b.is_fqdn() && a.num_labels() == b.num_labels() && a.iter().eq(b.iter())
 }
 
 /// The next message in a TCP stream's buffer.
@@ -273,7 +382,11 @@ pub mod fuzzing {
                 }
                 let limit = if udp { q.udp_limit() } else { 65535 };
                 for rcode in [0u8, 3] {
-                    let a = encode_answer(&q, FLAG_AA, rcode, &s, limit);
+                    if let Some(plain) = encode_plain(&q, FLAG_AA, rcode, &s, limit) {
+                        let full = encode_message(&q, FLAG_AA, rcode, s.clone(), limit);
+                        assert_eq!(plain, full, "the short way and hickory-proto differ");
+                    }
+                    let a = encode_answer(&q, FLAG_AA, rcode, s.clone(), limit);
                     assert!(a.len() <= limit, "an answer over its limit");
                     let m = Message::from_vec(&a).expect("an answer decodes");
                     assert_eq!(m.metadata.id, q.id);
@@ -292,7 +405,7 @@ pub mod fuzzing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::rdata::{A, AAAA, TXT};
     use hickory_proto::rr::{Name, RData, RecordType};
 
     fn query(name: &str, t: RecordType) -> Vec<u8> {
@@ -370,15 +483,102 @@ mod tests {
                 RData::A(A::new(10, 0, 0, i)),
             ));
         }
-        let udp = encode_answer(&q, 0, 0, &s, q.udp_limit());
+        let udp = encode_answer(&q, 0, 0, s.clone(), q.udp_limit());
         let m = Message::from_vec(&udp).unwrap();
         assert!(m.metadata.truncation);
         assert!(m.answers.is_empty());
         assert_eq!(m.queries, q.queries);
-        let tcp = encode_answer(&q, 0, 0, &s, 65535);
+        let tcp = encode_answer(&q, 0, 0, s, 65535);
         let m = Message::from_vec(&tcp).unwrap();
         assert!(!m.metadata.truncation);
         assert_eq!(m.answers.len(), 100);
+    }
+
+    /// The usual answer written directly is hickory-proto's, byte for byte, in every variation
+    /// of the query and answer it takes; the shapes it leaves alone go the long way.
+    #[test]
+    fn plain_answers_are_hickorys_bytes() {
+        let mut plain = 0;
+        for name in ["WwW.ExAmple.COM.", "a.", "h123.bench.example."] {
+            for t in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+                for edns in [None, Some(512u16), Some(1232), Some(65000)] {
+                    for (rd, cd) in [(false, false), (true, false), (true, true)] {
+                        let mut m = Message::new(0xbeef, MessageType::Query, OpCode::Query);
+                        m.metadata.recursion_desired = rd;
+                        m.metadata.checking_disabled = cd;
+                        m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+                        if let Some(p) = edns {
+                            let mut e = Edns::new();
+                            e.set_max_payload(p);
+                            m.edns = Some(e);
+                        }
+                        let Incoming::Query(q) = parse_query(&m.to_vec().unwrap()) else {
+                            panic!("a query");
+                        };
+                        assert!(q.question_wire.is_some());
+                        let owner = q.queries[0].name().clone();
+                        for n in 0..4u8 {
+                            let mut s = Sections::default();
+                            for i in 0..n {
+                                let data = if i % 2 == 0 {
+                                    RData::A(A::new(10, 0, 0, i))
+                                } else {
+                                    RData::AAAA(AAAA::new(0xfd00, 0, 0, 0, 0, 0, 0, i.into()))
+                                };
+                                s.answers.push(Record::from_rdata(owner.clone(), 300, data));
+                            }
+                            for (flags, rcode) in [(0, 0), (FLAG_AA, 3), (FLAG_RA, 2), (0xffff, 5)]
+                            {
+                                let limit = q.udp_limit();
+                                let full = encode_message(&q, flags, rcode, s.clone(), limit);
+                                if let Some(p) = encode_plain(&q, flags, rcode, &s, limit) {
+                                    assert_eq!(p, full, "{name} {t} {edns:?} {n} {flags:x}");
+                                    plain += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            plain,
+            3 * 3 * 4 * 3 * 4 * 4,
+            "every variation took the short way"
+        );
+        // What it leaves alone: another owner (case counts), another type, a compressed question.
+        let Incoming::Query(q) = parse_query(&query("a.example.", RecordType::A)) else {
+            panic!("a query");
+        };
+        let other = |owner: &str, data: RData| {
+            let mut s = Sections::default();
+            s.answers.push(Record::from_rdata(
+                Name::from_ascii(owner).unwrap(),
+                60,
+                data,
+            ));
+            encode_plain(&q, 0, 0, &s, 512)
+        };
+        assert!(other("a.example.", RData::A(A::new(1, 2, 3, 4))).is_some());
+        assert!(other("A.example.", RData::A(A::new(1, 2, 3, 4))).is_none());
+        assert!(other("b.example.", RData::A(A::new(1, 2, 3, 4))).is_none());
+        assert!(other("a.example.", RData::TXT(TXT::new(vec!["x".into()]))).is_none());
+        // Two questions (the second's name a pointer to the first's): the long way. A first
+        // question cannot be compressed at all (a pointer must look back), so one question
+        // always has its bytes.
+        let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(
+            Name::from_ascii("a.example.").unwrap(),
+            RecordType::A,
+        ));
+        m.add_query(Query::query(
+            Name::from_ascii("a.example.").unwrap(),
+            RecordType::AAAA,
+        ));
+        let Incoming::Query(q) = parse_query(&m.to_vec().unwrap()) else {
+            panic!("a query of two questions");
+        };
+        assert!(q.question_wire.is_none());
     }
 
     #[test]

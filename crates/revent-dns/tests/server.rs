@@ -284,6 +284,18 @@ fn stale_handles_are_errors() {
         one.add_txt("x.example", &[&[b'x'; 256]], 1),
         Err(ServerError::InvalidRecord)
     );
+    // At most 4,096 records an answer: what fits is kept, the rest is an error.
+    let many = vec![Ipv4Addr::new(10, 0, 0, 1); 5000];
+    assert_eq!(
+        two.add_a("two.example", &many, 1),
+        Err(ServerError::TooManyRecords)
+    );
+    assert_eq!(
+        two.add_aaaa("two.example", &["::1".parse().unwrap()], 1),
+        Err(ServerError::TooManyRecords),
+        "the first call filled the answer"
+    );
+    assert_eq!(two.add_a("two.example", &[], 1), Ok(()), "nothing to add");
     one.respond(&mut base, Rcode::NXDOMAIN).unwrap();
     // Every call on the answered request, through either clone, is now an error.
     let again = one.clone();
