@@ -239,9 +239,12 @@ fn encode_plain(
         return None;
     }
     let asked = q.queries.first()?.name();
+    // The owner is a pointer to the question's name, except the root, which is its one byte.
+    let owner: &[u8] = if asked.is_root() { &[0] } else { &[0xc0, 12] };
     let mut len = 12 + question.len() + if q.edns.is_some() { 11 } else { 0 };
     for r in &s.answers {
-        len += 12
+        len += owner.len()
+            + 10
             + match r.data {
                 RData::A(_) => 4,
                 RData::AAAA(_) => 16,
@@ -266,7 +269,7 @@ fn encode_plain(
     out.extend_from_slice(&u16::from(q.edns.is_some()).to_be_bytes());
     out.extend_from_slice(question);
     for r in &s.answers {
-        out.extend_from_slice(&[0xc0, 12]); // the question's name, at offset 12
+        out.extend_from_slice(owner);
         out.extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
         out.extend_from_slice(&u16::from(r.dns_class).to_be_bytes());
         out.extend_from_slice(&r.ttl.to_be_bytes());
@@ -499,7 +502,7 @@ mod tests {
     #[test]
     fn plain_answers_are_hickorys_bytes() {
         let mut plain = 0;
-        for name in ["WwW.ExAmple.COM.", "a.", "h123.bench.example."] {
+        for name in ["WwW.ExAmple.COM.", "a.", "h123.bench.example.", "."] {
             for t in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
                 for edns in [None, Some(512u16), Some(1232), Some(65000)] {
                     for (rd, cd) in [(false, false), (true, false), (true, true)] {
@@ -543,7 +546,7 @@ mod tests {
         }
         assert_eq!(
             plain,
-            3 * 3 * 4 * 3 * 4 * 4,
+            4 * 3 * 4 * 3 * 4 * 4,
             "every variation took the short way"
         );
         // What it leaves alone: another owner (case counts), another type, a compressed question.
