@@ -226,7 +226,7 @@ fn encode_message(q: &ParsedQuery, flags: u16, rcode: u8, s: Sections, limit: us
 /// the fuzz target hold the two to that): one question repeated as received, A and AAAA records
 /// owned by the question's very name (case included, so a compression pointer to it), no other
 /// sections, an OPT record when the query had one, and all within `limit`. `None` for anything
-/// else, which goes through a whole `Message`.
+/// else (found while writing), which goes through a whole `Message`.
 fn encode_plain(
     q: &ParsedQuery,
     flags: u16,
@@ -241,26 +241,12 @@ fn encode_plain(
     let asked = q.queries.first()?.name();
     // The owner is a pointer to the question's name, except the root, which is its one byte.
     let owner: &[u8] = if asked.is_root() { &[0] } else { &[0xc0, 12] };
-    let mut len = 12 + question.len() + if q.edns.is_some() { 11 } else { 0 };
-    for r in &s.answers {
-        len += owner.len()
-            + 10
-            + match r.data {
-                RData::A(_) => 4,
-                RData::AAAA(_) => 16,
-                _ => return None,
-            };
-        if !same_spelling(&r.name, asked) {
-            return None;
-        }
-    }
-    if len > limit {
-        return None;
-    }
-    let mut out = Vec::with_capacity(len);
+    let answers = u16::try_from(s.answers.len()).ok()?;
+    // At most: the header, the question, each record with an AAAA's 16 bytes, the OPT record.
+    let mut out =
+        Vec::with_capacity(12 + question.len() + s.answers.len() * (owner.len() + 26) + 11);
     let word =
         FLAG_QR | (q.flags & FLAG_RD) | (flags & (FLAG_AA | FLAG_RA)) | u16::from(rcode & 0xf);
-    let answers = u16::try_from(s.answers.len()).ok()?;
     out.extend_from_slice(&q.id.to_be_bytes());
     out.extend_from_slice(&word.to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());
@@ -269,19 +255,16 @@ fn encode_plain(
     out.extend_from_slice(&u16::from(q.edns.is_some()).to_be_bytes());
     out.extend_from_slice(question);
     for r in &s.answers {
+        if !same_spelling(&r.name, asked) {
+            return None;
+        }
         out.extend_from_slice(owner);
         out.extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
         out.extend_from_slice(&u16::from(r.dns_class).to_be_bytes());
         out.extend_from_slice(&r.ttl.to_be_bytes());
         match &r.data {
-            RData::A(a) => {
-                out.extend_from_slice(&4u16.to_be_bytes());
-                out.extend_from_slice(&a.0.octets());
-            }
-            RData::AAAA(a) => {
-                out.extend_from_slice(&16u16.to_be_bytes());
-                out.extend_from_slice(&a.0.octets());
-            }
+            RData::A(a) => rdata(&mut out, &a.0.octets()),
+            RData::AAAA(a) => rdata(&mut out, &a.0.octets()),
             _ => return None,
         }
     }
@@ -293,7 +276,13 @@ fn encode_plain(
         out.extend_from_slice(&ADVERTISED_PAYLOAD.to_be_bytes());
         out.extend_from_slice(&[0; 6]);
     }
-    Some(out)
+    (out.len() <= limit).then_some(out)
+}
+
+/// A record's data with its length in front.
+fn rdata(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    out.extend_from_slice(data);
 }
 
 /// Whether two names have the same labels, byte for byte.
