@@ -93,7 +93,10 @@ pub(crate) struct FdEntry {
     nread: u32,
     nwrite: u32,
     nclose: u32,
+    /// Events that asked for edge-triggering (`What::ET`).
     net: u32,
+    /// Events that take edges or levels alike (see [`IoMap::insert`]).
+    nsoft: u32,
     /// What the backend currently has registered.
     pub(crate) kernel: What,
     /// Whether the fd is on the changelist.
@@ -113,7 +116,9 @@ impl FdEntry {
         if self.nclose > 0 {
             w |= What::CLOSED;
         }
-        if self.net > 0 && !w.is_empty() {
+        // Edge-triggered only when no event on the fd needs levels.
+        let edged = self.net + self.nsoft;
+        if edged > 0 && edged == self.events.len() as u32 && !w.is_empty() {
             w |= What::ET;
         }
         w
@@ -137,14 +142,21 @@ impl IoMap {
     }
 
     /// Records that event `key` watches `fd` for `what`.
-    pub(crate) fn insert(&mut self, fd: RawFd, key: u32, what: What) -> Result<()> {
+    ///
+    /// `soft`: the event copes with edges and levels alike (a socket bufferevent's reader, which
+    /// reads again by itself while a read may have left data behind). The fd is registered
+    /// edge-triggered when every event on it is ET or soft, level-triggered otherwise. A soft event
+    /// mixes with either kind; ET and plain level-triggered events on one fd are refused, as libevent
+    /// refuses them.
+    pub(crate) fn insert(&mut self, fd: RawFd, key: u32, what: What, soft: bool) -> Result<()> {
         let f = fd as usize;
         if f >= self.fds.len() {
             self.fds.resize_with(f + 1, FdEntry::default);
         }
         let e = &mut self.fds[f];
-        let has_events = e.nread + e.nwrite + e.nclose > 0;
-        if has_events && (e.net > 0) != what.contains(What::ET) {
+        let et = what.contains(What::ET);
+        let nlevel = e.events.len() as u32 - e.net - e.nsoft;
+        if (et && nlevel > 0) || (!et && !soft && e.net > 0) {
             return Err(Error::InvalidArgument(
                 "edge-triggered and level-triggered events mixed on one fd",
             ));
@@ -153,20 +165,23 @@ impl IoMap {
         e.nread += what.contains(What::READ) as u32;
         e.nwrite += what.contains(What::WRITE) as u32;
         e.nclose += what.contains(What::CLOSED) as u32;
-        e.net += what.contains(What::ET) as u32;
+        e.net += et as u32;
+        e.nsoft += (soft && !et) as u32;
         Ok(())
     }
 
-    /// Forgets that event `key` watches `fd` for `what`.
-    pub(crate) fn remove(&mut self, fd: RawFd, key: u32, what: What) {
+    /// Forgets that event `key` watches `fd` for `what` (as inserted, `soft` included).
+    pub(crate) fn remove(&mut self, fd: RawFd, key: u32, what: What, soft: bool) {
         let Some(e) = self.fds.get_mut(fd as usize) else {
             return;
         };
         if e.events.remove(key) {
+            let et = what.contains(What::ET);
             e.nread -= what.contains(What::READ) as u32;
             e.nwrite -= what.contains(What::WRITE) as u32;
             e.nclose -= what.contains(What::CLOSED) as u32;
-            e.net -= what.contains(What::ET) as u32;
+            e.net -= et as u32;
+            e.nsoft -= (soft && !et) as u32;
         }
     }
 
@@ -254,15 +269,60 @@ mod tests {
     #[test]
     fn insert_and_remove_keep_the_union_of_interest() {
         let mut m = IoMap::default();
-        m.insert(5, 1, What::READ).unwrap();
-        m.insert(5, 2, What::WRITE).unwrap();
-        m.insert(5, 3, What::READ).unwrap();
+        m.insert(5, 1, What::READ, false).unwrap();
+        m.insert(5, 2, What::WRITE, false).unwrap();
+        m.insert(5, 3, What::READ, false).unwrap();
         assert_eq!(m.get(5).unwrap().desired(), What::READ | What::WRITE);
-        m.remove(5, 2, What::WRITE);
+        m.remove(5, 2, What::WRITE, false);
         assert_eq!(m.get(5).unwrap().desired(), What::READ);
         assert_eq!(m.get(5).unwrap().events.iter().collect::<Vec<_>>(), [1, 3]);
-        m.remove(5, 1, What::READ);
-        m.remove(5, 3, What::READ);
+        m.remove(5, 1, What::READ, false);
+        m.remove(5, 3, What::READ, false);
         assert!(m.get(5).unwrap().desired().is_empty());
+    }
+
+    /// libevent refuses ET and level-triggered events on one fd; a soft event goes with either,
+    /// and the fd is edge-triggered only while no event on it needs levels.
+    #[test]
+    fn soft_events_mix_with_both_and_levels_win() {
+        let rw = What::READ | What::WRITE;
+        let mut m = IoMap::default();
+        m.insert(7, 1, What::READ | What::CLOSED, true).unwrap();
+        assert_eq!(
+            m.get(7).unwrap().desired(),
+            What::READ | What::CLOSED | What::ET
+        );
+        m.insert(7, 2, What::WRITE, false).unwrap();
+        assert_eq!(
+            m.get(7).unwrap().desired(),
+            rw | What::CLOSED,
+            "a level event"
+        );
+        assert!(
+            m.insert(7, 3, What::READ | What::ET, false).is_err(),
+            "ET beside a level event"
+        );
+        m.remove(7, 2, What::WRITE, false);
+        assert_eq!(
+            m.get(7).unwrap().desired(),
+            What::READ | What::CLOSED | What::ET
+        );
+        m.insert(7, 3, What::WRITE | What::ET, false).unwrap();
+        assert_eq!(m.get(7).unwrap().desired(), rw | What::CLOSED | What::ET);
+        assert!(
+            m.insert(7, 4, What::READ, false).is_err(),
+            "a level event beside ET"
+        );
+        m.insert(7, 4, What::READ, true).unwrap();
+        m.remove(7, 3, What::WRITE | What::ET, false);
+        m.remove(7, 4, What::READ, true);
+        m.remove(7, 1, What::READ | What::CLOSED, true);
+        assert!(m.get(7).unwrap().desired().is_empty());
+        m.insert(7, 5, What::READ, false).unwrap();
+        assert_eq!(
+            m.get(7).unwrap().desired(),
+            What::READ,
+            "no soft count left over"
+        );
     }
 }

@@ -23,6 +23,9 @@ pub(crate) const TIMEOUT: u8 = 0x04;
 pub(crate) const ONCE: u8 = 0x08;
 /// The base's own event: not counted as pending, not listed.
 pub(crate) const INTERNAL: u8 = 0x10;
+/// The event copes with an edge-triggered fd (see `IoMap::insert`'s `soft`). Not a list flag: set
+/// directly, outside `event_count`.
+pub(crate) const EDGE_OK: u8 = 0x20;
 
 /// Duration value meaning "no persistent timeout".
 pub(crate) const NO_INTERVAL: u64 = u64::MAX;

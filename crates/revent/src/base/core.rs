@@ -6,12 +6,12 @@
 
 use super::{EventBase, EventInfo};
 use crate::backend::{Backend, Ready};
-use crate::config::{Config, ConfigFlags, Features};
+use crate::config::{Config, ConfigFlags, Features, Method};
 use crate::error::{Error, Result};
 use crate::event::{EventId, Fired, What};
 use crate::io_map::{IoMap, IO_BITS};
 use crate::registry::{
-    Callback, Registry, Run, ACTIVE, INSERTED, INTERNAL, NONE, NO_INTERVAL, ONCE, TIMEOUT,
+    Callback, Registry, Run, ACTIVE, EDGE_OK, INSERTED, INTERNAL, NONE, NO_INTERVAL, ONCE, TIMEOUT,
 };
 use crate::signal::Signals;
 use crate::sys;
@@ -32,6 +32,8 @@ pub(crate) struct Core {
     pub(crate) clock: Clock,
     ready: Vec<Ready>,
     changes: Vec<(RawFd, What, What)>,
+    /// Events to activate after the next wait (`activate_later`), with what they will see.
+    later: Vec<(EventId, What)>,
     arrivals: Vec<(i32, u32)>,
     pub(crate) running: bool,
     /// While expired timers are collected: their fd removals are deferred (see `io_remove`).
@@ -85,6 +87,7 @@ impl Core {
             clock: Clock::new(flags.contains(ConfigFlags::NO_CACHE_TIME)),
             ready: Vec::new(),
             changes: Vec::new(),
+            later: Vec::new(),
             arrivals: Vec::new(),
             running: false,
             internal_removal: false,
@@ -271,7 +274,8 @@ impl Core {
                 self.signal_insert(key, fd)?;
                 self.reg.set_flag(key, INSERTED);
             } else if events.intersects(What::READ | What::WRITE | What::CLOSED) {
-                self.io_insert(key, fd, events & IO_BITS)?;
+                let soft = flags & EDGE_OK != 0;
+                self.io_insert(key, fd, events & IO_BITS, soft)?;
                 self.reg.set_flag(key, INSERTED);
             }
         }
@@ -330,11 +334,11 @@ impl Core {
         if ev.flags & INSERTED == 0 {
             return;
         }
-        let (fd, events) = (ev.fd, ev.events);
+        let (fd, events, soft) = (ev.fd, ev.events, ev.flags & EDGE_OK != 0);
         if events.contains(What::SIGNAL) {
             self.signals.unwatch(fd, key);
         } else {
-            self.io_remove(key, fd, events & IO_BITS);
+            self.io_remove(key, fd, events & IO_BITS, soft);
         }
         self.reg.clear_flag(key, INSERTED);
     }
@@ -366,6 +370,39 @@ impl Core {
         let key = self.reg.key(id)?;
         self.reg.activate(key, what, count.max(1));
         Ok(())
+    }
+
+    /// Activates the event after the next wait (which then does not block), if it is still
+    /// pending then: libevent's `event_active_later_`. An fd event that reads again by itself goes
+    /// behind the fds the wait reports, so one busy peer cannot keep the loop from the others.
+    pub(crate) fn activate_later(&mut self, id: EventId, what: What) {
+        self.later.push((id, what));
+    }
+
+    /// Marks an fd event, before it is first added, as coping with an edge-triggered fd: it reads
+    /// or writes until the kernel refuses, or comes back by itself (see `IoMap::insert`). Only
+    /// epoll takes the hint (poll and select have no edges; io_uring's polls keep levels). Returns
+    /// whether the event may be told of an edge only.
+    pub(crate) fn edge_ok(&mut self, id: EventId) -> Result<bool> {
+        let key = self.reg.key(id)?;
+        let edges = self.edges();
+        let ev = self.reg.ev_mut(key);
+        if ev.flags & INSERTED != 0 || !edges {
+            return Ok(false);
+        }
+        ev.flags |= EDGE_OK;
+        Ok(true)
+    }
+
+    /// Whether `edge_ok` takes effect on this base (its backend is epoll).
+    pub(crate) fn edges(&self) -> bool {
+        matches!(self.backend.method(), Method::Epoll)
+    }
+
+    /// Whether the kernel already watches `fd` for some of `what`: adding an event for it then
+    /// changes nothing there, and an edge-triggered fd reports nothing new.
+    pub(crate) fn kernel_watches(&self, fd: RawFd, what: What) -> bool {
+        self.io.kernel(fd).intersects(what)
     }
 
     /// Which of `what` (READ, WRITE, CLOSED, SIGNAL, TIMEOUT) the event is pending or active on, and
@@ -486,7 +523,7 @@ impl Core {
     /// How long the next wait may block: not at all when something is active (or `nonblock`), until
     /// the next timer otherwise, forever without one.
     pub(crate) fn wait_timeout(&mut self, nonblock: bool) -> Option<Duration> {
-        if self.reg.n_active > 0 || nonblock {
+        if self.reg.n_active > 0 || nonblock || !self.later.is_empty() {
             Some(Duration::ZERO)
         } else {
             self.timers
@@ -501,6 +538,9 @@ impl Core {
         self.backend.wait(timeout, &mut self.ready)?;
         let now = self.clock.update();
         self.activate_ready();
+        if !self.later.is_empty() {
+            self.activate_deferred();
+        }
         if let Some(ring) = self.backend.ring() {
             // Completions of bufferevents' requests: their owners' events run them.
             let reg = &mut self.reg;
@@ -653,6 +693,21 @@ impl Core {
         }
     }
 
+    /// Activates what `activate_later` put aside, if still pending (an event deleted or freed
+    /// since is skipped). After the ready fds: an event that is both merges into one run.
+    fn activate_deferred(&mut self) {
+        let mut later = std::mem::take(&mut self.later);
+        for &(id, what) in &later {
+            if let Ok(key) = self.reg.key(id) {
+                if self.reg.ev(key).flags & INSERTED != 0 {
+                    self.reg.activate(key, what, 1);
+                }
+            }
+        }
+        later.clear();
+        self.later = later;
+    }
+
     /// Stops watching an fd the kernel says is not open; its events stay inserted but are not polled
     /// until the fd's interest is registered again.
     fn forget_fd(&mut self, fd: RawFd) {
@@ -675,8 +730,8 @@ impl Core {
 
     // ---- fds and the changelist ----
 
-    fn io_insert(&mut self, key: u32, fd: RawFd, what: What) -> Result<()> {
-        self.io.insert(fd, key, what)?;
+    fn io_insert(&mut self, key: u32, fd: RawFd, what: What, soft: bool) -> Result<()> {
+        self.io.insert(fd, key, what, soft)?;
         let entry = self.io.get(fd).expect("just inserted");
         let (kernel, desired) = (entry.kernel, entry.desired());
         if kernel == desired {
@@ -698,14 +753,14 @@ impl Core {
                 Ok(())
             }
             Err(e) => {
-                self.io.remove(fd, key, what);
+                self.io.remove(fd, key, what, soft);
                 Err(Error::BadFd(fd, e))
             }
         }
     }
 
-    fn io_remove(&mut self, key: u32, fd: RawFd, what: What) {
-        self.io.remove(fd, key, what);
+    fn io_remove(&mut self, key: u32, fd: RawFd, what: What, soft: bool) {
+        self.io.remove(fd, key, what, soft);
         let entry = self.io.get(fd).expect("inserted before");
         let (kernel, desired) = (entry.kernel, entry.desired());
         if kernel == desired {

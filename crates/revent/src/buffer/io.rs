@@ -3,7 +3,7 @@
 use std::cell::OnceCell;
 use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -14,6 +14,8 @@ use crate::sys::io_ops;
 
 /// Largest single `read` the buffer offers the kernel when the caller sets no smaller limit.
 const MAX_READ: usize = 2 * MAX_CHUNK;
+/// Bytes an edge-triggered reader offers beyond the tail's free space (`read_offered`).
+const PROBE: usize = 512;
 /// Bytes read per step when a file segment cannot be sent with `sendfile`.
 const FILE_COPY_STEP: usize = 64 * 1024;
 
@@ -27,10 +29,26 @@ impl Evbuffer {
     /// transfer needs few calls.
     /// A non-blocking fd with nothing to read gives [`Error::Io`] of kind `WouldBlock`.
     pub fn read(&mut self, fd: impl AsFd, max: usize) -> Result<usize> {
+        self.read_offered(fd, max, false).map(|(n, _)| n)
+    }
+
+    /// [`read`](Self::read), also returning how many bytes the kernel was offered: a read that fills
+    /// its offer may have left more behind, which an edge-triggered reader must fetch by itself.
+    ///
+    /// `probe`: where the tail alone would be offered, offer [`PROBE`] bytes more (on the stack,
+    /// copied into a chunk only if they arrive), so that a message that fills the tail exactly (an
+    /// echo of 16 KiB into a 16 KiB chunk) is known to be all there was, without a read that finds
+    /// nothing.
+    pub(crate) fn read_offered(
+        &mut self,
+        fd: impl AsFd,
+        max: usize,
+        probe: bool,
+    ) -> Result<(usize, usize)> {
         self.check_end()?;
         let want = max.min(MAX_READ);
         if want == 0 {
-            return Ok(0);
+            return Ok((0, 0));
         }
         self.grow_len(want)?;
         // The tail has room for all the buffer would offer (the usual case once a connection has a
@@ -39,6 +57,10 @@ impl Evbuffer {
             let free = last.space();
             if free > 0 && free >= want.min(self.read_hint) {
                 let len = free.min(want);
+                let extra = if probe { PROBE.min(want - len) } else { 0 };
+                if extra > 0 {
+                    return self.read_probing(fd.as_fd().as_raw_fd(), len, extra);
+                }
                 let n = io_ops::read(fd.as_fd().as_raw_fd(), &mut last.space_mut()[..len])?;
                 last.end += n;
                 // No growth of the hint here: a read that fills the tail exactly is as often a
@@ -49,7 +71,7 @@ impl Evbuffer {
                 if n > 0 {
                     self.grew(n);
                 }
-                return Ok(n);
+                return Ok((n, len));
             }
         }
         let free = self.chunks.back().map_or(0, Chunk::space);
@@ -106,7 +128,35 @@ impl Evbuffer {
         if n > 0 {
             self.grew(n);
         }
-        Ok(n)
+        Ok((n, first_len + second_len))
+    }
+
+    /// One `readv` into the tail's `len` free bytes and `extra` bytes on the stack; what lands on
+    /// the stack goes into a new chunk.
+    fn read_probing(&mut self, fd: RawFd, len: usize, extra: usize) -> Result<(usize, usize)> {
+        let mut spill = [0u8; PROBE];
+        let n = {
+            let Some(last) = self.chunks.back_mut() else {
+                return Ok((0, 0));
+            };
+            let mut iov = [
+                IoSliceMut::new(&mut last.space_mut()[..len]),
+                IoSliceMut::new(&mut spill[..extra]),
+            ];
+            let n = io_ops::readv(fd, &mut iov)?;
+            last.end += n.min(len);
+            n
+        };
+        if n > len {
+            let mut c = Chunk::mem(self.take_mem(n - len)?);
+            c.space_mut()[..n - len].copy_from_slice(&spill[..n - len]);
+            c.end = n - len;
+            self.push_chunk(c);
+        }
+        if n > 0 {
+            self.grew(n);
+        }
+        Ok((n, len + extra))
     }
 
     /// Writes as much of the buffer as `fd` takes and drains it (libevent's `evbuffer_write`).
@@ -277,5 +327,48 @@ mod tests {
         assert_eq!(b.read(&rx, usize::MAX).unwrap(), hint);
         assert_eq!(b.read_hint, 2 * hint, "a new chunk filled: a stream");
         assert_eq!(b.len(), 2 * hint);
+    }
+
+    /// With `probe`, a tail filled exactly by all there was reads short of the offer (an
+    /// edge-triggered reader then knows it is done); bytes beyond the tail land in order, and a
+    /// read that fills tail and probe says so.
+    #[test]
+    fn a_probing_read_offers_more_than_the_tail_and_keeps_the_order() {
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        let tail = 4096;
+        let mut b = Evbuffer::new();
+        b.push_chunk(Chunk::mem(vec![0u8; tail].into_boxed_slice()));
+        tx.write_all(&vec![1u8; tail]).unwrap();
+        assert_eq!(
+            b.read_offered(&rx, usize::MAX, true).unwrap(),
+            (tail, tail + PROBE)
+        );
+        b.drain(tail).unwrap();
+
+        let data: Vec<u8> = (0..tail + 100).map(|i| (i % 251) as u8).collect();
+        b.push_chunk(Chunk::mem(vec![0u8; tail].into_boxed_slice()));
+        tx.write_all(&data).unwrap();
+        assert_eq!(
+            b.read_offered(&rx, usize::MAX, true).unwrap(),
+            (tail + 100, tail + PROBE)
+        );
+        let mut got = vec![0u8; b.len()];
+        b.copyout(&mut got).unwrap();
+        assert_eq!(got, data, "the probe's bytes follow the tail's");
+        b.drain(b.len()).unwrap();
+
+        b.push_chunk(Chunk::mem(vec![0u8; tail].into_boxed_slice()));
+        tx.write_all(&vec![3u8; tail + PROBE + 7]).unwrap();
+        assert_eq!(
+            b.read_offered(&rx, 2 * tail, true).unwrap(),
+            (tail + PROBE, tail + PROBE),
+            "a full offer: there may be more"
+        );
+        assert_eq!(
+            b.read_offered(&rx, 10, true).unwrap(),
+            (7, 10),
+            "a limit under the tail's room: no probe"
+        );
+        assert_eq!(b.len(), tail + PROBE + 7);
     }
 }
