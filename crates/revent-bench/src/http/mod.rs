@@ -9,7 +9,9 @@
 //! During each run `perf stat -e raw_syscalls:sys_enter -p SERVER` counts the server's system calls
 //! and /proc/PID/stat its CPU time (user + system); each divided by the requests wrk counted gives
 //! syscalls and CPU µs per request. A run where wrk saw socket errors or non-2xx answers is reported
-//! and left out of the medians. Prints a Markdown table of the medians and the ratios.
+//! and left out of the medians. Prints a Markdown table of the medians and the ratios. With
+//! `--paired`, two servers are loaded at once on the one server CPU, each by its own wrk, and the
+//! table compares their CPU per request round by round: noise that slows the machine slows both.
 //!
 //! The contenders: `libevent` is `c/http_libevent.c` (evhttp, `evhttp_set_gencb`, the file with
 //! `evbuffer_add_file`) against Debian's libevent; `hyper` is this program's `http-server-hyper`
@@ -56,6 +58,11 @@ usage: revent-bench http [options]
   --server-cpu N  CPU for the servers (default 0)
   --client-cpu N  CPU for wrk (default 1)
   --no-perf       skip the syscall counts
+  --paired        two servers only: both on the server CPU at once, each under its own wrk on the
+                  client CPU, for the same seconds; reports each one's server CPU per request
+                  and their ratio per round. The scheduler shares the CPU between them, and
+                  whatever else slows the machine slows both alike: a difference of 1% shows
+                  where separate runs vary by 10%
   --quiet-wait S  before each run, wait up to S seconds for the machine to be quiet (default 10;
                   0: do not wait)
 example: revent-bench http --servers libevent,hyper --conns 50 --depths 1,16 --secs 2";
@@ -73,6 +80,7 @@ struct Opts {
     client_cpu: usize,
     perf: bool,
     quiet: f64,
+    paired: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -89,6 +97,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         client_cpu: 1,
         perf: true,
         quiet: 10.0,
+        paired: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -119,6 +128,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--server-cpu" => o.server_cpu = num(&value()?)?,
             "--client-cpu" => o.client_cpu = num(&value()?)?,
             "--no-perf" => o.perf = false,
+            "--paired" => o.paired = true,
             "--quiet-wait" => {
                 o.quiet = value()?
                     .parse()
@@ -136,6 +146,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     }
     if o.conns.contains(&0) || o.depths.contains(&0) {
         return Err("--conns and --depths must be positive".into());
+    }
+    if o.paired && o.servers.len() != 2 {
+        return Err("--paired needs exactly two --servers".into());
     }
     Ok(o)
 }
@@ -375,8 +388,8 @@ fn parse_wrk(text: &str) -> Option<(f64, f64, u64)> {
     Some((rps, requests, errors))
 }
 
-fn measure(o: &Opts, work: &Path, srv: &Server, row: Row) -> Result<Run, String> {
-    let cost = Cost::start(srv, o.perf, work)?;
+/// wrk for one run of `row` against `srv`, pinned to the client CPU.
+fn wrk(o: &Opts, work: &Path, srv: &Server, row: Row) -> Command {
     let mut cmd = Command::new("taskset");
     cmd.arg("-c")
         .arg(o.client_cpu.to_string())
@@ -391,11 +404,53 @@ fn measure(o: &Opts, work: &Path, srv: &Server, row: Row) -> Result<Run, String>
     if row.depth > 1 {
         cmd.args(["--", &row.depth.to_string()]);
     }
-    let out = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn measure(o: &Opts, work: &Path, srv: &Server, row: Row) -> Result<Run, String> {
+    let cost = Cost::start(srv, o.perf, work)?;
+    let out = wrk(o, work, srv, row)
         .output()
         .map_err(|e| format!("cannot run {}: {e} (apt-get install wrk)", o.wrk))?;
     let (syscalls, cpu) = cost.finish()?;
+    run_of(srv, &out, syscalls, cpu)
+}
+
+/// Both servers of a `--paired` run under load at once, each by its own wrk.
+fn measure_pair(o: &Opts, work: &Path, pair: &[Server], row: Row) -> Result<[Run; 2], String> {
+    let costs = [
+        Cost::start(&pair[0], false, work)?,
+        Cost::start(&pair[1], false, work)?,
+    ];
+    let spawn = |srv| {
+        wrk(o, work, srv, row)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e} (apt-get install wrk)", o.wrk))
+    };
+    let first = spawn(&pair[0])?;
+    let second = spawn(&pair[1]);
+    let outs = [first.wait_with_output(), second?.wait_with_output()];
+    let mut runs = Vec::new();
+    for ((out, cost), srv) in outs.into_iter().zip(costs).zip(pair) {
+        let out = out.map_err(|e| format!("wrk against {}: {e}", srv.name))?;
+        let (_, cpu) = cost.finish()?;
+        runs.push(run_of(srv, &out, None, cpu)?);
+    }
+    let second = runs.pop().expect("two runs");
+    let first = runs.pop().expect("two runs");
+    Ok([first, second])
+}
+
+/// A run from wrk's report and the server's counts.
+fn run_of(
+    srv: &Server,
+    out: &std::process::Output,
+    syscalls: Option<u64>,
+    cpu: Option<f64>,
+) -> Result<Run, String> {
     let text = String::from_utf8_lossy(&out.stdout);
     let Some((rps, requests, errors)) = parse_wrk(&text) else {
         return Err(format!(
@@ -472,6 +527,11 @@ fn run(args: &[String]) -> Result<(), String> {
     }
 
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    if o.paired {
+        let md = paired(&o, &work.0, &servers, &names, &rows)?;
+        print!("{md}");
+        return Ok(());
+    }
     let mut table = Vec::new();
     for &row in &rows {
         let runs = interleave(
@@ -506,9 +566,97 @@ fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `--paired`: every row, round after round, both servers at once; the Markdown table of each
+/// one's median CPU µs per request and the medians and range of the per-round ratios.
+fn paired(
+    o: &Opts,
+    work: &Path,
+    servers: &[Server],
+    names: &[&str],
+    rows: &[Row],
+) -> Result<String, String> {
+    let (a, b) = (names[0], names[1]);
+    let mut md = format!(
+        "| row | {a} CPU µs/req | {b} CPU µs/req | requests/s {a}, {b} | {a} CPU / {b} CPU \
+         (median, range) |\n|---|---|---|---|---|\n"
+    );
+    for &row in rows {
+        let mut cells: [Vec<f64>; 2] = Default::default();
+        let mut rates: [Vec<f64>; 2] = Default::default();
+        let mut ratios = Vec::new();
+        for round in 1..=o.rounds {
+            if o.quiet > 0.0 && !crate::machine::wait_quiet(0.15, Duration::from_secs_f64(o.quiet))
+            {
+                eprintln!("note: the machine did not get quiet within {} s", o.quiet);
+            }
+            let runs = measure_pair(o, work, servers, row)?;
+            let cpu = runs.each_ref().map(|r| r.cpu_us);
+            eprintln!(
+                "{} round {round}: {a} {:.0}/s {} CPU us/op, {b} {:.0}/s {} CPU us/op{}",
+                row.label(),
+                runs[0].rate,
+                cpu[0].map_or("-".into(), |x| format!("{x:.3}")),
+                runs[1].rate,
+                cpu[1].map_or("-".into(), |x| format!("{x:.3}")),
+                if runs.iter().any(|r| r.bad) {
+                    "  NOT A RESULT: errors"
+                } else {
+                    ""
+                }
+            );
+            if let ([Some(x), Some(y)], false) = (cpu, runs.iter().any(|r| r.bad)) {
+                cells[0].push(x);
+                cells[1].push(y);
+                ratios.push(x / y);
+                for (r, run) in rates.iter_mut().zip(&runs) {
+                    r.push(run.rate);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if ratios.is_empty() {
+            md += &format!("| {} | - | - | - | no result |\n", row.label());
+            continue;
+        }
+        let med = crate::stats::median;
+        let (lo, hi) = crate::stats::min_max(&ratios);
+        md += &format!(
+            "| {} | {:.2} | {:.2} | {:.1}k, {:.1}k | {:.3}x ({lo:.3}-{hi:.3}) |\n",
+            row.label(),
+            med(&cells[0]),
+            med(&cells[1]),
+            med(&rates[0]) / 1e3,
+            med(&rates[1]) / 1e3,
+            med(&ratios),
+        );
+    }
+    Ok(format!(
+        "http --paired, {a} and {b} together on CPU {}, a wrk -t1 each on CPU {}, {} s a run, {} \
+         rounds; {}\nEach CPU cell: the median of the server's CPU time (user + system, \
+         /proc/PID/stat) per request wrk counted; the ratio above 1 means {b} spends less CPU a \
+         request than {a}.\n\n{md}",
+        o.server_cpu,
+        o.client_cpu,
+        o.secs,
+        o.rounds,
+        crate::machine::describe()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_takes_exactly_two_servers() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = parse(&args(&["--paired", "--servers", "hyper,revent"])).unwrap();
+        assert!(o.paired);
+        assert_eq!(o.servers, ["hyper", "revent"]);
+        assert!(parse(&args(&["--paired"])).is_err(), "three by default");
+        assert!(parse(&args(&["--paired", "--servers", "revent"])).is_err());
+        assert!(!parse(&args(&[])).unwrap().paired);
+    }
 
     #[test]
     fn wrk_reports_are_read() {
