@@ -4,6 +4,7 @@
 //! is safe.
 
 use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
 use super::syscall;
@@ -19,6 +20,34 @@ pub(crate) fn readv(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>
     // slice of at least `cnt` of them, each describing a live, writable byte slice.
     let n = syscall!(readv(fd, bufs.as_mut_ptr().cast::<libc::iovec>(), cnt))?;
     Ok(n as usize)
+}
+
+/// `readv` into `buf`, then into `spill`, which need not be initialized (a stack area for what
+/// may not fit, not worth zeroing per read). Returns the count and the part of `spill` the kernel
+/// filled.
+pub(crate) fn read_spilling<'s>(
+    fd: RawFd,
+    buf: &mut [u8],
+    spill: &'s mut [MaybeUninit<u8>],
+) -> io::Result<(usize, &'s [u8])> {
+    let iov = [
+        libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        },
+        libc::iovec {
+            iov_base: spill.as_mut_ptr().cast(),
+            iov_len: spill.len(),
+        },
+    ];
+    // SAFETY: both iovecs describe live, writable memory for the whole call (`buf` and `spill` are
+    // borrowed mutably); the kernel writes bytes only, so uninitialized memory is fine.
+    let n = syscall!(readv(fd, iov.as_ptr(), 2))? as usize;
+    let filled = n.saturating_sub(buf.len()).min(spill.len());
+    // SAFETY: readv fills its iovecs in order: `n` bytes went first into all of `buf`, then the
+    // first `filled` bytes of `spill`, which are therefore initialized.
+    let spilled = unsafe { std::slice::from_raw_parts(spill.as_ptr().cast::<u8>(), filled) };
+    Ok((n, spilled))
 }
 
 /// `read(fd, buf)`.
