@@ -250,6 +250,13 @@ static void test_timers(struct event_base *base) {
     struct timespec res;
     CHECK(clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0);
     t_slack_us = res.tv_nsec / 1000 + 1000;
+#ifndef REVENT
+    /* libevent dates an add made while its loop runs callbacks with the time it cached when the
+     * loop woke (tv_cache); under valgrind that can be many milliseconds old, and its timers then
+     * fire early by as much (seen: "40 of 40 fired, 3 early"). That is the reference's documented
+     * behaviour, not this test's subject: the strict check is revent's, which reads the clock. */
+    t_slack_us += 20000;
+#endif
     t_base = base;
     t_fired = t_early = 0;
     start_loop(&l, base);
