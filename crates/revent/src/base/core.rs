@@ -380,9 +380,9 @@ impl Core {
     }
 
     /// Marks an fd event, before it is first added, as coping with an edge-triggered fd: it reads
-    /// or writes until the kernel refuses, or comes back by itself (see `IoMap::insert`). Only
-    /// epoll takes the hint (poll and select have no edges; io_uring's polls keep levels). Returns
-    /// whether the event may be told of an edge only.
+    /// or writes until the kernel refuses, or comes back by itself (see `IoMap::insert`). epoll and
+    /// io_uring's readiness polls take the hint; poll and select have no edges. Returns whether the
+    /// event may be told of an edge only.
     pub(crate) fn edge_ok(&mut self, id: EventId) -> Result<bool> {
         let key = self.reg.key(id)?;
         let edges = self.edges();
@@ -394,9 +394,10 @@ impl Core {
         Ok(true)
     }
 
-    /// Whether `edge_ok` takes effect on this base (its backend is epoll).
+    /// Whether `edge_ok` takes effect on this base (its backend has edges: epoll, or io_uring's
+    /// multishot polls).
     pub(crate) fn edges(&self) -> bool {
-        matches!(self.backend.method(), Method::Epoll)
+        matches!(self.backend.method(), Method::Epoll | Method::IoUring)
     }
 
     /// Whether the kernel already watches `fd` for some of `what`: adding an event for it then

@@ -1,9 +1,9 @@
 //! Socket bufferevents: a persistent read event and a persistent write event on one socket.
 //!
 //! Reading: when readable, one `readv` straight into the input's tail, as much as the socket holds up
-//! to the high watermark (no size query first). On epoll the read event is edge-triggered (see
-//! `set_fd`): a read that fills its offer, or follows the peer's close, comes back by itself after
-//! the next wait. Writing: eagerly, in the prepare phase; the write event is armed only while the
+//! to the high watermark (no size query first). On epoll and io_uring the read event is
+//! edge-triggered (see `set_fd`): a read that fills its offer, or follows the peer's close, comes
+//! back by itself after the next wait. Writing: eagerly, in the prepare phase; the write event is armed only while the
 //! kernel refuses more, and is level-triggered.
 
 use super::bev::{
@@ -159,8 +159,11 @@ pub(crate) fn set_fd(cx: &mut Cx, h: BufferEvent, fd: Option<OwnedFd>) -> Result
         st.mark_dirty(h);
         return Ok(previous);
     }
-    // Edge-triggered reading on epoll: a level-triggered fd is polled by the kernel once more after
-    // every event it reports (`ep_item_poll`), ~6% of a loaded HTTP server's CPU. The reader needs
+    // Edge-triggered reading on epoll (and on io_uring's readiness polls, where a bufferevent does
+    // not use the ring itself): a level-triggered fd is polled by the kernel once more after every
+    // event it reports (`ep_item_poll`), ~6% of a loaded HTTP server's CPU; a level-triggered
+    // io_uring poll is re-armed after each. Edges also let a program's own ET event share the fd
+    // (see `IoMap::insert`). The reader needs
     // to hear of the peer's close (CLOSED) to know a short read left an end of file behind. The
     // write event stays level-triggered: while it is armed, the fd is.
     let edge = core.edges();
