@@ -130,12 +130,7 @@ fn pair_flush_finished_gives_partner_eof() {
     let mut base = EventBase::new().unwrap();
     let (a, b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
     let events = record_events(&mut base, b);
-    let got = Rc::new(RefCell::new(Vec::new()));
-    let g = got.clone();
-    b.set_read_cb(&mut base, move |base, bev| {
-        g.borrow_mut().extend(drain_input(base, bev))
-    })
-    .unwrap();
+    let got = record_input(&mut base, b);
     b.enable(&mut base, What::READ).unwrap();
     a.write(&mut base, b"final").unwrap();
     a.flush(&mut base, What::WRITE, FlushMode::Finished)
@@ -287,12 +282,7 @@ fn uppercase_line_filter_both_directions() {
         })
         .unwrap();
         f.enable(&mut base, What::READ | What::WRITE).unwrap();
-        let raw_got = Rc::new(RefCell::new(Vec::new()));
-        let r = raw_got.clone();
-        raw.set_read_cb(&mut base, move |base, bev| {
-            r.borrow_mut().extend(drain_input(base, bev))
-        })
-        .unwrap();
+        let raw_got = record_input(&mut base, raw);
         raw.enable(&mut base, What::READ).unwrap();
 
         raw.write(&mut base, b"hello\nwor").unwrap();
@@ -440,12 +430,7 @@ fn deflate_roundtrip(sender_under: BufferEvent, receiver_under: BufferEvent, bas
         BevOptions::CLOSE_ON_FREE,
     )
     .unwrap();
-    let got = Rc::new(RefCell::new(Vec::new()));
-    let g = got.clone();
-    rx.set_read_cb(base, move |base, bev| {
-        g.borrow_mut().extend(drain_input(base, bev))
-    })
-    .unwrap();
+    let got = record_input(base, rx);
     let rx_events = record_events(base, rx);
     rx.enable(base, What::READ).unwrap();
     let data = compressible(2 << 20);

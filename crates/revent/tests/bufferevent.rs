@@ -828,21 +828,17 @@ fn eof_behind_more_than_one_read_is_seen() {
         client.write_all(&data).unwrap();
         client.shutdown(Shutdown::Write).unwrap();
         let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
-        let got = Rc::new(RefCell::new(Vec::new()));
-        let g = got.clone();
-        bev.set_read_cb(&mut base, move |base, bev| {
-            g.borrow_mut().extend(drain_input(base, bev))
-        })
-        .unwrap();
-        let events = log();
-        let e = events.clone();
-        bev.set_event_cb(&mut base, move |_, _, f| push(&e, format!("{f:?}")))
-            .unwrap();
+        let got = record_input(&mut base, bev);
+        let events = record_events(&mut base, bev);
         bev.enable(&mut base, What::READ).unwrap();
         run_until(&mut base, LIMIT, |_| !events.borrow().is_empty());
         assert_eq!(got.borrow().len(), data.len(), "{m:?}");
         assert!(*got.borrow() == data, "{m:?}: the bytes, in order");
-        assert_eq!(entries(&events), ["BevFlags(READING | EOF)"], "{m:?}");
+        assert_eq!(
+            *events.borrow(),
+            [BevFlags::READING | BevFlags::EOF],
+            "{m:?}"
+        );
         bev.free(&mut base).unwrap();
     }
 }
@@ -850,13 +846,8 @@ fn eof_behind_more_than_one_read_is_seen() {
 /// A base with the changelist: an fd's removal waits for the next wait, so a read event deleted
 /// and added again in between changes nothing in the kernel.
 fn changelist_base(m: Method) -> EventBase {
-    let mut cfg = revent::Config::new();
-    for other in Method::ALL {
-        if other != m {
-            cfg.avoid_method(other);
-        }
-    }
-    cfg.set_flag(revent::ConfigFlags::IGNORE_ENV | revent::ConfigFlags::EPOLL_USE_CHANGELIST);
+    let mut cfg = base_config(m);
+    cfg.set_flag(revent::ConfigFlags::EPOLL_USE_CHANGELIST);
     cfg.uring_readiness_only(true);
     EventBase::with_config(&cfg).unwrap()
 }
@@ -922,12 +913,7 @@ fn own_events_on_a_bufferevents_socket_are_accepted_and_fire() {
             let (fd, mut peer) = socketpair();
             let raw = fd.as_raw_fd();
             let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
-            let got = Rc::new(RefCell::new(Vec::new()));
-            let g = got.clone();
-            bev.set_read_cb(&mut base, move |base, bev| {
-                g.borrow_mut().extend(drain_input(base, bev))
-            })
-            .unwrap();
+            let got = record_input(&mut base, bev);
             bev.enable(&mut base, What::READ).unwrap();
             let fired = counter();
             let f = fired.clone();

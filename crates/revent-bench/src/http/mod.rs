@@ -433,15 +433,17 @@ fn measure_pair(o: &Opts, work: &Path, pair: &[Server], row: Row) -> Result<[Run
     let first = spawn(&pair[0])?;
     let second = spawn(&pair[1]);
     let outs = [first.wait_with_output(), second?.wait_with_output()];
-    let mut runs = Vec::new();
-    for ((out, cost), srv) in outs.into_iter().zip(costs).zip(pair) {
-        let out = out.map_err(|e| format!("wrk against {}: {e}", srv.name))?;
-        let (_, cpu) = cost.finish()?;
-        runs.push(run_of(srv, &out, None, cpu)?);
-    }
-    let second = runs.pop().expect("two runs");
-    let first = runs.pop().expect("two runs");
-    Ok([first, second])
+    let runs = outs
+        .into_iter()
+        .zip(costs)
+        .zip(pair)
+        .map(|((out, cost), srv)| {
+            let out = out.map_err(|e| format!("wrk against {}: {e}", srv.name))?;
+            let (_, cpu) = cost.finish()?;
+            run_of(srv, &out, None, cpu)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    <[Run; 2]>::try_from(runs).map_err(|_| "--paired: not two runs".to_string())
 }
 
 /// A run from wrk's report and the server's counts.

@@ -4,7 +4,7 @@ use std::cell::OnceCell;
 use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -69,7 +69,20 @@ impl Evbuffer {
                     0
                 };
                 if extra > 0 {
-                    return self.read_probing(fd.as_fd().as_raw_fd(), len, extra);
+                    let mut spill = [MaybeUninit::<u8>::uninit(); PROBE];
+                    let (n, spilled) = io_ops::read_spilling(
+                        fd.as_fd().as_raw_fd(),
+                        &mut last.space_mut()[..len],
+                        &mut spill[..extra],
+                    )?;
+                    last.end += n.min(len);
+                    if !spilled.is_empty() {
+                        self.keep_spilled(spilled)?;
+                    }
+                    if n > 0 {
+                        self.grew(n);
+                    }
+                    return Ok((n, len + extra));
                 }
                 let n = io_ops::read(fd.as_fd().as_raw_fd(), &mut last.space_mut()[..len])?;
                 last.end += n;
@@ -141,26 +154,15 @@ impl Evbuffer {
         Ok((n, first_len + second_len))
     }
 
-    /// One `readv` into the tail's `len` free bytes and `extra` bytes on the stack; what lands on
-    /// the stack goes into a new chunk.
-    fn read_probing(&mut self, fd: RawFd, len: usize, extra: usize) -> Result<(usize, usize)> {
-        let mut spill = [MaybeUninit::<u8>::uninit(); PROBE];
-        let Some(last) = self.chunks.back_mut() else {
-            return Ok((0, 0));
-        };
-        let (n, spilled) =
-            io_ops::read_spilling(fd, &mut last.space_mut()[..len], &mut spill[..extra])?;
-        last.end += n.min(len);
-        if !spilled.is_empty() {
-            let mut c = Chunk::mem(self.take_mem(spilled.len())?);
-            c.space_mut()[..spilled.len()].copy_from_slice(spilled);
-            c.end = spilled.len();
-            self.push_chunk(c);
-        }
-        if n > 0 {
-            self.grew(n);
-        }
-        Ok((n, len + extra))
+    /// Appends what a probing read put on the stack past the tail, in a chunk of its own (the
+    /// caller counts it with the rest of the read).
+    #[cold]
+    fn keep_spilled(&mut self, spilled: &[u8]) -> Result<()> {
+        let mut c = Chunk::mem(self.take_mem(spilled.len())?);
+        c.space_mut()[..spilled.len()].copy_from_slice(spilled);
+        c.end = spilled.len();
+        self.push_chunk(c);
+        Ok(())
     }
 
     /// Writes as much of the buffer as `fd` takes and drains it (libevent's `evbuffer_write`).

@@ -10,6 +10,14 @@ use std::time::{Duration, Instant};
 
 /// A base on backend `m` only.
 pub fn base(m: Method) -> EventBase {
+    let cfg = base_config(m);
+    let b = EventBase::with_config(&cfg).unwrap();
+    assert_eq!(b.method(), m.name());
+    b
+}
+
+/// The configuration [`base`] uses, for tests that need a flag more.
+pub fn base_config(m: Method) -> Config {
     let mut cfg = Config::new();
     for other in Method::ALL {
         if other != m {
@@ -20,9 +28,7 @@ pub fn base(m: Method) -> EventBase {
     // .ci/run runs these suites a second time with readiness-based I/O on io_uring (the default
     // there is completion-based: see `Config::uring_readiness_only`).
     cfg.uring_readiness_only(std::env::var_os("REVENT_TEST_URING_READINESS").is_some());
-    let b = EventBase::with_config(&cfg).unwrap();
-    assert_eq!(b.method(), m.name());
-    b
+    cfg
 }
 
 /// Every backend this machine has.
@@ -142,6 +148,17 @@ pub fn drain_input(base: &mut EventBase, bev: BufferEvent) -> Vec<u8> {
 }
 
 /// Records every event callback's flags.
+/// Sets a read callback that drains the input into the returned vector.
+pub fn record_input(base: &mut EventBase, bev: BufferEvent) -> Rc<RefCell<Vec<u8>>> {
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    bev.set_read_cb(base, move |base, bev| {
+        g.borrow_mut().extend(drain_input(base, bev))
+    })
+    .unwrap();
+    got
+}
+
 pub fn record_events(base: &mut EventBase, bev: BufferEvent) -> Rc<RefCell<Vec<BevFlags>>> {
     let ev = Rc::new(RefCell::new(Vec::new()));
     let e = ev.clone();
