@@ -59,7 +59,7 @@ if command -v memccp >/dev/null; then
         echo "FAIL: blob still exists after memcrm"; exit 1
     fi
     out=$(timeout 60 memccapable -h 127.0.0.1 -p "$port" 2>&1) || { echo "FAIL: memccapable"; echo "$out"; exit 1; }
-    echo "$out" | grep -q '^All tests passed' || { echo "FAIL: memccapable"; echo "$out"; exit 1; }
+    grep -q '^All tests passed' <<<"$out" || { echo "FAIL: memccapable"; echo "$out"; exit 1; }
     echo "memcached: memccp/memccat/memcexist/memcrm ok; memccapable: $(echo "$out" | grep -c '\[pass\]') tests pass"
 elif [ "${CI:-}" = true ]; then
     echo "memcached.sh: needs memccp (apt-get install libmemcached-tools)" >&2
@@ -68,7 +68,7 @@ fi
 if command -v memcaslap >/dev/null; then
     out=$(timeout 30 memcaslap -s "127.0.0.1:$port" -T 2 -c 32 -t 3s -v 0.1 2>&1)
     echo "$out" | grep -E '^Run time' || true
-    echo "$out" | grep -q 'verify_failed: 0' || { echo "FAIL: memcaslap verification"; echo "$out"; exit 1; }
+    grep -q 'verify_failed: 0' <<<"$out" || { echo "FAIL: memcaslap verification"; echo "$out"; exit 1; }
     echo "memcached: memcaslap with verification, no failures"
 elif [ "${CI:-}" = true ]; then
     echo "memcached.sh: needs memcaslap (apt-get install libmemcached-tools)" >&2

@@ -40,7 +40,7 @@ grep -q "$libs/libevent_core-2.1.so.7" "/proc/$pid/maps" || {
 t send-keys -t revent 'echo revent-ok' Enter
 ok=
 for _ in $(seq 1 100); do
-    if t capture-pane -p -t revent | grep -qx 'revent-ok'; then
+    if grep -qx 'revent-ok' <<<"$(t capture-pane -p -t revent)"; then
         ok=1
         break
     fi
