@@ -7,15 +7,42 @@ use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::sys::uring::SharedMem;
 
 /// Smallest chunk the buffer allocates for its own use.
 pub(super) const MIN_CHUNK: usize = 1024;
 /// Chunk sizes double with use up to this size; larger single requests get a chunk of exactly their size.
 pub(super) const MAX_CHUNK: usize = 256 * 1024;
 
-/// External memory handed to [`Evbuffer::add_reference`](super::Evbuffer::add_reference).
+/// External memory handed to [`Evbuffer::add_reference`](super::Evbuffer::add_reference), or the
+/// buffer's own memory once it is shared with sends on the ring ([`SharedMem`]).
 pub(super) trait RefBytes: Send + Sync {
     fn bytes(&self) -> &[u8];
+
+    /// The buffer's own shared memory, for sharing further (a caller's memory is not: its `AsRef`
+    /// is not trusted to stay put while the kernel reads it).
+    fn shared(self: Arc<Self>) -> Option<Arc<SharedMem>> {
+        None
+    }
+
+    /// Whether `shared` gives `Some`.
+    fn is_shared(&self) -> bool {
+        false
+    }
+}
+
+impl RefBytes for SharedMem {
+    fn bytes(&self) -> &[u8] {
+        SharedMem::bytes(self)
+    }
+
+    fn shared(self: Arc<Self>) -> Option<Arc<SharedMem>> {
+        Some(self)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
 }
 
 /// Holds the caller's value and runs its cleanup closure exactly once, when the last chunk that shares it
@@ -124,6 +151,16 @@ impl Chunk {
         match &self.store {
             Store::File(f) => f.loaded.get().is_some(),
             _ => true,
+        }
+    }
+
+    /// Whether `Evbuffer::share_front` can share the bytes: the buffer's own memory.
+    #[inline]
+    pub(super) fn shareable(&self) -> bool {
+        match &self.store {
+            Store::Mem(_) => true,
+            Store::Ref(r) => r.is_shared(),
+            Store::File(_) => false,
         }
     }
 

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::sys::uring::{SharedMem, SharedRange};
 use callbacks::{Callbacks, Watch};
 use chunk::{alloc_zeroed, Chunk, RefHolder, Store, MAX_CHUNK, MIN_CHUNK};
 
@@ -145,6 +146,15 @@ impl fmt::Debug for Evbuffer {
             .field("frozen_start", &self.frozen_start)
             .field("frozen_end", &self.frozen_end)
             .finish()
+    }
+}
+
+/// Memory for a chunk of `size` bytes, from the thread's pool when it has some, for memory that is
+/// filled outside a buffer and then handed to one with `Evbuffer::add_mem`.
+pub(crate) fn chunk_mem(size: usize) -> Result<Box<[u8]>> {
+    match pool::take(size) {
+        Some(b) => Ok(b),
+        None => alloc_zeroed(size),
     }
 }
 
@@ -297,11 +307,7 @@ impl Evbuffer {
             self.next_size = (self.next_size * 2).min(MAX_CHUNK);
             w
         };
-        let size = pool::size_for(want);
-        match pool::take(size) {
-            Some(b) => Ok(b),
-            None => alloc_zeroed(size),
-        }
+        chunk_mem(pool::size_for(want))
     }
 
     /// Keeps a drained chunk's memory as the spare if it is the most useful one, else gives it to the
@@ -384,6 +390,28 @@ impl Evbuffer {
             }
         }
         self.add_slow(data)
+    }
+
+    /// Appends `mem[..len]` as a new last chunk, without copying: memory filled outside the buffer
+    /// (an io_uring receive's buffer) becomes part of it. Fails without change (the memory goes to
+    /// the thread's pool) if the end is frozen.
+    pub(crate) fn add_mem(&mut self, mem: Box<[u8]>, len: usize) -> Result<()> {
+        let len = len.min(mem.len());
+        if let Err(e) = self.check_end().and_then(|_| self.grow_len(len)) {
+            pool::give(mem);
+            return Err(e);
+        }
+        if len == 0 {
+            pool::give(mem);
+            return Ok(());
+        }
+        self.push_chunk(Chunk {
+            store: Store::Mem(mem),
+            start: 0,
+            end: len,
+        });
+        self.grew(len);
+        Ok(())
     }
 
     #[inline(never)]
@@ -856,10 +884,59 @@ impl Evbuffer {
         Ok(done)
     }
 
-    /// Appends a copy of the first `n` bytes (at most the length) to `out`; returns how many. For a
-    /// send on the ring (`bufferevent/ring.rs`): one pass over the chunks, no position lookups.
-    pub(crate) fn copy_front_to(&self, out: &mut Vec<u8>, n: usize) -> Result<usize> {
-        let n = n.min(self.len);
+    /// Shares up to `max` bytes of the first chunk, if it holds at least `min` and is the buffer's
+    /// own memory (or already shared by this call): for an io_uring send, which reads them while they
+    /// stay in the buffer. The chunk becomes read-only (later appends go to a new chunk); nothing
+    /// else changes. `None` (the caller copies) for a caller's references, file segments, smaller
+    /// chunks, and while space is reserved (a commit must still find the reserved space).
+    pub(crate) fn share_front(&mut self, min: usize, max: usize) -> Option<SharedRange> {
+        if self.reserved {
+            return None;
+        }
+        let c = self.chunks.front_mut()?;
+        let n = c.len().min(max);
+        if n < min.max(1) {
+            return None;
+        }
+        let mem = match &mut c.store {
+            Store::Mem(b) => {
+                let shared = Arc::new(SharedMem::new(std::mem::take(b), pool::give));
+                c.store = Store::Ref(shared.clone());
+                shared
+            }
+            Store::Ref(r) => Arc::clone(r).shared()?,
+            Store::File(_) => return None,
+        };
+        Some(SharedRange {
+            mem,
+            start: c.start,
+            end: c.start + n,
+        })
+    }
+
+    /// Appends a copy of the first `n` bytes (at most the length) to `out`, stopping before a later
+    /// chunk that [`share_front`](Self::share_front) would share given `share_from`; returns how
+    /// many. For a send on the ring (`bufferevent/ring.rs`): one pass over the chunks, no position
+    /// lookups.
+    pub(crate) fn copy_front_to(
+        &self,
+        out: &mut Vec<u8>,
+        n: usize,
+        share_from: usize,
+    ) -> Result<usize> {
+        let mut n = n.min(self.len);
+        // A later chunk that would be shared goes in a send of its own, not copied into this one.
+        let mut before = 0;
+        for (i, c) in self.chunks.iter().enumerate() {
+            if before >= n {
+                break;
+            }
+            if i > 0 && c.len() >= share_from && c.shareable() {
+                n = before;
+                break;
+            }
+            before += c.len();
+        }
         self.load_range(0, n)?;
         out.reserve(n);
         let mut left = n;
@@ -1170,6 +1247,65 @@ impl std::io::Read for Evbuffer {
 #[cfg(test)]
 mod tests {
     use super::Evbuffer;
+
+    /// A shared front stays readable and unchanged whatever the buffer does next, and sharing
+    /// changes nothing the buffer's user can see.
+    #[test]
+    fn a_shared_front_outlives_the_buffers_changes() {
+        let msg: Vec<u8> = (0..8192u32).map(|i| (i * 7) as u8).collect();
+        let mut buf = Evbuffer::new();
+        buf.add(&msg).unwrap();
+        assert!(
+            buf.share_front(8193, usize::MAX).is_none(),
+            "fewer than min"
+        );
+        let front = buf.share_front(4096, 5000).expect("own memory is shared");
+        assert_eq!(front.bytes(), &msg[..5000]);
+        // Appends go after it (the shared chunk is read-only), and the bytes read the same.
+        buf.add(b"tail").unwrap();
+        buf.add_with(10, |s| {
+            s[..3].copy_from_slice(b"end");
+            3
+        })
+        .unwrap();
+        let mut all = msg.clone();
+        all.extend_from_slice(b"tailend");
+        assert_eq!(buf.len(), all.len());
+        assert_eq!(buf.pullup(16).unwrap(), &all[..16]);
+        // Shared again after a partial drain: from where the data now starts.
+        buf.drain(100).unwrap();
+        let again = buf
+            .share_front(1, 50)
+            .expect("shared memory is shared again");
+        assert_eq!(again.bytes(), &msg[100..150]);
+        // The buffer rewritten and dropped: the shares still hold the old bytes.
+        assert_eq!(buf.pullup_all().unwrap(), &all[100..]);
+        drop(buf);
+        assert_eq!(front.bytes(), &msg[..5000]);
+        assert_eq!(again.bytes(), &msg[100..150]);
+    }
+
+    /// What is not the buffer's own memory, or is reserved, is never shared.
+    #[test]
+    fn references_and_reservations_are_not_shared() {
+        let mut buf = Evbuffer::new();
+        buf.add_reference(vec![1u8; 8192], |_| {}).unwrap();
+        assert!(
+            buf.share_front(1, usize::MAX).is_none(),
+            "a caller's memory"
+        );
+        let mut buf = Evbuffer::new();
+        buf.add(&[2u8; 8192]).unwrap();
+        let space = buf.reserve_space(10).unwrap();
+        space[0] = 3;
+        assert!(
+            buf.share_front(1, usize::MAX).is_none(),
+            "space is reserved"
+        );
+        buf.commit_space(1).unwrap();
+        assert!(buf.share_front(1, usize::MAX).is_some());
+        assert_eq!(buf.len(), 8193);
+    }
 
     #[test]
     fn hot_fields_share_two_cache_lines() {

@@ -9,14 +9,16 @@
 //! memory when).
 //!
 //! - Reading: with no high watermark and no rate limit, a multishot receive that stays armed;
-//!   otherwise one receive at a time of at most what the watermark and the rate allow. Received
-//!   bytes are copied once, from the ring's buffer into the input. Disabling reading cancels the
+//!   otherwise one receive at a time of at most what the watermark and the rate allow. A ring
+//!   buffer at least half full becomes a chunk of the input as it is (the ring gets fresh memory
+//!   in its place); fewer bytes are copied into the input. Disabling reading cancels the
 //!   receive; bytes it delivered before the cancellation took effect are still added to the input
 //!   (never lost), so the input can exceed the high watermark by at most one ring buffer per
 //!   completion that was already on its way.
-//! - Writing: the output's bytes move (not copied) into the send, one send at a time, so they go out
-//!   in order; a short send is resubmitted with its rest before anything newer. The output's length
-//!   drops when the bytes are handed to the ring; the write callback runs when the send completes.
+//! - Writing: the output's front is copied into the send, one send at a time, so the bytes go out
+//!   in order; a short send is resubmitted with its rest before anything newer. The bytes stay in
+//!   the output (its front frozen) until the completion says how many went out, so its length
+//!   and the write callback behave as on epoll.
 //! - Timeouts are two timer events, reset by every completion in their direction; connecting waits
 //!   for writability with a poll request on the ring, then reads `SO_ERROR` as the epoll path does.
 //! - Freeing cancels what is in flight at once (so the socket can close) and leaves the memory of a
@@ -491,7 +493,7 @@ fn received(cx: &mut Cx, h: BufferEvent, d: &crate::backend::uring::Done) {
         let (Ok(b), Some(ring)) = (cx.st.get_mut(h), cx.core.ring()) else {
             return;
         };
-        let added = b.input.get_mut().by_owner(|i| i.add(ring.recv_data(d)));
+        let added = b.input.get_mut().by_owner(|i| ring.recv_into(d, i));
         ring.recycle(d);
         if added.is_err() {
             report(

@@ -6,6 +6,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
 
 /// A request the io_uring backend makes. Neither kind carries a pointer: nothing has to outlive
 /// the submission, which is what makes [`push`] sound.
@@ -132,15 +133,54 @@ pub(crate) fn accepted_fd(res: i32) -> Option<std::os::fd::OwnedFd> {
     (res >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(res) })
 }
 
-/// A copy of the bytes of a send on the ring.
+/// Memory shared between a buffer and sends on the ring instead of copied: read-only while shared
+/// (nothing hands out `&mut` to it), and given to `release` when the last share goes.
+pub(crate) struct SharedMem {
+    mem: Box<[u8]>,
+    release: fn(Box<[u8]>),
+}
+
+impl SharedMem {
+    pub(crate) fn new(mem: Box<[u8]>, release: fn(Box<[u8]>)) -> SharedMem {
+        SharedMem { mem, release }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.mem
+    }
+}
+
+impl Drop for SharedMem {
+    fn drop(&mut self) {
+        (self.release)(std::mem::take(&mut self.mem));
+    }
+}
+
+/// `mem[start..end]`, to send.
+pub(crate) struct SharedRange {
+    pub(crate) mem: Arc<SharedMem>,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+impl SharedRange {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.mem.bytes().get(self.start..self.end).unwrap_or(&[])
+    }
+}
+
+/// The bytes of a send on the ring: a copy, or memory shared with a buffer.
 ///
 /// While a send is in flight ([`submit`](Self::submit) until [`complete`](Self::complete), which
 /// the owner calls when it reaps that send's completion) the bytes may not change or be freed: the
 /// buffer is not handed out, and dropping it then leaks the memory rather than free it under the
-/// kernel. The bytes live on the heap, so moving a `SendBuf` does not move them.
+/// kernel. The bytes live on the heap, in a `Vec` or behind an `Arc` this value holds, so moving a
+/// `SendBuf` does not move them.
 pub(crate) struct SendBuf {
     data: Vec<u8>,
-    /// Bytes of `data` already sent.
+    /// Used instead of `data` when set.
+    shared: Option<SharedRange>,
+    /// Bytes already sent.
     off: usize,
     in_flight: bool,
 }
@@ -149,8 +189,16 @@ impl SendBuf {
     pub(crate) fn new() -> SendBuf {
         SendBuf {
             data: Vec::new(),
+            shared: None,
             off: 0,
             in_flight: false,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.shared {
+            Some(s) => s.bytes(),
+            None => &self.data,
         }
     }
 
@@ -159,14 +207,31 @@ impl SendBuf {
         if self.in_flight {
             return None;
         }
+        self.shared = None;
         self.data.clear();
         self.off = 0;
         Some(&mut self.data)
     }
 
+    /// Makes `bytes` the next send's, instead of a copy. Gives them back while a send is in flight.
+    pub(crate) fn share(&mut self, bytes: SharedRange) -> Result<(), SharedRange> {
+        if self.in_flight {
+            return Err(bytes);
+        }
+        self.data.clear();
+        self.off = 0;
+        self.shared = Some(bytes);
+        Ok(())
+    }
+
+    /// A send of these bytes is in flight.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
     /// Bytes not sent yet.
     pub(crate) fn len(&self) -> usize {
-        self.data.len() - self.off
+        self.bytes().len() - self.off
     }
 
     /// Queues a `send` of the unsent bytes on `fd` (one contiguous buffer: no header or iovec for
@@ -176,25 +241,32 @@ impl SendBuf {
         if self.in_flight {
             return false;
         }
-        let rest = &self.data[self.off..];
+        let rest = &self.bytes()[self.off..];
         let entry = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
             .user_data(user_data);
         // SAFETY: the bytes stay valid and unchanged until `complete`, which the owner calls only
-        // after reaping this request's completion: `buffer` refuses access meanwhile, and Drop
-        // leaks rather than frees them (see the type's docs). At most 256 KiB (the owner's limit),
-        // so the length fits the entry's u32.
+        // after reaping this request's completion: `buffer` and `share` refuse to replace them
+        // meanwhile, shared memory is read-only and kept alive by the `Arc` held here, and Drop
+        // leaks rather than frees them (see the type's docs). At most 256 KiB (the owner's limit), so the
+        // length fits the entry's u32.
         let pushed = unsafe { ring.submission().push(&entry).is_ok() };
         self.in_flight = pushed;
         pushed
     }
 
     /// The send's completion was reaped, with `n` bytes sent: returns how many are left (a short
-    /// send).
+    /// send). Shared bytes are let go of once all are sent.
     pub(crate) fn complete(&mut self, n: usize) -> usize {
         self.in_flight = false;
-        self.off = (self.off + n).min(self.data.len());
+        let total = self.bytes().len();
+        self.off = (self.off + n).min(total);
+        if self.off == total {
+            self.shared = None;
+            self.data.clear();
+            self.off = 0;
+        }
         self.len()
     }
 }
@@ -204,6 +276,7 @@ impl Drop for SendBuf {
         if self.in_flight {
             // The kernel may still read this memory: never free it.
             std::mem::forget(std::mem::take(&mut self.data));
+            std::mem::forget(self.shared.take());
         }
     }
 }
@@ -211,12 +284,16 @@ impl Drop for SendBuf {
 /// A provided buffer ring: `count` buffers of `size` bytes that receives pick from when data
 /// arrives, so that no memory waits in a receive for a connection that stays quiet.
 ///
-/// The kernel writes into a buffer from when it takes it off the ring until we hand it back with
-/// [`give`](Self::give); between a completion naming it and that call, it is ours to read.
+/// The kernel writes into a buffer from when it takes it off the ring until a completion names it
+/// ([`received`](Self::received)); from then until we hand it back with [`give`](Self::give) it is
+/// ours to read, or to exchange for other memory ([`swap`](Self::swap)). Each buffer is its own
+/// allocation, so that its memory can be handed on whole.
 pub(crate) struct BufRing {
     entries: NonNull<types::BufRingEntry>,
     map_len: usize,
-    mem: Box<[u8]>,
+    bufs: Vec<Box<[u8]>>,
+    /// Per buffer: named by a completion and not given back yet (the kernel does not touch it).
+    ours: Vec<bool>,
     tail: u16,
     count: u16,
     size: usize,
@@ -248,7 +325,10 @@ impl BufRing {
         let mut br = BufRing {
             entries,
             map_len,
-            mem: vec![0u8; usize::from(count) * size].into_boxed_slice(),
+            bufs: (0..count)
+                .map(|_| vec![0u8; size].into_boxed_slice())
+                .collect(),
+            ours: vec![true; usize::from(count)],
             tail: 0,
             count,
             size,
@@ -265,12 +345,22 @@ impl BufRing {
         Ok(br)
     }
 
+    /// A completion named buffer `bid`: the kernel is done writing it.
+    pub(crate) fn received(&mut self, bid: u16) {
+        if let Some(o) = self.ours.get_mut(usize::from(bid)) {
+            *o = true;
+        }
+    }
+
     /// Hands buffer `bid` back to the kernel. The caller no longer reads it.
     pub(crate) fn give(&mut self, bid: u16) {
-        if bid >= self.count {
+        let Some(o) = self.ours.get_mut(usize::from(bid)) else {
             return;
+        };
+        if !std::mem::take(o) {
+            return; // the kernel has it already: once on the ring is enough
         }
-        let addr = self.mem[usize::from(bid) * self.size..].as_mut_ptr() as u64;
+        let addr = self.bufs[usize::from(bid)].as_mut_ptr() as u64;
         let i = usize::from(self.tail & (self.count - 1));
         // SAFETY: `i` < count, inside the mapping. The kernel reads entries only up to the tail we
         // publish below, so this one is not being read.
@@ -287,12 +377,28 @@ impl BufRing {
         }
     }
 
-    /// The first `len` bytes of buffer `bid`, which a completion just handed us.
+    /// The first `len` bytes of buffer `bid`, which a completion just handed us (empty if the
+    /// kernel has it).
     pub(crate) fn data(&self, bid: u16, len: usize) -> &[u8] {
-        let start = usize::from(bid) * self.size;
-        self.mem
-            .get(start..start + len.min(self.size))
-            .unwrap_or(&[])
+        match (
+            self.ours.get(usize::from(bid)),
+            self.bufs.get(usize::from(bid)),
+        ) {
+            (Some(true), Some(b)) => &b[..len.min(self.size)],
+            _ => &[],
+        }
+    }
+
+    /// Takes buffer `bid`'s memory, with its bytes, and puts `with` (of the ring's buffer size) in
+    /// its place, for [`give`](Self::give) to hand to the kernel. `Err(with)` if the buffer is the
+    /// kernel's or `with` has another size.
+    pub(crate) fn swap(&mut self, bid: u16, with: Box<[u8]>) -> Result<Box<[u8]>, Box<[u8]>> {
+        match self.ours.get(usize::from(bid)) {
+            Some(true) if with.len() == self.size => {
+                Ok(std::mem::replace(&mut self.bufs[usize::from(bid)], with))
+            }
+            _ => Err(with),
+        }
     }
 }
 
