@@ -15,10 +15,11 @@
 //!   receive; bytes it delivered before the cancellation took effect are still added to the input
 //!   (never lost), so the input can exceed the high watermark by at most one ring buffer per
 //!   completion that was already on its way.
-//! - Writing: the output's front is copied into the send, one send at a time, so the bytes go out
-//!   in order; a short send is resubmitted with its rest before anything newer. The bytes stay in
-//!   the output (its front frozen) until the completion says how many went out, so its length
-//!   and the write callback behave as on epoll.
+//! - Writing: one send at a time, so the bytes go out in order; a short send is resubmitted with
+//!   its rest before anything newer. A first chunk of 4 KiB or more is sent from the output's own
+//!   memory (shared with the send, read-only from then on), less is copied. The bytes stay in the
+//!   output (its front frozen) until the completion says how many went out, so its length and the
+//!   write callback behave as on epoll.
 //! - Timeouts are two timer events, reset by every completion in their direction; connecting waits
 //!   for writability with a poll request on the ring, then reads `SO_ERROR` as the epoll path does.
 //! - Freeing cancels what is in flight at once (so the socket can close) and leaves the memory of a

@@ -13,12 +13,15 @@
 //!   bytes go into its input ([`Uring::recv_into`]: a buffer at least half full is handed over
 //!   whole and replaced by fresh memory, a less full one copied), and the buffer goes straight back
 //!   ([`Uring::recycle`]). The ring is made when the first receive is submitted: [`RING_BUFS`]
-//!   buffers of [`RING_BUF_SIZE`] bytes (4 MiB), per base.
-//! - A send copies its bytes from the front of the bufferevent's output into the slot (`SendBuf`)
-//!   and points the kernel at the copy; the output keeps them (frozen at the front) until the
-//!   completion says how many went out. The slot, not the bufferevent, owns the copy until the
-//!   send completes: a bufferevent freed with a send in flight leaves its slot behind,
-//!   cancelled, and the slot is released only when its last request has completed. Dropping the
+//!   buffers of [`RING_BUF_SIZE`] bytes (4 MiB), per base, and stays that size: a buffer handed
+//!   to an input is replaced. What inputs hold is bounded by their high watermarks; a handed-over
+//!   buffer is at least half full, so an input's memory is at most twice its bytes.
+//! - A send points the kernel at the front of the bufferevent's output: a first chunk of at least
+//!   [`SHARE_FROM`] bytes is shared (the slot's `SendBuf` holds an `Arc` of its memory, which turns
+//!   read-only), fewer bytes are copied into the slot. The output keeps them (frozen at the
+//!   front) until the completion says how many went out. The slot, not the bufferevent, keeps the
+//!   memory alive until the send completes: a bufferevent freed with a send in flight leaves its
+//!   slot behind, cancelled, and the slot is released only when its last request has completed. Dropping the
 //!   ring waits for every request to end first (see `Uring::drop`); one that never ends leaks its
 //!   memory rather than free it under the kernel.
 
