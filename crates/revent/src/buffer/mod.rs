@@ -889,6 +889,7 @@ impl Evbuffer {
     /// stay in the buffer. The chunk becomes read-only (later appends go to a new chunk); nothing
     /// else changes. `None` (the caller copies) for a caller's references, file segments, smaller
     /// chunks, and while space is reserved (a commit must still find the reserved space).
+    #[inline]
     pub(crate) fn share_front(&mut self, min: usize, max: usize) -> Option<SharedRange> {
         if self.reserved {
             return None;
@@ -925,17 +926,20 @@ impl Evbuffer {
         share_from: usize,
     ) -> Result<usize> {
         let mut n = n.min(self.len);
-        // A later chunk that would be shared goes in a send of its own, not copied into this one.
-        let mut before = 0;
-        for (i, c) in self.chunks.iter().enumerate() {
-            if before >= n {
-                break;
+        // A later chunk that would be shared goes in a send of its own, not copied into this one
+        // (no later chunk matters when the first holds all: the common case, checked first).
+        if self.chunks.front().is_some_and(|c| c.len() < n) {
+            let mut before = 0;
+            for (i, c) in self.chunks.iter().enumerate() {
+                if before >= n {
+                    break;
+                }
+                if i > 0 && c.len() >= share_from && c.shareable() {
+                    n = before;
+                    break;
+                }
+                before += c.len();
             }
-            if i > 0 && c.len() >= share_from && c.shareable() {
-                n = before;
-                break;
-            }
-            before += c.len();
         }
         self.load_range(0, n)?;
         out.reserve(n);
