@@ -21,9 +21,9 @@
 //!   read-only), fewer bytes are copied into the slot. The output keeps them (frozen at the
 //!   front) until the completion says how many went out. The slot, not the bufferevent, keeps the
 //!   memory alive until the send completes: a bufferevent freed with a send in flight leaves its
-//!   slot behind, cancelled, and the slot is released only when its last request has completed. Dropping the
-//!   ring waits for every request to end first (see `Uring::drop`); one that never ends leaks its
-//!   memory rather than free it under the kernel.
+//!   slot behind, cancelled, and the slot is released only when its last request has completed.
+//!   Dropping the ring waits for every request to end first (see `Uring::drop`); one that never
+//!   ends leaks its memory rather than free it under the kernel.
 
 use super::{Uring, REMOVE};
 use crate::buffer::Evbuffer;
@@ -405,9 +405,9 @@ impl Uring {
     }
 
     /// Appends the bytes a receive completion delivered to `dst`. A buffer at least [`LEND_FROM`]
-    /// full becomes `dst`'s last chunk as it is, and the ring gets fresh memory in its place; a
-    /// fuller copy would cost more than the memory it saves. Either way the buffer is still to be
-    /// given back with [`recycle`](Self::recycle).
+    /// full becomes `dst`'s last chunk as it is, and the ring gets fresh memory in its place (a
+    /// fuller buffer costs more to copy than the memory handing it over wastes); fewer bytes are
+    /// copied. Either way the buffer is still to be given back with [`recycle`](Self::recycle).
     pub(crate) fn recv_into(&mut self, d: &Done, dst: &mut Evbuffer) -> crate::error::Result<()> {
         let (Some(bid), Ok(n)) = (d.bid, usize::try_from(d.res)) else {
             return Ok(());
