@@ -249,8 +249,8 @@ impl SendBuf {
         // SAFETY: the bytes stay valid and unchanged until `complete`, which the owner calls only
         // after reaping this request's completion: `buffer` and `share` refuse to replace them
         // meanwhile, shared memory is read-only and kept alive by the `Arc` held here, and Drop
-        // leaks rather than frees them (see the type's docs). At most 256 KiB (the owner's limit), so the
-        // length fits the entry's u32.
+        // leaks rather than frees them (see the type's docs). At most 256 KiB (the owner's
+        // limit), so the length fits the entry's u32.
         let pushed = unsafe { ring.submission().push(&entry).is_ok() };
         self.in_flight = pushed;
         pushed
