@@ -454,8 +454,9 @@ mod tests {
     use std::time::Instant;
 
     /// A ring, or `None` (the test is skipped) where the kernel refuses io_uring: an old kernel, a
-    /// container's seccomp profile. Under CI (`CI=true`) that fails instead.
-    fn ring() -> Option<Uring> {
+    /// container's seccomp profile. Under CI (`CI=true`) that fails instead. (The op tests use it
+    /// too.)
+    pub(super) fn ring() -> Option<Uring> {
         ring_for(true)
     }
 
