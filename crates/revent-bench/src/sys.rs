@@ -88,3 +88,15 @@ impl CpuClock {
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 }
+
+/// Writes one byte to `fd`: for an fd that something else (a bufferevent) owns, which the caller
+/// only borrows for this call. Returns what `write(2)` returned, or its error.
+pub fn write_byte(fd: std::os::fd::RawFd, byte: u8) -> io::Result<usize> {
+    // SAFETY: write reads one byte from the live local `byte`; a stale fd number is at worst an
+    // error (EBADF) or a byte to another file, never memory unsafety.
+    let n = unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
