@@ -118,10 +118,11 @@ Listens on 0.0.0.0:9999 unless told otherwise. SIGINT or SIGTERM stops it and pr
 line: connections served, connections refused, and bytes echoed (bytes that reached the clients,
 not bytes read from them).
 
-A client that sends without reading costs at most about --max-output plus --read-high bytes of
-memory: past --max-output of pending echo the server stops reading from it until half of that has
-gone out. A client that half-closes gets all its echo before the server closes, unless the echo
-makes no progress for --drain-timeout seconds.
+A client that sends without reading costs at most about --max-output bytes of memory plus one
+read (at most --read-high if set, else 512 KiB; on io_uring, plus the receives that had completed
+when reading stopped): past --max-output of pending echo the server stops reading from it until
+half of that has gone out. A client that half-closes gets all its echo before the server closes,
+unless the echo makes no progress for --drain-timeout seconds.
 
 With --tls CERT KEY the service speaks TLS (1.2 and 1.3, rustls): the same echo over each
 connection's plaintext. A client that does not speak TLS is dropped after the failed handshake.
@@ -145,8 +146,9 @@ pub struct EchoArgs {
     #[arg(long, value_name = "N")]
     pub max_conns: Option<usize>,
 
-    /// Read high watermark per connection: read at most this much before echoing it (0: no limit)
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    /// Read high watermark per connection: read at most this much before echoing it (0: no
+    /// limit; on io_uring, a limit under 4 MiB costs one receive request per read)
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
     pub read_high: usize,
 
     /// Stop reading from a connection while more than BYTES of its echo wait to be sent; resume
@@ -271,10 +273,7 @@ mod tests {
         assert_eq!(a.socket_addr(), "0.0.0.0:9999".parse().unwrap());
         assert_eq!(a.idle_timeout, None);
         assert_eq!(a.max_conns, None);
-        assert_eq!(
-            (a.read_high, a.max_output, a.threads),
-            (1 << 20, 1 << 20, 1)
-        );
+        assert_eq!((a.read_high, a.max_output, a.threads), (0, 1 << 20, 1));
         assert!(!a.verbose);
     }
 

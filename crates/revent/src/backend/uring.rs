@@ -53,7 +53,7 @@
 
 mod ops;
 
-pub(crate) use ops::{Done, Op, OpSlot, RING_BUF_SIZE};
+pub(crate) use ops::{Done, Op, OpSlot, RING_BUFS, RING_BUF_SIZE};
 
 use super::{mask_of, what_of_mask, Ready};
 use crate::event::What;

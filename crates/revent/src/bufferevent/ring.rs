@@ -8,8 +8,9 @@
 //! loop at the bufferevent's priority (`backend::uring::ops` has the mechanics and who owns which
 //! memory when).
 //!
-//! - Reading: with no high watermark and no rate limit, a multishot receive that stays armed;
-//!   otherwise one receive at a time of at most what the watermark and the rate allow. A ring
+//! - Reading: with no rate limit, and no high watermark or one at least the buffer ring's size
+//!   away, a multishot receive that stays armed; otherwise one receive at a time of at most what
+//!   the watermark and the rate allow. A ring
 //!   buffer at least half full becomes a chunk of the input as it is (the ring gets fresh memory
 //!   in its place); fewer bytes are copied into the input. Disabling reading cancels the
 //!   receive; bytes it delivered before the cancellation took effect are still added to the input
@@ -36,12 +37,19 @@ use super::bev::{
 use super::kind::Kind;
 use super::socket::Socket;
 use super::{ratelimit, BevFlags, BufferEvent};
-use crate::backend::uring::{Op, OpSlot, RING_BUF_SIZE};
+use crate::backend::uring::{Op, OpSlot, RING_BUFS, RING_BUF_SIZE};
 use crate::base::{Core, EventBase};
 use crate::buffer::BufferEnd;
 use crate::error::Result;
 use crate::event::{EventId, What};
 use socket2::SockRef;
+
+/// A multishot receive is armed under a high watermark while the watermark is at least this far
+/// away: what the buffer ring holds in all. Between two prepare phases the kernel can fill no more
+/// buffers than the ring has (it gets them back only when this loop's callbacks have run), so the
+/// input cannot pass the watermark before the prepare phase has cancelled the multishot receive
+/// for a one-shot of the exact rest.
+const MULTI_FROM: usize = RING_BUFS as usize * RING_BUF_SIZE;
 
 /// The state of the bufferevent's receive.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -159,7 +167,9 @@ fn sync_with(cx: &mut Cx, h: BufferEvent, arm_recv: bool) {
     let wants_read = b.wants_read();
     let write_enabled = b.enabled.contains(What::WRITE);
     let budget = b.read_budget();
-    let multi = b.read_high == 0 && b.rate.is_none();
+    // Multishot where nothing needs counting between receives: no rate limit, and no high
+    // watermark or one this iteration cannot reach (see `MULTI_FROM`).
+    let multi = b.rate.is_none() && (b.read_high == 0 || budget >= MULTI_FROM);
     let (timeout_read, timeout_write) = (b.timeout_read, b.timeout_write);
     let Kind::Socket(s) = &mut b.kind else { return };
     let (Some(fd), Some(read_ev), Some(write_ev)) = (s.raw_fd(), s.read_ev, s.write_ev) else {
@@ -615,5 +625,146 @@ fn connected(cx: &mut Cx, h: BufferEvent, res: i32) {
             bev::sync(cx, h);
             report(cx, h, BevFlags::ERROR, errno);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BevOptions, Config, ConfigFlags, LoopFlags, Method};
+    use std::cell::Cell;
+    use std::io::{ErrorKind, Write};
+    use std::os::unix::net::UnixStream;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    /// An io_uring base with completion-based bufferevents, or `None` (test skipped) where the
+    /// kernel refuses io_uring; CI=true fails instead.
+    fn base() -> Option<EventBase> {
+        let mut cfg = Config::new();
+        for m in Method::ALL {
+            if m != Method::IoUring {
+                cfg.avoid_method(m);
+            }
+        }
+        cfg.set_flag(ConfigFlags::IGNORE_ENV);
+        match EventBase::with_config(&cfg) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "io_uring unavailable ({e}) and CI=true"
+                );
+                None
+            }
+        }
+    }
+
+    fn multishots(base: &mut EventBase) -> u64 {
+        bev::cx(base).core.ring().map_or(0, |r| r.multishots())
+    }
+
+    fn byte(k: usize) -> u8 {
+        (k % 251) as u8
+    }
+
+    /// A reading bufferevent under high watermark `high` whose read callback leaves the input be,
+    /// its peer (non-blocking), and the most the input held at a read callback.
+    fn reader(base: &mut EventBase, high: usize) -> (BufferEvent, UnixStream, Rc<Cell<usize>>) {
+        let (a, peer) = UnixStream::pair().unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let bev = BufferEvent::socket(base, Some(a.into()), BevOptions::CLOSE_ON_FREE).unwrap();
+        bev.set_watermark(base, What::READ, 0, high).unwrap();
+        let most = Rc::new(Cell::new(0));
+        let m = Rc::clone(&most);
+        bev.set_read_cb(base, move |base, bev| {
+            m.set(m.get().max(bev.input(base).unwrap().len()));
+        })
+        .unwrap();
+        bev.enable(base, What::READ).unwrap();
+        base.run(LoopFlags::ONCE | LoopFlags::NONBLOCK).unwrap();
+        (bev, peer, most)
+    }
+
+    /// Sends the peer's bytes `sent..total` as the socket takes them while the loop runs, until
+    /// the input holds `until` bytes; then checks they are `from..` of the stream, in order.
+    fn fill(
+        base: &mut EventBase,
+        (bev, peer): (BufferEvent, &mut UnixStream),
+        sent: &mut usize,
+        total: usize,
+        (from, until): (usize, usize),
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while bev.input(base).unwrap().len() < until {
+            assert!(Instant::now() < deadline, "stuck with {sent} bytes sent");
+            while *sent < total {
+                let chunk: Vec<u8> = (*sent..total.min(*sent + 65536)).map(byte).collect();
+                match peer.write(&chunk) {
+                    Ok(n) => *sent += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            base.run(LoopFlags::ONCE | LoopFlags::NONBLOCK).unwrap();
+        }
+        let got = bev.input(base).unwrap().pullup_all().unwrap().to_vec();
+        let want: Vec<u8> = (from..from + until).map(byte).collect();
+        assert!(
+            got == want,
+            "{} bytes, not the {until} of the stream from {from} on",
+            got.len()
+        );
+    }
+
+    /// With the high watermark further away than the buffer ring holds, the receive is multishot
+    /// (armed once, not once per completion); nearer, one-shot receives of the rest fill the input
+    /// to the watermark exactly, never past it, as on epoll. Drained, it is multishot again.
+    #[test]
+    fn a_distant_high_watermark_keeps_a_multishot_receive_and_is_never_passed() {
+        let Some(mut base) = base() else { return };
+        let high = MULTI_FROM + 100_000;
+        let (bev, mut peer, most) = reader(&mut base, high);
+        assert_eq!(
+            multishots(&mut base),
+            1,
+            "far from the watermark: multishot"
+        );
+        let (total, mut sent) = (high + MULTI_FROM, 0);
+        fill(&mut base, (bev, &mut peer), &mut sent, total, (0, high));
+        assert_eq!(
+            most.get(),
+            high,
+            "the input reached the watermark and stopped there"
+        );
+        assert_eq!(
+            multishots(&mut base),
+            1,
+            "near the watermark: one-shot receives"
+        );
+
+        bev.input(&mut base).unwrap().drain(high).unwrap();
+        fill(
+            &mut base,
+            (bev, &mut peer),
+            &mut sent,
+            total,
+            (high, total - high),
+        );
+        assert_eq!(multishots(&mut base), 2, "drained: multishot again");
+        assert!(most.get() <= high);
+    }
+
+    /// A high watermark nearer than the buffer ring's size: one receive at a time, each of at most
+    /// the rest, and the input stops at the watermark.
+    #[test]
+    fn a_near_high_watermark_receives_one_at_a_time() {
+        let Some(mut base) = base() else { return };
+        let high = 100_000;
+        let (bev, mut peer, most) = reader(&mut base, high);
+        let mut sent = 0;
+        fill(&mut base, (bev, &mut peer), &mut sent, 3 * high, (0, high));
+        assert_eq!(most.get(), high);
+        assert_eq!(multishots(&mut base), 0);
     }
 }

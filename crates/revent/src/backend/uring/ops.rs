@@ -120,6 +120,8 @@ pub(crate) struct Ops {
     lent: u64,
     /// Sends of bytes shared with their buffer rather than copied, for tests.
     shared: u64,
+    /// Multishot receives submitted, for tests.
+    multishots: u64,
 }
 
 impl Ops {
@@ -132,6 +134,12 @@ impl Uring {
     /// Requests of live owners are in flight.
     pub(crate) fn holds(&self) -> bool {
         self.ops.held > 0
+    }
+
+    /// Multishot receives submitted so far (tests tell them from one-shot ones by this).
+    #[cfg(test)]
+    pub(crate) fn multishots(&self) -> u64 {
+        self.ops.multishots
     }
 }
 
@@ -239,6 +247,7 @@ impl Uring {
             self.ops.bufs = Some(BufRing::new(&self.ring, RING_BUFS, RING_BUF_SIZE, GROUP)?);
         }
         let len = len.min(RING_BUF_SIZE as u32);
+        self.ops.multishots += u64::from(multi);
         self.start(
             s,
             Op::Recv,
