@@ -448,9 +448,10 @@ fn io_done(cx: &mut Cx, h: BufferEvent) {
     let slot = r.slot;
     let Some(ring) = cx.core.ring() else { return };
     let dones = ring.take(slot);
-    let mut wrote = false;
+    let (mut wrote, mut sends_only) = (false, true);
     for d in &dones {
         wrote |= d.op != Op::Recv;
+        sends_only &= d.op == Op::Send;
         match d.op {
             Op::Recv => received(cx, h, d),
             Op::Send => sent(cx, h, d.res),
@@ -465,10 +466,13 @@ fn io_done(cx: &mut Cx, h: BufferEvent) {
     // wait) so that neither waits for another change. The receive is armed again by the prepare
     // phase, once the callbacks these completions trigger have run (one may change the
     // watermarks).
-    // Most sends end with nothing left to do (an echo's output is empty again): then the prepare
-    // phase alone is enough.
+    // Most sends end with nothing left to do (an echo's output is empty again). Then sends alone
+    // need no prepare phase either: what their callbacks change through the handle marks the
+    // bufferevent itself, and only a rate limit (refilled there) depends on them otherwise.
+    let mut rate = false;
     let follow_up = wrote
         && cx.st.get(h).is_ok_and(|b| {
+            rate = b.rate.is_some();
             !b.output.get().is_empty()
                 || matches!(&b.kind, Kind::Socket(s)
                     if s.shutdown_pending
@@ -476,7 +480,7 @@ fn io_done(cx: &mut Cx, h: BufferEvent) {
         });
     if follow_up {
         sync_with(cx, h, false);
-    } else {
+    } else if !sends_only || rate {
         cx.st.mark_dirty(h);
     }
 }
