@@ -429,7 +429,7 @@ fn print_table(rows: &[Row]) {
 fn print_bev_table(rows: &[Row]) {
     println!(
         "\nThrough bufferevents (bev: `pipes-child -b`), beside events (revent) and the raw C loop \
-         (raw; in io_uring rows raw epoll). Median µs of the timed loop, CPU time; bev/raw: ratio of \
+         (raw; in io_uring rows raw epoll). Median CPU µs of the timed loop; bev/raw: ratio of \
          the medians (in parentheses: the median of the per-round ratios); per fired event: syscalls \
          (perf) and user-space instructions (callgrind).\n"
     );

@@ -10,12 +10,11 @@
 //!
 //! - Reading: with no rate limit, and no high watermark or one at least the buffer ring's size
 //!   away, a multishot receive that stays armed; otherwise one receive at a time of at most what
-//!   the watermark and the rate allow. A ring
-//!   buffer at least half full becomes a chunk of the input as it is (the ring gets fresh memory
-//!   in its place); fewer bytes are copied into the input. Disabling reading cancels the
-//!   receive; bytes it delivered before the cancellation took effect are still added to the input
-//!   (never lost), so the input can exceed the high watermark by at most one ring buffer per
-//!   completion that was already on its way.
+//!   the watermark and the rate allow. A ring buffer at least half full becomes a chunk of the
+//!   input as it is (the ring gets fresh memory in its place); fewer bytes are copied into the
+//!   input. Disabling reading cancels the receive; bytes it delivered before the cancellation took
+//!   effect are still added to the input (never lost), so the input can exceed the high watermark
+//!   by at most one ring buffer per completion that was already on its way.
 //! - Writing: one send at a time, so the bytes go out in order; a short send is resubmitted with
 //!   its rest before anything newer. A first chunk of 4 KiB or more is sent from the output's own
 //!   memory (shared with the send, read-only from then on), less is copied. The bytes stay in the
