@@ -308,6 +308,47 @@ fn reset_by_peer_is_an_error_with_errno() {
     }
 }
 
+/// A bufferevent on an fd its backend cannot watch (a regular file on epoll) reports an error with
+/// the errno when reading is enabled, instead of waiting forever; backends that can watch it read
+/// the file to its end.
+#[test]
+fn an_fd_the_backend_refuses_is_an_error_not_a_silent_wait() {
+    for m in backends() {
+        let mut base = base(m);
+        let path = std::env::temp_dir().join(format!(
+            "revent-bev-file-{}-{}",
+            std::process::id(),
+            m.name()
+        ));
+        std::fs::write(&path, b"file bytes").unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let bev = BufferEvent::socket(&mut base, Some(OwnedFd::from(f)), BevOptions::CLOSE_ON_FREE)
+            .unwrap();
+        let events = record_events(&mut base, bev);
+        bev.enable(&mut base, What::READ).unwrap();
+        run_until(&mut base, LIMIT, |_| !events.borrow().is_empty());
+        run_for(&mut base, Duration::from_millis(20));
+        let evs = events.borrow().clone();
+        if m == Method::Epoll {
+            assert_eq!(evs, vec![BevFlags::ERROR | BevFlags::READING], "{m:?}");
+            assert_eq!(
+                bev.error(&base).and_then(|e| e.raw_os_error()),
+                Some(libc::EPERM),
+                "{m:?}"
+            );
+            assert!(
+                !bev.enabled(&base).unwrap().contains(What::READ),
+                "{m:?}: reading stays enabled after its error"
+            );
+        } else {
+            assert_eq!(evs, vec![BevFlags::EOF | BevFlags::READING], "{m:?}");
+            assert_eq!(drain_input(&mut base, bev), b"file bytes", "{m:?}");
+        }
+        bev.free(&mut base).unwrap();
+    }
+}
+
 // ---- connect ----
 
 #[test]

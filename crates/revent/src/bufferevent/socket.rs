@@ -203,14 +203,23 @@ pub(crate) fn set_fd(cx: &mut Cx, h: BufferEvent, fd: Option<OwnedFd>) -> Result
 /// Adds the read event. On an edge-triggered fd that the kernel already watches for reading (the
 /// event was deleted and is added again before the change reached the kernel), no new edge will
 /// come for data already there: the reader is run once to look.
-fn arm_read(core: &mut Core, s: &Socket, ev: EventId, timeout: Option<Duration>) {
+fn arm_read(core: &mut Core, s: &Socket, ev: EventId, timeout: Option<Duration>) -> Result<()> {
     let unseen = s.edge
         && s.raw_fd()
             .is_some_and(|fd| core.kernel_watches(fd, What::READ));
-    let _ = core.add(ev, timeout);
+    core.add(ev, timeout)?;
     if unseen {
         let _ = core.activate(ev, What::READ, 1);
     }
+    Ok(())
+}
+
+/// An event that could not be added (the backend refuses the fd: a regular file on epoll, an fd
+/// closed behind the bufferevent's back, no kernel memory) is that direction's error, as a failed
+/// read or write is: nothing would ever wake it, and a silent wait is worse than libevent's -1
+/// from `bufferevent_enable` (the enable here is deferred, so the event callback hears of it).
+fn report_unwatchable(cx: &mut Cx, h: BufferEvent, flags: BevFlags, e: &Error) {
+    report(cx, h, BevFlags::ERROR | flags, errno_of(e));
 }
 
 /// Arms or disarms the read and write events to match the enable flags and buffers, writing pending
@@ -231,7 +240,11 @@ pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
     if want_read != s.read_armed {
         s.read_armed = want_read;
         if want_read {
-            arm_read(cx.core, s, read_ev, timeout_read);
+            if let Err(e) = arm_read(cx.core, s, read_ev, timeout_read) {
+                s.read_armed = false;
+                // Reporting disables reading, and its sync finishes what this one would have.
+                return report_unwatchable(cx, h, BevFlags::READING, &e);
+            }
         } else {
             let _ = cx.core.del(read_ev);
         }
@@ -239,7 +252,13 @@ pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
     if s.connecting {
         if !s.write_armed {
             s.write_armed = true;
-            let _ = cx.core.add(write_ev, timeout_write);
+            if let Err(e) = cx.core.add(write_ev, timeout_write) {
+                // The connection's outcome can never be seen: a failed connect, as in `writable`.
+                s.write_armed = false;
+                s.connecting = false;
+                b.enabled = What::NONE;
+                return report_unwatchable(cx, h, BevFlags::WRITING, &e);
+            }
         }
         return;
     }
@@ -358,7 +377,10 @@ fn arm_write(cx: &mut Cx, h: BufferEvent) {
     if let Some(s) = sock(b) {
         if let (false, Some(ev)) = (s.write_armed, s.write_ev) {
             s.write_armed = true;
-            let _ = cx.core.add(ev, timeout);
+            if let Err(e) = cx.core.add(ev, timeout) {
+                s.write_armed = false;
+                report_unwatchable(cx, h, BevFlags::WRITING, &e);
+            }
         }
     }
 }
