@@ -1514,8 +1514,8 @@ fn pullup_ptr(b: &mut Evbuffer, size: isize) -> *mut u8 {
     if n == 0 || n > b.len() {
         return ptr::null_mut();
     }
-    match b.pullup(n) {
-        Ok(s) => s.as_ptr().cast_mut(),
+    match b.pullup_mut(n) {
+        Ok(s) => s.as_mut_ptr(),
         Err(e) => {
             log::warn!("evbuffer_pullup: {e}");
             ptr::null_mut()
@@ -1525,8 +1525,9 @@ fn pullup_ptr(b: &mut Evbuffer, size: isize) -> *mut u8 {
 
 /// `evbuffer_pullup`: makes the first `size` bytes (-1: all) contiguous and returns them, valid
 /// until the buffer next changes; NULL for 0 bytes or more than the buffer holds, as in libevent.
-/// The bytes are the buffer's: C may read them (libevent's programs also write them in place,
-/// which works here too but is outside what revent promises).
+/// C may read and write them: a first chunk that is not the buffer's own memory (a reference, a
+/// file segment, memory an io_uring send shares) is copied first, so an edit reaches this buffer
+/// only.
 #[no_mangle]
 pub unsafe extern "C" fn evbuffer_pullup(buf: *mut evbuffer, size: isize) -> *mut u8 {
     guard(ptr::null_mut(), || {

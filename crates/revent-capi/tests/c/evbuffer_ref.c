@@ -94,6 +94,19 @@ static void test_reference(void) {
     check_contents(b, "abcdef");
     evbuffer_drain(b, 6);
 
+    /* A reference that holds the whole pullup, edited in place (programs patch a length prefix
+     * this way): the buffer sees the edit. libevent hands out the reference itself, so the edit
+     * also lands in the caller's memory; revent edits a copy and leaves that memory alone. */
+    static char fixed[] = "??:payload";
+    CHECK(evbuffer_add_reference(b, fixed, 10, NULL, NULL) == 0);
+    flat = evbuffer_pullup(b, 2);
+    CHECK(flat != NULL);
+    memcpy(flat, "07", 2);
+    check_contents(b, "07:payload");
+    if (on_revent())
+        CHECK(memcmp(fixed, "??", 2) == 0);
+    evbuffer_drain(b, 10);
+
     /* Moved whole to another buffer, then written to a socket: released once written. */
     int sv[2];
     char got[16];

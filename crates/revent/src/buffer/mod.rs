@@ -989,6 +989,55 @@ impl Evbuffer {
         self.pullup(self.len)
     }
 
+    /// [`pullup`](Self::pullup), writable: for editing the first `n` bytes in place (libevent's
+    /// programs write into what `evbuffer_pullup` returns, to patch a length prefix, say).
+    ///
+    /// A first chunk that is not this buffer's own memory (a caller's
+    /// [reference](Self::add_reference), a file segment, memory an io_uring send shares) is copied
+    /// first, so the edit changes this buffer only: never the caller's memory, nor bytes the kernel
+    /// may be sending.
+    ///
+    /// ```
+    /// use revent::buffer::Evbuffer;
+    /// let mut buf = Evbuffer::new();
+    /// buf.add(b"?? bytes follow").unwrap();
+    /// buf.pullup_mut(2).unwrap().copy_from_slice(b"13");
+    /// assert_eq!(buf.pullup_all().unwrap(), b"13 bytes follow");
+    /// ```
+    pub fn pullup_mut(&mut self, n: usize) -> Result<&mut [u8]> {
+        self.pullup(n)?;
+        if n == 0 {
+            return Ok(&mut []);
+        }
+        if self.chunks.front().is_some_and(|c| !c.is_mem()) {
+            // `pullup` left the `n` bytes in memory in the first chunk.
+            let mut own = Chunk::mem(self.take_mem(n)?);
+            let Some(front) = self.chunks.front_mut() else {
+                return Err(Error::InvalidArgument("pullup past the end of the buffer"));
+            };
+            let copied = own.append_from(front.data().get(..n).unwrap_or(&[]));
+            if copied != n {
+                return Err(Error::InvalidArgument("referenced data changed length"));
+            }
+            front.start += n;
+            if front.len() == 0 {
+                if let Some(c) = self.chunks.pop_front() {
+                    self.recycle(c);
+                }
+            }
+            self.chunks.push_front(own);
+            self.touched();
+        }
+        match self.chunks.front_mut() {
+            Some(Chunk {
+                store: Store::Mem(b),
+                start,
+                ..
+            }) => Ok(&mut b[*start..*start + n]),
+            _ => Err(Error::InvalidArgument("pullup past the end of the buffer")),
+        }
+    }
+
     /// Rearranges chunks so that the first holds at least `n` bytes (`first chunk len < n <= len`).
     fn gather_front(&mut self, n: usize) -> Result<()> {
         // A reference whose AsRef broke its contract may hold fewer bytes than its length says; refuse
@@ -1251,6 +1300,7 @@ impl std::io::Read for Evbuffer {
 #[cfg(test)]
 mod tests {
     use super::Evbuffer;
+    use std::sync::Arc;
 
     /// A shared front stays readable and unchanged whatever the buffer does next, and sharing
     /// changes nothing the buffer's user can see.
@@ -1287,6 +1337,58 @@ mod tests {
         drop(buf);
         assert_eq!(front.bytes(), &msg[..5000]);
         assert_eq!(again.bytes(), &msg[100..150]);
+    }
+
+    /// An edit through `pullup_mut` changes the buffer only: not memory a send shares, not a
+    /// caller's reference, not a file; and what follows the edited bytes is untouched.
+    #[test]
+    fn pullup_mut_edits_the_buffer_and_nothing_it_shares() {
+        let msg: Vec<u8> = (0..8192u32).map(|i| (i * 7) as u8).collect();
+        let edit = |buf: &mut Evbuffer, n: usize| {
+            buf.pullup_mut(n).unwrap().fill(0xEE);
+        };
+        let edited = |n: usize| {
+            let mut v = msg.clone();
+            v[..n].fill(0xEE);
+            v
+        };
+
+        // Memory shared with a (would-be) send on the ring.
+        let mut buf = Evbuffer::new();
+        buf.add(&msg).unwrap();
+        let front = buf.share_front(4096, 5000).expect("own memory is shared");
+        edit(&mut buf, 10);
+        assert_eq!(front.bytes(), &msg[..5000], "the send's bytes changed");
+        assert_eq!(buf.pullup_all().unwrap(), &edited(10)[..]);
+
+        // A caller's reference: the rest stays a reference, the caller's bytes stay as they were.
+        let mine: Arc<[u8]> = Arc::from(&msg[..]);
+        let mut buf = Evbuffer::new();
+        buf.add_reference(Arc::clone(&mine), |_| {}).unwrap();
+        edit(&mut buf, 4);
+        assert_eq!(&mine[..], &msg[..]);
+        assert_eq!(buf.len(), msg.len());
+        assert_eq!(buf.pullup_all().unwrap(), &edited(4)[..]);
+
+        // A whole file segment, then one spanning two chunks (a reference and owned memory).
+        let path = std::env::temp_dir().join(format!("revent-pullup-mut-{}", std::process::id()));
+        std::fs::write(&path, &msg[..100]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let mut buf = Evbuffer::new();
+        buf.add_file(file.into(), 0, None).unwrap();
+        edit(&mut buf, 100);
+        assert_eq!(buf.file_chunks, 0, "the segment was copied whole");
+        assert_eq!(buf.pullup_all().unwrap(), &edited(100)[..100]);
+        let mut buf = Evbuffer::new();
+        buf.add_reference(msg[..10].to_vec(), |_| {}).unwrap();
+        buf.add(&msg[10..]).unwrap();
+        edit(&mut buf, 20);
+        assert_eq!(buf.pullup_all().unwrap(), &edited(20)[..]);
+
+        // Asking for more than there is fails and changes nothing.
+        assert!(buf.pullup_mut(buf.len() + 1).is_err());
+        assert_eq!(buf.len(), msg.len());
     }
 
     /// What is not the buffer's own memory, or is reserved, is never shared.
