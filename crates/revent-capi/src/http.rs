@@ -1059,7 +1059,8 @@ unsafe fn reply_done(r: *mut evhttp_request) {
     }
 }
 
-/// The output headers of a server reply, and `response_code`/`response_code_line` set.
+/// The output headers of a server reply and its reason phrase (`reason`, or libevent's default
+/// for none), with `response_code`/`response_code_line` set.
 ///
 /// # Safety
 /// `r` is a live request; `reason` NULL or a C string.
@@ -1075,14 +1076,14 @@ unsafe fn prepare_reply(
         let line = if reason.is_empty() {
             revent_http_reason(code)
         } else {
-            reason.clone()
+            reason
         };
         set_string(
             ptr::addr_of_mut!((*r).response_code_line),
             &latin1_bytes(&line),
         );
         (*r).kind = EVHTTP_RESPONSE;
-        (output_fields(r, &[]), reason)
+        (output_fields(r, &[]), line)
     }
 }
 
@@ -1090,42 +1091,21 @@ fn latin1_bytes(s: &str) -> Vec<u8> {
     s.chars().map(|c| u8::try_from(c).unwrap_or(b'?')).collect()
 }
 
-/// The standard reason phrase of `code` (what a reply with an empty one gets).
+/// The reason phrase a reply without one gets, as in libevent: the standard phrase, else the
+/// name of the code's class, else "Unknown Status Class".
 fn revent_http_reason(code: c_int) -> String {
-    let s = match code {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        417 => "Expectation Failed",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "",
+    let standard = u16::try_from(code)
+        .ok()
+        .and_then(revent_http::standard_reason);
+    let class = match code / 100 {
+        1 => "Informational",
+        2 => "Success",
+        3 => "Redirection",
+        4 => "Client Error",
+        5 => "Server Error",
+        _ => "Unknown Status Class",
     };
-    s.to_string()
+    standard.unwrap_or(class).to_string()
 }
 
 fn code_u16(code: c_int, what: &str) -> Option<u16> {
@@ -1848,7 +1828,7 @@ pub unsafe extern "C" fn evhttp_send_error(
             let hook = complete_hook(r);
             on_request(r, "evhttp_send_error", |b, q| {
                 *q.output_headers_mut() = headers;
-                q.send_error(b, code, (!reason.is_empty()).then_some(reason.as_str()))?;
+                q.send_error(b, code, Some(reason.as_str()))?;
                 arm(b, q, hook)
             });
             reply_done(r);

@@ -89,8 +89,8 @@ pub use body::{BodyDecoder, ChunkedDecoder, LengthDecoder};
 pub use error::ParseError;
 pub use headers::{HeaderError, Headers, Iter as HeaderIter};
 pub use message::{
-    BodyFraming, Limits, Method, Progress, RequestHead, RequestParser, ResponseHead,
-    ResponseParser, Version,
+    standard_reason, BodyFraming, Limits, Method, Progress, RequestHead, RequestParser,
+    ResponseHead, ResponseParser, Version,
 };
 pub use server::{
     Handler, Message, Request, RequestHandle, Server, ServerStats, Timeouts, VirtualHost,

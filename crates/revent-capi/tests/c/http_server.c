@@ -144,6 +144,14 @@ static void forbid_cb(struct evhttp_request *req, void *arg) {
     evhttp_send_error(req, 403, "Go away");
 }
 
+/* Replies with the status the query names (`/phrase?418`) and no reason: the server picks it. */
+static void phrase_cb(struct evhttp_request *req, void *arg) {
+    (void)arg;
+    const char *q = strchr(evhttp_request_get_uri(req), '?');
+    CHECK(q != NULL);
+    evhttp_send_reply(req, atoi(q + 1), NULL, NULL);
+}
+
 static void vhost_cb(struct evhttp_request *req, void *arg) {
     (void)arg;
     reply_text(req, 200, "OK", "vhost");
@@ -366,6 +374,19 @@ static void next_step(void) {
                      "\r\nConnection: close", "\r\nContent-Length: ", NULL);
         raw_want_absent = "X-Dropped";
         break;
+    /* No reason given: the standard phrase, else the name of the code's class (libevent's rule). */
+    case 17:
+        raw_exchange("GET /phrase?404 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                     "HTTP/1.1 404 Not Found\r\n", NULL, NULL, NULL, NULL);
+        break;
+    case 18:
+        raw_exchange("GET /phrase?418 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                     "HTTP/1.1 418 Client Error\r\n", NULL, NULL, NULL, NULL);
+        break;
+    case 19:
+        raw_exchange("GET /phrase?299 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                     "HTTP/1.1 299 Success\r\n", NULL, NULL, NULL, NULL);
+        break;
     default: event_base_loopexit(base, NULL); break;
     }
 }
@@ -410,6 +431,7 @@ int main(void) {
     CHECK(evhttp_set_cb(http, "/chunked", chunked_cb, NULL) == 0);
     CHECK(evhttp_set_cb(http, "/later", later_cb, NULL) == 0);
     CHECK(evhttp_set_cb(http, "/forbid", forbid_cb, NULL) == 0);
+    CHECK(evhttp_set_cb(http, "/phrase", phrase_cb, NULL) == 0);
     evhttp_set_timeout(http, 30);
     evhttp_set_max_headers_size(http, 8192);
     evhttp_set_max_body_size(http, 1 << 20);
@@ -424,7 +446,7 @@ int main(void) {
 
     next_step();
     CHECK(event_base_dispatch(base) == 0);
-    CHECK(step == 17);
+    CHECK(step == 20);
 
     evhttp_connection_free(conn);
     evhttp_free(http);
