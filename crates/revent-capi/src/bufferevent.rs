@@ -752,6 +752,7 @@ fn attach(
     pr.installed = [false; 3];
     sync_in(b, bev, p);
     publish(b, bev, p);
+    apply_max_single(b, h, p);
     let fd = h.fd(b).unwrap_or(-1);
     set!(bev, ev_read.fd, fd);
     set!(bev, ev_write.fd, fd);
@@ -2623,34 +2624,64 @@ fn single_size(size: size_t) -> isize {
     }
 }
 
+/// Gives the Rust side the caps C set. The default (16384, what libevent reads at most) is
+/// reported but not applied: revent's reads take what the socket has, up to the high watermark
+/// and the rate limit, which costs fewer syscalls; any other cap is applied, as a program that
+/// sets one expects.
+fn apply_max_single(b: &mut EventBase, h: BufferEvent, p: *mut Private) {
+    let cap = |v: isize| {
+        if v == MAX_SINGLE_DEFAULT {
+            0
+        } else {
+            v.max(1) as usize
+        }
+    };
+    let (r, w) = (pv(p).max_single_read, pv(p).max_single_write);
+    let _ = h.set_max_single(b, What::READ, cap(r));
+    let _ = h.set_max_single(b, What::WRITE, cap(w));
+}
+
+/// Stores a cap (see `apply_max_single`) and applies it when the bufferevent has a base (else
+/// `attach` does, once it gets one).
+fn set_max_single(bev: *mut bufferevent, what: &str, read: bool, size: size_t) -> c_int {
+    let Some(p) = private(bev, what) else {
+        return -1;
+    };
+    if read {
+        pv(p).max_single_read = single_size(size);
+    } else {
+        pv(p).max_single_write = single_size(size);
+    }
+    if let Some(h) = pv(p).h {
+        let cbase = pv(p).cbase;
+        // SAFETY: the bufferevent's base is live while the bufferevent is (C's contract).
+        let _ = unsafe { with_base(cbase, |b| apply_max_single(b, h, p)) };
+    }
+    0
+}
+
 /// `bufferevent_set_max_single_read`: the cap on one read (0: the default, 16384), as reported by
-/// `bufferevent_get_max_single_read` and `bufferevent_get_max_to_read`. revent does not apply it:
-/// a read takes what the socket has, up to the high watermark and the rate limit.
+/// `bufferevent_get_max_single_read` and `bufferevent_get_max_to_read`. A cap other than the
+/// default is applied to socket bufferevents; with the default a read takes what the socket has
+/// (see `apply_max_single`).
 #[no_mangle]
 pub unsafe extern "C" fn bufferevent_set_max_single_read(
     bev: *mut bufferevent,
     size: size_t,
 ) -> c_int {
     guard(-1, || {
-        private(bev, "bufferevent_set_max_single_read").map_or(-1, |p| {
-            pv(p).max_single_read = single_size(size);
-            0
-        })
+        set_max_single(bev, "bufferevent_set_max_single_read", true, size)
     })
 }
 
-/// `bufferevent_set_max_single_write`: as `bufferevent_set_max_single_read`, for writes (not
-/// applied by revent either).
+/// `bufferevent_set_max_single_write`: as `bufferevent_set_max_single_read`, for writes.
 #[no_mangle]
 pub unsafe extern "C" fn bufferevent_set_max_single_write(
     bev: *mut bufferevent,
     size: size_t,
 ) -> c_int {
     guard(-1, || {
-        private(bev, "bufferevent_set_max_single_write").map_or(-1, |p| {
-            pv(p).max_single_write = single_size(size);
-            0
-        })
+        set_max_single(bev, "bufferevent_set_max_single_write", false, size)
     })
 }
 

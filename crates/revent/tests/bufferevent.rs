@@ -349,6 +349,71 @@ fn an_fd_the_backend_refuses_is_an_error_not_a_silent_wait() {
     }
 }
 
+/// `set_max_single` caps every read and every write on the socket, on every backend, and the
+/// stream still arrives whole and in order in both directions.
+#[test]
+fn max_single_caps_each_read_and_write() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    for m in backends() {
+        let mut base = base(m);
+        let (fd, mut client) = tcp_pair();
+        let bev = BufferEvent::socket(&mut base, Some(fd), BevOptions::CLOSE_ON_FREE).unwrap();
+        bev.set_max_single(&mut base, What::READ, 100).unwrap();
+        bev.set_max_single(&mut base, What::WRITE, 1000).unwrap();
+        assert_eq!(bev.max_single(&base, What::READ).unwrap(), 100);
+        assert_eq!(bev.max_single(&base, What::WRITE).unwrap(), 1000);
+        // The read callback drains all each time: what it finds is what one read took.
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let most_read = counter();
+        let (g, mr) = (got.clone(), most_read.clone());
+        bev.set_read_cb(&mut base, move |base, bev| {
+            let v = drain_input(base, bev);
+            mr.set(mr.get().max(v.len()));
+            g.borrow_mut().extend(v);
+        })
+        .unwrap();
+        // Each write drains the output by what the kernel took.
+        let most_written = Arc::new(AtomicUsize::new(0));
+        let mw = most_written.clone();
+        bev.output(&mut base).unwrap().add_cb(move |_, info| {
+            mw.fetch_max(info.n_deleted, Ordering::Relaxed);
+        });
+        bev.enable(&mut base, What::READ | What::WRITE).unwrap();
+        client.write_all(&pattern(10_000)).unwrap();
+        bev.write(&mut base, &pattern(50_000)).unwrap();
+        run_until(&mut base, LIMIT, |b| {
+            got.borrow().len() == 10_000 && output_len(b, bev) == 0
+        });
+        assert_eq!(*got.borrow(), pattern(10_000), "{m:?}");
+        assert!(
+            (1..=100).contains(&most_read.get()),
+            "{m:?}: a read took {}",
+            most_read.get()
+        );
+        let w = most_written.load(Ordering::Relaxed);
+        assert!((1..=1000).contains(&w), "{m:?}: a write sent {w}");
+        let mut back = vec![0u8; 50_000];
+        client.read_exact(&mut back).unwrap();
+        assert_eq!(back, pattern(50_000), "{m:?}");
+
+        // Without the caps, one read or write moves more.
+        bev.set_max_single(&mut base, What::READ | What::WRITE, 0)
+            .unwrap();
+        assert_eq!(bev.max_single(&base, What::READ).unwrap(), 0);
+        got.borrow_mut().clear();
+        client.write_all(&pattern(10_000)).unwrap();
+        bev.write(&mut base, &pattern(50_000)).unwrap();
+        run_until(&mut base, LIMIT, |b| {
+            got.borrow().len() == 10_000 && output_len(b, bev) == 0
+        });
+        assert!(most_read.get() > 100, "{m:?}");
+        assert!(most_written.load(Ordering::Relaxed) > 1000, "{m:?}");
+        client.read_exact(&mut back).unwrap();
+        bev.free(&mut base).unwrap();
+    }
+}
+
 // ---- connect ----
 
 #[test]

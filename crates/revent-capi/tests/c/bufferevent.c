@@ -720,6 +720,38 @@ static void fds_and_priorities(void) {
     event_base_free(b3);
 }
 
+/* ---- a cap on one read ---- */
+static size_t ms_most, ms_total;
+static void ms_read(struct bufferevent *bev, void *arg) {
+    (void)arg;
+    char got[8192];
+    size_t n = bufferevent_read(bev, got, sizeof got);
+    if (n > ms_most) ms_most = n;
+    ms_total += n;
+    if (ms_total == 5000) event_base_loopbreak(base);
+}
+
+/* bufferevent_set_max_single_read: each read takes at most the cap (the callback drains all, so
+ * what it finds is one read's worth), and the stream still arrives whole. */
+static void max_single(void) {
+    int sv[2];
+    pair_of_sockets(sv);
+    struct bufferevent *bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, ms_read, NULL, NULL, NULL);
+    CHECK(bufferevent_set_max_single_read(bev, 100) == 0);
+    CHECK(bufferevent_get_max_single_read(bev) == 100);
+    char data[5000];
+    memset(data, 'm', sizeof data);
+    CHECK(write(sv[1], data, sizeof data) == (ssize_t)sizeof data);
+    CHECK(bufferevent_enable(bev, EV_READ) == 0);
+    stop_after(10000);
+    CHECK(event_base_dispatch(base) == 0);
+    CHECK(ms_total == 5000);
+    CHECK(ms_most > 0 && ms_most <= 100);
+    bufferevent_free(bev);
+    close(sv[1]);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     layout();
@@ -737,6 +769,7 @@ int main(void) {
     lifetimes();
     direct_callbacks();
     fds_and_priorities();
+    max_single(); /* last: it leaves its loopexit timer behind */
     event_base_free(base);
     printf("bufferevent: ok\n");
     return 0;

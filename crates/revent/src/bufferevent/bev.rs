@@ -96,6 +96,9 @@ pub(crate) struct Bev {
     pub(crate) kind: Kind,
     // ---- less often ----
     pub(crate) write_high: usize,
+    /// The most one read or write on the socket moves (`set_max_single`; `usize::MAX`: no cap).
+    pub(crate) max_read: usize,
+    pub(crate) max_write: usize,
     pub(crate) errno: Option<i32>,
     pub(crate) priority: Option<usize>,
     pending: Pending,
@@ -124,6 +127,8 @@ impl Bev {
             read_high: 0,
             write_low: 0,
             write_high: 0,
+            max_read: usize::MAX,
+            max_write: usize::MAX,
             timeout_read: None,
             timeout_write: None,
             read_suspended: 0,

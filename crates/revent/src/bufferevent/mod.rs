@@ -335,6 +335,43 @@ impl BufferEvent {
         Ok(())
     }
 
+    /// Caps how much one read (READ) and/or one write (WRITE) on the socket moves, as libevent's
+    /// `bufferevent_set_max_single_read`/`_write`: a flood on one connection then takes its turn
+    /// with the others in smaller steps. 0 removes the cap: revent's default, where a read takes
+    /// what the socket has (up to the high watermark and the rate limit), libevent's is 16384.
+    /// Socket bufferevents apply it on every backend; other kinds keep it without use.
+    ///
+    /// ```
+    /// use revent::{BevOptions, BufferEvent, EventBase, What};
+    /// let mut base = EventBase::new().unwrap();
+    /// let bev = BufferEvent::socket(&mut base, None, BevOptions::CLOSE_ON_FREE).unwrap();
+    /// bev.set_max_single(&mut base, What::READ, 4096).unwrap();
+    /// assert_eq!(bev.max_single(&base, What::READ).unwrap(), 4096);
+    /// assert_eq!(bev.max_single(&base, What::WRITE).unwrap(), 0);
+    /// ```
+    pub fn set_max_single(self, base: &mut EventBase, what: What, max: usize) -> Result<()> {
+        let b = touch(base, self)?;
+        let cap = if max == 0 { usize::MAX } else { max };
+        if what.contains(What::READ) {
+            b.max_read = cap;
+        }
+        if what.contains(What::WRITE) {
+            b.max_write = cap;
+        }
+        Ok(())
+    }
+
+    /// The cap [`set_max_single`](Self::set_max_single) set on READ or WRITE; 0 for none.
+    pub fn max_single(self, base: &EventBase, what: What) -> Result<usize> {
+        let b = get(base, self)?;
+        let cap = if what.contains(What::READ) {
+            b.max_read
+        } else {
+            b.max_write
+        };
+        Ok(if cap == usize::MAX { 0 } else { cap })
+    }
+
     /// `(low, high)` of the READ or WRITE watermark.
     pub fn watermark(self, base: &EventBase, what: What) -> Result<(usize, usize)> {
         let b = get(base, self)?;

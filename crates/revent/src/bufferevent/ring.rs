@@ -166,9 +166,11 @@ fn sync_with(cx: &mut Cx, h: BufferEvent, arm_recv: bool) {
     let wants_read = b.wants_read();
     let write_enabled = b.enabled.contains(What::WRITE);
     let budget = b.read_budget();
+    let max_read = b.max_read;
     // Multishot where nothing needs counting between receives: no rate limit, and no high
-    // watermark or one this iteration cannot reach (see `MULTI_FROM`).
-    let multi = b.rate.is_none() && (b.read_high == 0 || budget >= MULTI_FROM);
+    // watermark or one this iteration cannot reach (see `MULTI_FROM`); nor a cap on one read.
+    let multi =
+        b.rate.is_none() && (b.read_high == 0 || budget >= MULTI_FROM) && max_read == usize::MAX;
     let (timeout_read, timeout_write) = (b.timeout_read, b.timeout_write);
     let Kind::Socket(s) = &mut b.kind else { return };
     let (Some(fd), Some(read_ev), Some(write_ev)) = (s.raw_fd(), s.read_ev, s.write_ev) else {
@@ -188,7 +190,7 @@ fn sync_with(cx: &mut Cx, h: BufferEvent, arm_recv: bool) {
     let want_len = if multi {
         0
     } else {
-        budget.min(RING_BUF_SIZE) as u32
+        budget.min(max_read).min(RING_BUF_SIZE) as u32
     };
     let too_big = if r.recv_len == 0 {
         !multi
@@ -326,6 +328,7 @@ fn send_now(cx: &mut Cx, h: BufferEvent) {
         ratelimit::suspended(cx, h);
         return;
     }
+    let budget = budget.min(b.max_write);
     let crate::bufferevent::bev::Bev { output, kind, .. } = b;
     let Kind::Socket(s) = kind else { return };
     let (Some(fd), Some(r)) = (s.raw_fd(), s.ring.as_mut()) else {

@@ -321,7 +321,7 @@ enum Written {
 /// instructions per echo round trip (callgrind).
 #[inline(always)]
 fn write_step(b: &mut Bev) -> Written {
-    let budget = b.write_budget();
+    let budget = b.write_budget().min(b.max_write);
     if budget == 0 {
         b.write_suspended |= SUSPEND_RATE;
         return Written::RateOut;
@@ -441,6 +441,7 @@ fn readable(cx: &mut Cx, h: BufferEvent, what: What) {
         sync(cx, h);
         return;
     }
+    let budget = budget.min(b.max_read);
     let Bev { input, kind, .. } = b;
     let Kind::Socket(Socket {
         fd: Some(fd),
