@@ -244,6 +244,111 @@ fn pair_deferred_callbacks_run_from_the_loop() {
     pos("a write");
 }
 
+// ---- timeouts (libevent's generic ones) ----
+
+/// A pair's read timeout fires when nothing arrives for that long, never while data keeps coming
+/// (each arrival starts it over), once, and disables reading.
+#[test]
+fn pair_read_timeout_fires_only_when_nothing_arrives() {
+    for m in backends() {
+        let mut base = base(m);
+        let (a, b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+        let events = record_events(&mut base, a);
+        let got = record_input(&mut base, a);
+        a.set_timeouts(&mut base, Some(Duration::from_millis(400)), None)
+            .unwrap();
+        a.enable(&mut base, What::READ).unwrap();
+        // A byte every 20 ms for about twice the timeout.
+        for i in 0..40u8 {
+            b.write(&mut base, &[i]).unwrap();
+            run_for(&mut base, Duration::from_millis(20));
+        }
+        assert!(events.borrow().is_empty(), "{m:?}: {:?}", events.borrow());
+        assert_eq!(got.borrow().len(), 40, "{m:?}");
+        run_until(&mut base, LIMIT, |_| !events.borrow().is_empty());
+        assert_eq!(
+            *events.borrow(),
+            vec![BevFlags::TIMEOUT | BevFlags::READING],
+            "{m:?}"
+        );
+        assert!(!a.enabled(&base).unwrap().contains(What::READ), "{m:?}");
+        run_for(&mut base, Duration::from_millis(500));
+        assert_eq!(events.borrow().len(), 1, "{m:?}: fired again");
+        a.free(&mut base).unwrap();
+        b.free(&mut base).unwrap();
+    }
+}
+
+/// A pair's write timeout runs only while output waits (here: the partner does not read), and
+/// clearing the timeouts stops a running one.
+#[test]
+fn pair_write_timeout_runs_while_output_waits() {
+    for m in backends() {
+        let mut base = base(m);
+        let (a, b) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+        let events = record_events(&mut base, a);
+        a.set_timeouts(&mut base, None, Some(Duration::from_millis(100)))
+            .unwrap();
+        run_for(&mut base, Duration::from_millis(300));
+        assert!(
+            events.borrow().is_empty(),
+            "{m:?}: nothing to write, no timeout"
+        );
+        a.write(&mut base, b"stuck").unwrap();
+        run_until(&mut base, LIMIT, |_| !events.borrow().is_empty());
+        assert_eq!(
+            *events.borrow(),
+            vec![BevFlags::TIMEOUT | BevFlags::WRITING],
+            "{m:?}"
+        );
+        assert_eq!(output_len(&mut base, a), 5, "{m:?}: the output is kept");
+
+        // Writing again, and the timeouts cleared before it expires: nothing fires.
+        a.enable(&mut base, What::WRITE).unwrap();
+        a.set_timeouts(&mut base, None, Some(Duration::from_millis(100)))
+            .unwrap();
+        run_for(&mut base, Duration::from_millis(20));
+        a.set_timeouts(&mut base, None, None).unwrap();
+        run_for(&mut base, Duration::from_millis(300));
+        assert_eq!(events.borrow().len(), 1, "{m:?}: {:?}", events.borrow());
+        // Once the partner reads, the output drains.
+        b.enable(&mut base, What::READ).unwrap();
+        run_until(&mut base, LIMIT, |b| output_len(b, a) == 0);
+        a.free(&mut base).unwrap();
+        b.free(&mut base).unwrap();
+    }
+}
+
+/// A filter's read timeout is its own (the underlying bufferevent has none): it fires when the
+/// filter gets no data, and data through the filter starts it over.
+#[test]
+fn filter_read_timeout() {
+    for m in backends() {
+        let mut base = base(m);
+        let (u, peer) = BufferEvent::pair(&mut base, BevOptions::NONE).unwrap();
+        let f = BufferEvent::filter(&mut base, u, None, None, BevOptions::CLOSE_ON_FREE).unwrap();
+        let events = record_events(&mut base, f);
+        let got = record_input(&mut base, f);
+        f.set_timeouts(&mut base, Some(Duration::from_millis(400)), None)
+            .unwrap();
+        f.enable(&mut base, What::READ).unwrap();
+        for _ in 0..40 {
+            peer.write(&mut base, b"x").unwrap();
+            run_for(&mut base, Duration::from_millis(20));
+        }
+        assert!(events.borrow().is_empty(), "{m:?}: {:?}", events.borrow());
+        assert_eq!(got.borrow().len(), 40, "{m:?}");
+        run_until(&mut base, LIMIT, |_| !events.borrow().is_empty());
+        assert_eq!(
+            *events.borrow(),
+            vec![BevFlags::TIMEOUT | BevFlags::READING],
+            "{m:?}"
+        );
+        f.free(&mut base).unwrap();
+        peer.free(&mut base).unwrap();
+    }
+}
+
 // ---- filters ----
 
 /// Moves complete lines from `src` to `dst`, upper-cased; a partial line waits (unless flushing).

@@ -451,6 +451,16 @@ static void pair_read(struct bufferevent *bev, void *arg) {
         event_base_loopbreak(base);
 }
 
+static int pair_events;
+static short pair_what;
+static void pair_timeout(struct bufferevent *bev, short what, void *arg) {
+    (void)bev;
+    (void)arg;
+    pair_events++;
+    pair_what = what;
+    event_base_loopbreak(base);
+}
+
 static void pairs(void) {
     struct bufferevent *p[2];
     CHECK(bufferevent_pair_new(base, 0, p) == 0);
@@ -473,6 +483,15 @@ static void pairs(void) {
     CHECK(bufferevent_flush(p[0], EV_WRITE, BEV_FLUSH) >= 0);
     char c = 0;
     CHECK(bufferevent_read(p[1], &c, 1) == 1 && c == 'x');
+    /* A pair side times out as a socket does (libevent's generic timeouts): nothing arrives. */
+    struct timeval tv = {0, 50000};
+    bufferevent_setcb(p[1], NULL, NULL, pair_timeout, NULL);
+    CHECK(bufferevent_set_timeouts(p[1], &tv, NULL) == 0);
+    CHECK(bufferevent_enable(p[1], EV_READ) == 0);
+    stop_after(5000);
+    event_base_dispatch(base);
+    CHECK(pair_events == 1 && pair_what == (BEV_EVENT_TIMEOUT | BEV_EVENT_READING));
+    CHECK(!(bufferevent_get_enabled(p[1]) & EV_READ));
     bufferevent_free(p[0]);
     bufferevent_free(p[1]);
 }

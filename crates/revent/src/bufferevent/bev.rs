@@ -15,6 +15,7 @@
 
 use super::kind::{self, Kind};
 use super::ratelimit::{self, Group, Limiter};
+use super::timeout::Timers;
 use super::{BevFlags, BevOptions, BufferEvent, DataCb, EventCb};
 use crate::base::{Core, EventBase, Layer};
 use crate::buffer::Evbuffer;
@@ -104,6 +105,8 @@ pub(crate) struct Bev {
     pending: Pending,
     /// The internal event that runs deferred callbacks (made on first use).
     work_ev: Option<EventId>,
+    /// Pairs' and filters' timeout timers (made when a timeout is first wanted).
+    pub(crate) timers: Option<Box<Timers>>,
     /// The filter stacked on this one, told when this one is freed.
     pub(crate) upper: Option<BufferEvent>,
 }
@@ -138,6 +141,7 @@ impl Bev {
             cbs: Callbacks::default(),
             pending: Pending::default(),
             work_ev: None,
+            timers: None,
             watched: false,
             upper: None,
             rate: None,
@@ -778,6 +782,9 @@ pub(crate) fn unlink(cx: &mut Cx, h: BufferEvent) -> Result<Bev> {
     if let Some(ev) = b.work_ev.take() {
         let _ = cx.core.free(ev);
     }
+    if let Some(t) = b.timers.take() {
+        t.free(cx.core);
+    }
     if let Some(r) = b.rate.take() {
         r.free(cx.core);
     }
@@ -790,6 +797,9 @@ pub(crate) fn set_work_priority(cx: &mut Cx, h: BufferEvent, pri: usize) -> Resu
     b.priority = Some(pri);
     if let Some(ev) = b.work_ev {
         cx.core.set_priority(ev, pri)?;
+    }
+    if let Some(t) = &b.timers {
+        t.set_priority(cx.core, pri)?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 use super::bev::{self, read_done, report, run_queued, write_done, Bev, Cx};
 use super::kind::Kind;
+use super::timeout;
 use super::{BevFlags, BevOptions, BufferEvent, FlushMode};
 use crate::base::EventBase;
 use crate::buffer::Evbuffer;
@@ -204,7 +205,10 @@ fn filter_error(cx: &mut Cx, h: BufferEvent, dir: BevFlags) {
 /// The underlying bufferevent has input: filter it up and tell our reader.
 fn pull_up(cx: &mut Cx, h: BufferEvent) {
     match filter_in(cx, h, FlushMode::Normal) {
-        Some(n) if n > 0 => read_done(cx, h, n),
+        Some(n) if n > 0 => {
+            timeout::adj(cx, h, What::READ);
+            read_done(cx, h, n)
+        }
         Some(_) => {}
         None => filter_error(cx, h, BevFlags::READING),
     }
@@ -213,7 +217,10 @@ fn pull_up(cx: &mut Cx, h: BufferEvent) {
 /// The underlying bufferevent drained its output: filter more of ours down.
 fn push_down(cx: &mut Cx, h: BufferEvent) {
     match filter_out(cx, h, FlushMode::Normal) {
-        Some(n) if n > 0 => write_done(cx, h, n),
+        Some(n) if n > 0 => {
+            timeout::adj(cx, h, What::WRITE);
+            write_done(cx, h, n)
+        }
         Some(_) => {}
         None => filter_error(cx, h, BevFlags::WRITING),
     }
@@ -223,6 +230,7 @@ fn push_down(cx: &mut Cx, h: BufferEvent) {
 pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
     push_down(cx, h);
     pull_up(cx, h);
+    timeout::adj(cx, h, What::NONE);
 }
 
 /// An API call: callbacks it triggers are deferred.

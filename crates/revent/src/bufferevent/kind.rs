@@ -7,7 +7,7 @@
 //! | `disable` | stop watching what was just disabled, at once, with no I/O |
 //! | `flush` | push data through now |
 //! | `destruct` | release the kind's resources when the bufferevent is freed |
-//! | `adj_timeouts` | make new read/write timeouts take effect |
+//! | `adj_timeouts` | make new read/write timeouts take effect (pairs and filters: `timeout.rs`) |
 //! | `fd`, `forget_unowned_fd` | the socket, if any |
 //!
 //! The kinds: `socket`, `pair`, `filter`, and `tls` (a TLS session over an underlying bufferevent).
@@ -78,8 +78,10 @@ pub(crate) fn disable(cx: &mut Cx, h: BufferEvent) {
         Some(Tag::Socket) => super::socket::disarm(cx, h),
         // The underlying bufferevent stops reading with this one.
         Some(Tag::Tls) => super::tls::disable(cx, h),
-        // Pairs and filters move data only in `sync`, which sees the new flags.
-        Some(Tag::Pair | Tag::Filter) | None => {}
+        // Pairs and filters move data only in `sync`, which sees the new flags; their timers stop
+        // at once.
+        Some(Tag::Pair | Tag::Filter) => super::timeout::adj(cx, h, What::NONE),
+        None => {}
     }
 }
 
@@ -98,7 +100,8 @@ pub(crate) fn adj_timeouts(cx: &mut Cx, h: BufferEvent) {
     match tag(cx, h) {
         Some(Tag::Socket) => super::socket::rearm_timeouts(cx, h),
         Some(Tag::Tls) => super::tls::adj_timeouts(cx, h),
-        _ => {}
+        Some(Tag::Pair | Tag::Filter) => super::timeout::adj(cx, h, What::READ | What::WRITE),
+        None => {}
     }
 }
 

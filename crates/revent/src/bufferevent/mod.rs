@@ -20,6 +20,7 @@ mod pair;
 pub(crate) mod ratelimit;
 mod ring;
 mod socket;
+mod timeout;
 mod tls;
 #[cfg(feature = "tls")]
 mod tls_rustls;
@@ -383,7 +384,9 @@ impl BufferEvent {
     }
 
     /// Sets the read and write timeouts. A timeout reports TIMEOUT|READING or TIMEOUT|WRITING to the
-    /// event callback and disables that direction.
+    /// event callback and disables that direction. Every kind has them: sockets time their reads
+    /// and writes, pairs and filters the data that reaches them or leaves them (libevent's
+    /// generic timeouts: the write timeout runs only while output waits), TLS its underlying I/O.
     pub fn set_timeouts(
         self,
         base: &mut EventBase,

@@ -5,6 +5,7 @@
 
 use super::bev::{self, read_done, report, write_done, Bev, Cb, Cx};
 use super::kind::Kind;
+use super::timeout;
 use super::{BevFlags, BufferEvent, FlushMode};
 use crate::error::Result;
 use crate::event::What;
@@ -65,6 +66,7 @@ pub(crate) fn sync(cx: &mut Cx, h: BufferEvent) {
     };
     transfer(cx, h, p, false);
     transfer(cx, p, h, false);
+    timeout::adj(cx, h, What::NONE);
 }
 
 /// Moves `src`'s output into `dst`'s input; returns the bytes moved.
@@ -84,6 +86,9 @@ fn transfer(cx: &mut Cx, src: BufferEvent, dst: BufferEvent, ignore_wm: bool) ->
     }
     let moved = s.output().remove_buffer(d.input(), n).unwrap_or(0);
     if moved > 0 {
+        // Data moved: both timeouts start over (the writer's stops if its output is empty).
+        timeout::adj(cx, dst, What::READ);
+        timeout::adj(cx, src, What::WRITE);
         read_done(cx, dst, moved);
         write_done(cx, src, moved);
     }
