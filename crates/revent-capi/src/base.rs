@@ -17,7 +17,8 @@ pub struct CBase {
     /// The Rust event standing for each C `struct event` of this base, by the struct's address: so
     /// that `event_assign` on a struct whose memory held an event before can free that one without
     /// reading the memory (which may be uninitialized).
-    pub(crate) events: std::collections::HashMap<usize, revent::EventId>,
+    pub(crate) events:
+        std::collections::HashMap<crate::SendPtr<crate::event::event>, revent::EventId>,
     /// Timevals handed out by `event_base_init_common_timeout`: their addresses must stay valid for
     /// the base's life (C passes them back to `event_add`), hence boxed: the vector may move.
     #[allow(clippy::vec_box)]

@@ -277,8 +277,11 @@ fn pv<'a>(p: *mut Private) -> &'a mut Private {
 pub(crate) struct BaseBevs {
     /// How many are in `set`: read without the lock by `event_base_loop`.
     count: AtomicUsize,
-    set: Mutex<HashSet<usize>>,
+    set: Mutex<HashSet<BevPtr>>,
 }
+
+/// A bufferevent's address in a `BaseBevs` set (a pointer, for its provenance: see `SendPtr`).
+type BevPtr = crate::SendPtr<bufferevent>;
 
 /// The bufferevent set of base `cbase`.
 ///
@@ -291,7 +294,7 @@ unsafe fn bevs_of<'a>(cbase: *mut CBase) -> &'a BaseBevs {
 }
 
 impl BaseBevs {
-    fn change(&self, f: impl FnOnce(&mut HashSet<usize>)) {
+    fn change(&self, f: impl FnOnce(&mut HashSet<BevPtr>)) {
         // A plain set of addresses: a panic elsewhere cannot leave it half-written.
         let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut set);
@@ -302,14 +305,14 @@ impl BaseBevs {
 fn register(cbase: *mut CBase, bev: *mut bufferevent) {
     // SAFETY: a bufferevent's base is live while the bufferevent is (C's contract).
     unsafe { bevs_of(cbase) }.change(|s| {
-        s.insert(bev as usize);
+        s.insert(BevPtr::new(bev));
     });
 }
 
 fn unregister(cbase: *mut CBase, bev: *mut bufferevent) {
     // SAFETY: as in `register`.
     unsafe { bevs_of(cbase) }.change(|s| {
-        s.remove(&(bev as usize));
+        s.remove(&BevPtr::new(bev));
     });
 }
 
@@ -333,13 +336,13 @@ pub unsafe fn before_loop(b: *mut CBase, base: &mut EventBase) {
 fn sync_all(bevs: &BaseBevs, base: &mut EventBase) {
     // Copied out: nothing below runs C code, but the lock is not held across revent's setters all
     // the same.
-    let list: Vec<usize> = {
+    let list: Vec<BevPtr> = {
         let set = bevs.set.lock().unwrap_or_else(|e| e.into_inner());
         set.iter().copied().collect()
     };
     // The set holds only live bufferevents of this base (each leaves it when freed).
     for bev in list {
-        let bev = bev as *mut bufferevent;
+        let bev = bev.get();
         let p = get!(bev, be_ops);
         sync_in(base, bev, p);
         tls_after_c(base, p);

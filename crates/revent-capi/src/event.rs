@@ -15,7 +15,7 @@
 
 use crate::base::{self, call_out, opt_duration, with_base, with_base_local, CBase};
 use crate::thread::{self, Op, Reach};
-use crate::{evutil_socket_t, guard, logging, mem};
+use crate::{evutil_socket_t, guard, logging, mem, SendPtr};
 use libc::{c_int, c_short, c_void, timeval};
 use revent::{EventBase, EventId, Fired, What};
 use std::ptr::{self, addr_of, addr_of_mut};
@@ -104,7 +104,9 @@ fn rust_id(ev: *mut event) -> Option<EventId> {
 ///
 /// # Safety
 /// `b` is a live base.
-unsafe fn events_of<'a>(b: *mut CBase) -> &'a mut std::collections::HashMap<usize, EventId> {
+unsafe fn events_of<'a>(
+    b: *mut CBase,
+) -> &'a mut std::collections::HashMap<SendPtr<event>, EventId> {
     // SAFETY: the caller's contract; `events` is a field apart from the `EventBase` that a running
     // dispatcher borrows, and the reference is used for one map operation at a time.
     unsafe { &mut *addr_of_mut!((*b).events) }
@@ -118,7 +120,7 @@ pub(crate) fn release_now(b: *mut CBase, ev: *mut event) {
         return;
     }
     // SAFETY: a live base (C's contract while its events exist), used by this thread now.
-    let old = unsafe { events_of(b) }.remove(&(ev as usize));
+    let old = unsafe { events_of(b) }.remove(&SendPtr::new(ev));
     if let Some(id) = old {
         // SAFETY: as above.
         unsafe { with_base_local(b, |base| base.free(id)) };
@@ -141,8 +143,12 @@ fn release_at(b: *mut CBase, ev: *mut event, wait: Wait) {
     unsafe {
         thread::reach(b, |r| match r {
             Reach::Here => release_now(b, ev),
-            Reach::Away(q) if wait == Wait::Done => q.post_wait(Op::Release { ev: ev as usize }),
-            Reach::Away(q) => q.post_lazy(Op::Release { ev: ev as usize }),
+            Reach::Away(q) if wait == Wait::Done => q.post_wait(Op::Release {
+                ev: SendPtr::new(ev),
+            }),
+            Reach::Away(q) => q.post_lazy(Op::Release {
+                ev: SendPtr::new(ev),
+            }),
         })
     };
 }
@@ -182,10 +188,7 @@ fn make(base: &mut EventBase, ev: *mut event) -> Option<EventId> {
     let cbase = get!(ev, base);
     let fd = get!(ev, fd);
     let what = What::from_bits_truncate(get!(ev, events) as u16);
-    let evp = ev as usize;
-    let made = base.new_event(fd, what, move |b, fired| {
-        run(cbase, b, evp as *mut event, fired)
-    });
+    let made = base.new_event(fd, what, move |b, fired| run(cbase, b, ev, fired));
     let id = match made {
         Ok(id) => id,
         Err(e) => {
@@ -200,7 +203,7 @@ fn make(base: &mut EventBase, ev: *mut event) -> Option<EventId> {
     set!(ev, id, id.to_raw());
     set!(ev, magic, MAGIC);
     // SAFETY: the struct's base is live.
-    unsafe { events_of(cbase) }.insert(ev as usize, id);
+    unsafe { events_of(cbase) }.insert(SendPtr::new(ev), id);
     Some(id)
 }
 
@@ -740,7 +743,7 @@ pub extern "C" fn event_self_cbarg() -> *mut c_void {
 
 struct OnceCall {
     cb: unsafe extern "C" fn(evutil_socket_t, c_short, *mut c_void),
-    arg: usize,
+    arg: SendPtr<c_void>,
     fd: evutil_socket_t,
 }
 
@@ -765,10 +768,10 @@ pub unsafe extern "C" fn event_base_once(
         let timeout = unsafe { opt_duration(tv) };
         let call = OnceCall {
             cb,
-            arg: arg as usize,
+            arg: SendPtr::new(arg),
             fd,
         };
-        let cbase = b as usize;
+        let cbase = SendPtr::new(b);
         let schedule = move |base: &mut EventBase| {
             base.once(
                 fd,
@@ -777,16 +780,10 @@ pub unsafe extern "C" fn event_base_once(
                 move |rb, fired| {
                     let run = || {
                         // SAFETY: the program's callback with its own argument.
-                        unsafe {
-                            (call.cb)(
-                                call.fd,
-                                fired.what.bits() as c_short,
-                                call.arg as *mut c_void,
-                            )
-                        }
+                        unsafe { (call.cb)(call.fd, fired.what.bits() as c_short, call.arg.get()) }
                     };
                     // SAFETY: `cbase` is the base running this callback on `rb`, its Rust base.
-                    unsafe { call_out(cbase as *mut CBase, rb, run) }
+                    unsafe { call_out(cbase.get(), rb, run) }
                 },
             )
             .map_or(-1, |()| 0)
@@ -829,10 +826,9 @@ fn finalize(ev: *mut event, cb: event_finalize_callback_fn, free: bool) -> c_int
         return -1;
     }
     let b = get!(ev, base);
-    let evp = ev as usize;
-    let cbase = b as usize;
+    let (evp, cbase) = (SendPtr::new(ev), SendPtr::new(b));
     let schedule = move || {
-        let (b, ev) = (cbase as *mut CBase, evp as *mut event);
+        let (b, ev) = (cbase.get(), evp.get());
         release_now(b, ev);
         set!(ev, id, 0);
         let once = move |base: &mut EventBase| {
@@ -898,7 +894,7 @@ fn c_event_of(b: *mut CBase, id: EventId) -> *mut event {
     let map = unsafe { events_of(b) };
     map.iter()
         .find(|(_, &v)| v == id)
-        .map_or(ptr::null_mut(), |(&addr, _)| addr as *mut event)
+        .map_or(ptr::null_mut(), |(&addr, _)| addr.get())
 }
 
 /// `event_base_active_by_fd`: activates the events on `fd` as if it were ready for `events`. From

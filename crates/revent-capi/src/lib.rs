@@ -58,6 +58,51 @@ pub mod util;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// A C object's address carried across to the loop's thread (in a posted call) or kept as a map
+/// key: a pointer, not an integer, so that its provenance survives the trip and Miri's Tree
+/// Borrows can follow what is done with it. Compared and hashed by address.
+pub(crate) struct SendPtr<T>(*mut T);
+
+impl<T> SendPtr<T> {
+    pub(crate) fn new(p: *mut T) -> SendPtr<T> {
+        SendPtr(p)
+    }
+
+    /// The pointer. A method rather than the field, so that a closure captures the whole wrapper
+    /// (which is `Send`), not the bare pointer.
+    #[inline]
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SendPtr<T> {}
+
+impl<T> PartialEq for SendPtr<T> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl<T> Eq for SendPtr<T> {}
+
+impl<T> std::hash::Hash for SendPtr<T> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.hash(h);
+    }
+}
+
+// SAFETY: the wrapper only carries the address; code dereferences it on the thread where the
+// object may be used (posted calls run on the loop's thread, see `thread.rs`), under C's contract
+// that the object is live.
+unsafe impl<T> Send for SendPtr<T> {}
+
 /// `evutil_socket_t` on Unix.
 pub type evutil_socket_t = libc::c_int;
 

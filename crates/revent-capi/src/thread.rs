@@ -538,7 +538,7 @@ pub(crate) enum Op {
     /// Frees the Rust event standing for the C struct at this address (`event_free`,
     /// `event_assign` on reused memory).
     Release {
-        ev: usize,
+        ev: crate::SendPtr<event>,
     },
     Break,
     Exit(Option<Duration>),
@@ -922,7 +922,7 @@ fn apply(p: *mut CBase, op: Op) {
         Op::Active { ev, res, ncalls } => on(p, |b| cevent::active_now(b, ev, res, ncalls)),
         Op::Del { ev } => on(p, |b| cevent::del_now(b, ev)),
         Op::RemoveTimer { ev } => on(p, |b| cevent::remove_timer_now(b, ev)),
-        Op::Release { ev } => cevent::release_now(p, ev as *mut event),
+        Op::Release { ev } => cevent::release_now(p, ev.get()),
         Op::Break => on(p, |b| b.loopbreak()),
         Op::Exit(after) => on(p, |b| b.loopexit(after)),
         Op::Call(f) => f(),
