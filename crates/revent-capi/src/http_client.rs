@@ -342,12 +342,10 @@ pub unsafe extern "C" fn evhttp_connection_base_bufferevent_new(
 /// # Safety
 /// `c` is a live client connection.
 pub(crate) unsafe fn hook_close(c: *mut evhttp_connection) -> bool {
-    let cc = c as usize;
     setting(c, "evhttp_connection_set_closecb", move |b, conn| {
         conn.set_close_cb(
             b,
             Some(Box::new(move |b: &mut EventBase| {
-                let c = cc as *mut evhttp_connection;
                 if !crate::http::conn_is_live(c) {
                     return;
                 }
@@ -1132,22 +1130,19 @@ pub unsafe extern "C" fn evhttp_make_request(
             }
             let cbase = (*c).cbase;
             if (*r).chunk_cb.is_some() {
-                let rr = r as usize;
                 rreq = rreq.on_chunk(move |b, head, data| {
                     // SAFETY: the request is live while it is queued (a free cancels it first).
-                    on_piece(b, cbase, rr as *mut evhttp_request, head, data)
+                    on_piece(b, cbase, r, head, data)
                 });
             }
             if let Some(hcb) = (*r).header_cb {
-                let rr = r as usize;
                 rreq = rreq.on_head(move |b, head| {
                     // SAFETY: the request is live while it is queued (a free cancels it first).
-                    on_head(b, cbase, rr as *mut evhttp_request, head, hcb)
+                    on_head(b, cbase, r, head, hcb)
                 });
             }
             (*r).type_ = type_;
             set_string(ptr::addr_of_mut!((*r).uri), target.as_bytes());
-            let (rr, cc) = (r as usize, c as usize);
             let conn = cconn(c, "evhttp_make_request").and_then(|x| x.conn);
             let Some(conn) = conn else {
                 log::warn!(
@@ -1157,7 +1152,6 @@ pub unsafe extern "C" fn evhttp_make_request(
             };
             let made = with_base(cbase, |b| {
                 conn.request(b, rreq, move |b, outcome| {
-                    let (r, c) = (rr as *mut evhttp_request, cc as *mut evhttp_connection);
                     // SAFETY: the request and its connection are live while it is queued: their
                     // frees cancel it first, and a cancelled request's callback does not run.
                     on_complete(b, cbase, c, r, outcome);

@@ -369,13 +369,13 @@ unsafe fn run_hooks(
 ) -> c_int {
     // A copy: a hook may add or remove hooks.
     // SAFETY: the caller's contract.
-    let list: Vec<(usize, usize)> = unsafe {
+    let list: Vec<(usize, *mut c_void)> = unsafe {
         let l = if dir == EVRPC_INPUT {
             &(*hooks).input
         } else {
             &(*hooks).output
         };
-        l.iter().map(|h| (h.cb as usize, h.arg as usize)).collect()
+        l.iter().map(|h| (h.cb as usize, h.arg)).collect()
     };
     for (cb, arg) in list {
         // SAFETY: the hook's function pointer, stored from C.
@@ -386,7 +386,7 @@ unsafe fn run_hooks(
             *mut c_void,
         ) -> c_int = unsafe { std::mem::transmute(cb) };
         // SAFETY: the program's hook with its own argument.
-        let res = unsafe { cb(ctx, req, buf, arg as *mut c_void) };
+        let res = unsafe { cb(ctx, req, buf, arg) };
         if res != EVRPC_CONTINUE {
             return res;
         }

@@ -844,10 +844,10 @@ impl Poster<'_> {
 
 /// Hands the queue to the loop: one drain job through the remote.
 fn kick(p: *mut CBase, sync: &BaseSync, sh: &mut Shared) {
-    let addr = p as usize;
+    let addr = crate::SendPtr::new(p);
     match &sh.remote {
         Some(r) => {
-            if r.run(move |b| drain(addr as *mut CBase, b)).is_ok() {
+            if r.run(move |b| drain(addr.get(), b)).is_ok() {
                 sh.kicked = true;
             } else {
                 log::warn!("revent: the base's loop can no longer be reached");
