@@ -6,7 +6,8 @@ mod bev_common;
 use bev_common::*;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use revent::{
-    BevFlags, BevOptions, BufferEvent, Evbuffer, EventBase, FilterFn, FilterResult, FlushMode, What,
+    BevFlags, BevOptions, BufferEvent, Evbuffer, EventBase, FilterFn, FilterResult, FlushMode,
+    Method, What,
 };
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -246,6 +247,35 @@ fn pair_deferred_callbacks_run_from_the_loop() {
 
 // ---- timeouts (libevent's generic ones) ----
 
+/// Runs until the first event callback and checks that it was `flags`, alone.
+fn expect_only_event(
+    base: &mut EventBase,
+    events: &Rc<RefCell<Vec<BevFlags>>>,
+    flags: BevFlags,
+    m: Method,
+) {
+    run_until(base, LIMIT, |_| !events.borrow().is_empty());
+    assert_eq!(*events.borrow(), vec![flags], "{m:?}");
+}
+
+/// `reader` has a read timeout of about 400 ms: a byte from `writer` every 20 ms for twice that
+/// long must not let it fire (each arrival starts it over); silence then must.
+fn trickle_then_read_timeout(
+    base: &mut EventBase,
+    writer: BufferEvent,
+    events: &Rc<RefCell<Vec<BevFlags>>>,
+    got: &Rc<RefCell<Vec<u8>>>,
+    m: Method,
+) {
+    for i in 0..40u8 {
+        writer.write(base, &[i]).unwrap();
+        run_for(base, Duration::from_millis(20));
+    }
+    assert!(events.borrow().is_empty(), "{m:?}: {:?}", events.borrow());
+    assert_eq!(got.borrow().len(), 40, "{m:?}");
+    expect_only_event(base, events, BevFlags::TIMEOUT | BevFlags::READING, m);
+}
+
 /// A pair's read timeout fires when nothing arrives for that long, never while data keeps coming
 /// (each arrival starts it over), once, and disables reading.
 #[test]
@@ -258,19 +288,7 @@ fn pair_read_timeout_fires_only_when_nothing_arrives() {
         a.set_timeouts(&mut base, Some(Duration::from_millis(400)), None)
             .unwrap();
         a.enable(&mut base, What::READ).unwrap();
-        // A byte every 20 ms for about twice the timeout.
-        for i in 0..40u8 {
-            b.write(&mut base, &[i]).unwrap();
-            run_for(&mut base, Duration::from_millis(20));
-        }
-        assert!(events.borrow().is_empty(), "{m:?}: {:?}", events.borrow());
-        assert_eq!(got.borrow().len(), 40, "{m:?}");
-        run_until(&mut base, LIMIT, |_| !events.borrow().is_empty());
-        assert_eq!(
-            *events.borrow(),
-            vec![BevFlags::TIMEOUT | BevFlags::READING],
-            "{m:?}"
-        );
+        trickle_then_read_timeout(&mut base, b, &events, &got, m);
         assert!(!a.enabled(&base).unwrap().contains(What::READ), "{m:?}");
         run_for(&mut base, Duration::from_millis(500));
         assert_eq!(events.borrow().len(), 1, "{m:?}: fired again");
@@ -295,12 +313,7 @@ fn pair_write_timeout_runs_while_output_waits() {
             "{m:?}: nothing to write, no timeout"
         );
         a.write(&mut base, b"stuck").unwrap();
-        run_until(&mut base, LIMIT, |_| !events.borrow().is_empty());
-        assert_eq!(
-            *events.borrow(),
-            vec![BevFlags::TIMEOUT | BevFlags::WRITING],
-            "{m:?}"
-        );
+        expect_only_event(&mut base, &events, BevFlags::TIMEOUT | BevFlags::WRITING, m);
         assert_eq!(output_len(&mut base, a), 5, "{m:?}: the output is kept");
 
         // Writing again, and the timeouts cleared before it expires: nothing fires.
@@ -332,18 +345,7 @@ fn filter_read_timeout() {
         f.set_timeouts(&mut base, Some(Duration::from_millis(400)), None)
             .unwrap();
         f.enable(&mut base, What::READ).unwrap();
-        for _ in 0..40 {
-            peer.write(&mut base, b"x").unwrap();
-            run_for(&mut base, Duration::from_millis(20));
-        }
-        assert!(events.borrow().is_empty(), "{m:?}: {:?}", events.borrow());
-        assert_eq!(got.borrow().len(), 40, "{m:?}");
-        run_until(&mut base, LIMIT, |_| !events.borrow().is_empty());
-        assert_eq!(
-            *events.borrow(),
-            vec![BevFlags::TIMEOUT | BevFlags::READING],
-            "{m:?}"
-        );
+        trickle_then_read_timeout(&mut base, peer, &events, &got, m);
         f.free(&mut base).unwrap();
         peer.free(&mut base).unwrap();
     }
