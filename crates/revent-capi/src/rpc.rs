@@ -190,8 +190,12 @@ pub struct evrpc_hook_meta {
 /// What a paused request resumes into.
 type Closure = unsafe fn(*mut c_void, c_int);
 
+/// A hook as `evrpc_add_hook` takes it.
+type HookFn =
+    unsafe extern "C" fn(*mut c_void, *mut evhttp_request, *mut evbuffer, *mut c_void) -> c_int;
+
 struct Hook {
-    cb: unsafe extern "C" fn(*mut c_void, *mut evhttp_request, *mut evbuffer, *mut c_void) -> c_int,
+    cb: HookFn,
     arg: *mut c_void,
 }
 
@@ -369,22 +373,15 @@ unsafe fn run_hooks(
 ) -> c_int {
     // A copy: a hook may add or remove hooks.
     // SAFETY: the caller's contract.
-    let list: Vec<(usize, *mut c_void)> = unsafe {
+    let list: Vec<(HookFn, *mut c_void)> = unsafe {
         let l = if dir == EVRPC_INPUT {
             &(*hooks).input
         } else {
             &(*hooks).output
         };
-        l.iter().map(|h| (h.cb as usize, h.arg)).collect()
+        l.iter().map(|h| (h.cb, h.arg)).collect()
     };
     for (cb, arg) in list {
-        // SAFETY: the hook's function pointer, stored from C.
-        let cb: unsafe extern "C" fn(
-            *mut c_void,
-            *mut evhttp_request,
-            *mut evbuffer,
-            *mut c_void,
-        ) -> c_int = unsafe { std::mem::transmute(cb) };
         // SAFETY: the program's hook with its own argument.
         let res = unsafe { cb(ctx, req, buf, arg) };
         if res != EVRPC_CONTINUE {
